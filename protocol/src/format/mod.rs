@@ -1,0 +1,1 @@
+//! The v1 encrypted stream format (docs/FORMAT.md).

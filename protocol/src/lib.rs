@@ -1,0 +1,10 @@
+//! sealdrop's rules as pure code, shared by the browser client (`client-wasm`) and the
+//! Cloudflare Worker (`edge-worker`).
+//!
+//! Nothing here performs I/O, reads a clock or draws random bytes: callers pass time
+//! (milliseconds since the Unix epoch) and randomness in. That keeps every rule
+//! deterministic and testable natively, and lets two very different shells (a browser
+//! and a Durable Object) agree byte for byte.
+
+pub mod format;
+pub mod testkit;
