@@ -1,1 +1,50 @@
-//! The v1 encrypted stream format (docs/FORMAT.md).
+//! The v1 encrypted stream format (docs/FORMAT.md, the authoritative text).
+//!
+//! A file of `L` bytes becomes a 44-byte [`Header`], a record section of `N` sealed
+//! records (the STREAM construction of Hoang, Reyhanitabar, Rogaway and Vizár: AES-256-GCM
+//! with nonces binding each record's index and whether it is the last), and sealed
+//! [`FileMetadata`]. The file key `K` travels only in the link's fragment.
+//!
+//! In reading order:
+//! - [`header`](Header): the header, the AAD of everything sealed;
+//! - [`FileKey`]: `K` and the content and metadata keys derived from it with HKDF;
+//! - [`Layout`]: where each record sits, from the plaintext size or the section length;
+//! - [`seal_record`] / [`open_record`]: one record, a stateless function of
+//!   (key, header, index, last), so records seal and open in parallel and out of order;
+//! - [`seal_stream`] / [`open_stream`] / [`StreamOpener`]: whole sections;
+//! - [`seal_metadata`] / [`open_metadata`]: the file name and MIME type;
+//! - [`encode_fragment`] / [`parse_fragment`]: the link;
+//! - [`FormatError`]: every refusal, with its stable code.
+//!
+//! Nothing here draws random bytes: the file key, the salt and the metadata nonce are
+//! passed in by callers, which must draw them fresh for every file.
+
+mod error;
+mod header;
+mod keys;
+mod layout;
+mod link;
+mod metadata;
+mod record;
+mod stream;
+
+#[cfg(test)]
+mod tests;
+
+pub use error::FormatError;
+pub use header::{
+    DEFAULT_RECORD_SIZE, HEADER_LEN, Header, MAGIC, MAX_RECORD_SIZE, MIN_RECORD_SIZE, SALT_LEN,
+    SUITE, VERSION,
+};
+pub use keys::{ContentKey, FILE_KEY_LEN, FileKey, Keys, MetadataKey};
+pub use layout::Layout;
+pub use link::{FRAGMENT_PREFIX, encode_fragment, parse_fragment};
+pub use metadata::{
+    FileMetadata, MAX_METADATA_PLAINTEXT, MAX_NAME_LEN, MAX_SEALED_METADATA, MAX_TYPE_LEN,
+    METADATA_NONCE_LEN, METADATA_PADDING, MIN_SEALED_METADATA, open_metadata, seal_metadata,
+};
+pub use record::{open_record, open_record_into, seal_record, seal_record_into};
+pub use stream::{StreamOpener, open_stream, seal_stream};
+
+/// Length of the AES-GCM tag that ends every sealed record and the sealed metadata.
+pub const TAG_LEN: usize = 16;

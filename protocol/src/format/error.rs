@@ -1,0 +1,102 @@
+//! The one error type of the format, with the stable codes of docs/FORMAT.md §6–§8.
+
+use thiserror::Error;
+
+/// Why a header, record, record section, sealed metadata or link was refused.
+///
+/// Every variant maps to one stable [`code`](FormatError::code) that both implementations
+/// and the test vectors use, and record errors carry the index of the failing record
+/// ([`record`](FormatError::record)). Messages are for humans and may change; match on the
+/// variant or the code, never on the message. No variant carries plaintext or key bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum FormatError {
+    /// The header is not a well-formed 44-byte v1 header (length, magic, reserved bytes or
+    /// record size).
+    #[error("invalid header: {0}")]
+    InvalidHeader(&'static str),
+
+    /// The header names a version or suite this implementation does not know.
+    #[error("unsupported format: version {version}, suite {suite}")]
+    UnsupportedVersion {
+        /// The version byte found.
+        version: u8,
+        /// The suite byte found.
+        suite: u8,
+    },
+
+    /// A length no valid stream can have: a record section shorter than one tag, a last
+    /// record too short to hold a tag, an empty last record in a non-empty file, or a record
+    /// handed to [`seal_record`](super::seal_record) / [`open_record`](super::open_record)
+    /// whose length does not fit its position.
+    #[error("invalid length: {0}")]
+    InvalidLength(&'static str),
+
+    /// A record did not authenticate, under either value of the last flag.
+    #[error("record {record} failed to authenticate")]
+    RecordAuthFailed {
+        /// Index of the record, counting from 0.
+        record: u64,
+    },
+
+    /// The record in last position authenticates only as a non-last record: the stream was
+    /// cut at a record boundary.
+    #[error("the stream is truncated after record {record}")]
+    Truncated {
+        /// Index of the record that was sealed as not the last.
+        record: u64,
+    },
+
+    /// A record before the last position authenticates only as the last record: something
+    /// follows the real end of the stream.
+    #[error("data follows the last record (record {record})")]
+    TrailingData {
+        /// Index of the real last record.
+        record: u64,
+    },
+
+    /// The sealed metadata did not authenticate.
+    #[error("the metadata failed to authenticate")]
+    MetadataAuthFailed,
+
+    /// The sealed metadata has an impossible length, or its plaintext is not the JSON
+    /// object of §7.
+    #[error("invalid metadata: {0}")]
+    InvalidMetadata(&'static str),
+
+    /// The metadata to seal is over a limit of §7 (it is refused, never cut).
+    #[error("metadata too large: {0}")]
+    MetadataTooLarge(&'static str),
+
+    /// The link fragment is not `k1.` followed by 43 base64url characters.
+    #[error("invalid link: {0}")]
+    InvalidLink(&'static str),
+}
+
+impl FormatError {
+    /// The stable error code of docs/FORMAT.md (`invalid_header`, `truncated`, ...).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidHeader(_) => "invalid_header",
+            Self::UnsupportedVersion { .. } => "unsupported_version",
+            Self::InvalidLength(_) => "invalid_length",
+            Self::RecordAuthFailed { .. } => "record_auth_failed",
+            Self::Truncated { .. } => "truncated",
+            Self::TrailingData { .. } => "trailing_data",
+            Self::MetadataAuthFailed => "metadata_auth_failed",
+            Self::InvalidMetadata(_) => "invalid_metadata",
+            Self::MetadataTooLarge(_) => "metadata_too_large",
+            Self::InvalidLink(_) => "invalid_link",
+        }
+    }
+
+    /// The index of the record the error is about, for the three record errors.
+    pub fn record(&self) -> Option<u64> {
+        match self {
+            Self::RecordAuthFailed { record }
+            | Self::Truncated { record }
+            | Self::TrailingData { record } => Some(*record),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,241 @@
+//! The sealed file name and MIME type (§7).
+
+use aes_gcm::{AeadInOut, Nonce, Tag, aead::consts::U12};
+use serde::{Deserialize, Serialize};
+
+use super::{FormatError, Header, MetadataKey, TAG_LEN};
+
+/// Length of the metadata nonce.
+pub const METADATA_NONCE_LEN: usize = 12;
+/// Longest file name, in bytes of UTF-8.
+pub const MAX_NAME_LEN: usize = 1024;
+/// Longest MIME type, in bytes.
+pub const MAX_TYPE_LEN: usize = 255;
+/// The padded JSON is a multiple of this many bytes, so the stored length reveals the
+/// name's length only to within this.
+pub const METADATA_PADDING: usize = 64;
+/// Longest padded JSON plaintext.
+pub const MAX_METADATA_PLAINTEXT: usize = 2048;
+/// Shortest sealed metadata: nonce and tag around an empty plaintext.
+pub const MIN_SEALED_METADATA: usize = METADATA_NONCE_LEN + TAG_LEN;
+/// Longest sealed metadata (2,076 bytes).
+pub const MAX_SEALED_METADATA: usize = MIN_SEALED_METADATA + MAX_METADATA_PLAINTEXT;
+
+/// What the server must not learn about a file besides its size: its name and MIME type.
+///
+/// Serialized as exactly `{"name":...,"type":...}`: field order is declaration order, and
+/// serde_json escapes strings as JavaScript's `JSON.stringify` does (§7), so both
+/// implementations seal the same bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileMetadata {
+    /// The file name, at most [`MAX_NAME_LEN`] bytes of UTF-8.
+    pub name: String,
+    /// The MIME type (`type` in the JSON), at most [`MAX_TYPE_LEN`] bytes.
+    #[serde(rename = "type")]
+    pub mime: String,
+}
+
+/// Seals `metadata` under the metadata key: `nonce || AES-256-GCM(padded JSON)`, with the
+/// header as AAD.
+///
+/// `nonce` must be 12 fresh random bytes. The metadata key is unique to the file (its salt
+/// is), so a nonce could only repeat if the same file's metadata were sealed twice. Refuses
+/// (`metadata_too_large`) metadata over a limit rather than cutting it.
+pub fn seal_metadata(
+    key: &MetadataKey,
+    header: &Header,
+    nonce: [u8; METADATA_NONCE_LEN],
+    metadata: &FileMetadata,
+) -> Result<Vec<u8>, FormatError> {
+    let mut buffer = padded_json(metadata)?;
+    let tag = key
+        .cipher()
+        .encrypt_inout_detached(
+            &Nonce::<U12>::from(nonce),
+            &header.encode(),
+            buffer.as_mut_slice().into(),
+        )
+        .map_err(|_| FormatError::MetadataTooLarge("too long for AES-GCM"))?;
+    let mut out = Vec::with_capacity(METADATA_NONCE_LEN + buffer.len() + TAG_LEN);
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(&buffer);
+    out.extend_from_slice(&tag);
+    Ok(out)
+}
+
+/// Opens sealed metadata: `invalid_metadata` for an impossible length or a plaintext that
+/// is not the JSON object of §7, `metadata_auth_failed` for a failed tag.
+pub fn open_metadata(
+    key: &MetadataKey,
+    header: &Header,
+    sealed: &[u8],
+) -> Result<FileMetadata, FormatError> {
+    if !(MIN_SEALED_METADATA..=MAX_SEALED_METADATA).contains(&sealed.len()) {
+        return Err(FormatError::InvalidMetadata(
+            "sealed metadata is 28 to 2,076 bytes",
+        ));
+    }
+    let (nonce, rest) = sealed.split_at(METADATA_NONCE_LEN);
+    let (ciphertext, tag) = rest.split_at(rest.len() - TAG_LEN);
+    let nonce = Nonce::<U12>::try_from(nonce).map_err(|_| FormatError::MetadataAuthFailed)?;
+    let tag = Tag::try_from(tag).map_err(|_| FormatError::MetadataAuthFailed)?;
+    let mut buffer = ciphertext.to_vec();
+    key.cipher()
+        .decrypt_inout_detached(&nonce, &header.encode(), buffer.as_mut_slice().into(), &tag)
+        .map_err(|_| FormatError::MetadataAuthFailed)?;
+    // serde_json skips the trailing padding spaces as whitespace.
+    serde_json::from_slice(&buffer)
+        .map_err(|_| FormatError::InvalidMetadata("not a {\"name\",\"type\"} JSON object"))
+}
+
+/// The JSON of `metadata` followed by spaces up to the smallest multiple of 64 bytes that
+/// holds it, within the limits of §7.
+pub(crate) fn padded_json(metadata: &FileMetadata) -> Result<Vec<u8>, FormatError> {
+    if metadata.name.len() > MAX_NAME_LEN {
+        return Err(FormatError::MetadataTooLarge(
+            "the name is over 1,024 bytes",
+        ));
+    }
+    if metadata.mime.len() > MAX_TYPE_LEN {
+        return Err(FormatError::MetadataTooLarge("the type is over 255 bytes"));
+    }
+    let mut json = serde_json::to_vec(metadata)
+        .map_err(|_| FormatError::InvalidMetadata("not serializable"))?;
+    let padded = json.len().next_multiple_of(METADATA_PADDING);
+    if padded > MAX_METADATA_PLAINTEXT {
+        // Escapes can make the JSON much longer than the name (`\u0000` is six bytes).
+        return Err(FormatError::MetadataTooLarge(
+            "the padded JSON is over 2,048 bytes",
+        ));
+    }
+    json.resize(padded, b' ');
+    Ok(json)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::format::FileKey;
+
+    fn meta(name: &str, mime: &str) -> FileMetadata {
+        FileMetadata {
+            name: name.into(),
+            mime: mime.into(),
+        }
+    }
+
+    fn setup() -> (MetadataKey, Header) {
+        let header = Header::new(64, [2; 32]).unwrap();
+        (
+            FileKey::from_bytes([1; 32]).derive(&header).metadata,
+            header,
+        )
+    }
+
+    #[test]
+    fn exact_json_and_padding() {
+        let json = padded_json(&meta("résumé final.pdf", "application/pdf")).unwrap();
+        let text = "{\"name\":\"résumé final.pdf\",\"type\":\"application/pdf\"}";
+        assert_eq!(&json[..text.len()], text.as_bytes());
+        assert_eq!(json.len(), 64);
+        assert!(json[text.len()..].iter().all(|&b| b == b' '));
+        // Escapes as JSON.stringify: short forms, \u00xx in lowercase, '/' and DEL literal.
+        let json = padded_json(&meta("a\"b\\c\n\t\u{1}\u{1f}\u{7f}é/😀", "")).unwrap();
+        let text = r#"{"name":"a\"b\\c\n\t\u0001\u001f"#.to_owned() + "\u{7f}é/😀\",\"type\":\"\"}";
+        assert_eq!(&json[..text.len()], text.as_bytes());
+    }
+
+    #[test]
+    fn padding_boundaries() {
+        // {"name":"","type":""} is 21 bytes; a 43-byte name makes exactly 64.
+        for (name_len, padded) in [(0, 64), (43, 64), (44, 128), (107, 128), (108, 192)] {
+            let json = padded_json(&meta(&"n".repeat(name_len), "")).unwrap();
+            assert_eq!(json.len(), padded, "name of {name_len} bytes");
+        }
+    }
+
+    #[test]
+    fn limits() {
+        let (key, header) = setup();
+        let seal = |m: &FileMetadata| seal_metadata(&key, &header, [0; 12], m);
+        let max = seal(&meta(&"n".repeat(MAX_NAME_LEN), &"t".repeat(MAX_TYPE_LEN))).unwrap();
+        assert_eq!(max.len(), 12 + 1344 + 16);
+        for m in [
+            meta(&"n".repeat(MAX_NAME_LEN + 1), ""),
+            meta("", &"t".repeat(MAX_TYPE_LEN + 1)),
+            meta(&"\u{0}".repeat(400), ""),
+        ] {
+            assert_eq!(seal(&m).unwrap_err().code(), "metadata_too_large");
+        }
+        // 1,024 bytes of two-byte escapes (\") plus 255 bytes of type: 2,048 + change.
+        let big = meta(&"\"".repeat(1024), &"t".repeat(255));
+        assert_eq!(seal(&big).unwrap_err().code(), "metadata_too_large");
+    }
+
+    #[test]
+    fn round_trip_and_failures() {
+        let (key, header) = setup();
+        let m = meta("📦 archive.tar.gz", "application/gzip");
+        let sealed = seal_metadata(&key, &header, [9; 12], &m).unwrap();
+        assert_eq!(&sealed[..12], &[9; 12]);
+        assert_eq!(sealed.len(), 12 + 64 + 16);
+        assert_eq!(open_metadata(&key, &header, &sealed).unwrap(), m);
+
+        let code = |s: &[u8]| open_metadata(&key, &header, s).unwrap_err().code();
+        for i in 0..sealed.len() {
+            let mut bad = sealed.clone();
+            bad[i] ^= 1;
+            assert_eq!(code(&bad), "metadata_auth_failed", "byte {i}");
+        }
+        let other = Header::new(65, [2; 32]).unwrap();
+        assert_eq!(
+            open_metadata(&key, &other, &sealed).unwrap_err().code(),
+            "metadata_auth_failed"
+        );
+        assert_eq!(code(&sealed[..27]), "invalid_metadata");
+        assert_eq!(code(&[0; 2077]), "invalid_metadata");
+        assert_eq!(code(&[0; 28]), "metadata_auth_failed");
+    }
+
+    #[test]
+    fn authenticated_but_malformed_json_is_invalid_metadata() {
+        let (key, header) = setup();
+        let seal_raw = |plaintext: &[u8]| {
+            let mut buffer = plaintext.to_vec();
+            let tag = key
+                .cipher()
+                .encrypt_inout_detached(
+                    &Nonce::<U12>::from([0; 12]),
+                    &header.encode(),
+                    buffer.as_mut_slice().into(),
+                )
+                .unwrap();
+            [&[0; 12][..], &buffer, &tag].concat()
+        };
+        for bad in [
+            &b""[..],
+            b"[]",
+            b"{\"name\":\"a\"}",
+            b"{\"name\":\"a\",\"type\":\"b\",\"size\":1}",
+            b"{\"name\":1,\"type\":\"b\"}",
+            b"{\"name\":\"\xff\",\"type\":\"b\"}",
+            b"{\"name\":\"a\",\"type\":\"b\"} x",
+        ] {
+            let err = open_metadata(&key, &header, &seal_raw(bad)).unwrap_err();
+            assert_eq!(
+                err.code(),
+                "invalid_metadata",
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        let ok = open_metadata(
+            &key,
+            &header,
+            &seal_raw(b"{\"name\":\"a\",\"type\":\"b\"}   "),
+        );
+        assert_eq!(ok.unwrap(), meta("a", "b"));
+    }
+}
