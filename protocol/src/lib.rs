@@ -8,3 +8,13 @@
 
 pub mod format;
 pub mod testkit;
+
+pub mod api_error;
+pub mod backoff;
+pub mod ids;
+pub mod plan;
+pub mod progress;
+pub mod scheduler;
+pub mod session;
+pub mod token;
+pub mod wire;

@@ -1,0 +1,375 @@
+//! The HTTP API's error vocabulary (docs/API.md, "Error codes").
+//!
+//! Every failure the worker answers is one [`ApiErrorCode`] (a stable string that never
+//! changes meaning, so clients can branch on it) plus a human message, sent as
+//! `{"error":{"code":"...","message":"..."}}` with the code's HTTP status. The rules in
+//! this crate return [`ApiError`] directly, so the worker only has to serialize it and
+//! the client can parse the same type back.
+//!
+//! The message is shown to clients: never put storage details, stack traces or secrets
+//! in it. [`ApiError::internal`] and [`ApiError::storage`] carry fixed texts for that
+//! reason.
+
+use serde::{Deserialize, Serialize};
+
+/// One stable error code of the API, with its HTTP status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ApiErrorCode {
+    /// 400: the body is not JSON of the expected shape.
+    InvalidJson,
+    /// 400: the header is not a valid header.
+    InvalidHeader,
+    /// 400: the header is valid in form but not version 1 / suite 1.
+    UnsupportedVersion,
+    /// 400: the sealed metadata has an impossible size.
+    InvalidMetadata,
+    /// 400: over 5 TiB, or no plan fits the storage limits.
+    FileTooLarge,
+    /// 400: a part number is 0, above `partCount`, duplicated, or there are too many.
+    InvalidPartNumber,
+    /// 400: a part body is not the planned size.
+    PartSizeMismatch,
+    /// 401: the owner token is missing or wrong.
+    Unauthorized,
+    /// 403: a blob URL's signature is wrong.
+    TokenInvalid,
+    /// 403: a blob URL is past its expiry.
+    TokenExpired,
+    /// 404: no such upload.
+    UploadNotFound,
+    /// 404: no such file (or its upload is not completed).
+    FileNotFound,
+    /// 404: no such route.
+    NotFound,
+    /// 405: the route exists, the method does not.
+    MethodNotAllowed,
+    /// 409: the upload is completed or aborted (or expired).
+    UploadNotOpen,
+    /// 409: complete named a part the session has not confirmed, or left one out.
+    PartsMissing,
+    /// 409: complete named a part with another ETag than the one recorded.
+    EtagMismatch,
+    /// 413: a JSON body over its size limit.
+    BodyTooLarge,
+    /// 416: a range outside the object.
+    RangeNotSatisfiable,
+    /// 500: storage failed.
+    StorageError,
+    /// 500: anything else that went wrong on the server.
+    Internal,
+}
+
+impl ApiErrorCode {
+    /// Every code, in the order of the API.md table (for exhaustive tests and docs).
+    pub const ALL: [ApiErrorCode; 21] = [
+        Self::InvalidJson,
+        Self::InvalidHeader,
+        Self::UnsupportedVersion,
+        Self::InvalidMetadata,
+        Self::FileTooLarge,
+        Self::InvalidPartNumber,
+        Self::PartSizeMismatch,
+        Self::Unauthorized,
+        Self::TokenInvalid,
+        Self::TokenExpired,
+        Self::UploadNotFound,
+        Self::FileNotFound,
+        Self::NotFound,
+        Self::MethodNotAllowed,
+        Self::UploadNotOpen,
+        Self::PartsMissing,
+        Self::EtagMismatch,
+        Self::BodyTooLarge,
+        Self::RangeNotSatisfiable,
+        Self::StorageError,
+        Self::Internal,
+    ];
+
+    /// The HTTP status this code is always answered with.
+    pub fn status(self) -> u16 {
+        match self {
+            Self::InvalidJson
+            | Self::InvalidHeader
+            | Self::UnsupportedVersion
+            | Self::InvalidMetadata
+            | Self::FileTooLarge
+            | Self::InvalidPartNumber
+            | Self::PartSizeMismatch => 400,
+            Self::Unauthorized => 401,
+            Self::TokenInvalid | Self::TokenExpired => 403,
+            Self::UploadNotFound | Self::FileNotFound | Self::NotFound => 404,
+            Self::MethodNotAllowed => 405,
+            Self::UploadNotOpen | Self::PartsMissing | Self::EtagMismatch => 409,
+            Self::BodyTooLarge => 413,
+            Self::RangeNotSatisfiable => 416,
+            Self::StorageError | Self::Internal => 500,
+        }
+    }
+
+    /// The stable wire string, e.g. `"upload_not_open"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidJson => "invalid_json",
+            Self::InvalidHeader => "invalid_header",
+            Self::UnsupportedVersion => "unsupported_version",
+            Self::InvalidMetadata => "invalid_metadata",
+            Self::FileTooLarge => "file_too_large",
+            Self::InvalidPartNumber => "invalid_part_number",
+            Self::PartSizeMismatch => "part_size_mismatch",
+            Self::Unauthorized => "unauthorized",
+            Self::TokenInvalid => "token_invalid",
+            Self::TokenExpired => "token_expired",
+            Self::UploadNotFound => "upload_not_found",
+            Self::FileNotFound => "file_not_found",
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::UploadNotOpen => "upload_not_open",
+            Self::PartsMissing => "parts_missing",
+            Self::EtagMismatch => "etag_mismatch",
+            Self::BodyTooLarge => "body_too_large",
+            Self::RangeNotSatisfiable => "range_not_satisfiable",
+            Self::StorageError => "storage_error",
+            Self::Internal => "internal",
+        }
+    }
+
+    /// The code for a wire string, or `None` for a code this build does not know.
+    pub fn parse(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == code)
+    }
+}
+
+impl std::fmt::Display for ApiErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An API failure: a stable code and a message safe to show to the client.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct ApiError {
+    /// What went wrong, stably.
+    pub code: ApiErrorCode,
+    /// Human text for the client; never internals.
+    pub message: String,
+}
+
+impl ApiError {
+    /// An error with a specific message.
+    pub fn new(code: ApiErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// The HTTP status to answer with.
+    pub fn status(&self) -> u16 {
+        self.code.status()
+    }
+
+    /// 400 `invalid_json`.
+    pub fn invalid_json(message: impl Into<String>) -> Self {
+        Self::new(ApiErrorCode::InvalidJson, message)
+    }
+
+    /// 400 `invalid_part_number`.
+    pub fn invalid_part_number(message: impl Into<String>) -> Self {
+        Self::new(ApiErrorCode::InvalidPartNumber, message)
+    }
+
+    /// 401 `unauthorized`, with a fixed message that does not say which check failed.
+    pub fn unauthorized() -> Self {
+        Self::new(
+            ApiErrorCode::Unauthorized,
+            "a valid owner token is required (Authorization: Bearer <ownerToken>)",
+        )
+    }
+
+    /// 404 `upload_not_found`.
+    pub fn upload_not_found() -> Self {
+        Self::new(ApiErrorCode::UploadNotFound, "no such upload")
+    }
+
+    /// 404 `file_not_found`.
+    pub fn file_not_found() -> Self {
+        Self::new(ApiErrorCode::FileNotFound, "no such file")
+    }
+
+    /// 404 `not_found`.
+    pub fn not_found() -> Self {
+        Self::new(ApiErrorCode::NotFound, "no such route")
+    }
+
+    /// 405 `method_not_allowed`.
+    pub fn method_not_allowed() -> Self {
+        Self::new(
+            ApiErrorCode::MethodNotAllowed,
+            "method not allowed on this route",
+        )
+    }
+
+    /// 409 `upload_not_open`.
+    pub fn upload_not_open(message: impl Into<String>) -> Self {
+        Self::new(ApiErrorCode::UploadNotOpen, message)
+    }
+
+    /// 413 `body_too_large`.
+    pub fn body_too_large(limit: usize) -> Self {
+        Self::new(
+            ApiErrorCode::BodyTooLarge,
+            format!("the request body is over {limit} bytes"),
+        )
+    }
+
+    /// 416 `range_not_satisfiable`.
+    pub fn range_not_satisfiable() -> Self {
+        Self::new(
+            ApiErrorCode::RangeNotSatisfiable,
+            "the range is outside the object",
+        )
+    }
+
+    /// 500 `storage_error`, with a fixed message: storage details stay in the logs.
+    pub fn storage() -> Self {
+        Self::new(ApiErrorCode::StorageError, "storage failed; try again")
+    }
+
+    /// 500 `internal`, with a fixed message: internals stay in the logs.
+    pub fn internal() -> Self {
+        Self::new(ApiErrorCode::Internal, "internal error")
+    }
+
+    /// The JSON body to answer with.
+    pub fn to_body(&self) -> ErrorBody {
+        ErrorBody {
+            error: ErrorDetail {
+                code: self.code,
+                message: self.message.clone(),
+            },
+        }
+    }
+
+    /// The JSON body as a string.
+    pub fn to_json(&self) -> String {
+        // Serializing a struct of an enum and a String cannot fail; fall back to a
+        // hand-written body rather than unwrap.
+        serde_json::to_string(&self.to_body()).unwrap_or_else(|_| {
+            format!(
+                r#"{{"error":{{"code":"{}","message":"error"}}}}"#,
+                self.code.as_str()
+            )
+        })
+    }
+}
+
+impl From<ErrorBody> for ApiError {
+    fn from(body: ErrorBody) -> Self {
+        Self::new(body.error.code, body.error.message)
+    }
+}
+
+/// The wire form of every error: `{"error":{"code":"...","message":"..."}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorBody {
+    /// The error itself.
+    pub error: ErrorDetail,
+}
+
+/// The inside of [`ErrorBody`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorDetail {
+    /// The stable code.
+    pub code: ApiErrorCode,
+    /// Human text.
+    pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    /// The table in docs/API.md, transcribed: (status, code).
+    const TABLE: &[(u16, &str)] = &[
+        (400, "invalid_json"),
+        (400, "invalid_header"),
+        (400, "unsupported_version"),
+        (400, "invalid_metadata"),
+        (400, "file_too_large"),
+        (400, "invalid_part_number"),
+        (400, "part_size_mismatch"),
+        (401, "unauthorized"),
+        (403, "token_invalid"),
+        (403, "token_expired"),
+        (404, "upload_not_found"),
+        (404, "file_not_found"),
+        (404, "not_found"),
+        (405, "method_not_allowed"),
+        (409, "upload_not_open"),
+        (409, "parts_missing"),
+        (409, "etag_mismatch"),
+        (413, "body_too_large"),
+        (416, "range_not_satisfiable"),
+        (500, "storage_error"),
+        (500, "internal"),
+    ];
+
+    #[test]
+    fn every_code_matches_the_api_table() {
+        assert_eq!(TABLE.len(), ApiErrorCode::ALL.len());
+        for (code, (status, name)) in ApiErrorCode::ALL.iter().zip(TABLE) {
+            assert_eq!(code.as_str(), *name);
+            assert_eq!(code.status(), *status, "{name}");
+            assert_eq!(ApiErrorCode::parse(name), Some(*code));
+            // serde agrees with as_str.
+            let json = serde_json::to_string(code).unwrap();
+            assert_eq!(json, format!("\"{name}\""));
+        }
+        assert_eq!(ApiErrorCode::parse("no_such_code"), None);
+    }
+
+    #[test]
+    fn the_api_md_table_lists_exactly_these_codes() {
+        let doc = include_str!("../../docs/API.md");
+        let table = doc.split("## Error codes").nth(1).unwrap();
+        let mut in_doc: Vec<(u16, String)> = Vec::new();
+        for line in table
+            .lines()
+            .filter(|l| l.starts_with("| 4") || l.starts_with("| 5"))
+        {
+            let cols: Vec<&str> = line.split('|').map(str::trim).collect();
+            let status: u16 = cols[1].parse().unwrap();
+            for code in cols[2].split('/') {
+                in_doc.push((status, code.trim().trim_matches('`').to_owned()));
+            }
+        }
+        let ours: Vec<(u16, String)> = TABLE.iter().map(|(s, c)| (*s, (*c).to_owned())).collect();
+        assert_eq!(in_doc, ours);
+    }
+
+    #[test]
+    fn body_round_trips() {
+        let err = ApiError::upload_not_open("the upload is completed");
+        let json = err.to_json();
+        assert_eq!(
+            json,
+            r#"{"error":{"code":"upload_not_open","message":"the upload is completed"}}"#
+        );
+        let back: ErrorBody = serde_json::from_str(&json).unwrap();
+        assert_eq!(ApiError::from(back), err);
+        assert_eq!(err.status(), 409);
+        assert_eq!(err.to_string(), "upload_not_open: the upload is completed");
+    }
+
+    #[test]
+    fn fixed_messages_leak_nothing() {
+        assert_eq!(ApiError::internal().message, "internal error");
+        assert_eq!(ApiError::storage().code.status(), 500);
+    }
+}

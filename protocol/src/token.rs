@@ -1,0 +1,379 @@
+//! Signed, expiring blob URLs for local mode (docs/API.md, `PUT <part url>`,
+//! `GET <download url>`).
+//!
+//! In local mode the worker hands out URLs that point at itself; whoever holds one may
+//! PUT exactly one part (of exactly its planned size) or GET the record section, until
+//! it expires. The URL carries only `exp` and `sig`; everything else the signature
+//! covers (purpose, file id, part number, size) the worker re-derives from the path and
+//! the session, so a URL cannot be bent to another part, file, size or method.
+//!
+//! The signature is HMAC-SHA256 over a fixed-layout, length-prefixed encoding of the
+//! claims under a domain-separation label, written as base64url without padding. The
+//! signature is checked (in constant time) before the expiry, so a forged URL learns
+//! nothing, not even whether its `exp` is in the past.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
+
+use crate::api_error::{ApiError, ApiErrorCode};
+use crate::ids::FileId;
+
+/// How long a part URL is valid: 1 hour (docs/API.md, Limits).
+pub const PART_URL_TTL_MS: u64 = 60 * 60 * 1000;
+/// How long a download URL is valid: 15 minutes (docs/API.md, Limits).
+pub const DOWNLOAD_URL_TTL_MS: u64 = 15 * 60 * 1000;
+/// The shortest signing secret accepted: 256 bits.
+pub const MIN_SECRET_LEN: usize = 32;
+
+/// Domain separation: these bytes start every signed message, so a signature made here
+/// can never be valid for anything else signed with the same secret.
+const LABEL: &[u8] = b"sealdrop/v1/blob-url\0";
+
+/// What a blob URL allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlobPurpose {
+    /// Upload one part, of exactly `size` bytes.
+    Put {
+        /// The part, 1-based.
+        part_number: u32,
+        /// The part's planned size in bytes.
+        size: u64,
+    },
+    /// Download the record section.
+    Get,
+}
+
+/// Everything a blob URL's signature covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobClaims {
+    /// What the URL allows.
+    pub purpose: BlobPurpose,
+    /// The file (and upload) it is for.
+    pub file_id: FileId,
+    /// The first millisecond at which the URL is no longer valid.
+    pub expires_at: u64,
+}
+
+impl BlobClaims {
+    /// Claims for uploading part `part_number` of `size` bytes, valid for
+    /// [`PART_URL_TTL_MS`] from `now_ms`.
+    pub fn part_upload(file_id: FileId, part_number: u32, size: u64, now_ms: u64) -> Self {
+        Self {
+            purpose: BlobPurpose::Put { part_number, size },
+            file_id,
+            expires_at: now_ms.saturating_add(PART_URL_TTL_MS),
+        }
+    }
+
+    /// Claims for downloading a file, valid for [`DOWNLOAD_URL_TTL_MS`] from `now_ms`.
+    pub fn download(file_id: FileId, now_ms: u64) -> Self {
+        Self {
+            purpose: BlobPurpose::Get,
+            file_id,
+            expires_at: now_ms.saturating_add(DOWNLOAD_URL_TTL_MS),
+        }
+    }
+
+    /// The canonical message: label, purpose byte, length-prefixed file id, then
+    /// fixed-width big-endian part number, size and expiry (zeros where a purpose has
+    /// no such field). Every field has a fixed position, so no two claims share bytes.
+    fn message(&self) -> Vec<u8> {
+        let id = self.file_id.as_str().as_bytes();
+        let (tag, part, size) = match self.purpose {
+            BlobPurpose::Put { part_number, size } => (b'P', part_number, size),
+            BlobPurpose::Get => (b'G', 0, 0),
+        };
+        let mut m = Vec::with_capacity(LABEL.len() + 1 + 1 + id.len() + 4 + 8 + 8);
+        m.extend_from_slice(LABEL);
+        m.push(tag);
+        // File ids are 22 bytes; the prefix keeps the encoding unambiguous regardless.
+        m.push(u8::try_from(id.len()).unwrap_or(u8::MAX));
+        m.extend_from_slice(id);
+        m.extend_from_slice(&part.to_be_bytes());
+        m.extend_from_slice(&size.to_be_bytes());
+        m.extend_from_slice(&self.expires_at.to_be_bytes());
+        m
+    }
+}
+
+/// Why a blob URL is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TokenError {
+    /// The signature is missing, malformed or wrong (`403 token_invalid`).
+    #[error("the URL's signature is not valid")]
+    Invalid,
+    /// The signature is right but the URL is past its expiry (`403 token_expired`).
+    #[error("the URL has expired; ask for a fresh one")]
+    Expired,
+}
+
+impl From<TokenError> for ApiError {
+    fn from(e: TokenError) -> Self {
+        let code = match e {
+            TokenError::Invalid => ApiErrorCode::TokenInvalid,
+            TokenError::Expired => ApiErrorCode::TokenExpired,
+        };
+        ApiError::new(code, e.to_string())
+    }
+}
+
+/// The signing secret is shorter than [`MIN_SECRET_LEN`]: a configuration error the
+/// worker should refuse to run with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the blob URL secret must be at least 32 bytes")]
+pub struct WeakSecret;
+
+/// Signs and verifies blob URLs with one secret.
+///
+/// Built once from the worker's secret; it refuses a short secret, so a missing or
+/// placeholder configuration fails loudly instead of signing with a guessable key.
+#[derive(Clone)]
+pub struct BlobSigner {
+    mac: Hmac<Sha256>,
+}
+
+impl std::fmt::Debug for BlobSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BlobSigner(<secret>)")
+    }
+}
+
+impl BlobSigner {
+    /// A signer for `secret` (at least [`MIN_SECRET_LEN`] bytes).
+    pub fn new(secret: &[u8]) -> Result<Self, WeakSecret> {
+        if secret.len() < MIN_SECRET_LEN {
+            return Err(WeakSecret);
+        }
+        // HMAC accepts keys of any length; the error arm is unreachable in practice.
+        let mac = Hmac::<Sha256>::new_from_slice(secret).map_err(|_| WeakSecret)?;
+        Ok(Self { mac })
+    }
+
+    /// The signature for `claims`: 43 characters of base64url.
+    pub fn sign(&self, claims: &BlobClaims) -> String {
+        let mut mac = self.mac.clone();
+        mac.update(&claims.message());
+        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+    }
+
+    /// Checks `sig` against `claims`, then the expiry: `Invalid` for any signature
+    /// problem (checked in constant time, first), `Expired` once `now_ms >= expires_at`.
+    pub fn verify(&self, claims: &BlobClaims, sig: &str, now_ms: u64) -> Result<(), TokenError> {
+        let mut tag = [0u8; 32];
+        match URL_SAFE_NO_PAD.decode_slice(sig, &mut tag) {
+            Ok(32) => {}
+            _ => return Err(TokenError::Invalid),
+        }
+        let mut mac = self.mac.clone();
+        mac.update(&claims.message());
+        mac.verify_slice(&tag).map_err(|_| TokenError::Invalid)?;
+        if now_ms >= claims.expires_at {
+            return Err(TokenError::Expired);
+        }
+        Ok(())
+    }
+
+    /// The query string (`exp=<ms>&sig=<sig>`, no leading `?`) to append to a blob path.
+    pub fn query(&self, claims: &BlobClaims) -> String {
+        BlobQuery {
+            expires_at: claims.expires_at,
+            sig: self.sign(claims),
+        }
+        .to_query()
+    }
+}
+
+/// The `exp` and `sig` parameters of a blob URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobQuery {
+    /// The `exp` parameter: the claims' `expires_at`.
+    pub expires_at: u64,
+    /// The `sig` parameter.
+    pub sig: String,
+}
+
+impl BlobQuery {
+    /// `exp=<ms>&sig=<sig>`. Both values are URL-safe as they are.
+    pub fn to_query(&self) -> String {
+        format!("exp={}&sig={}", self.expires_at, self.sig)
+    }
+
+    /// Reads `exp` and `sig` from a query string (with or without the leading `?`).
+    /// Other parameters are ignored; a missing, repeated or malformed `exp` or `sig`
+    /// is `Invalid`.
+    pub fn parse(query: &str) -> Result<Self, TokenError> {
+        let query = query.strip_prefix('?').unwrap_or(query);
+        let (mut exp, mut sig) = (None, None);
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let slot = match key {
+                "exp" => &mut exp,
+                "sig" => &mut sig,
+                _ => continue,
+            };
+            if slot.replace(value).is_some() {
+                return Err(TokenError::Invalid);
+            }
+        }
+        let exp = exp.ok_or(TokenError::Invalid)?;
+        // Digits only: u64's parser would also take a leading '+'.
+        if exp.is_empty() || !exp.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(TokenError::Invalid);
+        }
+        let expires_at = exp.parse().map_err(|_| TokenError::Invalid)?;
+        let sig = sig.ok_or(TokenError::Invalid)?.to_owned();
+        Ok(Self { expires_at, sig })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+    fn id(n: u8) -> FileId {
+        FileId::from_random([n; 16])
+    }
+
+    fn signer() -> BlobSigner {
+        BlobSigner::new(SECRET).unwrap()
+    }
+
+    #[test]
+    fn a_signed_url_verifies_until_it_expires() {
+        let s = signer();
+        let claims = BlobClaims::part_upload(id(1), 3, 16_777_472, 1_000);
+        assert_eq!(claims.expires_at, 1_000 + PART_URL_TTL_MS);
+        let sig = s.sign(&claims);
+        assert_eq!(sig.len(), 43);
+        assert_eq!(s.verify(&claims, &sig, 1_000), Ok(()));
+        assert_eq!(s.verify(&claims, &sig, claims.expires_at - 1), Ok(()));
+        assert_eq!(
+            s.verify(&claims, &sig, claims.expires_at),
+            Err(TokenError::Expired)
+        );
+        let get = BlobClaims::download(id(1), 0);
+        assert_eq!(get.expires_at, DOWNLOAD_URL_TTL_MS);
+        assert_eq!(s.verify(&get, &s.sign(&get), 5), Ok(()));
+    }
+
+    #[test]
+    fn any_change_to_the_claims_invalidates_the_signature() {
+        let s = signer();
+        let claims = BlobClaims::part_upload(id(1), 3, 100, 0);
+        let sig = s.sign(&claims);
+        let others = [
+            BlobClaims::part_upload(id(2), 3, 100, 0),
+            BlobClaims::part_upload(id(1), 4, 100, 0),
+            BlobClaims::part_upload(id(1), 3, 101, 0),
+            BlobClaims::part_upload(id(1), 3, 100, 1),
+            BlobClaims {
+                purpose: BlobPurpose::Get,
+                ..claims.clone()
+            },
+        ];
+        for other in &others {
+            assert_eq!(
+                s.verify(other, &sig, 0),
+                Err(TokenError::Invalid),
+                "{other:?}"
+            );
+            assert_ne!(s.sign(other), sig);
+        }
+        // Another secret.
+        let s2 = BlobSigner::new(b"another secret, also 32 bytes ok").unwrap();
+        assert_eq!(s2.verify(&claims, &sig, 0), Err(TokenError::Invalid));
+    }
+
+    #[test]
+    fn signature_is_checked_before_expiry() {
+        let s = signer();
+        let claims = BlobClaims::part_upload(id(1), 1, 100, 0);
+        // Expired claims with a forged signature: Invalid, not Expired.
+        let forged = URL_SAFE_NO_PAD.encode([0u8; 32]);
+        assert_eq!(
+            s.verify(&claims, &forged, u64::MAX),
+            Err(TokenError::Invalid)
+        );
+        for bad in ["", "AAAA", "!!!", &forged[..42], &format!("{forged}A")] {
+            assert_eq!(
+                s.verify(&claims, bad, 0),
+                Err(TokenError::Invalid),
+                "{bad:?}"
+            );
+        }
+        // A flipped character anywhere.
+        let sig = s.sign(&claims);
+        for i in 0..sig.len() {
+            let mut b = sig.clone().into_bytes();
+            b[i] = if b[i] == b'A' { b'B' } else { b'A' };
+            let flipped = String::from_utf8(b).unwrap();
+            assert_eq!(s.verify(&claims, &flipped, 0), Err(TokenError::Invalid));
+        }
+    }
+
+    #[test]
+    fn matches_an_independent_hmac_computation() {
+        // HMAC-SHA256(key, message) computed with the raw RustCrypto API over a
+        // hand-built message, so the canonical layout is pinned.
+        let claims = BlobClaims {
+            purpose: BlobPurpose::Put {
+                part_number: 2,
+                size: 5,
+            },
+            file_id: id(0),
+            expires_at: 7,
+        };
+        let mut msg = b"sealdrop/v1/blob-url\0P\x16AAAAAAAAAAAAAAAAAAAAAA".to_vec();
+        msg.extend_from_slice(&[0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0, 7]);
+        let mut mac = Hmac::<Sha256>::new_from_slice(SECRET).unwrap();
+        mac.update(&msg);
+        let expected = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+        assert_eq!(signer().sign(&claims), expected);
+    }
+
+    #[test]
+    fn weak_secrets_are_refused() {
+        assert_eq!(BlobSigner::new(b"").unwrap_err(), WeakSecret);
+        assert!(BlobSigner::new(&[1; 31]).is_err());
+        assert!(BlobSigner::new(&[1; 32]).is_ok());
+        assert_eq!(format!("{:?}", signer()), "BlobSigner(<secret>)");
+    }
+
+    #[test]
+    fn query_round_trips_and_is_strict() {
+        let s = signer();
+        let claims = BlobClaims::download(id(9), 1_764_000_000_000);
+        let q = s.query(&claims);
+        assert!(q.starts_with("exp=1764000900000&sig="));
+        let parsed = BlobQuery::parse(&format!("?{q}&x=1")).unwrap();
+        assert_eq!(parsed.expires_at, claims.expires_at);
+        assert_eq!(s.verify(&claims, &parsed.sig, 0), Ok(()));
+        for bad in [
+            "",
+            "exp=1",
+            "sig=abc",
+            "exp=&sig=a",
+            "exp=+1&sig=a",
+            "exp=1&exp=2&sig=a",
+            "exp=1&sig=a&sig=b",
+            "exp=99999999999999999999999&sig=a",
+        ] {
+            assert_eq!(BlobQuery::parse(bad), Err(TokenError::Invalid), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn errors_map_to_api_codes() {
+        assert_eq!(
+            ApiError::from(TokenError::Invalid).code,
+            ApiErrorCode::TokenInvalid
+        );
+        assert_eq!(ApiError::from(TokenError::Expired).status(), 403);
+    }
+}

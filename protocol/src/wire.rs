@@ -1,0 +1,616 @@
+//! The JSON bodies of docs/API.md as serde types, and the request limits as pure checks.
+//!
+//! One definition serves both ends: the worker parses requests and writes responses
+//! with these types, and the wasm client writes requests and parses responses with the
+//! same ones, so the two cannot drift apart. Field names are camelCase as in API.md.
+//!
+//! Request types reject unknown fields, so a misspelt optional field (`partsize`) is an
+//! `invalid_json` error instead of being silently ignored. Response types accept unknown
+//! fields, so a client built before the server added a field keeps working.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::api_error::{ApiError, ApiErrorCode};
+use crate::format::{FormatError, Header, MAX_SEALED_METADATA, MIN_SEALED_METADATA};
+use crate::ids::{FileId, OwnerToken};
+use crate::plan::PartPlan;
+use crate::session::UploadState;
+
+/// Largest JSON request body, except `complete` (docs/API.md, Limits): 64 KiB.
+pub const MAX_JSON_BODY: usize = 64 * 1024;
+/// Largest `complete` request body: 2 MiB, room for 10,000 parts with long ETags.
+pub const MAX_COMPLETE_BODY: usize = 2 * 1024 * 1024;
+/// Most part numbers in one `part-urls` call.
+pub const MAX_PART_NUMBERS_PER_REQUEST: usize = 100;
+
+/// Parses a JSON request body of at most `limit` bytes: `413 body_too_large` over the
+/// limit, `400 invalid_json` for anything that is not exactly the expected shape.
+pub fn parse_json<T: DeserializeOwned>(body: &[u8], limit: usize) -> Result<T, ApiError> {
+    if body.len() > limit {
+        return Err(ApiError::body_too_large(limit));
+    }
+    // serde_json's messages name the field and position, never server internals.
+    serde_json::from_slice(body).map_err(|e| ApiError::invalid_json(e.to_string()))
+}
+
+/// Standard base64 with padding, as API.md's binary fields travel.
+pub fn encode_base64(bytes: &[u8]) -> String {
+    STANDARD.encode(bytes)
+}
+
+// ---------------------------------------------------------------------------------
+// POST /api/uploads
+// ---------------------------------------------------------------------------------
+
+/// Body of `POST /api/uploads`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateUploadRequest {
+    /// Plaintext bytes of the file.
+    pub plaintext_size: u64,
+    /// The 44-byte header, standard base64.
+    pub header: String,
+    /// The sealed metadata, standard base64.
+    pub metadata: String,
+    /// Preferred part size in ciphertext bytes; the server rounds it into the limits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part_size: Option<u64>,
+}
+
+impl CreateUploadRequest {
+    /// Every check of API.md on this request, in order: the header (`invalid_header`,
+    /// `unsupported_version`), the sealed metadata's size (`invalid_metadata`), then a
+    /// part plan for the size (`file_too_large`).
+    pub fn validate(&self) -> Result<ValidCreateUpload, ApiError> {
+        let header = self.header()?;
+        let metadata = self.metadata_bytes()?;
+        let plan = self.plan_with_record_size(header.record_size())?;
+        Ok(ValidCreateUpload {
+            header,
+            metadata,
+            plan,
+        })
+    }
+
+    /// The parsed header: `400 invalid_header` if it is not base64 or not a valid
+    /// header, `400 unsupported_version` for another version or suite.
+    pub fn header(&self) -> Result<Header, ApiError> {
+        Header::parse(&self.header_bytes()?).map_err(|e| match e {
+            FormatError::UnsupportedVersion { .. } => {
+                ApiError::new(ApiErrorCode::UnsupportedVersion, e.to_string())
+            }
+            _ => ApiError::new(ApiErrorCode::InvalidHeader, e.to_string()),
+        })
+    }
+
+    /// The header's bytes; `400 invalid_header` if the field is not standard base64.
+    pub fn header_bytes(&self) -> Result<Vec<u8>, ApiError> {
+        STANDARD.decode(&self.header).map_err(|_| {
+            ApiError::new(ApiErrorCode::InvalidHeader, "header is not standard base64")
+        })
+    }
+
+    /// The sealed metadata's bytes; `400 invalid_metadata` if the field is not standard
+    /// base64 or its length is outside 28..=2,076 bytes.
+    pub fn metadata_bytes(&self) -> Result<Vec<u8>, ApiError> {
+        let bytes = STANDARD.decode(&self.metadata).map_err(|_| {
+            ApiError::new(
+                ApiErrorCode::InvalidMetadata,
+                "metadata is not standard base64",
+            )
+        })?;
+        if !(MIN_SEALED_METADATA..=MAX_SEALED_METADATA).contains(&bytes.len()) {
+            return Err(ApiError::new(
+                ApiErrorCode::InvalidMetadata,
+                format!(
+                    "sealed metadata must be {MIN_SEALED_METADATA} to {MAX_SEALED_METADATA} bytes, not {}",
+                    bytes.len()
+                ),
+            ));
+        }
+        Ok(bytes)
+    }
+
+    /// The part plan for this request, given the record size read from its header:
+    /// `400 file_too_large` or `400 invalid_header` when none exists.
+    pub fn plan_with_record_size(&self, record_size: u32) -> Result<PartPlan, ApiError> {
+        Ok(PartPlan::new(
+            self.plaintext_size,
+            record_size,
+            self.part_size,
+        )?)
+    }
+}
+
+/// A [`CreateUploadRequest`] that passed [`CreateUploadRequest::validate`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidCreateUpload {
+    /// The parsed header (`header.encode()` gives the bytes back exactly).
+    pub header: Header,
+    /// The sealed metadata's bytes, 28..=2,076 of them.
+    pub metadata: Vec<u8>,
+    /// The part plan.
+    pub plan: PartPlan,
+}
+
+/// `201` answer of `POST /api/uploads`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateUploadResponse {
+    /// The new file's public id.
+    pub file_id: FileId,
+    /// The secret for every later call on the upload (`Authorization: Bearer ...`).
+    pub owner_token: OwnerToken,
+    /// How to cut the record section into parts.
+    pub plan: PartPlan,
+    /// When the open upload expires (ms since epoch).
+    pub expires_at: u64,
+}
+
+// ---------------------------------------------------------------------------------
+// POST /api/uploads/{fileId}/part-urls, PUT <part url>
+// ---------------------------------------------------------------------------------
+
+/// Body of `POST /api/uploads/{fileId}/part-urls`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PartUrlsRequest {
+    /// The parts to sign URLs for, 1-based.
+    pub part_numbers: Vec<u32>,
+}
+
+impl PartUrlsRequest {
+    /// `400 invalid_part_number` unless there are 1 to 100 numbers, each in
+    /// `1..=part_count`, none repeated.
+    pub fn validate(&self, part_count: u32) -> Result<(), ApiError> {
+        let n = self.part_numbers.len();
+        if n == 0 || n > MAX_PART_NUMBERS_PER_REQUEST {
+            return Err(ApiError::invalid_part_number(format!(
+                "ask for 1 to {MAX_PART_NUMBERS_PER_REQUEST} part numbers, not {n}"
+            )));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for &part in &self.part_numbers {
+            if !(1..=part_count).contains(&part) {
+                return Err(ApiError::invalid_part_number(format!(
+                    "part {part} is not in 1..={part_count}"
+                )));
+            }
+            if !seen.insert(part) {
+                return Err(ApiError::invalid_part_number(format!(
+                    "part {part} is listed twice"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One signed part URL.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PartUrl {
+    /// The part, 1-based.
+    pub part_number: u32,
+    /// Where to `PUT` exactly the part's bytes.
+    pub url: String,
+    /// When the URL stops working (ms since epoch).
+    pub expires_at: u64,
+}
+
+/// `200` answer of `part-urls`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PartUrlsResponse {
+    /// One URL per requested part, in request order.
+    pub urls: Vec<PartUrl>,
+}
+
+/// `200` answer of `PUT <part url>` (the same ETag is in the `ETag` header).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PutPartResponse {
+    /// The part's ETag, quoted as S3 sends it.
+    pub etag: String,
+}
+
+// ---------------------------------------------------------------------------------
+// GET /api/uploads/{fileId}
+// ---------------------------------------------------------------------------------
+
+/// `200` answer of `GET /api/uploads/{fileId}`: what the session has confirmed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UploadStatus {
+    /// `open`, `completed` or `aborted`.
+    pub state: UploadState,
+    /// The plan given at creation.
+    pub plan: PartPlan,
+    /// The confirmed parts, ascending.
+    pub parts: Vec<PartRecord>,
+    /// When the open upload expires (ms since epoch).
+    pub expires_at: u64,
+}
+
+/// A part the session has confirmed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PartRecord {
+    /// The part, 1-based.
+    pub part_number: u32,
+    /// The ETag storage answered for it.
+    pub etag: String,
+    /// Its size in bytes (always the planned size).
+    pub size: u64,
+}
+
+// ---------------------------------------------------------------------------------
+// POST /api/uploads/{fileId}/complete
+// ---------------------------------------------------------------------------------
+
+/// Body of `POST /api/uploads/{fileId}/complete` (at most [`MAX_COMPLETE_BODY`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CompleteRequest {
+    /// Every part, in order, with the ETag its PUT answered.
+    pub parts: Vec<CompletedPart>,
+}
+
+/// One entry of [`CompleteRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CompletedPart {
+    /// The part, 1-based.
+    pub part_number: u32,
+    /// The ETag its PUT answered.
+    pub etag: String,
+}
+
+// ---------------------------------------------------------------------------------
+// GET /api/files/{fileId}
+// ---------------------------------------------------------------------------------
+
+/// `200` answer of `GET /api/files/{fileId}`: everything a downloader needs but the key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FileRecord {
+    /// The file's public id.
+    pub file_id: FileId,
+    /// Plaintext bytes.
+    pub plaintext_size: u64,
+    /// Bytes of the record section.
+    pub ciphertext_size: u64,
+    /// Plaintext bytes per record.
+    pub record_size: u32,
+    /// The 44-byte header, standard base64.
+    pub header: String,
+    /// The sealed metadata, standard base64.
+    pub metadata: String,
+    /// Bytes of every part but the last.
+    pub part_size: u64,
+    /// Number of parts.
+    pub part_count: u32,
+    /// When the upload was created (ms since epoch).
+    pub created_at: u64,
+    /// A fresh signed URL for the record section.
+    pub download: DownloadUrl,
+}
+
+impl FileRecord {
+    /// The record of a completed upload, from its plan, raw header and metadata bytes.
+    pub fn new(
+        file_id: FileId,
+        plan: &PartPlan,
+        header: &[u8],
+        metadata: &[u8],
+        created_at: u64,
+        download: DownloadUrl,
+    ) -> Self {
+        Self {
+            file_id,
+            plaintext_size: plan.plaintext_size(),
+            ciphertext_size: plan.ciphertext_size(),
+            record_size: plan.record_size(),
+            header: encode_base64(header),
+            metadata: encode_base64(metadata),
+            part_size: plan.part_size(),
+            part_count: plan.part_count(),
+            created_at,
+            download,
+        }
+    }
+}
+
+/// A signed download URL.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DownloadUrl {
+    /// Where to `GET` (with `Range`) the record section.
+    pub url: String,
+    /// When the URL stops working (ms since epoch).
+    pub expires_at: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use serde_json::json;
+
+    fn create(metadata_len: usize) -> CreateUploadRequest {
+        CreateUploadRequest {
+            plaintext_size: 67_108_864,
+            header: encode_base64(&Header::new(1 << 20, [9; 32]).unwrap().encode()),
+            metadata: encode_base64(&vec![1u8; metadata_len]),
+            part_size: None,
+        }
+    }
+
+    #[test]
+    fn create_request_parses_the_api_md_example() {
+        let body = br#"{ "plaintextSize": 67108864, "header": "AAAA", "metadata": "AAAA",
+                         "partSize": 16778240 }"#;
+        let req: CreateUploadRequest = parse_json(body, MAX_JSON_BODY).unwrap();
+        assert_eq!(req.part_size, Some(16_778_240));
+        let plan = req.plan_with_record_size(1 << 20).unwrap();
+        assert_eq!(plan.part_count(), 4);
+        // partSize is optional.
+        let req: CreateUploadRequest = parse_json(
+            br#"{"plaintextSize":0,"header":"","metadata":""}"#,
+            MAX_JSON_BODY,
+        )
+        .unwrap();
+        assert_eq!(req.part_size, None);
+        assert!(!serde_json::to_string(&req).unwrap().contains("partSize"));
+    }
+
+    #[test]
+    fn requests_reject_unknown_fields_and_bad_shapes() {
+        for body in [
+            &br#"{"plaintextSize":1,"header":"","metadata":"","partsize":5}"#[..],
+            br#"{"plaintextSize":-1,"header":"","metadata":""}"#,
+            br#"{"header":"","metadata":""}"#,
+            br#"not json"#,
+            br#""#,
+        ] {
+            let err = parse_json::<CreateUploadRequest>(body, MAX_JSON_BODY).unwrap_err();
+            assert_eq!(
+                err.code,
+                ApiErrorCode::InvalidJson,
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        let err = parse_json::<PartUrlsRequest>(br#"{"partNumbers":[1],"x":1}"#, MAX_JSON_BODY)
+            .unwrap_err();
+        assert_eq!(err.code, ApiErrorCode::InvalidJson);
+        let err = parse_json::<CompleteRequest>(
+            br#"{"parts":[{"partNumber":1,"etag":"a","size":1}]}"#,
+            MAX_COMPLETE_BODY,
+        )
+        .unwrap_err();
+        assert_eq!(err.code, ApiErrorCode::InvalidJson);
+    }
+
+    #[test]
+    fn body_limits() {
+        let big = vec![b' '; MAX_JSON_BODY + 1];
+        let err = parse_json::<PartUrlsRequest>(&big, MAX_JSON_BODY).unwrap_err();
+        assert_eq!(err.code, ApiErrorCode::BodyTooLarge);
+        assert_eq!(err.status(), 413);
+
+        // A complete body for 10,000 parts with S3-style quoted MD5 ETags fits in the
+        // complete limit, and would not fit in the general one.
+        let parts: Vec<CompletedPart> = (1..=10_000)
+            .map(|n| CompletedPart {
+                part_number: n,
+                etag: format!("\"{:032x}\"", u128::from(n) * 0x1234_5678_9abc_def0),
+            })
+            .collect();
+        let body = serde_json::to_vec(&CompleteRequest { parts }).unwrap();
+        assert!(body.len() > MAX_JSON_BODY);
+        assert!(body.len() < MAX_COMPLETE_BODY / 2);
+        let back: CompleteRequest = parse_json(&body, MAX_COMPLETE_BODY).unwrap();
+        assert_eq!(back.parts.len(), 10_000);
+    }
+
+    #[test]
+    fn metadata_limits() {
+        assert_eq!(create(28).metadata_bytes().unwrap().len(), 28);
+        assert_eq!(create(2076).metadata_bytes().unwrap().len(), 2076);
+        for len in [0, 27, 2077, 4000] {
+            assert_eq!(
+                create(len).metadata_bytes().unwrap_err().code,
+                ApiErrorCode::InvalidMetadata
+            );
+        }
+        let mut req = create(28);
+        req.metadata = "not base64!".into();
+        assert_eq!(
+            req.metadata_bytes().unwrap_err().code,
+            ApiErrorCode::InvalidMetadata
+        );
+        // Unpadded is not standard base64 with padding.
+        req.metadata = encode_base64(&[1u8; 29]).trim_end_matches('=').to_owned();
+        assert_eq!(
+            req.metadata_bytes().unwrap_err().code,
+            ApiErrorCode::InvalidMetadata
+        );
+    }
+
+    #[test]
+    fn header_checks() {
+        let req = create(28);
+        let valid = req.validate().unwrap();
+        assert_eq!(valid.header.record_size(), 1 << 20);
+        assert_eq!(encode_base64(&valid.header.encode()), req.header);
+        assert_eq!(valid.metadata.len(), 28);
+        assert_eq!(valid.plan.part_count(), 4);
+
+        let good = Header::new(1 << 20, [9; 32]).unwrap().encode();
+        let with = |bytes: &[u8]| CreateUploadRequest {
+            header: encode_base64(bytes),
+            ..req.clone()
+        };
+        let mut version = good;
+        version[4] = 2;
+        let mut magic = good;
+        magic[0] = b'X';
+        let mut record_size = good;
+        record_size[8..12].copy_from_slice(&15u32.to_be_bytes());
+        for (bytes, expected) in [
+            (&version[..], ApiErrorCode::UnsupportedVersion),
+            (&magic[..], ApiErrorCode::InvalidHeader),
+            (&record_size[..], ApiErrorCode::InvalidHeader),
+            (&good[..43], ApiErrorCode::InvalidHeader),
+            (&[0u8; 44][..], ApiErrorCode::InvalidHeader),
+        ] {
+            assert_eq!(with(bytes).validate().unwrap_err().code, expected);
+        }
+        let mut bad = req.clone();
+        bad.header = "%%%".into();
+        assert_eq!(
+            bad.validate().unwrap_err().code,
+            ApiErrorCode::InvalidHeader
+        );
+        // The header is checked before the metadata, the metadata before the plan.
+        let mut both = create(3);
+        both.header = "%%%".into();
+        assert_eq!(
+            both.validate().unwrap_err().code,
+            ApiErrorCode::InvalidHeader
+        );
+        let mut huge = create(28);
+        huge.plaintext_size = u64::MAX;
+        assert_eq!(
+            huge.validate().unwrap_err().code,
+            ApiErrorCode::FileTooLarge
+        );
+        huge.metadata = String::new();
+        assert_eq!(
+            huge.validate().unwrap_err().code,
+            ApiErrorCode::InvalidMetadata
+        );
+        assert_eq!(
+            req.plan_with_record_size(15).unwrap_err().code,
+            ApiErrorCode::InvalidHeader
+        );
+    }
+
+    #[test]
+    fn part_number_validation() {
+        let ok = |v: Vec<u32>, count| PartUrlsRequest { part_numbers: v }.validate(count);
+        assert!(ok(vec![1], 1).is_ok());
+        assert!(ok(vec![3, 1, 2], 3).is_ok());
+        assert!(ok((1..=100).collect(), 10_000).is_ok());
+        for (v, count) in [
+            (vec![], 5),
+            ((1..=101).collect(), 10_000),
+            (vec![0], 5),
+            (vec![6], 5),
+            (vec![1, 2, 1], 5),
+            (vec![u32::MAX], 10_000),
+        ] {
+            assert_eq!(
+                ok(v, count).unwrap_err().code,
+                ApiErrorCode::InvalidPartNumber
+            );
+        }
+    }
+
+    #[test]
+    fn responses_serialize_as_in_api_md() {
+        let plan = PartPlan::new(67_108_864, 1 << 20, None).unwrap();
+        let file_id = FileId::from_random([1; 16]);
+        let resp = CreateUploadResponse {
+            file_id: file_id.clone(),
+            owner_token: OwnerToken::from_random([2; 16]),
+            plan: plan.clone(),
+            expires_at: 1_764_000_000_000,
+        };
+        let v = serde_json::to_value(&resp).unwrap();
+        assert_eq!(v["fileId"], json!(file_id.as_str()));
+        assert_eq!(v["ownerToken"].as_str().unwrap().len(), 22);
+        assert_eq!(v["plan"]["partSize"], json!(16_777_472));
+        assert_eq!(v["expiresAt"], json!(1_764_000_000_000u64));
+        let back: CreateUploadResponse = serde_json::from_value(v).unwrap();
+        assert_eq!(back, resp);
+
+        let status = UploadStatus {
+            state: UploadState::Open,
+            plan: plan.clone(),
+            parts: vec![PartRecord {
+                part_number: 1,
+                etag: "\"e\"".into(),
+                size: 16_777_472,
+            }],
+            expires_at: 5,
+        };
+        let v = serde_json::to_value(&status).unwrap();
+        assert_eq!(v["state"], json!("open"));
+        assert_eq!(
+            v["parts"][0],
+            json!({"partNumber":1,"etag":"\"e\"","size":16777472})
+        );
+
+        let urls = PartUrlsResponse {
+            urls: vec![PartUrl {
+                part_number: 1,
+                url: "http://x/blob".into(),
+                expires_at: 9,
+            }],
+        };
+        assert_eq!(
+            serde_json::to_value(&urls).unwrap(),
+            json!({"urls":[{"partNumber":1,"url":"http://x/blob","expiresAt":9}]})
+        );
+        assert_eq!(
+            serde_json::to_string(&PutPartResponse {
+                etag: "\"a\"".into()
+            })
+            .unwrap(),
+            r#"{"etag":"\"a\""}"#
+        );
+
+        let record = FileRecord::new(
+            file_id,
+            &plan,
+            &[0u8; 44],
+            &[0u8; 28],
+            7,
+            DownloadUrl {
+                url: "http://x".into(),
+                expires_at: 8,
+            },
+        );
+        let v = serde_json::to_value(&record).unwrap();
+        let mut keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            [
+                "ciphertextSize",
+                "createdAt",
+                "download",
+                "fileId",
+                "header",
+                "metadata",
+                "partCount",
+                "partSize",
+                "plaintextSize",
+                "recordSize"
+            ]
+        );
+        assert_eq!(v["download"], json!({"url":"http://x","expiresAt":8}));
+        assert_eq!(v["ciphertextSize"], json!(67_109_888));
+    }
+
+    #[test]
+    fn responses_tolerate_new_fields() {
+        let v = json!({"etag":"\"a\"","addedLater":true});
+        assert!(serde_json::from_value::<PutPartResponse>(v).is_ok());
+    }
+}
