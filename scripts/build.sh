@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Builds the browser client (client-wasm/pkg, copied to web/pkg) and the worker
+# (edge-worker/build). Cargo builds incrementally; the wasm-bindgen and worker-build
+# post-processing is skipped when its output is newer than the wasm cargo produced.
+# Needs the tools from scripts/setup.sh. SEALDROP_WASM_OPT=0 skips wasm-opt on the worker.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+cd "$ROOT"
+
+WASM_TARGET_DIR="$(cargo metadata --format-version 1 --no-deps |
+    node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).target_directory))')/wasm32-unknown-unknown/release"
+
+build_client() {
+    cargo build --release --target wasm32-unknown-unknown -p sealdrop-client
+    local wasm="$WASM_TARGET_DIR/sealdrop_client.wasm" pkg="client-wasm/pkg"
+    if [[ ! -f "$pkg/sealdrop_client_bg.wasm" || "$wasm" -nt "$pkg/sealdrop_client_bg.wasm" ]]; then
+        rm -rf "$pkg.tmp"
+        wasm-bindgen --target web --out-dir "$pkg.tmp" "$wasm"
+        rm -rf "$pkg" && mv "$pkg.tmp" "$pkg"
+    else
+        echo "client-wasm/pkg is up to date"
+    fi
+    # The demo app imports /pkg/sealdrop_client.js.
+    rm -rf web/pkg
+    mkdir -p web/pkg
+    cp "$pkg"/sealdrop_client.js "$pkg"/sealdrop_client_bg.wasm web/pkg/
+}
+
+build_worker() {
+    # Same cargo invocation as worker-build's own (it runs `cargo build --lib
+    # --release --target wasm32-unknown-unknown` in edge-worker/ with
+    # WASM_BINDGEN_USE_JS_SYS=1), so this only tells whether the wasm changed.
+    (cd edge-worker && cargo build --lib --release --target wasm32-unknown-unknown)
+    local wasm="$WASM_TARGET_DIR/sealdrop_edge.wasm" out="edge-worker/build"
+    if [[ -f "$out/index.js" && -f "$out/index_bg.wasm" && "$out/index.js" -nt "$wasm" ]]; then
+        echo "edge-worker/build is up to date"
+        return
+    fi
+    local args=(--release)
+    if [[ "${SEALDROP_WASM_OPT:-1}" == 0 || -z "${WASM_OPT_BIN:-}" ]]; then
+        args+=(--no-opt)
+    fi
+    (cd edge-worker && worker-build "${args[@]}")
+}
+
+step "build client (wasm)" build_client
+step "build worker (wasm)" build_worker

@@ -1,0 +1,32 @@
+// The npm package @sealdrop/client (client-wasm/package.json + client-wasm/pkg) is
+// complete: every file it names exists after scripts/build.sh, its version follows
+// the crates', and its types declare the exports.
+import assert from "node:assert/strict";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { test } from "node:test";
+import { ROOT } from "./support/server.mjs";
+
+const dir = join(ROOT, "client-wasm");
+const pkg = JSON.parse(readFileSync(join(dir, "package.json"), "utf8"));
+
+test("@sealdrop/client names only files the build produced", () => {
+  assert.equal(pkg.name, "@sealdrop/client");
+  const named = [pkg.main, pkg.module, pkg.types, ...pkg.files,
+    ...Object.values(pkg.exports).flatMap((e) => (typeof e === "string" ? [e] : Object.values(e)))];
+  for (const file of new Set(named)) {
+    assert.ok(existsSync(join(dir, file)), `${file} is missing from client-wasm`);
+  }
+});
+
+test("@sealdrop/client has the crates' version", () => {
+  const cargo = readFileSync(join(ROOT, "Cargo.toml"), "utf8");
+  const version = cargo.match(/\[workspace\.package\][^[]*?\nversion = "([^"]+)"/)[1];
+  assert.equal(pkg.version, version);
+});
+
+test("@sealdrop/client's types declare version() and the wasm init", () => {
+  const dts = readFileSync(join(dir, pkg.types), "utf8");
+  assert.match(dts, /export function version\(\): string;/);
+  assert.match(dts, /export default function __wbg_init/);
+});

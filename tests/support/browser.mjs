@@ -1,0 +1,64 @@
+// Headless Chromium (Debian's /usr/bin/chromium, or $CHROMIUM_BIN) driven by
+// playwright-core, in a persistent context with a fresh profile.
+//
+//   const browser = await launchBrowser();
+//   const page = await browser.newPage();
+//   await browser.close();
+//
+// Console errors and uncaught exceptions of every page are written to stderr,
+// so they show up in the test output.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+
+// Flags that work as root on these machines (see TOOLCHAIN notes); playwright adds
+// --headless itself and refuses --user-data-dir (the profile is the first argument).
+const ARGS = [
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
+
+function forwardErrors(page) {
+  page.on("console", (msg) => {
+    if (msg.type() === "error") {
+      const loc = msg.location();
+      console.error(`[browser console.error] ${msg.text()}${loc?.url ? ` (${loc.url}:${loc.lineNumber})` : ""}`);
+    }
+  });
+  page.on("pageerror", (err) => console.error(`[browser pageerror] ${err.stack ?? err}`));
+}
+
+/**
+ * @returns {Promise<{ context: import("playwright-core").BrowserContext,
+ *   newPage: () => Promise<import("playwright-core").Page>, close: () => Promise<void> }>}
+ */
+export async function launchBrowser() {
+  const userDataDir = mkdtempSync(join(tmpdir(), "sealdrop-chromium-"));
+  let context;
+  try {
+    context = await chromium.launchPersistentContext(userDataDir, {
+      executablePath: process.env.CHROMIUM_BIN || "/usr/bin/chromium",
+      headless: true,
+      args: ARGS,
+    });
+  } catch (err) {
+    rmSync(userDataDir, { recursive: true, force: true });
+    throw err;
+  }
+  context.pages().forEach(forwardErrors);
+  context.on("page", forwardErrors);
+  return {
+    context,
+    newPage: () => context.newPage(),
+    close: async () => {
+      await context.close();
+      rmSync(userDataDir, { recursive: true, force: true });
+    },
+  };
+}
