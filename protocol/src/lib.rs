@@ -14,6 +14,7 @@ pub mod backoff;
 pub mod ids;
 pub mod plan;
 pub mod progress;
+pub mod range;
 pub mod scheduler;
 pub mod session;
 pub mod token;

@@ -73,15 +73,64 @@ impl UploadSession {
         owner_token_hash: OwnerTokenHash,
         now_ms: u64,
     ) -> Self {
+        Self::new_with_ttl(file_id, plan, owner_token_hash, now_ms, SESSION_TTL_MS)
+    }
+
+    /// A new open session, expiring `ttl_ms` after `now_ms` (a deployment may shorten
+    /// [`SESSION_TTL_MS`], e.g. to stay inside its storage's own multipart expiry).
+    pub fn new_with_ttl(
+        file_id: FileId,
+        plan: PartPlan,
+        owner_token_hash: OwnerTokenHash,
+        now_ms: u64,
+        ttl_ms: u64,
+    ) -> Self {
         Self {
             file_id,
             plan,
             state: UploadState::Open,
             parts: BTreeMap::new(),
             created_at: now_ms,
-            expires_at: now_ms.saturating_add(SESSION_TTL_MS),
+            expires_at: now_ms.saturating_add(ttl_ms),
             owner_token_hash,
         }
+    }
+
+    /// The session without its parts. A store that keeps one row per part (so that
+    /// recording a part writes one row, not the whole session) persists this as the
+    /// session's own row and the parts beside it, and rebuilds the session with
+    /// [`UploadSession::with_parts`].
+    pub fn without_parts(&self) -> Self {
+        Self {
+            file_id: self.file_id.clone(),
+            plan: self.plan.clone(),
+            state: self.state,
+            parts: BTreeMap::new(),
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+            owner_token_hash: self.owner_token_hash,
+        }
+    }
+
+    /// Rebuilds a session from its stored row (see [`UploadSession::without_parts`])
+    /// and its stored part rows. Each part must fit the plan (`invalid_part_number`,
+    /// `part_size_mismatch`), so a damaged store cannot smuggle in a part
+    /// [`UploadSession::record_part`] would have refused; an aborted session has none.
+    pub fn with_parts(
+        mut self,
+        parts: impl IntoIterator<Item = (u32, StoredPart)>,
+    ) -> Result<Self, ApiError> {
+        for (part, stored) in parts {
+            let planned = self.planned_size(part)?;
+            if stored.size != planned || self.state == UploadState::Aborted {
+                return Err(ApiError::new(
+                    ApiErrorCode::PartSizeMismatch,
+                    format!("stored part {part} does not fit the session"),
+                ));
+            }
+            self.parts.insert(part, stored);
+        }
+        Ok(self)
     }
 
     /// The file this upload creates.
@@ -553,6 +602,56 @@ mod tests {
                 .is_ok()
         );
         assert_eq!(code(s.check_owner(None)), ApiErrorCode::Unauthorized);
+    }
+
+    #[test]
+    fn custom_ttl_and_row_per_part_storage() {
+        let plan = PartPlan::new(64 * MIB + 1, 1 << 20, None).unwrap();
+        let token = OwnerToken::from_random([3; 16]);
+        let mut s = UploadSession::new_with_ttl(
+            FileId::from_random([1; 16]),
+            plan,
+            token.hash(),
+            T0,
+            2_000,
+        );
+        assert_eq!(s.expires_at(), T0 + 2_000);
+        assert!(s.is_expired(T0 + 2_000) && !s.is_expired(T0 + 1_999));
+        s.record_part(2, etag(2), 16 * (MIB + 16), T0).unwrap();
+        s.record_part(5, etag(5), 17, T0).unwrap();
+
+        let row = s.without_parts();
+        assert!(row.parts().is_empty());
+        assert_eq!(row.expires_at(), s.expires_at());
+        let rows: Vec<(u32, StoredPart)> = s.parts().iter().map(|(&n, p)| (n, p.clone())).collect();
+        assert_eq!(row.clone().with_parts(rows).unwrap(), s);
+
+        let wrong_size = StoredPart {
+            etag: etag(1),
+            size: 17,
+        };
+        assert_eq!(
+            code(row.clone().with_parts([(1, wrong_size)])),
+            ApiErrorCode::PartSizeMismatch
+        );
+        let beyond = StoredPart {
+            etag: etag(6),
+            size: 17,
+        };
+        assert_eq!(
+            code(row.clone().with_parts([(6, beyond)])),
+            ApiErrorCode::InvalidPartNumber
+        );
+        let mut aborted = row.clone();
+        aborted.abort().unwrap();
+        let part = StoredPart {
+            etag: etag(5),
+            size: 17,
+        };
+        assert_eq!(
+            code(aborted.with_parts([(5, part)])),
+            ApiErrorCode::PartSizeMismatch
+        );
     }
 
     #[test]

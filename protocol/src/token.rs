@@ -3,9 +3,15 @@
 //!
 //! In local mode the worker hands out URLs that point at itself; whoever holds one may
 //! PUT exactly one part (of exactly its planned size) or GET the record section, until
-//! it expires. The URL carries only `exp` and `sig`; everything else the signature
-//! covers (purpose, file id, part number, size) the worker re-derives from the path and
-//! the session, so a URL cannot be bent to another part, file, size or method.
+//! it expires. The URL carries `exp` and `sig`, and a part URL also its planned `size`;
+//! the purpose, file id and part number the worker re-derives from the method and the
+//! path. The signature covers all of them, so a URL cannot be bent to another part,
+//! file, size or method.
+//!
+//! The size travels in the part URL (it is not secret: the plan is public to the
+//! uploader) so that the worker can verify the whole signature statelessly, before it
+//! addresses any session: a forged URL never reaches a Durable Object. The session then
+//! checks the body against the plan, which the signed size was taken from.
 //!
 //! The signature is HMAC-SHA256 over a fixed-layout, length-prefixed encoding of the
 //! claims under a domain-separation label, written as base64url without padding. The
@@ -73,6 +79,27 @@ impl BlobClaims {
             purpose: BlobPurpose::Get,
             file_id,
             expires_at: now_ms.saturating_add(DOWNLOAD_URL_TTL_MS),
+        }
+    }
+
+    /// For a part URL: `400 part_size_mismatch` unless the request declares
+    /// (`Content-Length`) exactly the signed, planned size. A part PUT must declare
+    /// its length, as S3 requires of UploadPart: then HTTP framing bounds the body, and
+    /// the worker refuses a wrong size before it reads or forwards a byte.
+    pub fn check_declared_size(&self, content_length: Option<u64>) -> Result<(), ApiError> {
+        let BlobPurpose::Put { part_number, size } = self.purpose else {
+            return Ok(());
+        };
+        match content_length {
+            Some(declared) if declared == size => Ok(()),
+            Some(declared) => Err(ApiError::new(
+                ApiErrorCode::PartSizeMismatch,
+                format!("part {part_number} must be {size} bytes, not {declared}"),
+            )),
+            None => Err(ApiError::new(
+                ApiErrorCode::PartSizeMismatch,
+                format!("part {part_number} must be sent with Content-Length: {size}"),
+            )),
         }
     }
 
@@ -176,41 +203,93 @@ impl BlobSigner {
         Ok(())
     }
 
-    /// The query string (`exp=<ms>&sig=<sig>`, no leading `?`) to append to a blob path.
+    /// The query string to append to a blob path (no leading `?`): `exp=<ms>&sig=<sig>`
+    /// for a download, `exp=<ms>&size=<bytes>&sig=<sig>` for a part.
     pub fn query(&self, claims: &BlobClaims) -> String {
         BlobQuery {
             expires_at: claims.expires_at,
+            size: match claims.purpose {
+                BlobPurpose::Put { size, .. } => Some(size),
+                BlobPurpose::Get => None,
+            },
             sig: self.sign(claims),
         }
         .to_query()
     }
+
+    /// Verifies a part URL, `PUT /blob/<file_id>/<part_number>?<query>`, without any
+    /// session: the claims it proves (with the planned size), `Invalid` for a missing,
+    /// malformed or wrong signature or size, `Expired` past its expiry.
+    pub fn verify_part_url(
+        &self,
+        file_id: FileId,
+        part_number: u32,
+        query: &str,
+        now_ms: u64,
+    ) -> Result<BlobClaims, TokenError> {
+        let q = BlobQuery::parse(query)?;
+        let claims = BlobClaims {
+            purpose: BlobPurpose::Put {
+                part_number,
+                size: q.size.ok_or(TokenError::Invalid)?,
+            },
+            file_id,
+            expires_at: q.expires_at,
+        };
+        self.verify(&claims, &q.sig, now_ms)?;
+        Ok(claims)
+    }
+
+    /// Verifies a download URL, `GET /blob/<file_id>?<query>`, without any session.
+    pub fn verify_download_url(
+        &self,
+        file_id: FileId,
+        query: &str,
+        now_ms: u64,
+    ) -> Result<BlobClaims, TokenError> {
+        let q = BlobQuery::parse(query)?;
+        let claims = BlobClaims {
+            purpose: BlobPurpose::Get,
+            file_id,
+            expires_at: q.expires_at,
+        };
+        self.verify(&claims, &q.sig, now_ms)?;
+        Ok(claims)
+    }
 }
 
-/// The `exp` and `sig` parameters of a blob URL.
+/// The `exp`, `size` (part URLs only) and `sig` parameters of a blob URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlobQuery {
     /// The `exp` parameter: the claims' `expires_at`.
     pub expires_at: u64,
+    /// The `size` parameter of a part URL: the part's planned size.
+    pub size: Option<u64>,
     /// The `sig` parameter.
     pub sig: String,
 }
 
 impl BlobQuery {
-    /// `exp=<ms>&sig=<sig>`. Both values are URL-safe as they are.
+    /// `exp=<ms>&sig=<sig>`, or `exp=<ms>&size=<bytes>&sig=<sig>`. Every value is
+    /// URL-safe as it is.
     pub fn to_query(&self) -> String {
-        format!("exp={}&sig={}", self.expires_at, self.sig)
+        match self.size {
+            Some(size) => format!("exp={}&size={size}&sig={}", self.expires_at, self.sig),
+            None => format!("exp={}&sig={}", self.expires_at, self.sig),
+        }
     }
 
-    /// Reads `exp` and `sig` from a query string (with or without the leading `?`).
-    /// Other parameters are ignored; a missing, repeated or malformed `exp` or `sig`
-    /// is `Invalid`.
+    /// Reads `exp`, `size` and `sig` from a query string (with or without the leading
+    /// `?`). Other parameters are ignored; a missing `exp` or `sig`, or a repeated or
+    /// malformed `exp`, `size` or `sig`, is `Invalid`. `size` is optional here.
     pub fn parse(query: &str) -> Result<Self, TokenError> {
         let query = query.strip_prefix('?').unwrap_or(query);
-        let (mut exp, mut sig) = (None, None);
+        let (mut exp, mut size, mut sig) = (None, None, None);
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
             let slot = match key {
                 "exp" => &mut exp,
+                "size" => &mut size,
                 "sig" => &mut sig,
                 _ => continue,
             };
@@ -218,15 +297,23 @@ impl BlobQuery {
                 return Err(TokenError::Invalid);
             }
         }
-        let exp = exp.ok_or(TokenError::Invalid)?;
-        // Digits only: u64's parser would also take a leading '+'.
-        if exp.is_empty() || !exp.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(TokenError::Invalid);
-        }
-        let expires_at = exp.parse().map_err(|_| TokenError::Invalid)?;
+        let expires_at = parse_digits(exp.ok_or(TokenError::Invalid)?)?;
+        let size = size.map(parse_digits).transpose()?;
         let sig = sig.ok_or(TokenError::Invalid)?.to_owned();
-        Ok(Self { expires_at, sig })
+        Ok(Self {
+            expires_at,
+            size,
+            sig,
+        })
     }
+}
+
+/// A decimal `u64` of ASCII digits only (u64's parser would also take a leading '+').
+fn parse_digits(text: &str) -> Result<u64, TokenError> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(TokenError::Invalid);
+    }
+    text.parse().map_err(|_| TokenError::Invalid)
 }
 
 #[cfg(test)]
@@ -363,9 +450,86 @@ mod tests {
             "exp=1&exp=2&sig=a",
             "exp=1&sig=a&sig=b",
             "exp=99999999999999999999999&sig=a",
+            "exp=1&size=&sig=a",
+            "exp=1&size=x&sig=a",
         ] {
             assert_eq!(BlobQuery::parse(bad), Err(TokenError::Invalid), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn part_urls_carry_the_size_and_verify_without_a_session() {
+        let s = signer();
+        let claims = BlobClaims::part_upload(id(4), 2, 5_242_880, 1_000);
+        let q = s.query(&claims);
+        assert_eq!(
+            q,
+            format!(
+                "exp={}&size=5242880&sig={}",
+                claims.expires_at,
+                s.sign(&claims)
+            )
+        );
+        assert_eq!(BlobQuery::parse(&q).unwrap().size, Some(5_242_880));
+        assert_eq!(s.verify_part_url(id(4), 2, &q, 1_000), Ok(claims.clone()));
+        assert_eq!(
+            s.verify_part_url(id(4), 2, &format!("?{q}"), claims.expires_at),
+            Err(TokenError::Expired)
+        );
+        // Another part, file or size, a download path, a missing or doubled size.
+        let exp = claims.expires_at;
+        let sig = s.sign(&claims);
+        for (file, part, query) in [
+            (id(4), 3, q.clone()),
+            (id(5), 2, q.clone()),
+            (id(4), 2, format!("exp={exp}&size=5242881&sig={sig}")),
+            (id(4), 2, format!("exp={exp}&sig={sig}")),
+            (id(4), 2, format!("exp={exp}&size=1&size=5242880&sig={sig}")),
+            (id(4), 2, format!("exp={exp}&size=+5242880&sig={sig}")),
+        ] {
+            assert_eq!(
+                s.verify_part_url(file, part, &query, 0),
+                Err(TokenError::Invalid),
+                "{query}"
+            );
+        }
+        assert_eq!(
+            s.verify_download_url(id(4), &q, 0),
+            Err(TokenError::Invalid)
+        );
+        // Download URLs carry no size and verify the same way.
+        let get = BlobClaims::download(id(4), 7);
+        let gq = s.query(&get);
+        assert!(!gq.contains("size="));
+        assert_eq!(s.verify_download_url(id(4), &gq, 7), Ok(get.clone()));
+        assert_eq!(
+            s.verify_download_url(id(5), &gq, 7),
+            Err(TokenError::Invalid)
+        );
+        assert_eq!(
+            s.verify_download_url(id(4), &gq, get.expires_at),
+            Err(TokenError::Expired)
+        );
+        assert_eq!(
+            s.verify_part_url(id(4), 0, &gq, 7),
+            Err(TokenError::Invalid)
+        );
+    }
+
+    #[test]
+    fn declared_size_must_be_the_signed_size() {
+        let put = BlobClaims::part_upload(id(1), 3, 100, 0);
+        assert_eq!(put.check_declared_size(Some(100)), Ok(()));
+        for wrong in [None, Some(0), Some(99), Some(101), Some(u64::MAX)] {
+            let err = put.check_declared_size(wrong).unwrap_err();
+            assert_eq!(err.code, ApiErrorCode::PartSizeMismatch);
+            assert_eq!(err.status(), 400);
+        }
+        // Downloads have no size to check.
+        assert_eq!(
+            BlobClaims::download(id(1), 0).check_declared_size(Some(5)),
+            Ok(())
+        );
     }
 
     #[test]

@@ -49,11 +49,13 @@ function tail(file, lines = 60) {
 
 /**
  * Starts `wrangler dev --local` and waits until GET /api/health answers 200.
- * @param {{ persistDir?: string }} [options] reuse a state folder (Durable Objects,
- *   R2) from an earlier server; by default a fresh temporary one, removed by stop().
+ * @param {{ persistDir?: string, vars?: Record<string, string> }} [options] reuse a
+ *   state folder (Durable Objects, R2) from an earlier server; by default a fresh
+ *   temporary one, removed by stop(). `vars` overrides wrangler.toml [vars] for this
+ *   server only (`--var KEY:VALUE`), e.g. `{ PART_URL_TTL_SECONDS: "2" }`.
  * @returns {Promise<{ url: string, persistDir: string, logFile: string, stop: () => Promise<void> }>}
  */
-export async function startServer({ persistDir } = {}) {
+export async function startServer({ persistDir, vars = {} } = {}) {
   if (!existsSync(join(ROOT, "edge-worker/build/index.js"))) {
     throw new Error("edge-worker/build/index.js is missing: run `bash scripts/build.sh` first");
   }
@@ -73,6 +75,7 @@ export async function startServer({ persistDir } = {}) {
       "--inspector-port", String(inspectorPort),
       "--persist-to", persistDir,
       "--show-interactive-dev-session=false",
+      ...Object.entries(vars).flatMap(([key, value]) => ["--var", `${key}:${value}`]),
     ],
     {
       cwd: ROOT,

@@ -1,0 +1,110 @@
+//! The routes of docs/API.md: which (method, path) is which call, with every path
+//! parameter parsed strictly before anything is addressed.
+//!
+//! A file id that is not exactly a [`FileId`] answers `404` (`upload_not_found` under
+//! `/api/uploads`, `file_not_found` under `/api/files` and `/blob`), so no Durable
+//! Object is ever addressed with a malformed name. A path that exists with another
+//! method answers `405 method_not_allowed` with `Allow`; any other path under `/api/`
+//! or `/blob/` answers `404 not_found`. `OPTIONS` anywhere there is a CORS preflight.
+
+pub(crate) mod blob;
+pub(crate) mod files;
+pub(crate) mod uploads;
+
+use sealdrop_protocol::api_error::ApiError;
+use sealdrop_protocol::ids::FileId;
+use worker::Method;
+
+/// One call of the API, its path parameters parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Route {
+    /// `OPTIONS` under `/api/` or `/blob/`.
+    Preflight,
+    /// `GET /api/health`.
+    Health,
+    /// `POST /api/uploads`.
+    CreateUpload,
+    /// `GET /api/uploads/{fileId}`.
+    UploadStatus(FileId),
+    /// `POST /api/uploads/{fileId}/part-urls`.
+    PartUrls(FileId),
+    /// `POST /api/uploads/{fileId}/complete`.
+    Complete(FileId),
+    /// `DELETE /api/uploads/{fileId}`.
+    Abort(FileId),
+    /// `GET /api/files/{fileId}`.
+    FileRecord(FileId),
+    /// `PUT /blob/{fileId}/{part}` (a signed part URL).
+    PutPart(FileId, u32),
+    /// `GET` or `HEAD /blob/{fileId}` (a signed download URL).
+    GetBlob(FileId),
+}
+
+/// A path that is not a route: the error to answer, plus `Allow` for a 405.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct NoRoute {
+    /// `405 method_not_allowed`, or a `404`.
+    pub error: ApiError,
+    /// The methods the path allows (for the `Allow` header of a 405).
+    pub allow: Option<&'static str>,
+}
+
+impl Route {
+    /// The route for `method` and `path` (a path under `/api/` or `/blob/`).
+    pub fn parse(method: &Method, path: &str) -> Result<Self, NoRoute> {
+        if *method == Method::Options {
+            return Ok(Self::Preflight);
+        }
+        let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        // The methods each path shape allows, and the route if the method is one of them.
+        let (allow, route) = match segments.as_slice() {
+            ["api", "health"] => ("GET", Ok(Self::Health)),
+            ["api", "uploads"] => ("POST", Ok(Self::CreateUpload)),
+            ["api", "uploads", id] => (
+                "GET, DELETE",
+                upload_id(id).map(|id| match method {
+                    Method::Delete => Self::Abort(id),
+                    _ => Self::UploadStatus(id),
+                }),
+            ),
+            ["api", "uploads", id, "part-urls"] => ("POST", upload_id(id).map(Self::PartUrls)),
+            ["api", "uploads", id, "complete"] => ("POST", upload_id(id).map(Self::Complete)),
+            ["api", "files", id] => ("GET", file_id(id).map(Self::FileRecord)),
+            ["blob", id] => ("GET, HEAD", file_id(id).map(Self::GetBlob)),
+            ["blob", id, part] => (
+                "PUT",
+                file_id(id).and_then(|id| Ok(Self::PutPart(id, part_number(part)?))),
+            ),
+            _ => {
+                return Err(NoRoute {
+                    error: ApiError::not_found(),
+                    allow: None,
+                });
+            }
+        };
+        if !allow.split(", ").any(|m| m == method.as_ref()) {
+            return Err(NoRoute {
+                error: ApiError::method_not_allowed(),
+                allow: Some(allow),
+            });
+        }
+        route.map_err(|error| NoRoute { error, allow: None })
+    }
+}
+
+fn upload_id(text: &str) -> Result<FileId, ApiError> {
+    FileId::parse(text).map_err(|_| ApiError::upload_not_found())
+}
+
+fn file_id(text: &str) -> Result<FileId, ApiError> {
+    FileId::parse(text).map_err(|_| ApiError::file_not_found())
+}
+
+/// A part number in a blob path: canonical decimal digits only, else no such route.
+fn part_number(text: &str) -> Result<u32, ApiError> {
+    let canonical = !text.is_empty() && (text == "0" || !text.starts_with('0'));
+    if !canonical || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ApiError::not_found());
+    }
+    text.parse().map_err(|_| ApiError::not_found())
+}

@@ -1,0 +1,84 @@
+//! `/api/uploads`: creating an upload here (validated before any object exists), every
+//! other call forwarded to the upload's session object, which checks the owner token.
+
+use sealdrop_protocol::api_error::ApiError;
+use sealdrop_protocol::ids::{FileId, OwnerToken};
+use sealdrop_protocol::wire::{
+    CreateUploadRequest, CreateUploadResponse, MAX_COMPLETE_BODY, MAX_JSON_BODY, parse_json,
+};
+use worker::js_sys::Uint8Array;
+use worker::{Env, Headers, Request, Response};
+
+use crate::http::{OrApiError as _, json, read_body};
+use crate::upload_session::{CreateSession, Created, Op, SessionStub, call_headers};
+
+/// `POST /api/uploads`: validates the request (header, metadata, plan), draws the file
+/// id and owner token, and creates the session. Only the token's hash leaves here.
+pub(crate) async fn create(req: &mut Request, env: &Env) -> Result<Response, ApiError> {
+    let body = read_body(req, MAX_JSON_BODY).await?;
+    let request: CreateUploadRequest = parse_json(&body, MAX_JSON_BODY)?;
+    let valid = request.validate()?;
+    let file_id = FileId::from_random(random_16()?);
+    let owner_token = OwnerToken::from_random(random_16()?);
+
+    let create = CreateSession {
+        file_id: file_id.clone(),
+        owner_token_hash: owner_token.hash(),
+        header: valid.header.encode().to_vec(),
+        metadata: valid.metadata,
+        plan: valid.plan.clone(),
+    };
+    let call = serde_json::to_string(&create).or_internal("building a create call")?;
+    let headers = Headers::new();
+    headers
+        .set("content-type", "application/json")
+        .or_internal("building a create call")?;
+    let mut answer = SessionStub::get(env, &file_id)?
+        .call(Op::Create, headers, Some(call.into()))
+        .await?;
+    if answer.status_code() != 201 {
+        return Ok(answer); // the session's own error answer
+    }
+    let created: Created = answer.json().await.or_internal("reading a create answer")?;
+    json(
+        201,
+        &CreateUploadResponse {
+            file_id,
+            owner_token,
+            plan: valid.plan,
+            expires_at: created.expires_at,
+        },
+    )
+}
+
+/// `GET`, `DELETE /api/uploads/{fileId}`, `POST .../part-urls`, `POST .../complete`:
+/// forwarded to the session with the caller's `Authorization` and origin. JSON bodies
+/// are read here, up to their limit (`413` before anything is addressed).
+pub(crate) async fn forward(
+    req: &mut Request,
+    env: &Env,
+    file_id: &FileId,
+    op: Op,
+    origin: &str,
+) -> Result<Response, ApiError> {
+    let limit = match op {
+        Op::Complete => Some(MAX_COMPLETE_BODY),
+        Op::PartUrls => Some(MAX_JSON_BODY),
+        _ => None,
+    };
+    let body = match limit {
+        Some(limit) => Some(Uint8Array::from(read_body(req, limit).await?.as_slice()).into()),
+        None => None,
+    };
+    let headers = call_headers(req, origin)?;
+    SessionStub::get(env, file_id)?
+        .call(op, headers, body)
+        .await
+}
+
+/// 16 random bytes from the platform's CSPRNG.
+fn random_16() -> Result<[u8; 16], ApiError> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).or_internal("drawing random bytes")?;
+    Ok(bytes)
+}
