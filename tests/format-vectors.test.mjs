@@ -95,3 +95,28 @@ test('negative control: a success vector with one ciphertext hex digit flipped i
   assert.notEqual(flipped, base.text, 'the flip changed nothing');
   await assert.rejects(checkInBrowser(flipped), /three_records: open failed \(record_auth_failed at record 0\)/);
 });
+
+// The same vectors through the Rust implementation compiled to wasm32, as the browser
+// client ships it (web/pkg), via its checkVector conformance hook.
+function checkInWasm(text) {
+  return page.evaluate(async ([src, t]) => {
+    const m = await import(src);
+    await m.default();
+    return m.checkVector(t);
+  }, [`${server.url}/pkg/sealdrop_client.js`, text]);
+}
+
+for (const v of vectors) {
+  test(`wasm vector ${v.name ?? v.file}`, async () => {
+    assert.deepEqual(await checkInWasm(v.text), { name: v.name, ok: true });
+  });
+}
+
+test('wasm negative control: a success vector with one ciphertext hex digit flipped is rejected', async () => {
+  const base = vectors.find((v) => v.name === 'three_records');
+  assert.ok(base, 'needs the three_records vector');
+  const flipped = base.text.replace(/^(ciphertext: [0-9a-fA-F]{10})([0-9a-fA-F])/m, (_, head, d) =>
+    head + (d.toLowerCase() === '0' ? '1' : '0'));
+  await assert.rejects(checkInWasm(flipped), /three_records: open failed: record_auth_failed \(record 0\)/);
+});
+

@@ -1,0 +1,335 @@
+//! `download(link)`: fetch a file's record section in ranges, in parallel, open every
+//! record, and hand back the plaintext as a `Blob` only once every record, the last
+//! included, has authenticated.
+//!
+//! The file key never leaves the page: it comes from the link's fragment, which
+//! browsers do not send. The server's file record gives the header, the sealed
+//! metadata and the record-section length, from which the layout (and so which record
+//! is the last) is fixed before any byte is read (FORMAT.md §6).
+
+use std::cell::RefCell;
+use std::ops::Range;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use js_sys::{Array, Function, Uint8Array};
+use sealdrop_protocol::backoff::Backoff;
+use sealdrop_protocol::format::{
+    ContentKey, FileMetadata, FormatError, Header, Layout, TAG_LEN, open_metadata, open_record_into,
+};
+use sealdrop_protocol::scheduler::UploadScheduler;
+use sealdrop_protocol::wire::FileRecord;
+use web_sys::{AbortSignal, Blob, BlobPropertyBag};
+
+use crate::error::ClientError;
+use crate::http::Http;
+use crate::interop;
+use crate::link::{self, Link};
+use crate::platform::{self, AbortWatch};
+use crate::progress::Reporter;
+use crate::scratch;
+use crate::transfer::{cancellable, retrying, run_parts};
+
+/// Sealed bytes per ranged `GET` (whole records, at least one).
+pub(crate) const RANGE_BYTES: u64 = 8 * 1024 * 1024;
+
+/// One call of `download(link, options)`, validated.
+pub(crate) struct DownloadRequest {
+    pub link: String,
+    pub on_progress: Option<Function>,
+    pub on_metadata: Option<Function>,
+    pub concurrency: u32,
+    pub signal: Option<AbortSignal>,
+}
+
+/// What `download` resolves to.
+pub(crate) struct Downloaded {
+    pub metadata: FileMetadata,
+    pub size: u64,
+    pub blob: Blob,
+}
+
+/// Downloads and opens the file a link names. See the module documentation.
+pub(crate) async fn download(request: DownloadRequest) -> Result<Downloaded, ClientError> {
+    let link = link::parse(&request.link)?;
+    let watch = AbortWatch::new(request.signal.clone());
+    let http = Http::new()?;
+    cancellable(&watch, &http, run(&request, &link, &http)).await
+}
+
+async fn run(
+    request: &DownloadRequest,
+    link: &Link,
+    http: &Http,
+) -> Result<Downloaded, ClientError> {
+    let backoff = Backoff::default();
+    let source = Source {
+        http,
+        backoff,
+        file_url: format!("{}/api/files/{}", link.endpoint, link.file_id),
+        url: RefCell::new(String::new()),
+    };
+    let record = source.refresh().await?;
+    if record.file_id != link.file_id {
+        return Err(ClientError::InvalidResponse(
+            "the file record names another file".into(),
+        ));
+    }
+
+    let header = Header::parse(&decode(&record.header, "header")?)?;
+    let keys = link.key.derive(&header);
+    // A wrong key stops here, before any content is fetched.
+    let metadata = open_metadata(
+        &keys.metadata,
+        &header,
+        &decode(&record.metadata, "metadata")?,
+    )?;
+    let layout = Layout::for_section(header.record_size(), record.ciphertext_size)?;
+    if layout.plaintext_size() != record.plaintext_size {
+        return Err(ClientError::InvalidResponse(
+            "the record-section length does not match the plaintext size".into(),
+        ));
+    }
+
+    if let Some(callback) = &request.on_metadata {
+        interop::call_metadata(callback, &metadata, layout.plaintext_size());
+    }
+
+    let ranges = Ranges::new(&layout);
+    let opener = Opener {
+        header,
+        key: keys.content,
+        layout,
+    };
+    let mut scheduler = UploadScheduler::new(ranges.count(), request.concurrency, backoff, [])
+        .map_err(|e| ClientError::InvalidOption(e.to_string()))?;
+    let mut reporter = Reporter::new(
+        request.on_progress.clone(),
+        layout.plaintext_size(),
+        ranges.count(),
+    );
+    reporter.start(platform::now_ms());
+    let opened = RefCell::new(vec![None; ranges.count() as usize]);
+    run_parts(
+        &mut scheduler,
+        &mut reporter,
+        |part| attempt_range(&source, &opener, ranges.records(part)),
+        |part, blob: Blob| {
+            if let Some(slot) = opened.borrow_mut().get_mut(part as usize - 1) {
+                *slot = Some(blob);
+            }
+            (String::new(), ranges.plaintext_len(&layout, part))
+        },
+    )
+    .await?;
+
+    // Every record has authenticated, the last included: only now is there a file.
+    let pieces = Array::new();
+    for blob in opened.into_inner() {
+        let blob =
+            blob.ok_or_else(|| ClientError::Unsupported("internal: a range is missing".into()))?;
+        pieces.push(&blob);
+    }
+    let options = BlobPropertyBag::new();
+    options.set_type(&metadata.mime);
+    let blob = Blob::new_with_blob_sequence_and_options(&pieces, &options)
+        .map_err(|e| ClientError::Unsupported(format!("Blob: {}", platform::describe(&e))))?;
+    reporter.finish(platform::now_ms());
+    Ok(Downloaded {
+        metadata,
+        size: layout.plaintext_size(),
+        blob,
+    })
+}
+
+/// One attempt at one range of records: `GET` it (with a fresh download URL if the
+/// current one is refused as expired) and open every record in it.
+async fn attempt_range(
+    source: &Source<'_>,
+    opener: &Opener,
+    records: Range<u64>,
+) -> Result<Blob, ClientError> {
+    let bytes = opener.sealed_range(&records);
+    let url = source.url.borrow().clone();
+    let whole = opener.layout.section_len();
+    let body = match source
+        .http
+        .get_range(&url, bytes.start, bytes.end, whole)
+        .await
+    {
+        Err(e) if e.is_token_expired() => {
+            source.refresh().await?;
+            let url = source.url.borrow().clone();
+            source
+                .http
+                .get_range(&url, bytes.start, bytes.end, whole)
+                .await?
+        }
+        outcome => outcome?,
+    };
+    opener.open_range(records, bytes.start, &body)
+}
+
+/// The file record and its download URL, fetched again when the URL expires.
+struct Source<'a> {
+    http: &'a Http,
+    backoff: Backoff,
+    file_url: String,
+    url: RefCell<String>,
+}
+
+impl Source<'_> {
+    /// `GET /api/files/{id}`; keeps its download URL.
+    async fn refresh(&self) -> Result<FileRecord, ClientError> {
+        let record: FileRecord = retrying(self.backoff, || {
+            self.http
+                .json("GET file", "GET", &self.file_url, None, None::<&()>)
+        })
+        .await?;
+        *self.url.borrow_mut() = record.download.url.clone();
+        Ok(record)
+    }
+}
+
+/// Everything needed to open any record of the file.
+struct Opener {
+    header: Header,
+    key: ContentKey,
+    layout: Layout,
+}
+
+impl Opener {
+    /// The bytes of the record section that records `records` occupy.
+    fn sealed_range(&self, records: &Range<u64>) -> Range<u64> {
+        let start = self.layout.sealed_offset(records.start).unwrap_or(0);
+        let end = self
+            .layout
+            .sealed_range(records.end - 1)
+            .map_or(start, |r| r.end);
+        start..end
+    }
+
+    /// Opens records `records` from `body`, the section's bytes from `offset` on, into
+    /// one `Blob` of plaintext. A body shorter than the records is `truncated` at the
+    /// first record it does not hold; no plaintext of a record that fails is kept.
+    fn open_range(
+        &self,
+        records: Range<u64>,
+        offset: u64,
+        body: &Uint8Array,
+    ) -> Result<Blob, ClientError> {
+        let expected = self.sealed_range(&records);
+        let got = u64::from(body.length());
+        if got > expected.end - expected.start {
+            return Err(ClientError::InvalidResponse(format!(
+                "a range answered {got} bytes, more than the {} asked for",
+                expected.end - expected.start
+            )));
+        }
+        let per_group = scratch::records_in(scratch::GROUP_BYTES, self.header.record_size());
+        let pieces = Array::new();
+        let mut group = records.start;
+        while group < records.end {
+            let group_end = (group + per_group).min(records.end);
+            let sealed = self.sealed_range(&(group..group_end));
+            let (start, end) = (sealed.start - offset, sealed.end - offset);
+            if end > got {
+                // Open what did arrive in this group first: a tampered record before the
+                // cut must be reported as such, not as truncation.
+                let whole = self.records_within(group..group_end, offset + got);
+                if whole.start < whole.end {
+                    let sealed = self.sealed_range(&whole);
+                    let view =
+                        body.subarray((sealed.start - offset) as u32, (sealed.end - offset) as u32);
+                    self.open_group(whole.clone(), &view)?;
+                }
+                return Err(FormatError::Truncated { record: whole.end }.into());
+            }
+            let view = body.subarray(start as u32, end as u32);
+            let opened = self.open_group(group..group_end, &view)?;
+            pieces.push(&opened);
+            group = group_end;
+        }
+        Blob::new_with_u8_array_sequence(&pieces)
+            .map_err(|e| ClientError::Unsupported(format!("Blob: {}", platform::describe(&e))))
+    }
+
+    /// The records of `records` that lie wholly before section offset `end`.
+    fn records_within(&self, records: Range<u64>, end: u64) -> Range<u64> {
+        let mut last = records.start;
+        while last < records.end && self.layout.sealed_range(last).is_some_and(|r| r.end <= end) {
+            last += 1;
+        }
+        records.start..last
+    }
+
+    /// Opens records `records`, whose sealed bytes are `sealed`, through the scratch
+    /// buffers, into a new JS array of their plaintext.
+    fn open_group(
+        &self,
+        records: Range<u64>,
+        sealed: &Uint8Array,
+    ) -> Result<Uint8Array, ClientError> {
+        scratch::with(|s| {
+            s.input.resize(sealed.length() as usize, 0);
+            sealed.copy_to(&mut s.input);
+            let mut offset = 0;
+            for index in records {
+                let len = self.layout.sealed_len(index).unwrap_or(0) as usize;
+                let record = s
+                    .input
+                    .get(offset..offset + len)
+                    .ok_or(FormatError::Truncated { record: index })?;
+                let last = self.layout.is_last(index);
+                open_record_into(&self.key, &self.header, index, last, record, &mut s.output)?;
+                offset += len;
+            }
+            Ok(Uint8Array::from(&s.output[..]))
+        })
+    }
+}
+
+/// How the record section is cut into ranged `GET`s: runs of
+/// [`RANGE_BYTES`] of whole records, numbered from 1 like parts.
+struct Ranges {
+    per_range: u64,
+    record_count: u64,
+}
+
+impl Ranges {
+    fn new(layout: &Layout) -> Self {
+        let sealed = u64::from(layout.record_size()) + TAG_LEN as u64;
+        Self {
+            per_range: (RANGE_BYTES / sealed).max(1),
+            record_count: layout.record_count(),
+        }
+    }
+
+    /// Number of ranges (at least 1).
+    fn count(&self) -> u32 {
+        u32::try_from(self.record_count.div_ceil(self.per_range)).unwrap_or(u32::MAX)
+    }
+
+    /// The records of range `part` (1-based).
+    fn records(&self, part: u32) -> Range<u64> {
+        let start = u64::from(part - 1) * self.per_range;
+        start..(start + self.per_range).min(self.record_count)
+    }
+
+    /// Plaintext bytes in range `part`.
+    fn plaintext_len(&self, layout: &Layout, part: u32) -> u64 {
+        let records = self.records(part);
+        let start = layout.plaintext_range(records.start).map_or(0, |r| r.start);
+        let end = layout
+            .plaintext_range(records.end.saturating_sub(1))
+            .map_or(start, |r| r.end);
+        end.saturating_sub(start)
+    }
+}
+
+/// Decodes a standard-base64 field of the file record.
+fn decode(field: &str, what: &str) -> Result<Vec<u8>, ClientError> {
+    STANDARD
+        .decode(field)
+        .map_err(|_| ClientError::InvalidResponse(format!("the file's {what} is not base64")))
+}

@@ -1,0 +1,110 @@
+//! Progress events for the caller's `onProgress`, measured with the protocol's
+//! [`ThroughputMeter`] in plaintext bytes.
+//!
+//! A transfer reports at its start, after every part (or download range), about once
+//! a second while parts are in flight (so speed and ETA follow a stall), and once at
+//! the end with `bytesDone == bytesTotal`. `bytesDone` never goes back: a part counts
+//! only once it has succeeded.
+
+use js_sys::Function;
+use sealdrop_protocol::progress::ThroughputMeter;
+
+use crate::interop;
+
+/// How often to report while nothing finishes, in ms.
+const TICK_MS: u64 = 1_000;
+
+/// One progress event (the `TransferProgress` object of the TypeScript types).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Snapshot {
+    pub bytes_done: u64,
+    pub bytes_total: u64,
+    /// Bytes per second over the meter's window.
+    pub speed: u64,
+    /// Seconds left; `None` while the speed is unknown.
+    pub eta: Option<u64>,
+    pub parts_done: u32,
+    pub parts_total: u32,
+}
+
+/// Tracks one transfer's progress and hands snapshots to the callback.
+pub(crate) struct Reporter {
+    callback: Option<Function>,
+    meter: ThroughputMeter,
+    bytes_total: u64,
+    bytes_done: u64,
+    parts_total: u32,
+    parts_done: u32,
+    last_report: u64,
+}
+
+impl Reporter {
+    /// A reporter for `bytes_total` plaintext bytes in `parts_total` parts.
+    pub(crate) fn new(callback: Option<Function>, bytes_total: u64, parts_total: u32) -> Self {
+        Self {
+            callback,
+            meter: ThroughputMeter::default(),
+            bytes_total,
+            bytes_done: 0,
+            parts_total,
+            parts_done: 0,
+            last_report: 0,
+        }
+    }
+
+    /// The first report, before any part is sent.
+    pub(crate) fn start(&mut self, now_ms: u64) {
+        self.meter.record(now_ms, self.bytes_done);
+        self.report(now_ms);
+    }
+
+    /// A part of `bytes` plaintext bytes succeeded.
+    pub(crate) fn part_done(&mut self, now_ms: u64, bytes: u64) {
+        self.parts_done += 1;
+        self.bytes_done = (self.bytes_done + bytes).min(self.bytes_total);
+        self.meter.record(now_ms, self.bytes_done);
+        self.report(now_ms);
+    }
+
+    /// When the next periodic report is due, in ms from `now_ms`; `None` without a
+    /// callback.
+    pub(crate) fn next_tick_in(&self, now_ms: u64) -> Option<u64> {
+        self.callback
+            .as_ref()
+            .map(|_| (self.last_report + TICK_MS).saturating_sub(now_ms))
+    }
+
+    /// Reports if a periodic report is due.
+    pub(crate) fn tick(&mut self, now_ms: u64) {
+        if self.next_tick_in(now_ms) == Some(0) {
+            self.report(now_ms);
+        }
+    }
+
+    /// The transfer is complete: the last report, at 100%.
+    pub(crate) fn finish(&mut self, now_ms: u64) {
+        self.bytes_done = self.bytes_total;
+        self.parts_done = self.parts_total;
+        self.meter.record(now_ms, self.bytes_done);
+        self.report(now_ms);
+    }
+
+    fn snapshot(&self, now_ms: u64) -> Snapshot {
+        let p = self.meter.progress(now_ms, self.bytes_total);
+        Snapshot {
+            bytes_done: self.bytes_done,
+            bytes_total: self.bytes_total,
+            speed: p.speed,
+            eta: p.eta,
+            parts_done: self.parts_done,
+            parts_total: self.parts_total,
+        }
+    }
+
+    fn report(&mut self, now_ms: u64) {
+        self.last_report = now_ms;
+        if let Some(callback) = &self.callback {
+            interop::call_progress(callback, &self.snapshot(now_ms));
+        }
+    }
+}

@@ -1,0 +1,56 @@
+//! The wasm-side buffers every record is sealed and opened through.
+//!
+//! Bytes wait for the network on the JS side (in `ArrayBuffer`s and `Blob`s), never
+//! in wasm memory: a group of records is copied in, sealed or opened, and copied out
+//! again in one synchronous step, with no `await` in between. So one pair of buffers
+//! serves every transfer of the page, and wasm memory (which never shrinks) stays at
+//! about two groups, whatever the file size, part size or concurrency.
+
+use std::cell::RefCell;
+
+/// Plaintext bytes per group of records copied through wasm memory at once (at least
+/// one record).
+pub(crate) const GROUP_BYTES: u64 = 1024 * 1024;
+
+/// The two buffers: what goes in (plaintext to seal, or sealed records to open) and
+/// what comes out.
+#[derive(Default)]
+pub(crate) struct Scratch {
+    pub input: Vec<u8>,
+    pub output: Vec<u8>,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+/// Runs `f` with the buffers, emptied. `f` must not await (it cannot: it is a plain
+/// closure) and must not call `with` again.
+pub(crate) fn with<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
+    SCRATCH.with(|cell| {
+        let mut scratch = cell.borrow_mut();
+        scratch.input.clear();
+        scratch.output.clear();
+        f(&mut scratch)
+    })
+}
+
+/// How many records of `record_size` plaintext bytes make about `bytes` bytes
+/// (at least one).
+pub(crate) fn records_in(bytes: u64, record_size: u32) -> u64 {
+    (bytes / u64::from(record_size.max(1))).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_hold_whole_records() {
+        assert_eq!(records_in(GROUP_BYTES, 1 << 20), 1);
+        assert_eq!(records_in(GROUP_BYTES, 16 << 20), 1);
+        assert_eq!(records_in(4 * GROUP_BYTES, 1 << 20), 4);
+        assert_eq!(records_in(GROUP_BYTES, 16), 65_536);
+        assert_eq!(records_in(GROUP_BYTES, 3 << 20), 1);
+    }
+}

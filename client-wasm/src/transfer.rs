@@ -1,0 +1,152 @@
+//! The loop both transfers share: the protocol's sans-IO [`UploadScheduler`] decides
+//! which part goes next, how many are in flight and when a failed one is retried; this
+//! module only carries its actions out with futures and timers. Also: retrying one
+//! API call with the same backoff, and racing a transfer against its `AbortSignal`.
+//!
+//! Downloads use the same scheduler with "parts" that are ranges of records: the rules
+//! (bounded concurrency, retry with full-jitter backoff, give up after N attempts)
+//! are the same, so they live in one place.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::pin;
+
+use futures_util::StreamExt;
+use futures_util::future::{Either, select};
+use futures_util::stream::FuturesUnordered;
+use sealdrop_protocol::backoff::Backoff;
+use sealdrop_protocol::scheduler::{Action, FailReason, UploadScheduler};
+
+use crate::error::ClientError;
+use crate::http::Http;
+use crate::platform::{self, AbortWatch};
+use crate::progress::Reporter;
+
+/// Runs every part through `scheduler` until all have succeeded, and returns the
+/// `(part, etag)` list of [`Action::Done`].
+///
+/// `attempt(part)` makes one attempt at a part; `keep(part, value)` takes a
+/// successful attempt's value and returns the ETag to record (empty for downloads) and
+/// the plaintext bytes the part holds, for progress. A part that fails with a
+/// retryable error is retried after its backoff delay; one that is given up fails the
+/// run with its own error (not retryable) or `part_failed` (attempts exhausted).
+pub(crate) async fn run_parts<T, F, Fut, K>(
+    scheduler: &mut UploadScheduler,
+    reporter: &mut Reporter,
+    mut attempt: F,
+    mut keep: K,
+) -> Result<Vec<(u32, String)>, ClientError>
+where
+    F: FnMut(u32) -> Fut,
+    Fut: Future<Output = Result<T, ClientError>>,
+    K: FnMut(u32, T) -> (String, u64),
+{
+    let mut running = FuturesUnordered::new();
+    let mut last_errors: BTreeMap<u32, ClientError> = BTreeMap::new();
+    loop {
+        let now = platform::now_ms();
+        reporter.tick(now);
+        let wait = match scheduler.poll(now) {
+            Action::Start { part } => {
+                let future = attempt(part);
+                running.push(async move { (part, future.await) });
+                continue;
+            }
+            Action::Done { etags } => return Ok(etags),
+            Action::Failed { part, reason } => {
+                let last = last_errors.remove(&part).unwrap_or_else(|| {
+                    ClientError::Unsupported(format!("part {part} failed without an error"))
+                });
+                return Err(match reason {
+                    FailReason::NotRetryable => last,
+                    FailReason::AttemptsExhausted { attempts } => ClientError::PartFailed {
+                        part,
+                        attempts,
+                        last: Box::new(last),
+                    },
+                });
+            }
+            Action::Cancelled => return Err(ClientError::Cancelled),
+            Action::WaitUntil(t) => Some(t.saturating_sub(now)),
+            Action::Idle => None,
+        };
+        // Wake for the first of: a part finishing, a retry falling due, a progress tick.
+        let timeout = match (wait, reporter.next_tick_in(now)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let event = match timeout {
+            _ if running.is_empty() && timeout.is_none() => {
+                return Err(ClientError::Unsupported(
+                    "internal: the scheduler is idle with nothing in flight".into(),
+                ));
+            }
+            None => running.next().await,
+            Some(ms) => match select(running.next(), pin!(platform::sleep(ms))).await {
+                Either::Left((event, _)) => event,
+                Either::Right(((), _)) => None,
+            },
+        };
+        let Some((part, result)) = event else {
+            continue;
+        };
+        let now = platform::now_ms();
+        match result {
+            Ok(value) => {
+                let (etag, bytes) = keep(part, value);
+                if scheduler.on_part_succeeded(part, etag) {
+                    reporter.part_done(now, bytes);
+                }
+            }
+            Err(ClientError::Cancelled) => return Err(ClientError::Cancelled),
+            Err(error) => {
+                let random = platform::random_u32()?;
+                scheduler.on_part_failed(part, now, error.is_retryable(), random);
+                last_errors.insert(part, error);
+            }
+        }
+    }
+}
+
+/// Makes `call` until it succeeds, fails with an error that is not retryable, or has
+/// been tried `backoff.max_attempts` times, waiting the backoff's full-jitter delay
+/// between attempts. For the JSON calls, which are idempotent or harmless to repeat.
+pub(crate) async fn retrying<T, F, Fut>(backoff: Backoff, mut call: F) -> Result<T, ClientError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, ClientError>>,
+{
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        match call().await {
+            Err(e) if e.is_retryable() && backoff.allows_another(attempts) => {
+                let delay = backoff.delay_ms(attempts - 1, platform::random_u32()?);
+                platform::sleep(delay).await;
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
+/// Runs `operation` unless the caller's signal fires first; then drops the operation
+/// (and with it every buffer it held) and answers `cancelled`. Either way, once the
+/// operation has failed, every request of `http` still in flight (the other parts of a
+/// failed upload, the other ranges of a download) is aborted.
+pub(crate) async fn cancellable<T>(
+    watch: &AbortWatch,
+    http: &Http,
+    operation: impl Future<Output = Result<T, ClientError>>,
+) -> Result<T, ClientError> {
+    if watch.is_aborted() {
+        return Err(ClientError::Cancelled);
+    }
+    let outcome = match select(pin!(operation), watch.aborted()).await {
+        Either::Left((outcome, _)) => outcome,
+        Either::Right(_) => Err(ClientError::Cancelled),
+    };
+    if outcome.is_err() {
+        http.abort();
+    }
+    outcome
+}

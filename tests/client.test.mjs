@@ -1,0 +1,423 @@
+// The browser client (@sealdrop/client, the wasm build in web/pkg) on its own terms, in
+// headless Chromium against the real worker: progress events, cancellation, links and
+// keys, the options, concurrency, retries and error codes.
+//
+// The page's `fetch` is wrapped (the client looks `fetch` up at each call) so the
+// tests can see every request the client makes, count PUTs in flight, and inject
+// faults (a network error, a 502, an expired URL, a flipped ciphertext byte) on top
+// of the real worker. The full upload/download/privacy suite is tests/transfer.test.mjs.
+import assert from "node:assert/strict";
+import { after, before, beforeEach, describe, test } from "node:test";
+import { launchBrowser } from "./support/browser.mjs";
+import { startServer } from "./support/server.mjs";
+
+const MiB = 1024 * 1024;
+
+let server;
+let browser;
+let page;
+
+before(async () => {
+  [server, browser] = await Promise.all([startServer(), launchBrowser()]);
+  page = await browser.newPage();
+  await page.goto(`${server.url}/test/blank.html`);
+  await page.evaluate(async () => {
+    const mod = await import("/pkg/sealdrop_client.js");
+    await mod.default();
+    window.sealdrop = mod;
+
+    /** Random bytes of `size` as a Blob (getRandomValues gives 64 KiB at a time). */
+    window.randomBlob = (size) => {
+      const parts = [];
+      for (let left = size; left > 0; left -= 65536) {
+        parts.push(crypto.getRandomValues(new Uint8Array(Math.min(left, 65536))));
+      }
+      return new Blob(parts);
+    };
+    window.sha256 = async (blob) => {
+      const digest = await crypto.subtle.digest("SHA-256", await blob.arrayBuffer());
+      return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+    };
+    /** Runs `promise`; resolves to its value, or to the error's code and fields. */
+    window.outcome = async (promise) => {
+      try {
+        return { ok: true, value: await promise };
+      } catch (e) {
+        return {
+          ok: false, name: e.name, code: e.code, message: e.message, status: e.status,
+          record: e.record, part: e.part, attempts: e.attempts, cause: e.cause?.code,
+          isError: e instanceof Error,
+        };
+      }
+    };
+
+    // The fetch wrapper: a log of every request, PUTs in flight, and hooks.
+    const realFetch = window.fetch.bind(window);
+    const net = {
+      log: [], putsInFlight: 0, maxPutsInFlight: 0, putDelay: 0,
+      before: null, // (entry, init) => Response | undefined; may throw
+      after: null, // (entry, response) => Response | undefined
+      reset() {
+        Object.assign(net, { log: [], putsInFlight: 0, maxPutsInFlight: 0, putDelay: 0, before: null, after: null });
+      },
+    };
+    window.net = net;
+    window.fetch = async (input, init = {}) => {
+      const url = new URL(String(input), location.href);
+      const headers = new Headers(init.headers);
+      const entry = {
+        method: (init.method ?? "GET").toUpperCase(),
+        path: url.pathname,
+        range: headers.get("range"),
+        at: performance.now(),
+      };
+      net.log.push(entry);
+      const injected = await net.before?.(entry, init);
+      if (injected) return injected;
+      const isPut = entry.method === "PUT";
+      if (isPut) {
+        net.putsInFlight += 1;
+        net.maxPutsInFlight = Math.max(net.maxPutsInFlight, net.putsInFlight);
+      }
+      try {
+        const res = await realFetch(input, init);
+        if (isPut && net.putDelay) await new Promise((r) => setTimeout(r, net.putDelay));
+        return (await net.after?.(entry, res)) ?? res;
+      } finally {
+        if (isPut) net.putsInFlight -= 1;
+      }
+    };
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+beforeEach(async () => {
+  await page.evaluate(() => window.net.reset());
+});
+
+/** Uploads a random file of `size` bytes in the page; returns the events and result. */
+async function uploadInPage(size, uploaderOptions = {}, name = "file.bin") {
+  return page.evaluate(async ([size, options, name]) => {
+    const blob = randomBlob(size);
+    const file = new File([blob], name, { type: "application/x-test" });
+    const events = [];
+    const result = await outcome(new sealdrop.Uploader(options).upload(file, {
+      onProgress: (p) => events.push(p),
+    }));
+    window.lastFile = file;
+    return { result, events, sha256: await sha256(file) };
+  }, [size, uploaderOptions, name]);
+}
+
+describe("progress events", () => {
+  const KEYS = ["bytesDone", "bytesTotal", "eta", "partsDone", "partsTotal", "speed"];
+
+  function checkEvents(events, size, partsTotal) {
+    assert.ok(events.length >= 2, `at least a first and a last event, got ${events.length}`);
+    for (const [i, e] of events.entries()) {
+      assert.deepEqual(Object.keys(e).sort(), KEYS, "exactly the documented fields");
+      assert.equal(e.bytesTotal, size);
+      assert.equal(e.partsTotal, partsTotal);
+      assert.ok(Number.isSafeInteger(e.bytesDone) && e.bytesDone >= 0 && e.bytesDone <= size);
+      assert.ok(Number.isSafeInteger(e.partsDone) && e.partsDone >= 0 && e.partsDone <= partsTotal);
+      assert.ok(Number.isFinite(e.speed) && e.speed >= 0);
+      assert.ok(e.eta === null || (Number.isSafeInteger(e.eta) && e.eta >= 0));
+      if (i > 0) {
+        assert.ok(e.bytesDone >= events[i - 1].bytesDone, "bytesDone never goes back");
+        assert.ok(e.partsDone >= events[i - 1].partsDone, "partsDone never goes back");
+      }
+    }
+    assert.equal(events[0].bytesDone, 0, "the first event is at the start");
+    assert.equal(events[0].partsDone, 0);
+    assert.equal(events.at(-1).bytesDone, size, "the last event is at 100%");
+    assert.equal(events.at(-1).partsDone, partsTotal);
+    assert.equal(events.at(-1).eta, 0);
+  }
+
+  test("a 0-byte file: a start and an end event, both 0 of 0", async () => {
+    const { result, events } = await uploadInPage(0);
+    assert.ok(result.ok, result.message);
+    assert.equal(result.value.size, 0);
+    checkEvents(events, 0, 1);
+  });
+
+  test("three parts: one event per part, in order, monotonic", async () => {
+    const size = 11 * MiB + 3; // 5 MiB parts (the storage minimum): 3 parts
+    const { result, events } = await uploadInPage(size, { partSize: 5 * MiB + 80 });
+    assert.ok(result.ok, result.message);
+    checkEvents(events, size, 3);
+    const perPart = events.map((e) => e.partsDone).filter((n, i, all) => n !== all[i - 1]);
+    assert.deepEqual(perPart, [0, 1, 2, 3], "an event after each part");
+  });
+
+  test("download progress has the same shape and ends at 100%", async () => {
+    const size = 3 * MiB + 5;
+    const { result } = await uploadInPage(size);
+    assert.ok(result.ok, result.message);
+    const events = await page.evaluate(async (link) => {
+      const events = [];
+      await sealdrop.download(link, { onProgress: (p) => events.push(p) });
+      return events;
+    }, result.value.link);
+    checkEvents(events, size, 1);
+  });
+});
+
+describe("round trips", () => {
+  // Odd record sizes and several parts exercise record and part boundaries.
+  for (const [label, size, options] of [
+    ["1 byte", 1, {}],
+    ["1 MiB + 1 byte", MiB + 1, {}],
+    ["record size 1000, 3 parts", 11 * MiB + 7, { recordSize: 1000, partSize: 5 * MiB, concurrency: 2 }],
+    ["record size 16 MiB", 16 * MiB + 1, { recordSize: 16 * MiB }],
+  ]) {
+    test(`${label}: downloads byte-identical, with name and type`, async () => {
+      const { result, sha256 } = await uploadInPage(size, options, `round ${label}.bin`);
+      assert.ok(result.ok, result.message);
+      const got = await page.evaluate(async (link) => {
+        const d = await sealdrop.download(link, { concurrency: 3 });
+        return { name: d.name, type: d.type, size: d.size, blobSize: d.blob.size, blobType: d.blob.type, sha256: await sha256(d.blob) };
+      }, result.value.link);
+      assert.deepEqual(got, {
+        name: `round ${label}.bin`, type: "application/x-test", size, blobSize: size,
+        blobType: "application/x-test", sha256,
+      });
+    });
+  }
+
+  test("name and type options override the file's, and a plain Blob works", async () => {
+    const got = await page.evaluate(async () => {
+      const up = await new sealdrop.Uploader().upload(randomBlob(100), { name: "notes 📝.txt", type: "text/plain" });
+      const d = await sealdrop.download(up.link);
+      return { name: d.name, type: d.type, size: d.size };
+    });
+    assert.deepEqual(got, { name: "notes 📝.txt", type: "text/plain", size: 100 });
+  });
+});
+
+describe("cancel with an AbortSignal", () => {
+  test("mid-upload: rejects with code cancelled, stops sending and deletes the upload", async () => {
+    const got = await page.evaluate(async () => {
+      const controller = new AbortController();
+      let created;
+      net.after = async (entry, res) => {
+        if (entry.method === "POST" && entry.path === "/api/uploads") created = await res.clone().json();
+      };
+      net.before = (entry) => {
+        if (entry.method === "PUT") controller.abort(); // as the first PUT starts
+      };
+      const result = await outcome(new sealdrop.Uploader({ partSize: 5 * 1024 * 1024 }).upload(
+        randomBlob(20 * 1024 * 1024), { signal: controller.signal }));
+      const logAtReject = net.log.length;
+      await new Promise((r) => setTimeout(r, 1000));
+      return { result, created, log: net.log, logAtReject };
+    });
+    assert.equal(got.result.ok, false);
+    assert.equal(got.result.code, "cancelled");
+    assert.equal(got.result.name, "SealdropError");
+    assert.ok(got.result.isError, "rejects with an Error");
+    assert.equal(got.log.length, got.logAtReject, "no request after the rejection");
+    const del = got.log.filter((e) => e.method === "DELETE");
+    assert.deepEqual(del.map((e) => e.path), [`/api/uploads/${got.created.fileId}`], "the upload is deleted");
+    const status = await fetch(`${server.url}/api/uploads/${got.created.fileId}`, {
+      headers: { authorization: `Bearer ${got.created.ownerToken}` },
+    });
+    assert.equal((await status.json()).state, "aborted");
+  });
+
+  test("an already aborted signal: cancelled before any request", async () => {
+    const got = await page.evaluate(async () => {
+      const result = await outcome(new sealdrop.Uploader().upload(randomBlob(10), { signal: AbortSignal.abort() }));
+      return { result, requests: net.log.length };
+    });
+    assert.equal(got.result.code, "cancelled");
+    assert.equal(got.requests, 0);
+  });
+
+  test("mid-download: rejects with code cancelled", async () => {
+    const { result } = await uploadInPage(20 * MiB);
+    assert.ok(result.ok, result.message);
+    const got = await page.evaluate(async (link) => {
+      const controller = new AbortController();
+      net.before = (entry) => {
+        if (entry.range) controller.abort();
+      };
+      return outcome(sealdrop.download(link, { signal: controller.signal }));
+    }, result.value.link);
+    assert.equal(got.code, "cancelled");
+  });
+});
+
+describe("links and keys", () => {
+  test("malformed links are refused with invalid_link, before any request", async () => {
+    const { result } = await uploadInPage(10);
+    const link = result.value.link;
+    const [head, key] = link.split("#");
+    const bad = [
+      "", "nonsense", head, `${head}#`, `${head}#k2.${key.slice(3)}`, `${head}#${key.slice(0, -1)}`,
+      `${head}#${key}A`, `${head.replace("/f/", "/g/")}#${key}`, `${head}x#${key}`,
+      `ftp://example/f/${result.value.fileId}#${key}`, `/f/${result.value.fileId}#${key}`,
+    ];
+    const got = await page.evaluate(async (bad) => {
+      net.reset();
+      const codes = [];
+      for (const link of bad) codes.push((await outcome(sealdrop.download(link))).code);
+      codes.push((await outcome(sealdrop.download(42))).code);
+      return { codes, requests: net.log.length };
+    }, bad);
+    assert.deepEqual(got.codes, [...bad, 42].map(() => "invalid_link"));
+    assert.equal(got.requests, 0);
+  });
+
+  test("a wrong key: metadata_auth_failed, and no content is fetched", async () => {
+    const { result } = await uploadInPage(2 * MiB);
+    const [head] = result.value.link.split("#");
+    const wrong = `${head}#k1.${Buffer.alloc(32, 7).toString("base64url")}`;
+    const got = await page.evaluate(async (link) => {
+      net.reset();
+      const r = await outcome(sealdrop.download(link, { onMetadata: () => { throw new Error("no metadata for a wrong key"); } }));
+      return { r, ranges: net.log.filter((e) => e.range).length };
+    }, wrong);
+    assert.equal(got.r.ok, false);
+    assert.equal(got.r.code, "metadata_auth_failed");
+    assert.equal(got.ranges, 0, "no content request");
+  });
+
+  test("a flipped ciphertext byte: record_auth_failed naming the record, no data", async () => {
+    const { result } = await uploadInPage(3 * MiB + 5);
+    const got = await page.evaluate(async (link) => {
+      const sealed = 1024 * 1024 + 16;
+      net.after = async (entry, res) => {
+        if (!entry.range) return undefined;
+        const bytes = new Uint8Array(await res.arrayBuffer());
+        const start = Number(entry.range.match(/bytes=(\d+)-/)[1]);
+        const target = 2 * sealed + 100 - start; // a byte of record 2
+        if (target >= 0 && target < bytes.length) bytes[target] ^= 1;
+        return new Response(bytes, { status: res.status, headers: res.headers });
+      };
+      return outcome(sealdrop.download(link));
+    }, result.value.link);
+    assert.equal(got.ok, false);
+    assert.equal(got.code, "record_auth_failed");
+    assert.equal(got.record, 2);
+  });
+
+  test("an unknown file: file_not_found with status 404", async () => {
+    const { result } = await uploadInPage(1);
+    const link = result.value.link.replace(result.value.fileId, "AAAAAAAAAAAAAAAAAAAAAA");
+    const got = await page.evaluate((link) => outcome(sealdrop.download(link)), link);
+    assert.equal(got.code, "file_not_found");
+    assert.equal(got.status, 404);
+  });
+});
+
+describe("options", () => {
+  test("out-of-range options throw invalid_option from the constructor", async () => {
+    const codes = await page.evaluate(() => {
+      const bad = [
+        { concurrency: 0 }, { concurrency: 17 }, { concurrency: 1.5 }, { concurrency: "4" },
+        { recordSize: 8 }, { recordSize: 16 * 1024 * 1024 + 1 }, { maxAttempts: 0 },
+        { partSize: -1 }, { endpoint: "ftp://example" }, { endpoint: 7 }, "not an object",
+      ];
+      return bad.map((options) => {
+        try {
+          new sealdrop.Uploader(options);
+          return "accepted";
+        } catch (e) {
+          return e.code;
+        }
+      });
+    });
+    assert.deepEqual(codes, Array(11).fill("invalid_option"));
+  });
+
+  test("upload needs a Blob; download options are checked too", async () => {
+    const got = await page.evaluate(async () => [
+      (await outcome(new sealdrop.Uploader().upload("not a file"))).code,
+      (await outcome(new sealdrop.Uploader().upload(new Blob([]), { onProgress: 5 }))).code,
+      (await outcome(new sealdrop.Uploader().upload(new Blob([]), { signal: {} }))).code,
+      (await outcome(sealdrop.download("http://x/f/AAAAAAAAAAAAAAAAAAAAAA#k1.", { concurrency: 99 }))).code,
+    ]);
+    assert.deepEqual(got, ["invalid_option", "invalid_option", "invalid_option", "invalid_option"]);
+  });
+
+  for (const concurrency of [1, 3]) {
+    test(`concurrency ${concurrency}: exactly that many PUTs in flight at most`, async () => {
+      await page.evaluate(() => { net.putDelay = 300; }); // hold each PUT open so they overlap
+      const { result } = await uploadInPage(30 * MiB, { concurrency, partSize: 5 * MiB + 80 });
+      assert.ok(result.ok, result.message);
+      const got = await page.evaluate(() => ({
+        max: net.maxPutsInFlight,
+        puts: net.log.filter((e) => e.method === "PUT").length,
+      }));
+      assert.equal(got.puts, 6);
+      assert.equal(got.max, concurrency);
+    });
+  }
+});
+
+describe("retries", () => {
+  test("a network error and an expired URL are retried; the file arrives intact", async () => {
+    const size = 11 * MiB;
+    const got = await page.evaluate(async (size) => {
+      let puts = 0;
+      net.before = (entry) => {
+        if (entry.method !== "PUT") return undefined;
+        puts += 1;
+        if (puts === 1) throw new TypeError("Failed to fetch (injected)");
+        if (puts === 2) {
+          return new Response(JSON.stringify({ error: { code: "token_expired", message: "injected" } }),
+            { status: 403, headers: { "content-type": "application/json" } });
+        }
+        return undefined;
+      };
+      const blob = randomBlob(size);
+      const up = await outcome(new sealdrop.Uploader({ partSize: 5 * 1024 * 1024 + 80 }).upload(blob));
+      net.before = null;
+      const down = up.ok ? await sealdrop.download(up.value.link) : null;
+      return {
+        up,
+        same: down ? (await sha256(down.blob)) === (await sha256(blob)) : false,
+        puts: net.log.filter((e) => e.method === "PUT").length,
+        partUrlCalls: net.log.filter((e) => e.path.endsWith("/part-urls")).length,
+      };
+    }, size);
+    assert.ok(got.up.ok, got.up.message);
+    assert.ok(got.same, "downloaded byte-identical");
+    assert.equal(got.puts, 3 + 2, "3 parts, one retried after a network error, one re-sent after re-signing");
+    assert.equal(got.partUrlCalls, 2, "one batch, then a fresh URL for the expired one");
+  });
+
+  test("a part failing every attempt: part_failed with the attempts and the last error", async () => {
+    const got = await page.evaluate(async () => {
+      net.before = (entry) => entry.method === "PUT"
+        ? new Response("bad gateway", { status: 502 })
+        : undefined;
+      return outcome(new sealdrop.Uploader({ maxAttempts: 2 }).upload(randomBlob(1000)));
+    });
+    assert.equal(got.code, "part_failed");
+    assert.equal(got.part, 1);
+    assert.equal(got.attempts, 2);
+    assert.equal(got.cause, "http_502");
+    const puts = await page.evaluate(() => net.log.filter((e) => e.method === "PUT").length);
+    assert.equal(puts, 2);
+  });
+
+  test("an error that cannot be retried fails at once with its own code", async () => {
+    const got = await page.evaluate(async () => {
+      net.before = (entry) => entry.method === "PUT"
+        ? new Response(JSON.stringify({ error: { code: "part_size_mismatch", message: "injected" } }),
+          { status: 400, headers: { "content-type": "application/json" } })
+        : undefined;
+      const r = await outcome(new sealdrop.Uploader().upload(randomBlob(1000)));
+      return { r, puts: net.log.filter((e) => e.method === "PUT").length };
+    });
+    assert.equal(got.r.code, "part_size_mismatch");
+    assert.equal(got.r.status, 400);
+    assert.equal(got.puts, 1);
+  });
+});
