@@ -1,0 +1,242 @@
+// End to end, in a real Chromium against the real worker in workerd: files are
+// uploaded encrypted (several at once), downloaded, decrypted and compared by
+// SHA-256; then the worker is stopped and everything its local R2 bucket and
+// Durable Object storage wrote to disk is scanned for plaintext, file names and keys.
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { createHash, randomBytes } from "node:crypto";
+import { spawnSync, execFileSync } from "node:child_process";
+import { mkdtempSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { startServer, ROOT } from "./support/server.mjs";
+import { launchBrowser } from "./support/browser.mjs";
+
+const MiB = 1024 * 1024;
+const RECORD = MiB; // the client's default record size (FORMAT.md §3)
+const TAG = 16;
+
+const work = mkdtempSync(join(tmpdir(), "sealdrop-transfer-"));
+const persistDir = join(work, "state");
+// A marker unique to this run, in every file name, so the scan looks for names that
+// cannot be in storage by coincidence.
+const marker = randomBytes(6).toString("hex");
+
+/** The files of the issue: 0 B, 1 B, 1 MiB + 1 B and 64 MiB, random content. */
+const FILES = [
+  { label: "empty", size: 0, name: `sealdrop-${marker}-empty.bin`, type: "application/octet-stream" },
+  { label: "one byte", size: 1, name: `Ünïcødé ${marker} one byte.txt`, type: "text/plain" },
+  { label: "1 MiB + 1 B", size: MiB + 1, name: `sealdrop-${marker}-record-plus-one.bin`, type: "application/octet-stream" },
+  { label: "64 MiB", size: 64 * MiB, name: `sealdrop-${marker}-large.bin`, type: "application/octet-stream" },
+];
+
+const sha256 = (buf) => createHash("sha256").update(buf).digest("hex");
+const sealedSize = (size) => size + TAG * Math.max(1, Math.ceil(size / RECORD));
+
+let server;
+let browser;
+let page;
+/** Per file: the link and id the upload gave, filled in by the first test. */
+const uploaded = new Map();
+
+before(async () => {
+  const dir = join(work, "files");
+  mkdirSync(dir);
+  for (const f of FILES) {
+    f.path = join(dir, f.name);
+    f.bytes = randomBytes(f.size);
+    f.sha256 = sha256(f.bytes);
+    writeFileSync(f.path, f.bytes);
+  }
+  server = await startServer({ persistDir });
+  browser = await launchBrowser();
+  page = await browser.newPage();
+  await page.goto(`${server.url}/test/blank.html`);
+  await page.evaluate(async () => {
+    const mod = await import("/pkg/sealdrop_client.js");
+    await mod.default();
+    window.sealdrop = mod;
+    const input = document.createElement("input");
+    input.type = "file";
+    input.multiple = true;
+    input.id = "files";
+    document.body.append(input);
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+  rmSync(work, { recursive: true, force: true });
+});
+
+describe("encrypted transfer, end to end", () => {
+  test("uploads 0 B, 1 B, 1 MiB + 1 B and 64 MiB at once, with progress", async () => {
+    // Real disk-backed File objects, as a person picking files would give.
+    await page.setInputFiles("#files", FILES.map((f) => f.path));
+    const results = await page.evaluate(async () => {
+      const files = [...document.getElementById("files").files];
+      return Promise.all(files.map(async (file) => {
+        const events = [];
+        const result = await new window.sealdrop.Uploader().upload(file, {
+          onProgress: (p) => events.push({ ...p }),
+        });
+        return { name: file.name, result, events };
+      }));
+    });
+    assert.equal(results.length, FILES.length);
+    for (const { name, result, events } of results) {
+      const f = FILES.find((x) => x.name === name);
+      assert.ok(f, `unexpected file ${name}`);
+      assert.match(result.fileId, /^[A-Za-z0-9_-]{22}$/);
+      // The key travels only in the fragment: 43 base64url characters after "k1.".
+      const link = new URL(result.link);
+      assert.equal(link.origin, server.url);
+      assert.equal(link.pathname, `/f/${result.fileId}`);
+      assert.match(link.hash, /^#k1\.[A-Za-z0-9_-]{43}$/);
+      assert.equal(link.search, "");
+
+      assert.ok(events.length >= 2, `${f.label}: at least a first and a last progress event`);
+      for (const [i, e] of events.entries()) {
+        assert.equal(e.bytesTotal, f.size, `${f.label}: bytesTotal`);
+        assert.ok(e.bytesDone >= 0 && e.bytesDone <= f.size, `${f.label}: bytesDone in range`);
+        if (i > 0) assert.ok(e.bytesDone >= events[i - 1].bytesDone, `${f.label}: progress never goes back`);
+        assert.ok(Number.isFinite(e.speed) && e.speed >= 0, `${f.label}: speed is a rate`);
+        assert.ok(e.eta === null || (Number.isFinite(e.eta) && e.eta >= 0), `${f.label}: eta`);
+      }
+      assert.equal(events.at(-1).bytesDone, f.size, `${f.label}: ends at 100%`);
+      uploaded.set(f.name, result);
+    }
+  });
+
+  test("the server holds exactly the sealed size, under a public id", async () => {
+    for (const f of FILES) {
+      const { fileId } = uploaded.get(f.name);
+      const res = await fetch(`${server.url}/api/files/${fileId}`);
+      assert.equal(res.status, 200);
+      const record = await res.json();
+      assert.equal(record.fileId, fileId);
+      assert.equal(record.plaintextSize, f.size);
+      assert.equal(record.recordSize, RECORD);
+      assert.equal(record.ciphertextSize, sealedSize(f.size), `${f.label}: L + 16 per record`);
+      const head = await fetch(record.download.url, { method: "HEAD" });
+      assert.equal(Number(head.headers.get("content-length")), record.ciphertextSize);
+    }
+  });
+
+  test("downloads and decrypts every file byte-identical, with its name and type", async () => {
+    const links = FILES.map((f) => uploaded.get(f.name).link);
+    const downloads = await page.evaluate(async (links) => Promise.all(links.map(async (link) => {
+      const { name, type, size, blob } = await window.sealdrop.download(link);
+      const digest = await crypto.subtle.digest("SHA-256", await blob.arrayBuffer());
+      const hex = [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+      return { name, type, size, blobSize: blob.size, sha256: hex };
+    })), links);
+    for (const [i, f] of FILES.entries()) {
+      const d = downloads[i];
+      assert.equal(d.name, f.name, `${f.label}: name`);
+      assert.equal(d.type, f.type, `${f.label}: type`);
+      assert.equal(d.size, f.size, `${f.label}: size`);
+      assert.equal(d.blobSize, f.size, `${f.label}: blob size`);
+      assert.equal(d.sha256, f.sha256, `${f.label}: content`);
+    }
+  });
+
+  test("a link with another key is refused and yields no data", async () => {
+    const { link } = uploaded.get(FILES[2].name);
+    const wrongKey = `${link.split("#")[0]}#k1.${randomBytes(32).toString("base64url")}`;
+    const outcome = await page.evaluate(async (link) => {
+      try {
+        const got = await window.sealdrop.download(link);
+        return { ok: true, size: got.blob.size };
+      } catch (err) {
+        return { ok: false, code: err.code, message: String(err.message) };
+      }
+    }, wrongKey);
+    assert.equal(outcome.ok, false, "a wrong key must not decrypt");
+    assert.equal(outcome.code, "metadata_auth_failed");
+  });
+
+  test("the demo app: pick a file, get a link, open it, save the original", async () => {
+    const f = FILES[2];
+    const app = await browser.newPage();
+    await app.goto(`${server.url}/`);
+    await app.setInputFiles("input[type=file]", f.path);
+    const linkLocator = app.locator(`a[href*="/f/"], input[value*="/f/"]`).first();
+    await linkLocator.waitFor({ timeout: 60_000 });
+    const link = (await linkLocator.getAttribute("href")) ?? (await linkLocator.inputValue());
+    assert.match(link, /\/f\/[A-Za-z0-9_-]{22}#k1\./);
+
+    const receiver = await browser.newPage();
+    const downloadEvent = receiver.waitForEvent("download", { timeout: 60_000 });
+    await receiver.goto(link);
+    const download = await downloadEvent;
+    assert.equal(download.suggestedFilename(), f.name);
+    const saved = join(work, "saved.bin");
+    await download.saveAs(saved);
+    assert.equal(sha256(readFileSync(saved)), f.sha256);
+    await receiver.close();
+    await app.close();
+    uploaded.set("demo app", { link });
+  });
+
+  test("storage holds no 32-byte window of any plaintext, no file name and no key", async () => {
+    await server.stop();
+    server = undefined;
+    const scanner = leakscanBinary();
+    const keys = [...uploaded.values()].map(({ link }) => Buffer.from(link.split("#k1.")[1], "base64url"));
+    assert.equal(keys.length, FILES.length + 1);
+    const secretArgs = [];
+    for (const f of FILES) secretArgs.push("--secret", f.name);
+    for (const key of keys) {
+      assert.equal(key.length, 32);
+      secretArgs.push(
+        "--secret-hex", key.toString("hex"),
+        "--secret", key.toString("hex"),
+        "--secret", key.toString("base64"),
+        "--secret", key.toString("base64url"),
+      );
+    }
+    const plaintextArgs = FILES.filter((f) => f.size >= 32).flatMap((f) => ["--plaintext", f.path]);
+
+    // The scan must be able to fail: a planted copy of 40 plaintext bytes and a name
+    // in a separate folder are found.
+    const planted = join(work, "planted");
+    mkdirSync(planted);
+    const big = FILES[3];
+    writeFileSync(join(planted, "copy"), Buffer.concat([randomBytes(7), big.bytes.subarray(5000, 5040), Buffer.from(big.name)]));
+    const control = spawnSync(scanner, [...plaintextArgs, ...secretArgs, planted], { encoding: "utf8" });
+    assert.equal(control.status, 1, `control scan must find the planted leak: ${control.stderr}`);
+    assert.equal(JSON.parse(control.stdout).leaks.length, 2);
+
+    // The real scan: everything wrangler's local R2 and Durable Objects wrote.
+    const stored = listFiles(persistDir);
+    const sealedTotal = FILES.reduce((n, f) => n + sealedSize(f.size), 0);
+    assert.ok(stored.some((p) => /r2/i.test(p)), `R2 data is under ${persistDir}`);
+    assert.ok(stored.some((p) => /UploadSession/.test(p)), `Durable Object data is under ${persistDir}`);
+    const scan = spawnSync(scanner, [...plaintextArgs, ...secretArgs, persistDir], {
+      encoding: "utf8",
+      maxBuffer: 64 * MiB,
+    });
+    assert.ok(scan.status === 0 || scan.status === 1, `leakscan ran: ${scan.stderr}`);
+    const report = JSON.parse(scan.stdout);
+    assert.ok(report.bytesScanned >= sealedTotal, `the scan covered the stored ciphertext (${report.bytesScanned} >= ${sealedTotal})`);
+    assert.deepEqual(report.leaks, [], "nothing secret in storage");
+    assert.equal(scan.status, 0);
+  });
+});
+
+/** Builds (if needed) and returns the leak scanner's path. */
+function leakscanBinary() {
+  execFileSync("cargo", ["build", "--release", "--quiet", "-p", "leakscan"], { cwd: ROOT, stdio: "inherit" });
+  const targetDir = JSON.parse(
+    execFileSync("cargo", ["metadata", "--format-version", "1", "--no-deps"], { cwd: ROOT, encoding: "utf8" }),
+  ).target_directory;
+  return join(targetDir, "release", "leakscan");
+}
+
+function listFiles(dir) {
+  return readdirSync(dir, { recursive: true })
+    .map((p) => join(dir, p))
+    .filter((p) => statSync(p).isFile());
+}
