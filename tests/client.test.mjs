@@ -8,7 +8,7 @@
 // of the real worker. The full upload/download/privacy suite is tests/transfer.test.mjs.
 import assert from "node:assert/strict";
 import { after, before, beforeEach, describe, test } from "node:test";
-import { launchBrowser } from "./support/browser.mjs";
+import { launchBrowser, openClientPage } from "./support/browser.mjs";
 import { startServer } from "./support/server.mjs";
 
 const MiB = 1024 * 1024;
@@ -19,13 +19,8 @@ let page;
 
 before(async () => {
   [server, browser] = await Promise.all([startServer(), launchBrowser()]);
-  page = await browser.newPage();
-  await page.goto(`${server.url}/test/blank.html`);
-  await page.evaluate(async () => {
-    const mod = await import("/pkg/sealdrop_client.js");
-    await mod.default();
-    window.sealdrop = mod;
-
+  page = await openClientPage(browser, server.url);
+  await page.evaluate(() => {
     /** Random bytes of `size` as a Blob (getRandomValues gives 64 KiB at a time). */
     window.randomBlob = (size) => {
       const parts = [];

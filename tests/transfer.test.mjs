@@ -10,7 +10,7 @@ import { mkdtempSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync, r
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startServer, ROOT } from "./support/server.mjs";
-import { launchBrowser } from "./support/browser.mjs";
+import { launchBrowser, openClientPage } from "./support/browser.mjs";
 
 const MiB = 1024 * 1024;
 const RECORD = MiB; // the client's default record size (FORMAT.md §3)
@@ -50,12 +50,8 @@ before(async () => {
   }
   server = await startServer({ persistDir });
   browser = await launchBrowser();
-  page = await browser.newPage();
-  await page.goto(`${server.url}/test/blank.html`);
-  await page.evaluate(async () => {
-    const mod = await import("/pkg/sealdrop_client.js");
-    await mod.default();
-    window.sealdrop = mod;
+  page = await openClientPage(browser, server.url);
+  await page.evaluate(() => {
     const input = document.createElement("input");
     input.type = "file";
     input.multiple = true;

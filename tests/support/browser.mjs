@@ -62,3 +62,19 @@ export async function launchBrowser() {
     },
   };
 }
+
+/**
+ * Opens a blank page of the app at `url` with the wasm client loaded and initialised
+ * as `window.sealdrop`, the way a page using the npm package would.
+ * @returns {Promise<import("playwright-core").Page>}
+ */
+export async function openClientPage(browser, url) {
+  const page = await browser.newPage();
+  await page.goto(`${url}/test/blank.html`);
+  await page.evaluate(async () => {
+    const mod = await import("/pkg/sealdrop_client.js");
+    await mod.default();
+    window.sealdrop = mod;
+  });
+  return page;
+}
