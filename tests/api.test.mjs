@@ -166,7 +166,9 @@ describe("a multi-part upload, end to end", () => {
     assert.equal(up.plan.recordSize, 1024);
     assert.ok(up.plan.partSize >= 5 * MiB);
     assert.ok(up.plan.lastPartSize < up.plan.partSize);
-    assert.ok(up.expiresAt > Date.now() + 6 * 24 * 3600 * 1000);
+    // 6 days (UPLOAD_TTL_SECONDS): inside R2's own 7-day abort of unfinished uploads.
+    const sixDays = 6 * 24 * 3600 * 1000;
+    assert.ok(Math.abs(up.expiresAt - (Date.now() + sixDays)) < 5 * 60 * 1000, `${up.expiresAt}`);
   });
 
   test("part-urls signs worker URLs in request order", async () => {
@@ -524,6 +526,34 @@ describe("owner calls", () => {
       "upload_not_open",
     );
     await assertError(await fetch(`${server.url}/api/files/${up.fileId}`), 404, "file_not_found");
+  });
+
+  test("complete racing DELETE and a second complete: one outcome, and the session agrees with storage", async () => {
+    // Whatever the interleaving, the upload ends completed or aborted, never both: a call
+    // that loses answers 409 upload_not_open (`completing` refuses DELETE and another
+    // complete while storage completes), and the file is downloadable iff completed.
+    const race = await newUpload(server.url, MULTI);
+    const parts = [];
+    for (let n = 1; n <= race.plan.partCount; n++) parts.push(await race.putOk(n));
+    const [done, again, aborted] = await Promise.all([race.complete(parts), race.complete(parts), race.abort()]);
+    const status = await (await race.status()).json();
+    const file = await fetch(`${server.url}/api/files/${race.fileId}`);
+    if (status.state === "completed") {
+      assert.equal(done.status, 200, await done.text());
+      assert.ok([200, 409].includes(again.status), `${again.status}`);
+      await assertError(aborted, 409, "upload_not_open");
+      assert.equal(file.status, 200);
+      const record = await file.json();
+      const blob = await fetch(record.download.url);
+      assert.equal(blob.status, 200);
+      assert.equal((await blob.arrayBuffer()).byteLength, race.plan.ciphertextSize);
+    } else {
+      assert.equal(status.state, "aborted", JSON.stringify(status));
+      assert.equal(aborted.status, 204);
+      await assertError(done, 409, "upload_not_open");
+      await assertError(again, 409, "upload_not_open");
+      await assertError(file, 404, "file_not_found");
+    }
   });
 });
 

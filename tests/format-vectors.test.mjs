@@ -20,7 +20,7 @@ const REQUIRED_CASES = [
   'tampered_tag', 'tampered_ciphertext', 'swapped_records', 'dropped_last_record',
   'extra_record', 'wrong_header_salt', 'wrong_header_record_size', 'bad_magic',
   'unsupported_version', 'empty_record_appended', 'short_section', 'short_last_record',
-  'tampered_metadata',
+  'tampered_metadata', 'noncanonical_metadata',
 ];
 
 const VECTOR_DIR = fileURLToPath(new URL('./vectors/', import.meta.url));

@@ -26,7 +26,8 @@ pub(crate) struct Config {
     pub part_url_ttl_ms: u64,
     /// How long a download URL is valid (`DOWNLOAD_URL_TTL_SECONDS`, default 15 min).
     pub download_url_ttl_ms: u64,
-    /// How long an upload stays open (`UPLOAD_TTL_SECONDS`, default 7 days).
+    /// How long an upload stays open (`UPLOAD_TTL_SECONDS`, default 6 days: keep it
+    /// under R2's 7-day automatic multipart abort, see `SESSION_TTL_MS`).
     pub upload_ttl_ms: u64,
     /// Which storage provider serves uploads (`STORAGE_MODE`).
     pub storage_mode: StorageMode,

@@ -153,16 +153,26 @@ impl Storage {
         }
     }
 
-    /// Aborts the multipart upload: storage forgets its parts.
+    /// Aborts the multipart upload: storage forgets its parts. An upload storage no
+    /// longer knows counts as aborted (it is gone either way), so that an expiry alarm
+    /// cannot fail forever on an upload storage already dropped.
     pub async fn abort(&self, file_id: &FileId, upload_id: &str) -> Result<(), ApiError> {
         match self {
-            Self::R2Binding(r2) => r2
-                .bucket
-                .resume_multipart_upload(object_key(file_id), upload_id)
-                .or_storage("resuming a multipart upload")?
-                .abort()
-                .await
-                .or_storage("aborting a multipart upload"),
+            Self::R2Binding(r2) => {
+                let result = r2
+                    .bucket
+                    .resume_multipart_upload(object_key(file_id), upload_id)
+                    .or_storage("resuming a multipart upload")?
+                    .abort()
+                    .await;
+                match result {
+                    Err(e) if r2_upload_is_gone(&e.to_string()) => {
+                        worker::console_warn!("aborting an upload R2 no longer has: {e}");
+                        Ok(())
+                    }
+                    other => other.or_storage("aborting a multipart upload"),
+                }
+            }
         }
     }
 
@@ -173,6 +183,24 @@ impl Storage {
             Self::R2Binding(r2) => Some(r2),
         }
     }
+}
+
+/// Whether an R2 error from `abort()` means the upload is unknown to R2. The binding
+/// throws an `Error` whose message ends in R2's code: `... (10024)` (NoSuchUpload: the
+/// upload was completed, or dropped by R2's automatic abort 7 days after creation) or,
+/// from the local R2, `abortMultipartUpload: We encountered an internal error. Please try
+/// again. (10001)` for an upload id it does not know. 10001 is R2's generic internal
+/// error, so a real transient failure may be taken for "gone" too: the session is then
+/// aborted while R2 still holds the parts, which R2 itself drops within 7 days of
+/// creation. That bounded leak beats an alarm that fails forever and a session that
+/// stays open.
+fn r2_upload_is_gone(message: &str) -> bool {
+    let code = message
+        .trim_end()
+        .strip_suffix(')')
+        .and_then(|m| m.rsplit_once('('))
+        .map(|(_, code)| code);
+    matches!(code, Some("10024" | "10001"))
 }
 
 /// R2 numbers parts with a u16; plans never exceed 10,000 parts.

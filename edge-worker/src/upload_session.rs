@@ -15,13 +15,21 @@
 //! requests may run (that is what lets parts upload in parallel), so no borrow of the
 //! cache is held across an `await`, and recording re-checks the state afterwards
 //! (a part that lands after an abort is refused, never recorded).
+//!
+//! Completion is the one storage call the session must not interleave with: from the
+//! moment it starts until storage answers, the session is `completing` (persisted), which
+//! refuses parts, aborts and other completions. Whether *this* instance is the one
+//! running the completion lives only in memory (`completing`); an instance that finds
+//! the session `completing` without running it itself knows the earlier instance died
+//! mid-call, and settles the session from storage (the object exists: completed; it does
+//! not: open again, so the next `complete` retries) before doing anything else.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
 use sealdrop_protocol::api_error::{ApiError, ApiErrorCode};
 use sealdrop_protocol::ids::{FileId, OwnerTokenHash};
 use sealdrop_protocol::plan::PartPlan;
-use sealdrop_protocol::session::{UploadSession as Session, UploadState};
+use sealdrop_protocol::session::{CompleteStep, UploadSession as Session, UploadState};
 use sealdrop_protocol::wire::{
     CompleteRequest, FileRecord, MAX_COMPLETE_BODY, MAX_JSON_BODY, PartUrlsRequest,
     PartUrlsResponse, PutPartResponse, parse_json,
@@ -46,6 +54,8 @@ const BINDING: &str = "UPLOADS";
 const ORIGIN_HEADER: &str = "x-sealdrop-origin";
 /// Carries a part PUT's declared `Content-Length`.
 const LENGTH_HEADER: &str = "x-sealdrop-length";
+/// How soon an expiry alarm that fires while a completion runs looks again.
+const ALARM_RETRY_MS: u64 = 60_000;
 
 // ---------------------------------------------------------------------------------
 // The worker's side: internal calls
@@ -198,6 +208,10 @@ pub struct UploadSession {
     /// The session as last read from or written to SQLite; `None` until loaded, and
     /// reset whenever a write fails, so memory never runs ahead of storage.
     cache: RefCell<Option<StoredSession>>,
+    /// Whether this instance is running the storage completion of a `completing`
+    /// session. Memory only, on purpose: after eviction it is false, which is how a
+    /// `completing` left behind by a dead instance is recognised.
+    completing: Cell<bool>,
 }
 
 impl DurableObject for UploadSession {
@@ -206,6 +220,7 @@ impl DurableObject for UploadSession {
             state,
             env,
             cache: RefCell::new(None),
+            completing: Cell::new(false),
         }
     }
 
@@ -238,12 +253,21 @@ impl UploadSession {
                 let create = serde_json::from_slice(&body).or_internal("reading a create call")?;
                 self.create(create).await
             }
-            Op::File => self.file_record(&req),
-            Op::PutPart(n) => self.put_part(&req, n).await,
+            Op::File => {
+                self.settle_interrupted_completion().await?;
+                self.file_record(&req)
+            }
+            Op::PutPart(n) => {
+                if let Err(e) = self.settle_interrupted_completion().await {
+                    return self.refuse_part(&req, e).await;
+                }
+                self.put_part(&req, n).await
+            }
             Op::Status | Op::PartUrls | Op::Complete | Op::Abort => {
                 // Owner calls: the token first, so nothing else leaks to a stranger.
                 let auth = header(&req, "authorization");
                 self.with_session(|s| s.session.check_owner(auth.as_deref()))??;
+                self.settle_interrupted_completion().await?;
                 match op {
                     Op::Status => self.with_session(|s| json(200, &s.session.status()))?,
                     Op::PartUrls => {
@@ -305,18 +329,41 @@ impl UploadSession {
 
     // -- calls -------------------------------------------------------------------
 
-    /// Creates the session: the multipart upload in storage, the rows, the alarm.
+    /// Creates the session: the multipart upload in storage, the expiry alarm, the rows.
+    /// If the alarm or the rows fail, the multipart upload is aborted (best effort)
+    /// before answering the error, so a failed create leaves nothing behind.
     async fn create(&self, create: CreateSession) -> Result<Response, ApiError> {
         let config = self.config()?;
+        let storage = self.storage(&config)?;
         let store = self.store();
         if store.exists()? {
             // 128 random bits collided, or the worker retried: never overwrite.
             return Err(http::internal("creating a session", "the file id is taken"));
         }
-        let upload_id = self
-            .storage(&config)?
-            .create_upload(&create.file_id)
-            .await?;
+        let file_id = create.file_id.clone();
+        let upload_id = storage.create_upload(&file_id).await?;
+        if let Err(e) = self
+            .create_session(create, &store, &config, &upload_id)
+            .await
+        {
+            if let Err(abort) = storage.abort(&file_id, &upload_id).await {
+                console_error!("abandoning a failed create: abort failed ({})", abort.code);
+            }
+            return Err(e);
+        }
+        let expires_at = self.with_session(|s| s.session.expires_at())?;
+        json(201, &Created { expires_at })
+    }
+
+    /// The part of [`Self::create`] after storage has the multipart upload: the alarm
+    /// first (an alarm without a session does nothing), then the rows.
+    async fn create_session(
+        &self,
+        create: CreateSession,
+        store: &SessionStore,
+        config: &Config,
+        upload_id: &str,
+    ) -> Result<(), ApiError> {
         let session = Session::new_with_ttl(
             create.file_id,
             create.plan,
@@ -328,13 +375,15 @@ impl UploadSession {
             session,
             header: create.header,
             metadata: create.metadata,
-            upload_id,
+            upload_id: upload_id.to_owned(),
         };
-        store.create(&stored)?;
-        let expires_at = stored.session.expires_at();
+        self.set_alarm(stored.session.expires_at()).await?;
+        if let Err(e) = store.create(&stored) {
+            self.delete_alarm().await;
+            return Err(e);
+        }
         self.cache.replace(Some(stored));
-        self.set_alarm(expires_at).await?;
-        json(201, &Created { expires_at })
+        Ok(())
     }
 
     /// Signs the requested part URLs.
@@ -359,14 +408,21 @@ impl UploadSession {
     /// Receives one part's bytes (its URL already verified by the worker), streams them
     /// into storage and records the part.
     async fn put_part(&self, req: &Request, part: u32) -> Result<Response, ApiError> {
-        let result = self.receive_part(req, part).await;
-        // Refused before any byte moved: read the body anyway (see `discard`).
-        if let (Err(_), Some(body)) = (&result, req.inner().body())
+        match self.receive_part(req, part).await {
+            Ok(response) => Ok(response),
+            Err(e) => self.refuse_part(req, e).await,
+        }
+    }
+
+    /// Answers `error` to a part PUT; refused before any byte moved, the body is read
+    /// anyway (see `discard`).
+    async fn refuse_part(&self, req: &Request, error: ApiError) -> Result<Response, ApiError> {
+        if let Some(body) = req.inner().body()
             && !body.locked()
         {
             discard(body).await;
         }
-        result
+        Err(error)
     }
 
     async fn receive_part(&self, req: &Request, part: u32) -> Result<Response, ApiError> {
@@ -416,6 +472,10 @@ impl UploadSession {
     }
 
     /// Completes the upload (or answers the record again for the same parts).
+    ///
+    /// The session is `completing` (persisted) while storage completes the object, so a
+    /// part, an abort or another complete arriving meanwhile is refused rather than
+    /// interleaved; if storage fails, the session is open again and the client retries.
     async fn complete(
         &self,
         req: &Request,
@@ -424,31 +484,80 @@ impl UploadSession {
         let config = self.config()?;
         let storage = self.storage(&config)?;
         let origin = origin(req)?;
-        let (etags, state, file_id, upload_id) = self.with_session(|s| {
-            let etags = s.session.complete(&request.parts, now_ms())?;
-            Ok::<_, ApiError>((
-                etags,
-                s.session.state(),
-                s.session.file_id().clone(),
-                s.upload_id.clone(),
-            ))
-        })??;
-        if state == UploadState::Open {
-            if let Err(e) = storage.complete(&file_id, &upload_id, &etags).await {
-                // Storage may already hold the object: a concurrent complete won while
-                // this one waited, or an earlier one completed storage and then failed
-                // to record it. Either way the upload is complete.
-                if !storage.object_exists(&file_id).await? {
-                    return Err(e);
-                }
+        let (step, file_id, upload_id) = self.change_session(|s, store| {
+            let step = s.session.begin_complete(&request.parts, now_ms())?;
+            if matches!(step, CompleteStep::Store(_)) {
+                store.update_session(&s.session)?;
             }
-            self.change_session(|s, store| {
-                s.session.mark_completed()?;
+            Ok((step, s.session.file_id().clone(), s.upload_id.clone()))
+        })?;
+        if let CompleteStep::Store(etags) = step {
+            // Set in the same turn as the state above: no other request ran in between.
+            self.completing.set(true);
+            let stored = match storage.complete(&file_id, &upload_id, &etags).await {
+                Ok(()) => Ok(()),
+                // Storage may already hold the object: an earlier attempt completed
+                // storage and then failed to record it. Then the upload is complete.
+                Err(e) => match storage.object_exists(&file_id).await {
+                    Ok(true) => Ok(()),
+                    Ok(false) | Err(_) => Err(e),
+                },
+            };
+            let recorded = self.change_session(|s, store| {
+                match stored {
+                    Ok(()) => s.session.mark_completed()?,
+                    Err(_) => s.session.cancel_completing(),
+                }
                 store.update_session(&s.session)
-            })?;
+            });
+            // Whatever SQLite now says, this instance no longer runs a completion; a
+            // `completing` left by a failed write is settled by the next request.
+            self.completing.set(false);
+            stored?;
+            recorded?;
             self.delete_alarm().await;
         }
         self.with_session(|s| record(s, &storage, &origin))?
+    }
+
+    /// Settles a session left `completing` by an instance that died while storage
+    /// completed it (see the module docs); does nothing otherwise, or while this
+    /// instance runs the completion itself.
+    async fn settle_interrupted_completion(&self) -> Result<(), ApiError> {
+        if self.completing.get() {
+            return Ok(());
+        }
+        let interrupted = match self.with_session(|s| {
+            (s.session.state() == UploadState::Completing).then(|| s.session.file_id().clone())
+        }) {
+            Ok(interrupted) => interrupted,
+            Err(e) if e.code == ApiErrorCode::UploadNotFound => None,
+            Err(e) => return Err(e),
+        };
+        let Some(file_id) = interrupted else {
+            return Ok(());
+        };
+        let config = self.config()?;
+        let exists = self.storage(&config)?.object_exists(&file_id).await?;
+        if self.completing.get() {
+            // Another request settled it and began a completion of its own meanwhile.
+            return Ok(());
+        }
+        self.change_session(|s, store| {
+            if s.session.state() != UploadState::Completing {
+                return Ok(()); // settled by another request meanwhile
+            }
+            if exists {
+                s.session.mark_completed()?;
+            } else {
+                s.session.cancel_completing();
+            }
+            store.update_session(&s.session)
+        })?;
+        if exists {
+            self.delete_alarm().await;
+        }
+        Ok(())
     }
 
     /// Aborts the upload: storage forgets the parts, then the session does.
@@ -465,6 +574,11 @@ impl UploadSession {
         match state {
             UploadState::Completed => {
                 return Err(ApiError::upload_not_open("the upload is completed"));
+            }
+            UploadState::Completing => {
+                return Err(ApiError::upload_not_open(
+                    "the upload is being completed; retry shortly",
+                ));
             }
             UploadState::Aborted => {}
             UploadState::Open => {
@@ -502,8 +616,11 @@ impl UploadSession {
     // -- expiry ------------------------------------------------------------------
 
     /// The alarm's work: abort an open session past its expiry. An alarm that fires
-    /// early (clock skew) is set again for the expiry.
+    /// early (clock skew) is set again for the expiry, and one that fires while a
+    /// completion runs is set again shortly (the completion may fail and leave the
+    /// session open). A session a dead instance left `completing` is settled first.
     async fn expire(&self) -> Result<(), ApiError> {
+        self.settle_interrupted_completion().await?;
         let now = now_ms();
         let found = match self.with_session(|s| {
             (
@@ -520,6 +637,9 @@ impl UploadSession {
             Err(e) => return Err(e),
         };
         let (state, expired, expires_at, file_id, upload_id) = found;
+        if state == UploadState::Completing {
+            return self.set_alarm(now.saturating_add(ALARM_RETRY_MS)).await;
+        }
         if state != UploadState::Open {
             return Ok(());
         }

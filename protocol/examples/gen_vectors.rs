@@ -110,11 +110,36 @@ fn split(section: &[u8]) -> Vec<Vec<u8>> {
 
 /// The spec's §4-§5, written again from scratch: HKDF-SHA256 then AES-256-GCM per record.
 fn reference_cipher(file_key: &[u8; 32], header: &[u8; 44]) -> Aes256Gcm {
+    reference_key(file_key, header, b"sealdrop/v1/content")
+}
+
+/// The key of §4 with `info`, as an AES-256-GCM cipher.
+fn reference_key(file_key: &[u8; 32], header: &[u8; 44], info: &[u8]) -> Aes256Gcm {
     let mut okm = [0u8; 32];
     Hkdf::<Sha256>::new(Some(&header[12..]), file_key)
-        .expand(b"sealdrop/v1/content", &mut okm)
+        .expand(info, &mut okm)
         .unwrap();
     Aes256Gcm::new(&Key::<Aes256Gcm>::from(okm))
+}
+
+/// §7 from scratch: `nonce || AES-256-GCM(metadata key, plaintext, AAD = header)`, for any
+/// plaintext (so a vector can seal one no writer would).
+fn reference_seal_metadata(
+    file_key: &[u8; 32],
+    header: &[u8; 44],
+    nonce: [u8; 12],
+    plaintext: &[u8],
+) -> Vec<u8> {
+    let cipher = reference_key(file_key, header, b"sealdrop/v1/metadata");
+    let mut buffer = plaintext.to_vec();
+    let tag = cipher
+        .encrypt_inout_detached(
+            &Nonce::<U12>::from(nonce),
+            header,
+            buffer.as_mut_slice().into(),
+        )
+        .unwrap();
+    [&nonce[..], &buffer, &tag].concat()
 }
 
 fn reference_record(
@@ -334,6 +359,36 @@ fn vectors() -> Vec<Vector> {
                 if let Some(m) = &mut v.metadata {
                     m.sealed[12] ^= 0x01;
                 }
+            },
+        ),
+        failure(
+            &one_byte,
+            "noncanonical_metadata",
+            "invalid_metadata",
+            None,
+            "one_byte (its records intact) with metadata sealed correctly (right key and header, its own nonce), but its plaintext has a space after the first colon (still 64 bytes, padded): valid JSON of the right name and type, yet not the one canonical form.",
+            |v| {
+                let h: [u8; 44] = v.header.clone().try_into().unwrap();
+                let nonce: [u8; 12] = fixed("noncanonical_metadata metadata_nonce")[..12]
+                    .try_into()
+                    .unwrap();
+                let Some(base) = &one_byte.metadata else {
+                    unreachable!()
+                };
+                let json = format!(
+                    "{{\"name\": {},\"type\":{}}}",
+                    serde_json::to_string(&base.name).unwrap(),
+                    serde_json::to_string(&base.mime).unwrap()
+                );
+                let mut plaintext = json.into_bytes();
+                assert!(plaintext.len() <= 64);
+                plaintext.resize(64, b' ');
+                v.metadata = Some(MetadataCase {
+                    nonce,
+                    name: base.name.clone(),
+                    mime: base.mime.clone(),
+                    sealed: reference_seal_metadata(&v.file_key, &h, nonce, &plaintext),
+                });
             },
         ),
     ];

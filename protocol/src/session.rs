@@ -10,10 +10,19 @@
 //!            record_part (replaces)
 //!              ┌──────┐
 //!              ▼      │
-//!   new ──▶  Open ────┘ ──complete + mark_completed──▶ Completed
-//!              │                                   (complete again: same answer)
+//!   new ──▶  Open ────┘ ──begin_complete──▶ Completing ──mark_completed──▶ Completed
+//!              │  ▲                             │               (complete again: same answer)
+//!              │  └───────cancel_completing─────┘  (storage did not complete)
 //!              └──abort (or expiry + abort)──▶ Aborted (parts forgotten)
 //! ```
+//!
+//! `Completing` covers the storage call that completes the object, which the session
+//! cannot hold other requests across: while in it, parts, aborts and another complete
+//! are refused (`409 upload_not_open`, retry), so the parts storage is completing with
+//! are the parts the session has recorded. A holder that restarts and finds the session
+//! `Completing` with no completion of its own running settles it from storage: the object
+//! exists ([`UploadSession::mark_completed`]) or it does not
+//! ([`UploadSession::cancel_completing`], back to `Open`).
 //!
 //! Time is passed in (ms since epoch); an open session stops accepting anything at
 //! `expires_at`, and the object's alarm then calls [`UploadSession::abort`] to clean up.
@@ -27,8 +36,14 @@ use crate::ids::{FileId, OwnerTokenHash};
 use crate::plan::PartPlan;
 use crate::wire::{CompletedPart, PartRecord, PartUrlsRequest, UploadStatus};
 
-/// How long an upload stays open: 7 days (docs/API.md, Limits).
-pub const SESSION_TTL_MS: u64 = 7 * 24 * 60 * 60 * 1000;
+/// How long an upload stays open: 6 days (docs/API.md, Limits).
+///
+/// Deliberately shorter than the 7 days after which R2 (like S3 lifecycle rules commonly
+/// do) aborts an unfinished multipart upload by itself: with equal lifetimes storage could
+/// drop the parts while the session still accepts them and a completion, which would then
+/// fail. The day between leaves the expiry alarm room to abort the upload (and retry)
+/// while storage still knows it.
+pub const SESSION_TTL_MS: u64 = 6 * 24 * 60 * 60 * 1000;
 
 /// Where an upload is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -36,10 +51,23 @@ pub const SESSION_TTL_MS: u64 = 7 * 24 * 60 * 60 * 1000;
 pub enum UploadState {
     /// Parts may be uploaded; the upload may be completed or aborted.
     Open,
+    /// Storage is completing the object: nothing else may change until it answers.
+    Completing,
     /// The object exists; nothing changes any more.
     Completed,
     /// The multipart upload was aborted (by its owner or on expiry).
     Aborted,
+}
+
+/// What [`UploadSession::begin_complete`] asks its caller to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CompleteStep {
+    /// Complete the object in storage with these `(part, etag)` pairs (in order, ETags
+    /// as storage gave them), then call [`UploadSession::mark_completed`], or
+    /// [`UploadSession::cancel_completing`] if storage did not complete it.
+    Store(Vec<(u32, String)>),
+    /// Already completed with exactly these parts: answer the record again.
+    Done,
 }
 
 /// A part storage accepted, as the session recorded it.
@@ -179,6 +207,7 @@ impl UploadSession {
                 Err(ApiError::upload_not_open("the upload has expired"))
             }
             UploadState::Open => Ok(()),
+            UploadState::Completing => Err(completing()),
             UploadState::Completed => Err(ApiError::upload_not_open("the upload is completed")),
             UploadState::Aborted => Err(ApiError::upload_not_open("the upload is aborted")),
         }
@@ -229,47 +258,66 @@ impl UploadSession {
         Ok(())
     }
 
-    /// Checks a `complete` request and answers the `(part, etag)` list to hand to
-    /// storage's CompleteMultipartUpload (ETags as storage gave them).
+    /// Checks a `complete` request and, for an open upload, moves it to `Completing`.
     ///
     /// `claimed` must list every part `1..=partCount` exactly once, in order
     /// (`409 parts_missing` otherwise, `400 invalid_part_number` for a number outside
     /// the plan), each confirmed with the same ETag (`409 etag_mismatch`). ETags are
     /// compared without their surrounding quotes, since some storage APIs drop them.
-    /// An already completed upload answers the same list again for the same parts
-    /// (a retry after a lost response); the session does not change here: call
-    /// [`UploadSession::mark_completed`] once storage has completed the object.
-    pub fn complete(
-        &self,
+    /// An open upload answers [`CompleteStep::Store`]; an already completed upload
+    /// answers [`CompleteStep::Done`] for the same parts (a retry after a lost response)
+    /// and `409 upload_not_open` for others; an upload being completed answers
+    /// `409 upload_not_open` (the client retries), and so does an aborted or expired one.
+    /// A failed check changes nothing.
+    pub fn begin_complete(
+        &mut self,
         claimed: &[CompletedPart],
         now_ms: u64,
-    ) -> Result<Vec<(u32, String)>, ApiError> {
+    ) -> Result<CompleteStep, ApiError> {
         match self.state {
             UploadState::Open => {
                 self.ensure_open(now_ms)?;
-                self.check_claimed(claimed)
+                let etags = self.check_claimed(claimed)?;
+                self.state = UploadState::Completing;
+                Ok(CompleteStep::Store(etags))
             }
-            UploadState::Completed => self.check_claimed(claimed).map_err(|_| {
-                ApiError::upload_not_open("the upload is already completed with other parts")
-            }),
+            UploadState::Completing => Err(completing()),
+            UploadState::Completed => self
+                .check_claimed(claimed)
+                .map(|_| CompleteStep::Done)
+                .map_err(|_| {
+                    ApiError::upload_not_open("the upload is already completed with other parts")
+                }),
             UploadState::Aborted => Err(ApiError::upload_not_open("the upload is aborted")),
         }
     }
 
     /// Marks the upload completed once storage has completed the object. Idempotent;
-    /// `409 upload_not_open` for an aborted upload.
+    /// `409 upload_not_open` unless it is being completed (or already is).
     pub fn mark_completed(&mut self) -> Result<(), ApiError> {
         match self.state {
-            UploadState::Open | UploadState::Completed => {
+            UploadState::Completing | UploadState::Completed => {
                 self.state = UploadState::Completed;
                 Ok(())
             }
+            UploadState::Open => Err(ApiError::upload_not_open(
+                "the upload is not being completed",
+            )),
             UploadState::Aborted => Err(ApiError::upload_not_open("the upload is aborted")),
         }
     }
 
+    /// Storage did not complete the object: a session being completed is open again
+    /// (with its parts, and its expiry as before). Any other state is left alone.
+    pub fn cancel_completing(&mut self) {
+        if self.state == UploadState::Completing {
+            self.state = UploadState::Open;
+        }
+    }
+
     /// Aborts the upload and forgets its parts (the caller aborts the multipart upload
-    /// in storage). Idempotent; `409 upload_not_open` for a completed upload.
+    /// in storage). Idempotent; `409 upload_not_open` for an upload that is completed or
+    /// being completed.
     pub fn abort(&mut self) -> Result<(), ApiError> {
         match self.state {
             UploadState::Open | UploadState::Aborted => {
@@ -277,6 +325,7 @@ impl UploadSession {
                 self.parts.clear();
                 Ok(())
             }
+            UploadState::Completing => Err(completing()),
             UploadState::Completed => Err(ApiError::upload_not_open("the upload is completed")),
         }
     }
@@ -358,6 +407,11 @@ impl UploadSession {
     }
 }
 
+/// The refusal of anything but waiting while storage completes the object.
+fn completing() -> ApiError {
+    ApiError::upload_not_open("the upload is being completed; retry shortly")
+}
+
 /// An ETag without one pair of surrounding double quotes.
 fn unquote(etag: &str) -> &str {
     etag.strip_prefix('"')
@@ -410,24 +464,34 @@ mod tests {
         assert_eq!(s.plan().part_count(), 5);
         assert_eq!(s.expires_at(), T0 + SESSION_TTL_MS);
         let claimed = upload_all(&mut s);
-        let etags = s.complete(&claimed, T0 + 2).unwrap();
-        assert_eq!(etags, (1..=5).map(|n| (n, etag(n))).collect::<Vec<_>>());
+        // Not being completed yet: nothing to mark.
+        assert_eq!(code(s.mark_completed()), ApiErrorCode::UploadNotOpen);
+        let step = s.begin_complete(&claimed, T0 + 2).unwrap();
+        let etags = (1..=5).map(|n| (n, etag(n))).collect::<Vec<_>>();
+        assert_eq!(step, CompleteStep::Store(etags));
+        assert_eq!(s.state(), UploadState::Completing);
         s.mark_completed().unwrap();
         assert_eq!(s.state(), UploadState::Completed);
         // A retry after a lost response answers the same, even after expiry.
         assert_eq!(
-            s.complete(&claimed, T0 + SESSION_TTL_MS * 2).unwrap(),
-            etags
+            s.begin_complete(&claimed, T0 + SESSION_TTL_MS * 2).unwrap(),
+            CompleteStep::Done
         );
         s.mark_completed().unwrap();
+        assert_eq!(s.state(), UploadState::Completed);
         // Other parts on a completed upload: not open.
         let mut other = claimed.clone();
         other[0].etag = "\"x\"".into();
-        assert_eq!(code(s.complete(&other, T0)), ApiErrorCode::UploadNotOpen);
         assert_eq!(
-            code(s.complete(&claimed[..4], T0)),
+            code(s.begin_complete(&other, T0)),
             ApiErrorCode::UploadNotOpen
         );
+        assert_eq!(
+            code(s.begin_complete(&claimed[..4], T0)),
+            ApiErrorCode::UploadNotOpen
+        );
+        s.cancel_completing();
+        assert_eq!(s.state(), UploadState::Completed);
         // Nothing else is allowed any more.
         assert_eq!(
             code(s.record_part(1, etag(1), 16 * (MIB + 16), T0)),
@@ -519,25 +583,39 @@ mod tests {
             ),
         ];
         for (claimed, expected) in cases {
-            assert_eq!(code(s.complete(&claimed, T0)), expected, "{claimed:?}");
+            assert_eq!(
+                code(s.begin_complete(&claimed, T0)),
+                expected,
+                "{claimed:?}"
+            );
+            assert_eq!(s.state(), UploadState::Open);
         }
         let mut wrong = full.clone();
         wrong[2].etag = "\"other\"".into();
-        assert_eq!(code(s.complete(&wrong, T0)), ApiErrorCode::EtagMismatch);
-        // Quotes do not matter.
-        let mut unquoted = full.clone();
-        unquoted[1].etag = "etag-2".into();
-        assert_eq!(s.complete(&unquoted, T0).unwrap()[1], (2, etag(2)));
+        assert_eq!(
+            code(s.begin_complete(&wrong, T0)),
+            ApiErrorCode::EtagMismatch
+        );
         // A part never confirmed.
         let mut s2 = session(64 * MIB);
         s2.record_part(1, etag(1), 16 * (MIB + 16), T0).unwrap();
-        assert_eq!(code(s2.complete(&full, T0)), ApiErrorCode::PartsMissing);
+        assert_eq!(
+            code(s2.begin_complete(&full, T0)),
+            ApiErrorCode::PartsMissing
+        );
         // Expired.
         assert_eq!(
-            code(s.complete(&full, s.expires_at())),
+            code(s.begin_complete(&full, s.expires_at())),
             ApiErrorCode::UploadNotOpen
         );
         assert_eq!(s.state(), UploadState::Open);
+        // Quotes do not matter; storage gets the ETags as it gave them.
+        let mut unquoted = full.clone();
+        unquoted[1].etag = "etag-2".into();
+        match s.begin_complete(&unquoted, T0).unwrap() {
+            CompleteStep::Store(etags) => assert_eq!(etags[1], (2, etag(2))),
+            CompleteStep::Done => panic!("not completed yet"),
+        }
     }
 
     #[test]
@@ -548,8 +626,13 @@ mod tests {
         assert_eq!(s.state(), UploadState::Aborted);
         assert!(s.parts().is_empty());
         s.abort().unwrap();
-        assert_eq!(code(s.complete(&claimed, T0)), ApiErrorCode::UploadNotOpen);
+        assert_eq!(
+            code(s.begin_complete(&claimed, T0)),
+            ApiErrorCode::UploadNotOpen
+        );
         assert_eq!(code(s.mark_completed()), ApiErrorCode::UploadNotOpen);
+        s.cancel_completing();
+        assert_eq!(s.state(), UploadState::Aborted);
         assert_eq!(
             code(s.record_part(1, etag(1), 16 * (MIB + 16), T0)),
             ApiErrorCode::UploadNotOpen
@@ -566,7 +649,7 @@ mod tests {
         );
         s.record_part(1, etag(1), 16, T0).unwrap();
         let done = s
-            .complete(
+            .begin_complete(
                 &[CompletedPart {
                     part_number: 1,
                     etag: etag(1),
@@ -574,7 +657,7 @@ mod tests {
                 T0,
             )
             .unwrap();
-        assert_eq!(done, vec![(1, etag(1))]);
+        assert_eq!(done, CompleteStep::Store(vec![(1, etag(1))]));
     }
 
     #[test]
@@ -652,6 +735,92 @@ mod tests {
             code(aborted.with_parts([(5, part)])),
             ApiErrorCode::PartSizeMismatch
         );
+    }
+
+    #[test]
+    fn completing_freezes_the_session_until_storage_answers() {
+        let mut s = session(64 * MIB + 1);
+        let claimed = upload_all(&mut s);
+        let before = s.clone();
+        let CompleteStep::Store(etags) = s.begin_complete(&claimed, T0 + 2).unwrap() else {
+            panic!("an open upload is completed in storage");
+        };
+        assert_eq!(s.state(), UploadState::Completing);
+        assert_eq!(s.status().state, UploadState::Completing);
+        // While storage completes: no part, no abort, no second completion.
+        let full = 16 * (MIB + 16);
+        assert_eq!(
+            code(s.record_part(1, "\"new\"".into(), full, T0 + 3)),
+            ApiErrorCode::UploadNotOpen
+        );
+        assert_eq!(
+            code(s.check_part(1, full, T0 + 3)),
+            ApiErrorCode::UploadNotOpen
+        );
+        let urls = PartUrlsRequest {
+            part_numbers: vec![1],
+        };
+        assert_eq!(
+            code(s.part_urls(&urls, T0 + 3)),
+            ApiErrorCode::UploadNotOpen
+        );
+        assert_eq!(code(s.abort()), ApiErrorCode::UploadNotOpen);
+        assert_eq!(
+            code(s.begin_complete(&claimed, T0 + 3)),
+            ApiErrorCode::UploadNotOpen
+        );
+        // Not expirable while completing: the alarm must not abort under storage.
+        assert!(!s.is_expired(u64::MAX));
+        assert_eq!(s.parts(), before.parts());
+
+        // Storage failed: open again, exactly as before, and the retry completes.
+        s.cancel_completing();
+        assert_eq!(s, before);
+        assert_eq!(
+            s.begin_complete(&claimed, T0 + 4).unwrap(),
+            CompleteStep::Store(etags)
+        );
+        s.mark_completed().unwrap();
+        assert_eq!(s.state(), UploadState::Completed);
+        assert_eq!(code(s.abort()), ApiErrorCode::UploadNotOpen);
+    }
+
+    #[test]
+    fn completing_survives_storage() {
+        // A holder that restarts finds `completing` with all its parts, and can settle
+        // it either way.
+        let mut s = session(64 * MIB + 1);
+        let claimed = upload_all(&mut s);
+        s.begin_complete(&claimed, T0).unwrap();
+        let row = s.without_parts();
+        let json = serde_json::to_string(&row).unwrap();
+        assert!(json.contains("\"state\":\"completing\""), "{json}");
+        let rows = s.parts().iter().map(|(&n, p)| (n, p.clone()));
+        let back = serde_json::from_str::<UploadSession>(&json)
+            .unwrap()
+            .with_parts(rows)
+            .unwrap();
+        assert_eq!(back, s);
+        let mut done = back.clone();
+        done.mark_completed().unwrap();
+        assert_eq!(
+            done.begin_complete(&claimed, T0).unwrap(),
+            CompleteStep::Done
+        );
+        let mut reopened = back;
+        reopened.cancel_completing();
+        assert_eq!(reopened.state(), UploadState::Open);
+        assert!(matches!(
+            reopened.begin_complete(&claimed, T0).unwrap(),
+            CompleteStep::Store(_)
+        ));
+    }
+
+    #[test]
+    fn default_ttl_is_inside_storages_multipart_lifetime() {
+        const R2_MULTIPART_LIFETIME_MS: u64 = 7 * 24 * 60 * 60 * 1000;
+        assert_eq!(SESSION_TTL_MS, 6 * 24 * 60 * 60 * 1000);
+        const { assert!(SESSION_TTL_MS < R2_MULTIPART_LIFETIME_MS) };
     }
 
     #[test]

@@ -43,6 +43,7 @@ pub const CASES: &[&str] = &[
     "short_section",
     "short_last_record",
     "tampered_metadata",
+    "noncanonical_metadata",
 ];
 
 /// The error codes a vector may expect (§6, §7).

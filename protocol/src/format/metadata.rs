@@ -65,7 +65,8 @@ pub fn seal_metadata(
 }
 
 /// Opens sealed metadata: `invalid_metadata` for an impossible length or a plaintext that
-/// is not the JSON object of §7, `metadata_auth_failed` for a failed tag.
+/// is not exactly the canonical padded JSON of §7 (what [`seal_metadata`] writes for the
+/// same name and type), `metadata_auth_failed` for a failed tag.
 pub fn open_metadata(
     key: &MetadataKey,
     header: &Header,
@@ -84,9 +85,16 @@ pub fn open_metadata(
     key.cipher()
         .decrypt_inout_detached(&nonce, &header.encode(), buffer.as_mut_slice().into(), &tag)
         .map_err(|_| FormatError::MetadataAuthFailed)?;
-    // serde_json skips the trailing padding spaces as whitespace.
-    serde_json::from_slice(&buffer)
-        .map_err(|_| FormatError::InvalidMetadata("not a {\"name\",\"type\"} JSON object"))
+    let metadata: FileMetadata = serde_json::from_slice(&buffer)
+        .map_err(|_| FormatError::InvalidMetadata("not a {\"name\",\"type\"} JSON object"))?;
+    // serde_json accepts any key order, whitespace, escapes and padding; §9 accepts only
+    // the exact form a writer seals, so one metadata has exactly one plaintext.
+    match padded_json(&metadata) {
+        Ok(canonical) if canonical == buffer => Ok(metadata),
+        _ => Err(FormatError::InvalidMetadata(
+            "not in the exact JSON form and padding of §7",
+        )),
+    }
 }
 
 /// The JSON of `metadata` followed by spaces up to the smallest multiple of 64 bytes that
@@ -231,11 +239,39 @@ mod tests {
                 String::from_utf8_lossy(bad)
             );
         }
-        let ok = open_metadata(
-            &key,
-            &header,
-            &seal_raw(b"{\"name\":\"a\",\"type\":\"b\"}   "),
-        );
-        assert_eq!(ok.unwrap(), meta("a", "b"));
+        // Valid JSON of the right object, but not the canonical padded form: refused.
+        let canonical = padded_json(&meta("a/é", "b")).unwrap();
+        let mut too_much_padding = canonical.clone();
+        too_much_padding.extend_from_slice(&[b' '; 64]);
+        let mut tab_padding = canonical.clone();
+        *tab_padding.last_mut().unwrap() = b'\t';
+        // Each is 64 bytes of otherwise valid padded JSON, so only its one defect counts.
+        let pad = |json: &str| {
+            let mut bytes = json.as_bytes().to_vec();
+            bytes.resize(64, b' ');
+            bytes
+        };
+        let noncanonical: Vec<Vec<u8>> = vec![
+            b"{\"name\":\"a\",\"type\":\"b\"}   ".to_vec(),
+            b"{\"name\":\"a\",\"type\":\"b\"}".to_vec(),
+            pad("{\"name\": \"a\",\"type\":\"b\"}"),
+            pad("{\"type\":\"b\",\"name\":\"a\"}"),
+            pad(" {\"name\":\"a\",\"type\":\"b\"}"),
+            pad("{\"name\":\"\\u0061\",\"type\":\"b\"}"),
+            pad("{\"name\":\"a\\/\",\"type\":\"b\"}"),
+            too_much_padding,
+            tab_padding,
+        ];
+        for bad in &noncanonical {
+            let err = open_metadata(&key, &header, &seal_raw(bad)).unwrap_err();
+            assert_eq!(
+                err.code(),
+                "invalid_metadata",
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        let ok = open_metadata(&key, &header, &seal_raw(&canonical));
+        assert_eq!(ok.unwrap(), meta("a/é", "b"));
     }
 }
