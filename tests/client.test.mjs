@@ -4,8 +4,9 @@
 //
 // The page's `fetch` is wrapped (the client looks `fetch` up at each call) so the
 // tests can see every request the client makes, count PUTs in flight, and inject
-// faults (a network error, a 502, an expired URL, a flipped ciphertext byte) on top
-// of the real worker. The full upload/download/privacy suite is tests/transfer.test.mjs.
+// faults (a network error, a 502, an expired URL, a flipped ciphertext byte, short,
+// long or mislabelled ranges, a tampered file record, storage's XML 403) on top of
+// the real worker. The full upload/download/privacy suite is tests/transfer.test.mjs.
 import assert from "node:assert/strict";
 import { after, before, beforeEach, describe, test } from "node:test";
 import { launchBrowser, openClientPage } from "./support/browser.mjs";
@@ -415,4 +416,214 @@ describe("retries", () => {
     assert.equal(got.r.status, 400);
     assert.equal(got.puts, 1);
   });
+});
+
+describe("a lying or failing server", () => {
+  // 1 MiB records, 8 MiB ranges: 7 records per range, so 10 MiB is 2 ranges and the
+  // last one (records 7..9) starts at 7 sealed records.
+  const SEALED = MiB + 16;
+  const size = 10 * MiB;
+  let link;
+
+  before(async () => {
+    await page.evaluate(() => window.net.reset()); // beforeEach runs after this hook
+    const { result } = await uploadInPage(size);
+    assert.ok(result.ok, result.message);
+    link = result.value.link;
+  });
+
+  /** Downloads `link` with `net.after` answering the last range with `answer(bytes, res)`. */
+  function downloadWithLastRange(answer) {
+    return page.evaluate(async ([link, lastStart, answer]) => {
+      const rewrite = new Function("bytes", "res", `return (${answer})(bytes, res);`);
+      net.after = async (entry, res) => {
+        if (!entry.range?.startsWith(`bytes=${lastStart}-`)) return undefined;
+        return rewrite(new Uint8Array(await res.arrayBuffer()), res);
+      };
+      const r = await outcome(sealdrop.download(link));
+      return { ...r, value: undefined, blob: r.ok ? r.value.blob.size : null };
+    }, [link, 7 * SEALED, answer.toString()]);
+  }
+
+  test("the last range answered short: truncated at the first missing record, no blob", async () => {
+    for (const answer of [
+      (bytes) => new Response(bytes.subarray(0, bytes.length - 100), { status: 206 }),
+      // The real headers (the full Content-Length), but the body ends early.
+      (bytes, res) => new Response(bytes.subarray(0, bytes.length - 100), { status: 206, headers: res.headers }),
+    ]) {
+      const got = await downloadWithLastRange(answer);
+      assert.equal(got.ok, false);
+      assert.equal(got.code, "truncated", got.message);
+      assert.equal(got.record, 9, "the last record is the one cut");
+      assert.equal(got.blob, null);
+    }
+  });
+
+  test("a range answered longer than asked: invalid_response", async () => {
+    for (const answer of [
+      // Longer body, the asked-for Content-Length: caught after reading.
+      (bytes, res) => new Response(new Uint8Array([...bytes, 1, 2, 3]), { status: 206, headers: res.headers }),
+      // A declared longer length: caught before reading.
+      (bytes) => new Response(new Uint8Array([...bytes, 1, 2, 3]), {
+        status: 206, headers: { "content-length": String(bytes.length + 3) },
+      }),
+      // An endless body declaring a terabyte: refused before a byte of it is read
+      // (reading it would never finish).
+      () => new Response(new ReadableStream({ pull: (c) => c.enqueue(new Uint8Array(65536)) }), {
+        status: 206, headers: { "content-length": String(2 ** 40) },
+      }),
+      // Another Content-Range than the one asked for.
+      (bytes, res) => new Response(bytes, {
+        status: 206, headers: { "content-range": res.headers.get("content-range").replace(/^bytes \d+/, "bytes 0") },
+      }),
+    ]) {
+      const got = await downloadWithLastRange(answer);
+      assert.equal(got.ok, false);
+      assert.equal(got.code, "invalid_response", got.message);
+      assert.equal(got.blob, null);
+    }
+  });
+
+  test("a tampered ciphertextSize is invalid_response, a huge one too, and the page survives", async () => {
+    const results = await page.evaluate(async (link) => {
+      const results = [];
+      for (const tamper of [
+        (r) => ({ ...r, ciphertextSize: r.ciphertextSize + 1 }),
+        (r) => ({ ...r, ciphertextSize: r.ciphertextSize - 16 }),
+        (r) => ({ ...r, ciphertextSize: 2 ** 53 - 1 }),
+        // Huge but self-consistent (2^52 plaintext bytes in 1 MiB records): the shape
+        // that once made the client allocate ~2^30 range slots and trap.
+        (r) => ({ ...r, plaintextSize: 2 ** 52, ciphertextSize: 2 ** 52 + 16 * 2 ** 32 }),
+      ]) {
+        net.reset();
+        net.after = async (entry, res) => {
+          if (entry.method !== "GET" || !entry.path.startsWith("/api/files/")) return undefined;
+          const record = tamper(await res.json());
+          return new Response(JSON.stringify(record), { status: 200, headers: { "content-type": "application/json" } });
+        };
+        const r = await outcome(sealdrop.download(link));
+        results.push({ ok: r.ok, code: r.code, message: r.message, ranges: net.log.filter((e) => e.range).length });
+      }
+      net.reset();
+      const d = await outcome(sealdrop.download(link));
+      results.push({ ok: d.ok, code: d.code, size: d.ok ? d.value.blob.size : null });
+      return results;
+    }, link);
+    for (const r of results.slice(0, -1)) {
+      assert.equal(r.ok, false);
+      assert.equal(r.code, "invalid_response", r.message);
+      assert.equal(r.ranges, 0, "no content is fetched");
+    }
+    assert.deepEqual(results.at(-1), { ok: true, code: undefined, size }, "the page still downloads");
+  });
+
+  test("a ranged GET refused once with an XML 403: a fresh URL, then the file", async () => {
+    const got = await page.evaluate(async (link) => {
+      let refused = 0;
+      net.before = (entry) => {
+        if (!entry.range || refused++ > 0) return undefined;
+        return new Response('<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code>'
+          + "<Message>Request has expired</Message></Error>", { status: 403, headers: { "content-type": "application/xml" } });
+      };
+      const r = await outcome(sealdrop.download(link));
+      return {
+        ok: r.ok, message: r.message, size: r.ok ? r.value.blob.size : null,
+        records: net.log.filter((e) => e.path.startsWith("/api/files/")).length,
+        ranges: net.log.filter((e) => e.range).length,
+      };
+    }, link);
+    assert.ok(got.ok, got.message);
+    assert.equal(got.size, size);
+    assert.equal(got.records, 2, "the file record, then once more for a fresh URL");
+    assert.equal(got.ranges, 3, "2 ranges, one sent again");
+  });
+});
+
+describe("re-signing and re-sealing parts", () => {
+  const xml403 = () => new Response('<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code>'
+    + "<Message>Request has expired</Message></Error>", { status: 403, headers: { "content-type": "application/xml" } });
+
+  test("a part PUT refused once with an XML 403 (a presigned URL expired): a fresh URL, then success", async () => {
+    const got = await page.evaluate(async (xml403) => {
+      const refuse = new Function(`return (${xml403})();`);
+      let puts = 0;
+      net.before = (entry) => (entry.method === "PUT" && puts++ === 0 ? refuse() : undefined);
+      const blob = randomBlob(11 * 1024 * 1024);
+      const up = await outcome(new sealdrop.Uploader({ partSize: 5 * 1024 * 1024 + 80 }).upload(blob));
+      net.before = null;
+      const down = up.ok ? await sealdrop.download(up.value.link) : null;
+      return {
+        up,
+        same: down ? (await sha256(down.blob)) === (await sha256(blob)) : false,
+        puts: net.log.filter((e) => e.method === "PUT").length,
+        partUrlCalls: net.log.filter((e) => e.path.endsWith("/part-urls")).length,
+      };
+    }, xml403.toString());
+    assert.ok(got.up.ok, got.up.message);
+    assert.ok(got.same, "downloaded byte-identical");
+    assert.equal(got.puts, 3 + 1, "3 parts, one sent again with its fresh URL");
+    assert.equal(got.partUrlCalls, 2, "one batch, then a fresh URL for the refused one");
+  });
+
+  test("a second 403 with the fresh URL fails with the 403", async () => {
+    const got = await page.evaluate(async (xml403) => {
+      const refuse = new Function(`return (${xml403})();`);
+      net.before = (entry) => (entry.method === "PUT" ? refuse() : undefined);
+      const r = await outcome(new sealdrop.Uploader().upload(randomBlob(1000)));
+      return {
+        r,
+        puts: net.log.filter((e) => e.method === "PUT").length,
+        partUrlCalls: net.log.filter((e) => e.path.endsWith("/part-urls")).length,
+      };
+    }, xml403.toString());
+    assert.equal(got.r.code, "http_403");
+    assert.equal(got.r.status, 403);
+    assert.equal(got.puts, 2);
+    assert.equal(got.partUrlCalls, 2);
+  });
+
+  // A Blob whose bytes can be swapped between reads: the client reads through
+  // `file.slice()`, as it would a File changed on disk (which headless Chromium cannot
+  // simulate). The part's retry re-reads and re-seals it under the same nonces.
+  for (const change of [false, true]) {
+    test(change
+      ? "a part retried after the file changed is never sent again: read_failed"
+      : "a part retried over unchanged bytes is re-sealed identically and sent", async () => {
+      const got = await page.evaluate(async (change) => {
+        const first = randomBlob(3000);
+        const second = randomBlob(3000);
+        let current = first;
+        class ChangingBlob extends Blob {
+          slice(start, end) { return current.slice(start, end); }
+        }
+        const file = new ChangingBlob([first]);
+        const bodies = [];
+        net.before = async (entry, init) => {
+          if (entry.method !== "PUT") return undefined;
+          bodies.push(await sha256(init.body));
+          if (bodies.length > 1) return undefined;
+          if (change) current = second;
+          return new Response("injected", { status: 500 });
+        };
+        const r = await outcome(new sealdrop.Uploader().upload(file));
+        return {
+          r,
+          bodies,
+          deletes: net.log.filter((e) => e.method === "DELETE").length,
+          link: r.ok ? r.value.link : null,
+        };
+      }, change);
+      if (change) {
+        assert.equal(got.r.ok, false);
+        assert.equal(got.r.code, "read_failed");
+        assert.match(got.r.message, /changed during the upload/);
+        assert.equal(got.bodies.length, 1, "the second ciphertext never left the page");
+        assert.equal(got.deletes, 1, "the failed upload is deleted");
+      } else {
+        assert.ok(got.r.ok, got.r.message);
+        assert.equal(got.bodies.length, 2);
+        assert.equal(got.bodies[0], got.bodies[1], "the same ciphertext, byte for byte");
+      }
+    });
+  }
 });

@@ -1,7 +1,8 @@
 // End to end, in a real Chromium against the real worker in workerd: files are
 // uploaded encrypted (several at once), downloaded, decrypted and compared by
 // SHA-256; then the worker is stopped and everything its local R2 bucket and
-// Durable Object storage wrote to disk is scanned for plaintext, file names and keys.
+// Durable Object storage wrote to disk is scanned for plaintext, file names, MIME
+// types and keys.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
@@ -26,7 +27,8 @@ const marker = randomBytes(6).toString("hex");
 const FILES = [
   { label: "empty", size: 0, name: `sealdrop-${marker}-empty.bin`, type: "application/octet-stream" },
   { label: "one byte", size: 1, name: `Ünïcødé ${marker} one byte.txt`, type: "text/plain" },
-  { label: "1 MiB + 1 B", size: MiB + 1, name: `sealdrop-${marker}-record-plus-one.bin`, type: "application/octet-stream" },
+  // A MIME type of its own, given to upload(), so the scan can look for the type too.
+  { label: "1 MiB + 1 B", size: MiB + 1, name: `sealdrop-${marker}-record-plus-one.bin`, type: `application/x-sealdrop-${marker}`, typeOverride: true },
   { label: "64 MiB", size: 64 * MiB, name: `sealdrop-${marker}-large.bin`, type: "application/octet-stream" },
 ];
 
@@ -70,16 +72,18 @@ describe("encrypted transfer, end to end", () => {
   test("uploads 0 B, 1 B, 1 MiB + 1 B and 64 MiB at once, with progress", async () => {
     // Real disk-backed File objects, as a person picking files would give.
     await page.setInputFiles("#files", FILES.map((f) => f.path));
-    const results = await page.evaluate(async () => {
+    const overrides = Object.fromEntries(FILES.filter((f) => f.typeOverride).map((f) => [f.name, f.type]));
+    const results = await page.evaluate(async (overrides) => {
       const files = [...document.getElementById("files").files];
       return Promise.all(files.map(async (file) => {
         const events = [];
         const result = await new window.sealdrop.Uploader().upload(file, {
           onProgress: (p) => events.push({ ...p }),
+          ...(overrides[file.name] ? { type: overrides[file.name] } : {}),
         });
         return { name: file.name, result, events };
       }));
-    });
+    }, overrides);
     assert.equal(results.length, FILES.length);
     for (const { name, result, events } of results) {
       const f = FILES.find((x) => x.name === name);
@@ -176,7 +180,7 @@ describe("encrypted transfer, end to end", () => {
     uploaded.set("demo app", { link });
   });
 
-  test("storage holds no 32-byte window of any plaintext, no file name and no key", async () => {
+  test("storage holds no 32-byte window of any plaintext, no file name, type or key", async () => {
     await server.stop();
     server = undefined;
     const scanner = leakscanBinary();
@@ -184,6 +188,7 @@ describe("encrypted transfer, end to end", () => {
     assert.equal(keys.length, FILES.length + 1);
     const secretArgs = [];
     for (const f of FILES) secretArgs.push("--secret", f.name);
+    for (const f of FILES.filter((x) => x.typeOverride)) secretArgs.push("--secret", f.type);
     for (const key of keys) {
       assert.equal(key.length, 32);
       secretArgs.push(

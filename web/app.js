@@ -237,9 +237,14 @@ async function receive() {
   }
 }
 
-/** Saves a Blob under `name` through a temporary object URL. */
+/**
+ * Saves a Blob under `name` through a temporary object URL. The type is the
+ * uploader's choice (text/html, image/svg+xml...), and a blob: URL is same-origin, so
+ * the bytes are re-typed as application/octet-stream: the browser only ever saves
+ * them, never renders them as this page's content.
+ */
 function save(blob, name) {
-  const url = URL.createObjectURL(blob);
+  const url = URL.createObjectURL(new Blob([blob], { type: "application/octet-stream" }));
   const a = el("a", { href: url, download: name || "download" });
   a.hidden = true;
   document.body.append(a);

@@ -17,6 +17,7 @@ use sealdrop_protocol::backoff::Backoff;
 use sealdrop_protocol::format::{
     ContentKey, FileMetadata, FormatError, Header, Layout, TAG_LEN, open_metadata, open_record_into,
 };
+use sealdrop_protocol::plan::MAX_OBJECT_SIZE;
 use sealdrop_protocol::scheduler::UploadScheduler;
 use sealdrop_protocol::wire::FileRecord;
 use web_sys::{AbortSignal, Blob, BlobPropertyBag};
@@ -84,32 +85,28 @@ async fn run(
         &header,
         &decode(&record.metadata, "metadata")?,
     )?;
-    let layout = Layout::for_section(header.record_size(), record.ciphertext_size)?;
-    if layout.plaintext_size() != record.plaintext_size {
-        return Err(ClientError::InvalidResponse(
-            "the record-section length does not match the plaintext size".into(),
-        ));
-    }
+    let layout = checked_layout(&header, &record)?;
 
     if let Some(callback) = &request.on_metadata {
         interop::call_metadata(callback, &metadata, layout.plaintext_size());
     }
 
     let ranges = Ranges::new(&layout);
+    let range_count = ranges.count()?;
     let opener = Opener {
         header,
         key: keys.content,
         layout,
     };
-    let mut scheduler = UploadScheduler::new(ranges.count(), request.concurrency, backoff, [])
+    let mut scheduler = UploadScheduler::new(range_count, request.concurrency, backoff, [])
         .map_err(|e| ClientError::InvalidOption(e.to_string()))?;
     let mut reporter = Reporter::new(
         request.on_progress.clone(),
         layout.plaintext_size(),
-        ranges.count(),
+        range_count,
     );
     reporter.start(platform::now_ms());
-    let opened = RefCell::new(vec![None; ranges.count() as usize]);
+    let opened = RefCell::new(vec![None; range_count as usize]);
     run_parts(
         &mut scheduler,
         &mut reporter,
@@ -142,8 +139,37 @@ async fn run(
     })
 }
 
-/// One attempt at one range of records: `GET` it (with a fresh download URL if the
-/// current one is refused as expired) and open every record in it.
+/// The layout the file record describes, refused (`invalid_response`) unless its
+/// sizes are possible and agree. Nothing in the record is authenticated: a lying
+/// server must not make the client plan millions of ranges or allocate for them, so
+/// the record section must fit in one storage object ([`MAX_OBJECT_SIZE`]) and be
+/// exactly what a writer produces for `plaintextSize` in records of the header's size.
+fn checked_layout(header: &Header, record: &FileRecord) -> Result<Layout, ClientError> {
+    if record.record_size != header.record_size() {
+        return Err(ClientError::InvalidResponse(
+            "the file record's record size is not its header's".into(),
+        ));
+    }
+    if record.ciphertext_size > MAX_OBJECT_SIZE {
+        return Err(ClientError::InvalidResponse(format!(
+            "the file record claims {} bytes of ciphertext, more than storage holds",
+            record.ciphertext_size
+        )));
+    }
+    let layout = Layout::for_plaintext(header.record_size(), record.plaintext_size)
+        .ok()
+        .filter(|layout| layout.section_len() == record.ciphertext_size)
+        .ok_or_else(|| {
+            ClientError::InvalidResponse(
+                "the record-section length does not match the plaintext size".into(),
+            )
+        })?;
+    Ok(layout)
+}
+
+/// One attempt at one range of records: `GET` it (with a fresh download URL, once, if
+/// the current one is refused with `403`: expired, whatever the body says) and open
+/// every record in it.
 async fn attempt_range(
     source: &Source<'_>,
     opener: &Opener,
@@ -157,7 +183,7 @@ async fn attempt_range(
         .get_range(&url, bytes.start, bytes.end, whole)
         .await
     {
-        Err(e) if e.is_token_expired() => {
+        Err(e) if e.may_need_fresh_url() => {
             source.refresh().await?;
             let url = source.url.borrow().clone();
             source
@@ -305,9 +331,11 @@ impl Ranges {
         }
     }
 
-    /// Number of ranges (at least 1).
-    fn count(&self) -> u32 {
-        u32::try_from(self.record_count.div_ceil(self.per_range)).unwrap_or(u32::MAX)
+    /// Number of ranges (at least 1); more than a `u32` counts is refused, never
+    /// saturated (the layout is bounded by [`checked_layout`] before this).
+    fn count(&self) -> Result<u32, ClientError> {
+        u32::try_from(self.record_count.div_ceil(self.per_range))
+            .map_err(|_| ClientError::InvalidResponse("the file has too many ranges".into()))
     }
 
     /// The records of range `part` (1-based).
@@ -332,4 +360,85 @@ fn decode(field: &str, what: &str) -> Result<Vec<u8>, ClientError> {
     STANDARD
         .decode(field)
         .map_err(|_| ClientError::InvalidResponse(format!("the file's {what} is not base64")))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use sealdrop_protocol::ids::FileId;
+    use sealdrop_protocol::wire::DownloadUrl;
+
+    const R: u32 = 1 << 20;
+
+    fn record(plaintext_size: u64, ciphertext_size: u64) -> FileRecord {
+        FileRecord {
+            file_id: FileId::parse("AAAAAAAAAAAAAAAAAAAAAA").unwrap(),
+            plaintext_size,
+            ciphertext_size,
+            record_size: R,
+            header: String::new(),
+            metadata: String::new(),
+            part_size: 0,
+            part_count: 1,
+            created_at: 0,
+            download: DownloadUrl {
+                url: String::new(),
+                expires_at: 0,
+            },
+        }
+    }
+
+    fn refused(record: &FileRecord) -> String {
+        let header = Header::new(R, [0; 32]).unwrap();
+        checked_layout(&header, record)
+            .unwrap_err()
+            .code()
+            .into_owned()
+    }
+
+    #[test]
+    fn a_consistent_record_gives_its_layout() {
+        let header = Header::new(R, [0; 32]).unwrap();
+        for (plaintext, records) in [(0, 1), (1, 1), (u64::from(R), 1), (3 * u64::from(R) + 5, 4)] {
+            let layout = checked_layout(&header, &record(plaintext, plaintext + 16 * records))
+                .unwrap_or_else(|e| panic!("{plaintext}: {e}"));
+            assert_eq!(layout.record_count(), records);
+            assert_eq!(Ranges::new(&layout).count(), Ok(1));
+        }
+    }
+
+    #[test]
+    fn sizes_that_disagree_or_cannot_exist_are_invalid_responses() {
+        let max = MAX_OBJECT_SIZE;
+        for bad in [
+            record(100, 117),
+            record(100, 115),
+            record(100, 0),
+            record(0, 0),
+            record(u64::MAX, u64::MAX),
+            record(max, max + 16 * max.div_ceil(u64::from(R))),
+            record((1 << 53) - 1, (1 << 53) - 1),
+            record(0, u64::MAX),
+        ] {
+            assert_eq!(refused(&bad), "invalid_response", "{bad:?}");
+        }
+        let mut other_record_size = record(100, 116);
+        other_record_size.record_size = R / 2;
+        assert_eq!(refused(&other_record_size), "invalid_response");
+    }
+
+    #[test]
+    fn the_largest_legal_object_plans_a_bounded_number_of_ranges() {
+        // 16-byte records: the most records (and ranges) a legal object can hold.
+        let layout = Layout::for_section(16, MAX_OBJECT_SIZE).unwrap();
+        let count = Ranges::new(&layout).count().unwrap();
+        assert_eq!(u64::from(count), MAX_OBJECT_SIZE.div_ceil(RANGE_BYTES));
+        let too_many = Ranges {
+            per_range: 1,
+            record_count: u64::from(u32::MAX) + 1,
+        };
+        assert_eq!(too_many.count().unwrap_err().code(), "invalid_response");
+    }
 }

@@ -136,10 +136,13 @@ impl ClientError {
         }
     }
 
-    /// Whether the server refused a signed URL as expired (`403 token_expired`): ask
-    /// for a fresh one and send again.
-    pub fn is_token_expired(&self) -> bool {
-        matches!(self, Self::Api { status: 403, code, .. } if code == "token_expired")
+    /// Whether a signed URL was refused with `403`, so one fresh URL may succeed
+    /// where this one failed: the worker's JSON `token_expired`, but also a presigned
+    /// S3/R2 URL past its expiry, which answers `403` with an XML body (`AccessDenied`,
+    /// "Request has expired"), indistinguishable here from other refusals. The caller
+    /// fetches a fresh URL once and fails as usual if that one is refused too.
+    pub fn may_need_fresh_url(&self) -> bool {
+        self.status() == Some(403)
     }
 }
 
@@ -195,6 +198,26 @@ mod tests {
             code: "token_expired".into(),
             message: String::new(),
         };
-        assert!(expired.is_token_expired());
+        assert!(expired.may_need_fresh_url());
+        // Storage's XML 403 (no JSON error body) asks for a fresh URL as well.
+        let storage = ClientError::Http {
+            status: 403,
+            what: "PUT part",
+        };
+        assert!(storage.may_need_fresh_url());
+        assert!(!storage.is_retryable());
+        for other in [
+            ClientError::Http {
+                status: 404,
+                what: "GET range",
+            },
+            ClientError::Network {
+                what: "PUT part",
+                detail: String::new(),
+            },
+            ClientError::Cancelled,
+        ] {
+            assert!(!other.may_need_fresh_url(), "{other}");
+        }
     }
 }

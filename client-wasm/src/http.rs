@@ -5,6 +5,8 @@
 //! `AbortSignal`, so cancelling aborts every request in flight at once, and a request
 //! that fails because of that is reported as `cancelled`, never as a network error.
 
+use std::ops::Range;
+
 use js_sys::{ArrayBuffer, Uint8Array};
 use serde::Deserialize;
 use serde::Serialize;
@@ -171,8 +173,10 @@ impl Http {
     }
 
     /// `GET`s bytes `start..end` (end exclusive, `start < end`) of `url` with a `Range`
-    /// header. A `200` (whole object) is accepted when the range is the whole object;
-    /// the caller checks the length.
+    /// header. A `200` (whole object) is accepted when the range is the whole object.
+    /// A declared `Content-Length` or `Content-Range` that is not the range asked for
+    /// is refused before the body is read (a lying server must not make the page buffer
+    /// gigabytes); the caller still checks the length of what arrived.
     pub(crate) async fn get_range(
         &self,
         url: &str,
@@ -185,12 +189,19 @@ impl Http {
         let response = self
             .send(WHAT, "GET", url, &[("Range", &range)], None)
             .await?;
-        let status = response.status();
-        if !(status == 206 || (status == 200 && start == 0 && end == whole_len)) {
-            return Err(ClientError::InvalidResponse(format!(
-                "a range request answered HTTP {status}"
-            )));
-        }
+        let headers = response.headers();
+        let header = |name: &str| headers.get(name).ok().flatten();
+        check_range_answer(
+            response.status(),
+            RangeHeaders {
+                content_length: header("Content-Length").as_deref(),
+                content_range: header("Content-Range").as_deref(),
+                content_encoding: header("Content-Encoding").as_deref(),
+            },
+            start..end,
+            whole_len,
+        )
+        .map_err(ClientError::InvalidResponse)?;
         let buffer = JsFuture::from(response.array_buffer().map_err(|e| self.failed(WHAT, &e))?)
             .await
             .map_err(|e| self.failed(WHAT, &e))?;
@@ -223,5 +234,121 @@ impl Http {
 
     fn unexpected(&self, what: &'static str, error: &JsValue) -> ClientError {
         ClientError::Unsupported(format!("{what}: {}", platform::describe(error)))
+    }
+}
+
+/// The headers of a ranged `GET`'s answer that say how much body follows (absent ones
+/// are `None`: `Content-Range` is readable only if CORS exposes it).
+#[derive(Clone, Copy, Default)]
+struct RangeHeaders<'a> {
+    content_length: Option<&'a str>,
+    content_range: Option<&'a str>,
+    content_encoding: Option<&'a str>,
+}
+
+/// Whether an answer to `Range: bytes=<asked>` may be read: `206` (or `200` when the
+/// range is the whole object of `whole_len` bytes), a `Content-Range` of exactly the
+/// asked bytes (total `whole_len` or `*`), and a `Content-Length` of exactly its
+/// length. `Content-Length` counts encoded bytes, so it is only checked when the body
+/// is not content-encoded.
+fn check_range_answer(
+    status: u16,
+    headers: RangeHeaders<'_>,
+    asked: Range<u64>,
+    whole_len: u64,
+) -> Result<(), String> {
+    let whole = asked.start == 0 && asked.end == whole_len;
+    if !(status == 206 || (status == 200 && whole)) {
+        return Err(format!("a range request answered HTTP {status}"));
+    }
+    let len = asked.end - asked.start;
+    let identity = headers
+        .content_encoding
+        .is_none_or(|e| e.trim().is_empty() || e.trim().eq_ignore_ascii_case("identity"));
+    if identity
+        && let Some(declared) = headers.content_length
+        && declared.trim().parse::<u64>().ok() != Some(len)
+    {
+        return Err(format!(
+            "a range of {len} bytes answered with Content-Length {declared}"
+        ));
+    }
+    if status == 206
+        && let Some(declared) = headers.content_range
+    {
+        let (first, last) = (asked.start, asked.end - 1);
+        let matches = declared.trim().strip_prefix("bytes ").is_some_and(|rest| {
+            rest == format!("{first}-{last}/{whole_len}") || rest == format!("{first}-{last}/*")
+        });
+        if !matches {
+            return Err(format!(
+                "bytes {first}-{last} of {whole_len} answered with Content-Range {declared}"
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(status: u16, length: Option<&str>, range: Option<&str>) -> Result<(), String> {
+        let headers = RangeHeaders {
+            content_length: length,
+            content_range: range,
+            content_encoding: None,
+        };
+        check_range_answer(status, headers, 100..200, 1000)
+    }
+
+    #[test]
+    fn the_asked_range_is_accepted_with_or_without_its_headers() {
+        assert_eq!(check(206, None, None), Ok(()));
+        assert_eq!(check(206, Some("100"), Some("bytes 100-199/1000")), Ok(()));
+        assert_eq!(check(206, Some(" 100 "), Some("bytes 100-199/*")), Ok(()));
+        let whole = RangeHeaders {
+            content_length: Some("1000"),
+            ..RangeHeaders::default()
+        };
+        assert_eq!(check_range_answer(200, whole, 0..1000, 1000), Ok(()));
+    }
+
+    #[test]
+    fn another_length_or_range_is_refused_before_the_body() {
+        for (status, length, range) in [
+            (200, None, None),
+            (204, None, None),
+            (206, Some("101"), None),
+            (206, Some("99"), None),
+            (206, Some("18446744073709551616"), None),
+            (206, Some("-1"), None),
+            (206, Some("many"), None),
+            (206, None, Some("bytes 100-299/1000")),
+            (206, None, Some("bytes 0-99/1000")),
+            (206, None, Some("bytes 100-199/2000")),
+            (206, None, Some("bytes */1000")),
+            (206, None, Some("items 100-199/1000")),
+        ] {
+            assert!(
+                check(status, length, range).is_err(),
+                "{status} {length:?} {range:?}"
+            );
+        }
+        let whole = RangeHeaders {
+            content_length: Some("999"),
+            ..RangeHeaders::default()
+        };
+        assert!(check_range_answer(200, whole, 0..1000, 1000).is_err());
+    }
+
+    #[test]
+    fn an_encoded_body_is_not_measured_by_its_content_length() {
+        let gzip = RangeHeaders {
+            content_length: Some("37"),
+            content_encoding: Some("gzip"),
+            content_range: None,
+        };
+        assert_eq!(check_range_answer(206, gzip, 100..200, 1000), Ok(()));
     }
 }

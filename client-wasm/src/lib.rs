@@ -14,6 +14,7 @@
 //! - `http`: `fetch` and error classification; `platform`: the global scope (timers,
 //!   clock, random bytes, `AbortSignal`);
 //! - `scratch`: the wasm buffers records are sealed and opened through;
+//! - `fingerprint`: the rule that a retried part is never sent sealed from other bytes;
 //! - `progress`, `link`, `conformance` (`checkVector`), `error`, `interop`.
 //!
 //! TypeScript: `pkg/sealdrop_client.d.ts` is generated from these exports and the
@@ -22,6 +23,7 @@
 mod conformance;
 mod download;
 mod error;
+mod fingerprint;
 mod http;
 mod interop;
 mod link;

@@ -9,7 +9,8 @@
 //! (at most the part size, 16 MiB by default), plus one read of at most
 //! [`READ_BYTES`] of plaintext while it is being sealed. The file itself is only ever
 //! read a slice at a time (`Blob.slice`), and a retried part is read and sealed again
-//! (sealing is deterministic) rather than kept while it waits.
+//! (sealing is deterministic) rather than kept while it waits; a re-seal that differs
+//! from the first (the file changed) is never sent ([`crate::fingerprint`]).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -23,7 +24,7 @@ use futures_util::lock::Mutex;
 use js_sys::{Array, ArrayBuffer, Function, Uint8Array};
 use sealdrop_protocol::backoff::Backoff;
 use sealdrop_protocol::format::{
-    ContentKey, DEFAULT_RECORD_SIZE, FileKey, FileMetadata, Header, Layout, seal_metadata,
+    ContentKey, DEFAULT_RECORD_SIZE, FileKey, FileMetadata, Header, Layout, TAG_LEN, seal_metadata,
     seal_record_into,
 };
 use sealdrop_protocol::ids::{FileId, OwnerToken};
@@ -38,6 +39,7 @@ use wasm_bindgen_futures::JsFuture;
 use web_sys::{AbortSignal, Blob};
 
 use crate::error::ClientError;
+use crate::fingerprint::{PartFingerprints, TagDigest};
 use crate::http::Http;
 use crate::link;
 use crate::platform::{self, AbortWatch};
@@ -198,6 +200,7 @@ async fn run(
         key: keys.content,
         layout,
         plan: plan.clone(),
+        sealed: RefCell::default(),
     };
     let urls = PartUrls::new(Rc::new(UrlSource {
         http: http.clone(),
@@ -250,7 +253,9 @@ async fn run(
 
 /// One attempt at one part: its URL (fetched while the part is being sealed), the
 /// sealed `Blob`, the `PUT`, and its ETag. A URL refused as expired is replaced and
-/// the same body sent again, within the attempt.
+/// the same body sent again, within the attempt: any `403` (the worker's JSON
+/// `token_expired`, or a presigned S3/R2 URL's XML `AccessDenied` once it expires) is
+/// answered with one fresh URL; a second refusal fails as usual.
 async fn attempt_part(
     sealer: &Sealer,
     urls: &PartUrls,
@@ -259,7 +264,7 @@ async fn attempt_part(
 ) -> Result<String, ClientError> {
     let (url, body) = try_join(urls.get(part), sealer.seal_part(part)).await?;
     match http.put_blob(&url, &body).await {
-        Err(e) if e.is_token_expired() => {
+        Err(e) if e.may_need_fresh_url() => {
             urls.forget(part);
             let url = urls.get(part).await?;
             http.put_blob(&url, &body).await
@@ -317,13 +322,16 @@ struct Sealer {
     key: ContentKey,
     layout: Layout,
     plan: PartPlan,
+    /// What each part sealed to the first time: a re-seal must match before it is sent.
+    sealed: RefCell<PartFingerprints>,
 }
 
 impl Sealer {
     /// Reads part `part`'s plaintext from the file in slices of at most
     /// [`READ_BYTES`], seals its records (global indexes; the file's last record
     /// flagged last), and returns them as one `Blob`: `new Blob([records...])`, the
-    /// body shape Chromium uploads fastest.
+    /// body shape Chromium uploads fastest. A re-seal of a part whose records differ
+    /// from its first seal (the file changed) fails with `read_failed` instead.
     async fn seal_part(&self, part: u32) -> Result<Blob, ClientError> {
         let _turn = self.turn.lock().await;
         let records = self.plan.records_of_part(part).ok_or_else(|| {
@@ -333,6 +341,7 @@ impl Sealer {
         let per_read = scratch::records_in(READ_BYTES, record_size);
         let per_group = scratch::records_in(scratch::GROUP_BYTES, record_size);
         let pieces = Array::new();
+        let mut tags = TagDigest::default();
         let mut first = records.start;
         while first < records.end {
             let end = (first + per_read).min(records.end);
@@ -346,22 +355,25 @@ impl Sealer {
                     offset_u32(range.start - read.start)?,
                     offset_u32(range.end - read.start)?,
                 );
-                let sealed = self.seal_group(group..group_end, &view)?;
+                let sealed = self.seal_group(group..group_end, &view, &mut tags)?;
                 pieces.push(&sealed);
                 group = group_end;
             }
             first = end;
         }
+        // Checked before the bytes exist as a body: a refused seal is never sent.
+        self.sealed.borrow_mut().admit(part, tags.finish())?;
         Blob::new_with_u8_array_sequence(&pieces)
             .map_err(|e| ClientError::Unsupported(format!("Blob: {}", platform::describe(&e))))
     }
 
     /// Seals records `records`, whose plaintext is `plaintext`, through the scratch
-    /// buffers, into a new JS array.
+    /// buffers, into a new JS array, adding each record's tag to `tags`.
     fn seal_group(
         &self,
         records: Range<u64>,
         plaintext: &Uint8Array,
+        tags: &mut TagDigest,
     ) -> Result<Uint8Array, ClientError> {
         scratch::with(|s| {
             s.input.resize(plaintext.length() as usize, 0);
@@ -374,6 +386,7 @@ impl Sealer {
                 })?;
                 let last = self.layout.is_last(index);
                 seal_record_into(&self.key, &self.header, index, last, record, &mut s.output)?;
+                tags.push(&s.output[s.output.len() - TAG_LEN..]);
                 offset += len;
             }
             Ok(Uint8Array::from(&s.output[..]))
@@ -481,7 +494,7 @@ impl PartUrls {
         }
     }
 
-    /// Drops part `part`'s URL (refused as expired).
+    /// Drops part `part`'s URL (refused: expired, or signed wrong).
     fn forget(&self, part: u32) {
         self.cache.borrow_mut().remove(&part);
     }
