@@ -47,6 +47,20 @@ before(async () => {
       }
     };
 
+    /** Uploads `blob` in ~5 MiB parts while `net.before` injects faults, then clears
+     *  the hook, downloads, and tells whether the bytes survived and what was sent. */
+    window.uploadThroughInjectedFaults = async (blob) => {
+      const up = await outcome(new sealdrop.Uploader({ partSize: 5 * 1024 * 1024 + 80 }).upload(blob));
+      net.before = null;
+      const down = up.ok ? await sealdrop.download(up.value.link) : null;
+      return {
+        up,
+        same: down ? (await sha256(down.blob)) === (await sha256(blob)) : false,
+        puts: net.log.filter((e) => e.method === "PUT").length,
+        partUrlCalls: net.log.filter((e) => e.path.endsWith("/part-urls")).length,
+      };
+    };
+
     // The fetch wrapper: a log of every request, PUTs in flight, and hooks.
     const realFetch = window.fetch.bind(window);
     const net = {
@@ -372,15 +386,7 @@ describe("retries", () => {
         return undefined;
       };
       const blob = randomBlob(size);
-      const up = await outcome(new sealdrop.Uploader({ partSize: 5 * 1024 * 1024 + 80 }).upload(blob));
-      net.before = null;
-      const down = up.ok ? await sealdrop.download(up.value.link) : null;
-      return {
-        up,
-        same: down ? (await sha256(down.blob)) === (await sha256(blob)) : false,
-        puts: net.log.filter((e) => e.method === "PUT").length,
-        partUrlCalls: net.log.filter((e) => e.path.endsWith("/part-urls")).length,
-      };
+      return uploadThroughInjectedFaults(blob);
     }, size);
     assert.ok(got.up.ok, got.up.message);
     assert.ok(got.same, "downloaded byte-identical");
@@ -549,15 +555,7 @@ describe("re-signing and re-sealing parts", () => {
       let puts = 0;
       net.before = (entry) => (entry.method === "PUT" && puts++ === 0 ? refuse() : undefined);
       const blob = randomBlob(11 * 1024 * 1024);
-      const up = await outcome(new sealdrop.Uploader({ partSize: 5 * 1024 * 1024 + 80 }).upload(blob));
-      net.before = null;
-      const down = up.ok ? await sealdrop.download(up.value.link) : null;
-      return {
-        up,
-        same: down ? (await sha256(down.blob)) === (await sha256(blob)) : false,
-        puts: net.log.filter((e) => e.method === "PUT").length,
-        partUrlCalls: net.log.filter((e) => e.path.endsWith("/part-urls")).length,
-      };
+      return uploadThroughInjectedFaults(blob);
     }, xml403.toString());
     assert.ok(got.up.ok, got.up.message);
     assert.ok(got.same, "downloaded byte-identical");
