@@ -131,7 +131,16 @@ fn reference_seal_metadata(
     plaintext: &[u8],
 ) -> Vec<u8> {
     let cipher = reference_key(file_key, header, b"sealdrop/v1/metadata");
-    let mut buffer = plaintext.to_vec();
+    [
+        &nonce[..],
+        &reference_gcm(&cipher, nonce, header, plaintext),
+    ]
+    .concat()
+}
+
+/// One AES-256-GCM seal with the header as AAD: ciphertext || 16-byte tag.
+fn reference_gcm(cipher: &Aes256Gcm, nonce: [u8; 12], header: &[u8; 44], pt: &[u8]) -> Vec<u8> {
+    let mut buffer = pt.to_vec();
     let tag = cipher
         .encrypt_inout_detached(
             &Nonce::<U12>::from(nonce),
@@ -139,7 +148,8 @@ fn reference_seal_metadata(
             buffer.as_mut_slice().into(),
         )
         .unwrap();
-    [&nonce[..], &buffer, &tag].concat()
+    buffer.extend_from_slice(&tag);
+    buffer
 }
 
 fn reference_record(
@@ -152,16 +162,7 @@ fn reference_record(
     let mut nonce = [0u8; 12];
     nonce[3..11].copy_from_slice(&i.to_be_bytes());
     nonce[11] = u8::from(last);
-    let mut buffer = pt.to_vec();
-    let tag = cipher
-        .encrypt_inout_detached(
-            &Nonce::<U12>::from(nonce),
-            header,
-            buffer.as_mut_slice().into(),
-        )
-        .unwrap();
-    buffer.extend_from_slice(&tag);
-    buffer
+    reference_gcm(cipher, nonce, header, pt)
 }
 
 fn reference_seal(file_key: &[u8; 32], header: &[u8; 44], plaintext: &[u8]) -> Vec<u8> {
