@@ -7,12 +7,13 @@
 //! no fallback key: a constant would let anyone sign blob URLs.
 
 use sealdrop_protocol::api_error::ApiError;
+use sealdrop_protocol::plan::{DEFAULT_R2_BINDING_MAX_PART_SIZE, ProviderLimits};
 use sealdrop_protocol::session::SESSION_TTL_MS;
 use sealdrop_protocol::token::{BlobSigner, DOWNLOAD_URL_TTL_MS, PART_URL_TTL_MS};
 use worker::{Env, console_error};
 
 /// Where the record section is stored (`STORAGE_MODE`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub(crate) enum StorageMode {
     /// `local` / `r2-binding`: part URLs point at this worker, which writes the bytes
     /// into an R2 multipart upload through the `BUCKET` binding.
@@ -31,6 +32,8 @@ pub(crate) struct Config {
     pub upload_ttl_ms: u64,
     /// Which storage provider serves uploads (`STORAGE_MODE`).
     pub storage_mode: StorageMode,
+    /// What that provider accepts, which every plan satisfies.
+    pub limits: ProviderLimits,
     /// Signs and verifies blob URLs with `SIGNING_SECRET`.
     pub signer: BlobSigner,
 }
@@ -38,11 +41,15 @@ pub(crate) struct Config {
 impl Config {
     /// Reads and checks the configuration; `500 internal` (cause logged) if it is unusable.
     pub fn from_env(env: &Env) -> Result<Self, ApiError> {
+        let (storage_mode, limits) =
+            storage(|name| var(env, name).or_else(|| env.secret(name).ok().map(|s| s.to_string())))
+                .map_err(|why| misconfigured(&why))?;
         Ok(Self {
             part_url_ttl_ms: ttl_ms(env, "PART_URL_TTL_SECONDS", PART_URL_TTL_MS)?,
             download_url_ttl_ms: ttl_ms(env, "DOWNLOAD_URL_TTL_SECONDS", DOWNLOAD_URL_TTL_MS)?,
             upload_ttl_ms: ttl_ms(env, "UPLOAD_TTL_SECONDS", SESSION_TTL_MS)?,
-            storage_mode: storage_mode(env)?,
+            storage_mode,
+            limits,
             signer: signer(env)?,
         })
     }
@@ -68,18 +75,6 @@ fn ttl_ms(env: &Env, name: &str, default_ms: u64) -> Result<u64, ApiError> {
     }
 }
 
-fn storage_mode(env: &Env) -> Result<StorageMode, ApiError> {
-    match var(env, "STORAGE_MODE").as_deref().map(str::trim) {
-        None | Some("local" | "r2-binding") => Ok(StorageMode::R2Binding),
-        Some("s3") => Err(misconfigured(
-            "STORAGE_MODE = \"s3\" is not implemented yet; use \"local\"",
-        )),
-        Some(other) => Err(misconfigured(&format!(
-            "unknown STORAGE_MODE {other:?}; use \"local\""
-        ))),
-    }
-}
-
 fn signer(env: &Env) -> Result<BlobSigner, ApiError> {
     // Locally, .dev.vars entries arrive as plain strings; deployed, as secrets. Both
     // read the same way.
@@ -97,4 +92,79 @@ fn signer(env: &Env) -> Result<BlobSigner, ApiError> {
 fn misconfigured(why: &str) -> ApiError {
     console_error!("configuration error: {why}");
     ApiError::internal()
+}
+
+// ---------------------------------------------------------------------------------
+// Storage: the provider and its limits (pure, so every rule is tested natively)
+// ---------------------------------------------------------------------------------
+
+/// The provider `STORAGE_MODE` names, with its limits, from the settings `lookup`
+/// finds (vars and secrets alike). The error says which setting is wrong and how.
+fn storage(
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<(StorageMode, ProviderLimits), String> {
+    let text = |name: &str| lookup(name).map(|v| v.trim().to_owned());
+    let bytes = |name: &str| -> Result<Option<u64>, String> {
+        text(name)
+            .map(|v| {
+                v.parse::<u64>()
+                    .map_err(|_| format!("{name} must be a number of bytes, not {v:?}"))
+            })
+            .transpose()
+    };
+    match text("STORAGE_MODE").as_deref() {
+        None | Some("local" | "r2-binding") => {
+            let max_part = bytes("R2_MAX_PART_BYTES")?.unwrap_or(DEFAULT_R2_BINDING_MAX_PART_SIZE);
+            let limits = ProviderLimits::r2_binding(max_part)
+                .map_err(|e| format!("R2_MAX_PART_BYTES: {e}"))?;
+            Ok((StorageMode::R2Binding, limits))
+        }
+        Some("s3") => {
+            Err("STORAGE_MODE = \"s3\" is not implemented yet; use \"r2-binding\"".into())
+        }
+        Some(other) => Err(format!(
+            "unknown STORAGE_MODE {other:?}; use \"r2-binding\" (or \"local\")"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use std::collections::HashMap;
+
+    use sealdrop_protocol::plan::MIN_MAX_PART_SIZE;
+
+    use super::*;
+
+    fn with(vars: &[(&str, &str)]) -> Result<(StorageMode, ProviderLimits), String> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        storage(|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn r2_binding_is_the_default_with_95_mib_parts() {
+        for vars in [
+            &[][..],
+            &[("STORAGE_MODE", "local")],
+            &[("STORAGE_MODE", " r2-binding ")],
+        ] {
+            let (mode, limits) = with(vars).unwrap();
+            assert!(matches!(mode, StorageMode::R2Binding));
+            assert_eq!(
+                limits,
+                ProviderLimits::r2_binding(95 * 1024 * 1024).unwrap()
+            );
+        }
+        let (_, limits) = with(&[("R2_MAX_PART_BYTES", "209715200")]).unwrap();
+        assert_eq!(limits.max_part_size(), 209_715_200);
+        for bad in ["", "95MiB", "-1", "1000"] {
+            let error = with(&[("R2_MAX_PART_BYTES", bad)]).unwrap_err();
+            assert!(error.starts_with("R2_MAX_PART_BYTES"), "{error}");
+        }
+        assert!(with(&[("R2_MAX_PART_BYTES", &MIN_MAX_PART_SIZE.to_string())]).is_ok());
+    }
 }

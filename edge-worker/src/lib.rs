@@ -76,7 +76,7 @@ async fn handle(
     match route {
         // Answered before the configuration is read.
         Route::Preflight | Route::Health => Err(ApiError::not_found()),
-        Route::CreateUpload => routes::uploads::create(req, env).await,
+        Route::CreateUpload => routes::uploads::create(req, env, &config).await,
         Route::UploadStatus(id) => {
             routes::uploads::forward(req, env, &id, Op::Status, &origin).await
         }

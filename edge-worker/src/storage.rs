@@ -45,7 +45,7 @@ pub(crate) enum Storage {
 impl Storage {
     /// The provider `config` names, bound to this environment.
     pub fn from_config(env: &Env, config: &Config) -> Result<Self, ApiError> {
-        match config.storage_mode {
+        match &config.storage_mode {
             StorageMode::R2Binding => Ok(Self::R2Binding(R2Binding {
                 bucket: env.bucket(BUCKET_BINDING).or_internal("binding BUCKET")?,
                 signer: config.signer.clone(),

@@ -424,6 +424,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
     use crate::ids::OwnerToken;
+    use crate::plan::ProviderLimits;
 
     const T0: u64 = 1_764_000_000_000;
     const MIB: u64 = 1 << 20;
@@ -431,7 +432,7 @@ mod tests {
     /// 64 MiB in 1 MiB records: 4 parts of 16 records, the last full size.
     /// 64 MiB + 1: 5 parts, the last 17 bytes.
     fn session(plaintext: u64) -> UploadSession {
-        let plan = PartPlan::new(plaintext, 1 << 20, None).unwrap();
+        let plan = PartPlan::new(plaintext, 1 << 20, None, &ProviderLimits::S3).unwrap();
         let token = OwnerToken::from_random([3; 16]);
         UploadSession::new(FileId::from_random([1; 16]), plan, token.hash(), T0)
     }
@@ -689,7 +690,7 @@ mod tests {
 
     #[test]
     fn custom_ttl_and_row_per_part_storage() {
-        let plan = PartPlan::new(64 * MIB + 1, 1 << 20, None).unwrap();
+        let plan = PartPlan::new(64 * MIB + 1, 1 << 20, None, &ProviderLimits::S3).unwrap();
         let token = OwnerToken::from_random([3; 16]);
         let mut s = UploadSession::new_with_ttl(
             FileId::from_random([1; 16]),

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::api_error::{ApiError, ApiErrorCode};
 use crate::format::{FormatError, Header, MAX_SEALED_METADATA, MIN_SEALED_METADATA};
 use crate::ids::{FileId, OwnerToken};
-use crate::plan::PartPlan;
+use crate::plan::{PartPlan, ProviderLimits};
 use crate::session::UploadState;
 
 /// Largest JSON request body, except `complete` (docs/API.md, Limits): 64 KiB.
@@ -63,11 +63,11 @@ pub struct CreateUploadRequest {
 impl CreateUploadRequest {
     /// Every check of API.md on this request, in order: the header (`invalid_header`,
     /// `unsupported_version`), the sealed metadata's size (`invalid_metadata`), then a
-    /// part plan for the size (`file_too_large`).
-    pub fn validate(&self) -> Result<ValidCreateUpload, ApiError> {
+    /// part plan for the size within the storage provider's `limits` (`file_too_large`).
+    pub fn validate(&self, limits: &ProviderLimits) -> Result<ValidCreateUpload, ApiError> {
         let header = self.header()?;
         let metadata = self.metadata_bytes()?;
-        let plan = self.plan_with_record_size(header.record_size())?;
+        let plan = self.plan_with_record_size(header.record_size(), limits)?;
         Ok(ValidCreateUpload {
             header,
             metadata,
@@ -114,13 +114,18 @@ impl CreateUploadRequest {
         Ok(bytes)
     }
 
-    /// The part plan for this request, given the record size read from its header:
-    /// `400 file_too_large` or `400 invalid_header` when none exists.
-    pub fn plan_with_record_size(&self, record_size: u32) -> Result<PartPlan, ApiError> {
+    /// The part plan for this request within `limits`, given the record size read from
+    /// its header: `400 file_too_large` or `400 invalid_header` when none exists.
+    pub fn plan_with_record_size(
+        &self,
+        record_size: u32,
+        limits: &ProviderLimits,
+    ) -> Result<PartPlan, ApiError> {
         Ok(PartPlan::new(
             self.plaintext_size,
             record_size,
             self.part_size,
+            limits,
         )?)
     }
 }
@@ -355,7 +360,9 @@ mod tests {
                          "partSize": 16778240 }"#;
         let req: CreateUploadRequest = parse_json(body, MAX_JSON_BODY).unwrap();
         assert_eq!(req.part_size, Some(16_778_240));
-        let plan = req.plan_with_record_size(1 << 20).unwrap();
+        let plan = req
+            .plan_with_record_size(1 << 20, &ProviderLimits::S3)
+            .unwrap();
         assert_eq!(plan.part_count(), 4);
         // partSize is optional.
         let req: CreateUploadRequest = parse_json(
@@ -444,7 +451,7 @@ mod tests {
     #[test]
     fn header_checks() {
         let req = create(28);
-        let valid = req.validate().unwrap();
+        let valid = req.validate(&ProviderLimits::S3).unwrap();
         assert_eq!(valid.header.record_size(), 1 << 20);
         assert_eq!(encode_base64(&valid.header.encode()), req.header);
         assert_eq!(valid.metadata.len(), 28);
@@ -468,34 +475,39 @@ mod tests {
             (&good[..43], ApiErrorCode::InvalidHeader),
             (&[0u8; 44][..], ApiErrorCode::InvalidHeader),
         ] {
-            assert_eq!(with(bytes).validate().unwrap_err().code, expected);
+            assert_eq!(
+                with(bytes).validate(&ProviderLimits::S3).unwrap_err().code,
+                expected
+            );
         }
         let mut bad = req.clone();
         bad.header = "%%%".into();
         assert_eq!(
-            bad.validate().unwrap_err().code,
+            bad.validate(&ProviderLimits::S3).unwrap_err().code,
             ApiErrorCode::InvalidHeader
         );
         // The header is checked before the metadata, the metadata before the plan.
         let mut both = create(3);
         both.header = "%%%".into();
         assert_eq!(
-            both.validate().unwrap_err().code,
+            both.validate(&ProviderLimits::S3).unwrap_err().code,
             ApiErrorCode::InvalidHeader
         );
         let mut huge = create(28);
         huge.plaintext_size = u64::MAX;
         assert_eq!(
-            huge.validate().unwrap_err().code,
+            huge.validate(&ProviderLimits::S3).unwrap_err().code,
             ApiErrorCode::FileTooLarge
         );
         huge.metadata = String::new();
         assert_eq!(
-            huge.validate().unwrap_err().code,
+            huge.validate(&ProviderLimits::S3).unwrap_err().code,
             ApiErrorCode::InvalidMetadata
         );
         assert_eq!(
-            req.plan_with_record_size(15).unwrap_err().code,
+            req.plan_with_record_size(15, &ProviderLimits::S3)
+                .unwrap_err()
+                .code,
             ApiErrorCode::InvalidHeader
         );
     }
@@ -523,7 +535,7 @@ mod tests {
 
     #[test]
     fn responses_serialize_as_in_api_md() {
-        let plan = PartPlan::new(67_108_864, 1 << 20, None).unwrap();
+        let plan = PartPlan::new(67_108_864, 1 << 20, None, &ProviderLimits::S3).unwrap();
         let file_id = FileId::from_random([1; 16]);
         let resp = CreateUploadResponse {
             file_id: file_id.clone(),

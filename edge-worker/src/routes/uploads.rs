@@ -9,15 +9,21 @@ use sealdrop_protocol::wire::{
 use worker::js_sys::Uint8Array;
 use worker::{Env, Headers, Request, Response};
 
+use crate::config::Config;
 use crate::http::{OrApiError as _, json, read_body};
 use crate::upload_session::{CreateSession, Created, Op, SessionStub, call_headers};
 
-/// `POST /api/uploads`: validates the request (header, metadata, plan), draws the file
-/// id and owner token, and creates the session. Only the token's hash leaves here.
-pub(crate) async fn create(req: &mut Request, env: &Env) -> Result<Response, ApiError> {
+/// `POST /api/uploads`: validates the request (header, metadata, a plan within the
+/// provider's limits), draws the file id and owner token, and creates the session.
+/// Only the token's hash leaves here.
+pub(crate) async fn create(
+    req: &mut Request,
+    env: &Env,
+    config: &Config,
+) -> Result<Response, ApiError> {
     let body = read_body(req, MAX_JSON_BODY).await?;
     let request: CreateUploadRequest = parse_json(&body, MAX_JSON_BODY)?;
-    let valid = request.validate()?;
+    let valid = request.validate(&config.limits)?;
     let file_id = FileId::from_random(random_16()?);
     let owner_token = OwnerToken::from_random(random_16()?);
 
