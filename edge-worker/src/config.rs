@@ -1,16 +1,21 @@
-//! The worker's settings: `[vars]` in wrangler.toml and the `SIGNING_SECRET` secret
-//! (`.dev.vars` locally, `wrangler secret put` when deployed).
+//! The worker's settings: `[vars]` in wrangler.toml and the secrets `SIGNING_SECRET`
+//! (and in `s3` mode `S3_ACCESS_KEY_ID`, `S3_SECRET_ACCESS_KEY`), from `.dev.vars`
+//! locally and `wrangler secret put` when deployed.
 //!
 //! Read on every request that needs them (cheap, and a Durable Object may be evicted at
 //! any time, so nothing is kept in memory). A missing or weak secret is a configuration
 //! error: the request is refused with `500 internal` and the cause is logged. There is
 //! no fallback key: a constant would let anyone sign blob URLs.
 
+use rusty_s3::Credentials;
 use sealdrop_protocol::api_error::ApiError;
 use sealdrop_protocol::plan::{DEFAULT_R2_BINDING_MAX_PART_SIZE, ProviderLimits};
 use sealdrop_protocol::session::SESSION_TTL_MS;
 use sealdrop_protocol::token::{BlobSigner, DOWNLOAD_URL_TTL_MS, PART_URL_TTL_MS};
+use url::Url;
 use worker::{Env, console_error};
+
+use crate::storage::s3::S3Settings;
 
 /// Where the record section is stored (`STORAGE_MODE`).
 #[derive(Debug, Clone)]
@@ -18,6 +23,8 @@ pub(crate) enum StorageMode {
     /// `local` / `r2-binding`: part URLs point at this worker, which writes the bytes
     /// into an R2 multipart upload through the `BUCKET` binding.
     R2Binding,
+    /// `s3`: part and download URLs are presigned for an S3-compatible endpoint.
+    S3(Box<S3Settings>),
 }
 
 /// Everything configurable, parsed and checked.
@@ -120,12 +127,64 @@ fn storage(
             Ok((StorageMode::R2Binding, limits))
         }
         Some("s3") => {
-            Err("STORAGE_MODE = \"s3\" is not implemented yet; use \"r2-binding\"".into())
+            let limits = match bytes("S3_MAX_OBJECT_BYTES")? {
+                None => ProviderLimits::S3,
+                Some(max) => ProviderLimits::S3
+                    .with_max_object_size(max)
+                    .map_err(|e| format!("S3_MAX_OBJECT_BYTES: {e}"))?,
+            };
+            Ok((StorageMode::S3(Box::new(s3_settings(&text)?)), limits))
         }
         Some(other) => Err(format!(
-            "unknown STORAGE_MODE {other:?}; use \"r2-binding\" (or \"local\")"
+            "unknown STORAGE_MODE {other:?}; use \"r2-binding\" (or \"local\") or \"s3\""
         )),
     }
+}
+
+/// The `S3_*` settings, every one checked.
+fn s3_settings(text: &impl Fn(&str) -> Option<String>) -> Result<S3Settings, String> {
+    let required = |name: &str| {
+        text(name)
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| format!("STORAGE_MODE = \"s3\" needs {name}"))
+    };
+    let endpoint_text = required("S3_ENDPOINT")?;
+    let endpoint = Url::parse(&endpoint_text)
+        .ok()
+        .filter(|url| {
+            matches!(url.scheme(), "http" | "https")
+                && url.host_str().is_some()
+                && url.username().is_empty()
+                && url.password().is_none()
+                && url.query().is_none()
+                && url.fragment().is_none()
+        })
+        .ok_or_else(|| {
+            format!("S3_ENDPOINT must be an http(s) URL with a host and nothing else, not {endpoint_text:?}")
+        })?;
+    let bucket = required("S3_BUCKET")?;
+    if bucket.contains('/') {
+        return Err(format!("S3_BUCKET must be a bucket name, not {bucket:?}"));
+    }
+    let path_style = match text("S3_PATH_STYLE").as_deref() {
+        None | Some("true") => true,
+        Some("false") => false,
+        Some(other) => {
+            return Err(format!(
+                "S3_PATH_STYLE must be true or false, not {other:?}"
+            ));
+        }
+    };
+    Ok(S3Settings {
+        endpoint,
+        bucket,
+        region: required("S3_REGION")?,
+        path_style,
+        credentials: Credentials::new(
+            required("S3_ACCESS_KEY_ID")?,
+            required("S3_SECRET_ACCESS_KEY")?,
+        ),
+    })
 }
 
 #[cfg(test)]
@@ -133,9 +192,18 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use std::collections::HashMap;
 
-    use sealdrop_protocol::plan::MIN_MAX_PART_SIZE;
+    use sealdrop_protocol::plan::{MIN_MAX_PART_SIZE, R2_MAX_OBJECT_SIZE};
 
     use super::*;
+
+    const S3_VARS: [(&str, &str); 6] = [
+        ("STORAGE_MODE", "s3"),
+        ("S3_ENDPOINT", "http://127.0.0.1:9000"),
+        ("S3_BUCKET", "sealdrop-files"),
+        ("S3_REGION", "us-east-1"),
+        ("S3_ACCESS_KEY_ID", "AKIDEXAMPLE"),
+        ("S3_SECRET_ACCESS_KEY", "secret"),
+    ];
 
     fn with(vars: &[(&str, &str)]) -> Result<(StorageMode, ProviderLimits), String> {
         let vars: HashMap<String, String> = vars
@@ -143,6 +211,20 @@ mod tests {
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
         storage(|name| vars.get(name).cloned())
+    }
+
+    fn s3_with(changes: &[(&str, Option<&str>)]) -> Result<S3Settings, String> {
+        let mut vars: Vec<(&str, &str)> = S3_VARS.to_vec();
+        for (name, value) in changes {
+            vars.retain(|(k, _)| k != name);
+            if let Some(value) = value {
+                vars.push((name, value));
+            }
+        }
+        match with(&vars)? {
+            (StorageMode::S3(settings), _) => Ok(*settings),
+            other => panic!("not s3: {other:?}"),
+        }
     }
 
     #[test]
@@ -166,5 +248,79 @@ mod tests {
             assert!(error.starts_with("R2_MAX_PART_BYTES"), "{error}");
         }
         assert!(with(&[("R2_MAX_PART_BYTES", &MIN_MAX_PART_SIZE.to_string())]).is_ok());
+    }
+
+    #[test]
+    fn s3_mode_reads_every_setting() {
+        let settings = s3_with(&[]).unwrap();
+        assert_eq!(settings.endpoint.as_str(), "http://127.0.0.1:9000/");
+        assert_eq!(settings.bucket, "sealdrop-files");
+        assert_eq!(settings.region, "us-east-1");
+        assert!(settings.path_style);
+        assert_eq!(settings.credentials.key(), "AKIDEXAMPLE");
+        assert_eq!(settings.credentials.secret(), "secret");
+        assert!(
+            !format!("{settings:?}").contains("secret\""),
+            "Debug hides the secret"
+        );
+        assert!(
+            !s3_with(&[("S3_PATH_STYLE", Some("false"))])
+                .unwrap()
+                .path_style
+        );
+        let (_, limits) = with(&S3_VARS).unwrap();
+        assert_eq!(limits, ProviderLimits::S3);
+        let mut r2_s3 = S3_VARS.to_vec();
+        let cap = R2_MAX_OBJECT_SIZE.to_string();
+        r2_s3.push(("S3_MAX_OBJECT_BYTES", &cap));
+        assert_eq!(
+            with(&r2_s3).unwrap().1.max_object_size(),
+            R2_MAX_OBJECT_SIZE
+        );
+    }
+
+    #[test]
+    fn s3_mode_refuses_missing_or_bad_settings_naming_them() {
+        for name in [
+            "S3_ENDPOINT",
+            "S3_BUCKET",
+            "S3_REGION",
+            "S3_ACCESS_KEY_ID",
+            "S3_SECRET_ACCESS_KEY",
+        ] {
+            let error = s3_with(&[(name, None)]).unwrap_err();
+            assert!(error.contains(name), "{error}");
+            let error = s3_with(&[(name, Some("  "))]).unwrap_err();
+            assert!(error.contains(name), "{error}");
+        }
+        for endpoint in [
+            "127.0.0.1:9000",
+            "ftp://host",
+            "http://user:pw@host",
+            "https://host/?x=1",
+            "https://host/#f",
+            "not a url",
+        ] {
+            let error = s3_with(&[("S3_ENDPOINT", Some(endpoint))]).unwrap_err();
+            assert!(error.starts_with("S3_ENDPOINT"), "{endpoint}: {error}");
+        }
+        assert!(
+            s3_with(&[("S3_BUCKET", Some("a/b"))])
+                .unwrap_err()
+                .starts_with("S3_BUCKET")
+        );
+        assert!(
+            s3_with(&[("S3_PATH_STYLE", Some("yes"))])
+                .unwrap_err()
+                .starts_with("S3_PATH_STYLE")
+        );
+        let mut vars = S3_VARS.to_vec();
+        vars.push(("S3_MAX_OBJECT_BYTES", "1"));
+        assert!(with(&vars).unwrap_err().starts_with("S3_MAX_OBJECT_BYTES"));
+        assert!(
+            with(&[("STORAGE_MODE", "r2")])
+                .unwrap_err()
+                .contains("unknown STORAGE_MODE")
+        );
     }
 }

@@ -8,7 +8,9 @@
 //! - `routes`: which request is which call; `uploads`, `files`, `blob` handle them.
 //! - `upload_session`: the `UploadSession` Durable Object, one per file id, and the
 //!   internal calls the routes make to it; `session_store`: its SQLite rows.
-//! - `storage`: the storage-provider seam (R2 binding today).
+//! - `storage`: the storage-provider seam (R2 binding today); `storage::s3`: the S3
+//!   provider (presigned URLs, control calls through `fetch`).
+//! - `sweep`: the cron trigger that aborts multipart uploads no session owns.
 //! - `http`: JSON and error answers, CORS, capped body reads; `config`: vars, secret.
 
 mod config;
@@ -16,6 +18,7 @@ mod http;
 mod routes;
 mod session_store;
 mod storage;
+mod sweep;
 // `#[durable_object]` generates undocumented `pub` wasm-bindgen glue (`new`,
 // `fetch`, `alarm`, ...), hence the allow on this module only.
 #[allow(missing_docs)]
