@@ -29,6 +29,7 @@ pub(crate) mod s3;
 use sealdrop_protocol::api_error::{ApiError, ApiErrorCode};
 use sealdrop_protocol::ids::FileId;
 use sealdrop_protocol::range::ByteRange;
+use sealdrop_protocol::sweep::object_key;
 use sealdrop_protocol::token::{BlobClaims, BlobSigner};
 use sealdrop_protocol::wire::{DownloadUrl, PartUrl};
 use worker::js_sys::BigInt;
@@ -42,11 +43,6 @@ use crate::http::{OrApiError as _, error_response, internal};
 
 /// The `wrangler.toml` binding of the R2 bucket.
 const BUCKET_BINDING: &str = "BUCKET";
-
-/// The R2 key of a file's record section.
-pub(crate) fn object_key(file_id: &FileId) -> String {
-    format!("files/{file_id}")
-}
 
 /// The configured storage provider.
 pub(crate) enum Storage {
