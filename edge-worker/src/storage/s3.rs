@@ -518,6 +518,14 @@ mod tests {
         }
     }
 
+    /// A storage that will answer `answers`, in order.
+    fn scripted(answers: impl IntoIterator<Item = Result<Answer, S3Error>>) -> Scripted {
+        Scripted {
+            answers: RefCell::new(answers.into_iter().collect()),
+            sent: RefCell::default(),
+        }
+    }
+
     fn answer(status: u16, body: &str) -> Result<Answer, S3Error> {
         Ok(Answer {
             status,
@@ -525,14 +533,17 @@ mod tests {
         })
     }
 
+    fn s3_at<'a>(
+        script: &'a Scripted,
+        endpoint: &str,
+        path_style: bool,
+    ) -> S3Storage<&'a Scripted> {
+        S3Storage::with_transport(&settings(endpoint, path_style), 3_600_000, 900_000, script)
+            .unwrap()
+    }
+
     fn s3(script: &Scripted) -> S3Storage<&Scripted> {
-        S3Storage::with_transport(
-            &settings("http://127.0.0.1:9000", true),
-            3_600_000,
-            900_000,
-            script,
-        )
-        .unwrap()
+        s3_at(script, "http://127.0.0.1:9000", true)
     }
 
     /// Runs a future that never waits (the scripted transport answers at once).
@@ -609,24 +620,12 @@ mod tests {
     #[test]
     fn path_style_and_virtual_host_style_urls() {
         let script = Scripted::default();
-        let path = S3Storage::with_transport(
-            &settings("https://acct.r2.cloudflarestorage.com", true),
-            3_600_000,
-            900_000,
-            &script,
-        )
-        .unwrap();
+        let path = s3_at(&script, "https://acct.r2.cloudflarestorage.com", true);
         let url: Url = path.download_url(KEY, NOW_MS).url.parse().unwrap();
         assert_eq!(url.host_str(), Some("acct.r2.cloudflarestorage.com"));
         assert_eq!(url.path(), "/sealdrop-files/files/AAAAAAAAAAAAAAAAAAAAAA");
 
-        let vhost = S3Storage::with_transport(
-            &settings("https://s3.eu-west-1.amazonaws.com", false),
-            3_600_000,
-            900_000,
-            &script,
-        )
-        .unwrap();
+        let vhost = s3_at(&script, "https://s3.eu-west-1.amazonaws.com", false);
         let url: Url = vhost.download_url(KEY, NOW_MS).url.parse().unwrap();
         assert_eq!(
             url.host_str(),
@@ -724,8 +723,7 @@ mod tests {
 
     #[test]
     fn list_parts_reads_every_page() {
-        let script = Scripted::default();
-        script.answers.borrow_mut().extend([
+        let script = scripted([
             answer(200, &list_parts_page(&[1, 2], Some(2))),
             answer(200, &list_parts_page(&[3, 5], Some(5))),
             answer(200, &list_parts_page(&[6], None)),
@@ -766,11 +764,7 @@ mod tests {
             ],
             vec![list_parts_page(&[10_001], None)],
         ] {
-            let script = Scripted::default();
-            script
-                .answers
-                .borrow_mut()
-                .extend(pages.iter().map(|p| answer(200, p)));
+            let script = scripted(pages.iter().map(|p| answer(200, p)));
             let result = run(s3(&script).list_parts(KEY, "upload-1", NOW_MS));
             assert!(
                 matches!(result, Err(S3Error::Malformed { .. })),
@@ -781,23 +775,21 @@ mod tests {
 
     #[test]
     fn list_parts_of_an_unknown_upload_is_no_such_upload() {
-        let script = Scripted::default();
-        script.answers.borrow_mut().push_back(answer(
+        let script = scripted([answer(
             404,
             "<Error><Code>NoSuchUpload</Code><Message>gone</Message></Error>",
-        ));
+        )]);
         let error = run(s3(&script).list_parts(KEY, "upload-1", NOW_MS)).unwrap_err();
         assert!(error.is_no_such_upload());
     }
 
     #[test]
     fn complete_sends_every_part_in_order() {
-        let script = Scripted::default();
-        script.answers.borrow_mut().push_back(answer(
+        let script = scripted([answer(
             200,
             "<CompleteMultipartUploadResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">\
              <ETag>\"x-3\"</ETag></CompleteMultipartUploadResult>",
-        ));
+        )]);
         let etags = ["\"a\"", "\"b\"", "\"c\""].map(String::from);
         run(s3(&script).complete(KEY, "upload-1", &etags, NOW_MS)).unwrap();
         let sent = script.sent.borrow();
@@ -817,8 +809,7 @@ mod tests {
 
     #[test]
     fn complete_fails_on_an_error_even_inside_a_200() {
-        let script = Scripted::default();
-        script.answers.borrow_mut().extend([
+        let script = scripted([
             answer(200, "<Error><Code>InternalError</Code></Error>"),
             answer(400, "<Error><Code>InvalidPart</Code></Error>"),
         ]);
@@ -837,8 +828,7 @@ mod tests {
 
     #[test]
     fn abort_treats_no_such_upload_as_done_and_anything_else_as_a_failure() {
-        let script = Scripted::default();
-        script.answers.borrow_mut().extend([
+        let script = scripted([
             answer(204, ""),
             answer(404, "<Error><Code>NoSuchUpload</Code></Error>"),
             answer(404, "<Error><Code>NoSuchBucket</Code></Error>"),
@@ -874,8 +864,7 @@ mod tests {
 
     #[test]
     fn create_and_head() {
-        let script = Scripted::default();
-        script.answers.borrow_mut().extend([
+        let script = scripted([
             answer(
                 200,
                 "<InitiateMultipartUploadResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">\
@@ -904,8 +893,7 @@ mod tests {
 
     #[test]
     fn list_uploads_reads_pages_up_to_the_budget_and_keeps_only_the_prefix() {
-        let script = Scripted::default();
-        script.answers.borrow_mut().extend([
+        let script = scripted([
             answer(
                 200,
                 &uploads_page(&["files/A", "other/x"], Some(("files/A", "id-files/A"))),
