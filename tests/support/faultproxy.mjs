@@ -256,8 +256,7 @@ export async function startFaultProxy({ target, seed = 1 }) {
       case "delay": {
         req.pause();
         const timer = setTimeout(() => {
-          req.resume();
-          forward(req, res, entry, null);
+          forward(req, res, entry, null); // pipes the paused body on
         }, spec.delayMs ?? 1000);
         res.on("close", () => clearTimeout(timer));
         return;
