@@ -126,7 +126,6 @@ export async function startFaultProxy({ target, seed = 1 }) {
   /** Forwards the request; `spec` may reset it partway (the "reset" fault). */
   function forward(req, res, entry, spec) {
     const reset = spec?.fault === "reset" ? spec : null;
-    const contentLength = Number(req.headers["content-length"] ?? NaN);
     const resetInRequest = reset && (reset.at ?? (req.headers["content-length"] || req.headers["transfer-encoding"] ? "request-body" : "response-body")) === "request-body";
     let done = false;
     const upReq = httpRequest({
@@ -153,26 +152,31 @@ export async function startFaultProxy({ target, seed = 1 }) {
         res.destroy();
       }
     });
+    /** Relays `from` to `to` until `limit` bytes have passed, then cuts both connections. */
+    const relayThenCut = (from, to, limit) => {
+      let passed = 0;
+      from.on("data", (chunk) => {
+        if (done) return;
+        const room = limit - passed;
+        if (chunk.length >= room) {
+          done = true;
+          from.pause();
+          // Cut only once the bytes before the cut have left.
+          to.write(chunk.subarray(0, Math.max(room, 0)), cut);
+          return;
+        }
+        passed += chunk.length;
+        to.write(chunk);
+      });
+      from.on("end", () => { if (!done) to.end(); });
+    };
+    const half = (length) => Math.floor((Number.isFinite(length) ? length : 2) / 2);
+
     upReq.on("response", (upRes) => {
       entry.status = upRes.statusCode;
       res.writeHead(upRes.statusCode, upRes.statusMessage, forwardable(upRes.rawHeaders));
       if (reset && !resetInRequest) {
-        const limit = reset.afterBytes ?? Math.floor(Number(upRes.headers["content-length"] ?? 2) / 2);
-        let sent = 0;
-        upRes.on("data", (chunk) => {
-          if (done) return;
-          const room = limit - sent;
-          if (chunk.length >= room) {
-            if (room > 0) res.write(chunk.subarray(0, room));
-            // Let the written bytes leave before the reset.
-            setImmediate(cut);
-            done = true;
-            return;
-          }
-          sent += chunk.length;
-          res.write(chunk);
-        });
-        upRes.on("end", () => { if (!done) res.end(); });
+        relayThenCut(upRes, res, reset.afterBytes ?? half(Number(upRes.headers["content-length"])));
       } else {
         upRes.pipe(res);
         upRes.on("end", () => { done = true; });
@@ -182,23 +186,8 @@ export async function startFaultProxy({ target, seed = 1 }) {
     res.on("close", () => { if (!res.writableFinished) upReq.destroy(); });
 
     if (resetInRequest) {
-      const limit = reset.afterBytes ?? Math.floor((Number.isFinite(contentLength) ? contentLength : 2) / 2);
-      let passed = 0;
       upReq.flushHeaders(); // the target sees the request begin, as storage would
-      req.on("data", (chunk) => {
-        if (done) return;
-        const room = limit - passed;
-        if (chunk.length >= room) {
-          done = true;
-          req.pause();
-          // Cut only once the bytes before the cut have left for the target.
-          upReq.write(chunk.subarray(0, Math.max(room, 0)), cut);
-          return;
-        }
-        passed += chunk.length;
-        upReq.write(chunk);
-      });
-      req.on("end", () => { if (!done) upReq.end(); });
+      relayThenCut(req, upReq, reset.afterBytes ?? half(Number(req.headers["content-length"])));
     } else {
       req.pipe(upReq);
     }
