@@ -34,6 +34,13 @@
 // value), or a function of the URLSearchParams), `partNumber`, and `match` (a
 // function of the log entry).
 //
+// Connection reuse: Chromium resends a request by itself, unseen by the page, when a
+// reused keep-alive connection is reset before any answer (measured: a "refuse" or
+// "reset" on the next 1 or 2 part PUTs never reached the client). That is what
+// browsers do in production too. A test that needs the page to see the failure
+// starts the proxy with `keepAlive: false` (every answer closes its connection, so
+// none is reused) or uses "status"; the proxy's log counts every attempt either way.
+//
 // Every request is logged in `proxy.log` ({ method, path, query, partNumber,
 // fault, status }; status is the status the client got, null if none).
 // partNumber comes from `partNumber=` in S3 URLs or the `/blob/<id>/<n>` path.
@@ -93,13 +100,16 @@ function matches(rule, entry) {
 
 /**
  * Starts the proxy on a free 127.0.0.1 port.
- * @param {{ target: string, seed?: number }} options `target`: the origin requests
- *   go to (e.g. "http://127.0.0.1:9000"); `seed` for the probability rules.
+ * @param {{ target: string, seed?: number, keepAlive?: boolean }} options `target`:
+ *   the origin requests go to (e.g. "http://127.0.0.1:9000"); `seed` for the
+ *   probability rules; `keepAlive: false` closes every connection after its answer
+ *   (see "Connection reuse" above).
  */
-export async function startFaultProxy({ target, seed = 1 }) {
+export async function startFaultProxy({ target, seed = 1, keepAlive = true }) {
   const upstream = new URL(target);
   const agent = new Agent({ keepAlive: true, maxSockets: Infinity });
   const random = seededRandom(seed);
+  const closing = keepAlive ? {} : { connection: "close" };
   const events = new EventEmitter();
   const sockets = new Set();
   let rules = [];
@@ -146,7 +156,7 @@ export async function startFaultProxy({ target, seed = 1 }) {
       done = true;
       if (!res.headersSent) {
         entry.status = 502;
-        res.writeHead(502, { "content-type": "text/plain", ...corsHeaders(req) });
+        res.writeHead(502, { "content-type": "text/plain", ...corsHeaders(req), ...closing });
         res.end("fault proxy: upstream unreachable");
       } else {
         res.destroy();
@@ -174,7 +184,7 @@ export async function startFaultProxy({ target, seed = 1 }) {
 
     upReq.on("response", (upRes) => {
       entry.status = upRes.statusCode;
-      res.writeHead(upRes.statusCode, upRes.statusMessage, forwardable(upRes.rawHeaders));
+      res.writeHead(upRes.statusCode, upRes.statusMessage, [...forwardable(upRes.rawHeaders), ...Object.entries(closing).flat()]);
       if (reset && !resetInRequest) {
         relayThenCut(upRes, res, reset.afterBytes ?? half(Number(upRes.headers["content-length"])));
       } else {
@@ -219,7 +229,7 @@ export async function startFaultProxy({ target, seed = 1 }) {
         req.resume();
         req.on("end", () => {
           entry.status = status;
-          const headers = { "content-type": "text/plain", ...corsHeaders(req) };
+          const headers = { "content-type": "text/plain", ...corsHeaders(req), ...closing };
           if (spec.retryAfter !== undefined) headers["retry-after"] = String(spec.retryAfter);
           res.writeHead(status, headers);
           res.end(spec.body ?? `fault proxy: injected ${status}`);

@@ -121,6 +121,7 @@ export async function startS3({ dataDir, bucket = "sealdrop-test", region = "us-
 
   const s3 = {
     endpoint, region, bucket, accessKeyId, secretAccessKey, dataDir, logFile: service.logFile,
+    pid: service.child.pid,
     objectUrl,
 
     /**

@@ -30,12 +30,14 @@ export const PROVIDERS = ["r2-binding"];
  * Starts the stack for `provider`.
  * @param {{ provider?: "r2-binding" | "s3", vars?: Record<string, string>,
  *   secrets?: Record<string, string>, persistDir?: string, s3DataDir?: string,
- *   s3?: Awaited<ReturnType<typeof startS3>>, seed?: number }} [options] `vars` /
+ *   s3?: Awaited<ReturnType<typeof startS3>>, seed?: number, keepAlive?: boolean }}
+ *   [options] `vars` /
  *   `secrets` override the worker's (after the provider's own); `persistDir` /
  *   `s3DataDir` keep the worker's / nanio's state in a folder the caller owns (e.g.
  *   for a privacy scan or a restart); `s3`: an S3 server already running (the
- *   benchmark's), which stop() leaves running; `seed` seeds the proxy's
- *   probability rules.
+ *   benchmark's), which stop() leaves running; `seed` and `keepAlive` go to the
+ *   fault proxy (see faultproxy.mjs: `keepAlive: false` makes every injected
+ *   network failure reach the page).
  * @returns {Promise<{ provider: string, url: string, workerUrl: string,
  *   proxy: Awaited<ReturnType<typeof startFaultProxy>>,
  *   s3: Awaited<ReturnType<typeof startS3>> | null,
@@ -43,7 +45,7 @@ export const PROVIDERS = ["r2-binding"];
  *   `url`: where the browser opens pages and calls the API; `workerUrl`: the
  *   worker itself, past the proxy.
  */
-export async function startStack({ provider = "r2-binding", vars = {}, secrets = {}, persistDir, s3DataDir, s3: runningS3, seed } = {}) {
+export async function startStack({ provider = "r2-binding", vars = {}, secrets = {}, persistDir, s3DataDir, s3: runningS3, seed, keepAlive } = {}) {
   const started = [];
   const stop = async () => {
     for (const part of started.reverse()) await part.stop();
@@ -52,7 +54,7 @@ export async function startStack({ provider = "r2-binding", vars = {}, secrets =
     const port = await freePort();
     const workerUrl = `http://127.0.0.1:${port}`;
     if (provider === "r2-binding") {
-      const proxy = await startFaultProxy({ target: workerUrl, seed });
+      const proxy = await startFaultProxy({ target: workerUrl, seed, keepAlive });
       started.push(proxy);
       const server = await startServer({
         port, persistDir, secrets,
@@ -64,7 +66,7 @@ export async function startStack({ provider = "r2-binding", vars = {}, secrets =
     if (provider === "s3") {
       const s3 = runningS3 ?? await startS3({ dataDir: s3DataDir });
       if (!runningS3) started.push(s3);
-      const proxy = await startFaultProxy({ target: s3.endpoint, seed });
+      const proxy = await startFaultProxy({ target: s3.endpoint, seed, keepAlive });
       started.push(proxy);
       const server = await startServer({
         port, persistDir,
