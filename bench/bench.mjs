@@ -327,6 +327,11 @@ function report({ results, env, date }) {
     const ratio = (x, y) => (base && !base.error ? fmt(x / y, 2) : "n/a");
     lines.push(`| ${entry.name} | ${fmt(parts)} | ${fmt(total)} | ${ratio(parts, mbps(FILE_SIZE, base?.partsMs))} | ${ratio(total, mbps(FILE_SIZE, base?.totalMs))} |`);
   }
+  if (SEALDROP_PROVIDER !== "s3") {
+    lines.push("", `sealdrop ran in ${SEALDROP_PROVIDER} mode: part bodies go through the worker into workerd's local R2, not to nanio,`,
+      "because the worker has no s3 mode yet. Its ratio compares two storage paths, not two uploaders; it becomes the",
+      "issue's comparison when bench/bench.mjs's SEALDROP_PROVIDER is flipped to \"s3\".");
+  }
   lines.push("", "CPU used during each upload, in cores (1.00 = one core busy for the whole upload; the machine has",
     `${env.machine.cores}):`, "");
   const labels = [...new Set(Object.values(results).filter((r) => r?.cpu).flatMap((r) => Object.keys(r.cpu)))];
