@@ -96,6 +96,24 @@ describe("every call the s3 provider makes", () => {
     await s3.abortMultipartUpload(key, uploadId);
   });
 
+  test("two PUTs of one part at once: storage keeps one whole body with its own ETag, as S3 does", async () => {
+    const md5 = (buf) => `"${createHash("md5").update(buf).digest("hex")}"`;
+    for (let round = 0; round < 3; round += 1) {
+      const key = `files/race-${round}`;
+      const uploadId = await s3.createMultipartUpload(key);
+      const url = await s3.presign("PUT", key, { query: { partNumber: 1, uploadId } });
+      const bodies = [randomBytes(4 * 1024 * 1024), randomBytes(4 * 1024 * 1024)];
+      const answers = await Promise.all(bodies.map((body) => fetch(url, { method: "PUT", body })));
+      assert.deepEqual(answers.map((r) => r.status), [200, 200]);
+      assert.deepEqual(answers.map((r) => r.headers.get("etag")), bodies.map(md5), "each PUT answers its own body's ETag");
+      const [part] = await s3.listParts(key, uploadId);
+      const winner = bodies.find((b) => md5(b) === part.etag);
+      assert.ok(winner, "the listed ETag is one of the two bodies'");
+      await s3.completeMultipartUpload(key, uploadId, [part]);
+      assert.ok((await s3.objectBytes(key)).equals(winner), "and the stored bytes are that body, whole");
+    }
+  });
+
   test("objectBytes of a missing key: NoSuchKey", async () => {
     await assert.rejects(s3.objectBytes("files/none"), (err) => err.code === "NoSuchKey" && err.status === 404);
   });

@@ -1,4 +1,5 @@
-"""nanio, the S3-compatible server the tests and the benchmark run, behind CORS.
+"""nanio, the S3-compatible server the tests and the benchmark run, behind CORS,
+with UploadPart made atomic (see upload_part below).
 
 nanio verifies SigV4 (header and presigned) and expiry, and has every call the s3
 provider makes, but answers no CORS: a browser could not PUT a part to it. Real
@@ -16,17 +17,74 @@ stdout once the socket listens (so the caller never races for a free port), then
 serves until SIGTERM.
 """
 
+import asyncio
 import json
 import os
 import socket
 import sys
+import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import uvicorn
 from nanio.app import build_app
 from nanio.auth.credentials import EnvCredentialResolver
 from nanio.config import Settings
+from nanio.errors import InvalidPart, NoSuchUpload
+from nanio.etag import StreamingMd5
+from nanio.storage.multipart import MultipartManager, PartInfo
+from nanio.storage.paths import multipart_dir, multipart_part_md5_path, multipart_part_path
 from starlette.middleware.cors import CORSMiddleware
+
+
+async def upload_part(self, upload_id, part_number, body):
+    """nanio 0.1.7's UploadPart, made atomic the way S3's is.
+
+    nanio streams every write of part N into one shared temp file, so two PUTs of
+    the same part at once (a client's retry racing its first attempt) interleave
+    their bytes and leave a part whose MD5 file names the other body (measured:
+    5 times in 5, one PUT answered 500). Here each request streams into a temp file of its own, and the
+    part and its MD5 are swapped in with no await between them, so every other
+    request sees one whole body with its own ETag: the last write wins, as in S3.
+    A part whose upload was aborted meanwhile answers NoSuchUpload, as in S3.
+    """
+    if part_number < 1 or part_number > 10_000:
+        raise InvalidPart(f"part number out of range: {part_number}")
+    if not multipart_dir(self._data_dir, upload_id).is_dir():
+        raise NoSuchUpload(resource=upload_id)
+    target = multipart_part_path(self._data_dir, upload_id, part_number)
+    md5_target = multipart_part_md5_path(self._data_dir, upload_id, part_number)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f"{target.name}.{uuid.uuid4().hex}.tmp")
+    hasher = StreamingMd5()
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    try:
+        try:
+            async for chunk in body:
+                if chunk:
+                    await asyncio.to_thread(os.write, fd, chunk)
+                    hasher.update(chunk)
+        finally:
+            os.fsync(fd)
+            os.close(fd)
+        # No await from here on: the part and its MD5 change together.
+        os.replace(tmp, target)
+        md5_target.write_text(hasher.hexdigest())
+    except FileNotFoundError as exc:  # the upload was aborted while the body streamed
+        tmp.unlink(missing_ok=True)
+        raise NoSuchUpload(resource=upload_id) from exc
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return PartInfo(
+        part_number=part_number,
+        etag=hasher.quoted_etag(),
+        size=hasher.size,
+        last_modified=datetime.now(tz=UTC),
+    )
+
+
+MultipartManager.upload_part = upload_part
 
 
 def app():
