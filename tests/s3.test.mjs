@@ -46,7 +46,7 @@ describe("every call the s3 provider makes", () => {
     const key = `files/${randomBytes(8).toString("hex")}`;
     const uploadId = await s3.createMultipartUpload(key);
     assert.ok(uploadId, "an upload id");
-    const parts = [randomBytes(300_000), randomBytes(1_000)];
+    const parts = [randomBytes(5 * 1024 * 1024), randomBytes(1_000)];
     const etags = [];
     for (const [i, body] of parts.entries()) {
       const url = await s3.presign("PUT", key, { query: { partNumber: i + 1, uploadId } });
@@ -62,10 +62,11 @@ describe("every call the s3 provider makes", () => {
     assert.equal(sha256(await s3.objectBytes(key)), sha256(whole));
     assert.ok(!(await s3.listMultipartUploads()).some((u) => u.uploadId === uploadId), "no longer unfinished");
 
-    const get = await fetch(await s3.presign("GET", key), { headers: { range: "bytes=299990-300009" } });
+    const at = 5 * 1024 * 1024 - 10; // across the part boundary
+    const get = await fetch(await s3.presign("GET", key), { headers: { range: `bytes=${at}-${at + 19}` } });
     assert.equal(get.status, 206);
-    assert.equal(get.headers.get("content-range"), `bytes 299990-300009/${whole.length}`);
-    assert.deepEqual(Buffer.from(await get.arrayBuffer()), whole.subarray(299_990, 300_010));
+    assert.equal(get.headers.get("content-range"), `bytes ${at}-${at + 19}/${whole.length}`);
+    assert.deepEqual(Buffer.from(await get.arrayBuffer()), whole.subarray(at, at + 20));
     const head = await fetch(await s3.presign("HEAD", key), { method: "HEAD" });
     assert.equal(head.status, 200);
     assert.equal(head.headers.get("content-length"), String(whole.length));
@@ -111,6 +112,35 @@ describe("every call the s3 provider makes", () => {
       assert.ok(winner, "the listed ETag is one of the two bodies'");
       await s3.completeMultipartUpload(key, uploadId, [part]);
       assert.ok((await s3.objectBytes(key)).equals(winner), "and the stored bytes are that body, whole");
+    }
+  });
+
+  test("complete refuses the part sizes S3 or R2 refuse: a short part but the last, unequal parts, a longer last part", async () => {
+    const MiB5 = 5 * 1024 * 1024;
+    const cases = [
+      { sizes: [MiB5 - 1, 10], code: "EntityTooSmall" },
+      { sizes: [MiB5, MiB5 + 1, 10], code: "InvalidPart" },
+      { sizes: [MiB5, MiB5 + 1], code: "InvalidPart" },
+      { sizes: [MiB5, MiB5, 1], code: null },
+      { sizes: [10], code: null },
+    ];
+    for (const [i, { sizes, code }] of cases.entries()) {
+      const key = `files/sizes-${i}`;
+      const uploadId = await s3.createMultipartUpload(key);
+      const parts = [];
+      for (const [n, size] of sizes.entries()) {
+        const url = await s3.presign("PUT", key, { query: { partNumber: n + 1, uploadId } });
+        const res = await fetch(url, { method: "PUT", body: Buffer.alloc(size, n) });
+        parts.push({ partNumber: n + 1, etag: res.headers.get("etag") });
+      }
+      const done = s3.completeMultipartUpload(key, uploadId, parts);
+      if (code) {
+        await assert.rejects(done, (err) => err.code === code && err.status === 400, `sizes ${sizes}: ${code}`);
+        await s3.abortMultipartUpload(key, uploadId);
+      } else {
+        await done;
+        assert.equal((await s3.objectBytes(key)).length, sizes.reduce((a, b) => a + b), `sizes ${sizes} complete`);
+      }
     }
   });
 
@@ -203,9 +233,9 @@ describe("CORS, for a browser on another origin", () => {
       tampered.searchParams.set("X-Amz-Signature", "0".repeat(64));
       const got = await tab.evaluate(async ({ urls, tampered }) => {
         // A typed Blob makes Content-Type non-safelisted: the PUT needs a preflight.
-        const body = (n) => new Blob([new Uint8Array(n).fill(7)], { type: "application/x-sealdrop-part" });
+        const body = new Blob([new Uint8Array(5 * 1024 * 1024).fill(7)], { type: "application/x-sealdrop-part" });
         const put = async (url) => {
-          const res = await fetch(url, { method: "PUT", body: body(1000) });
+          const res = await fetch(url, { method: "PUT", body });
           return { status: res.status, etag: res.headers.get("etag") };
         };
         return {
@@ -227,10 +257,10 @@ describe("CORS, for a browser on another origin", () => {
       await s3.completeMultipartUpload(key, uploadId, parts);
       const getUrl = await s3.presign("GET", key, { origin: proxy.url });
       const range = await tab.evaluate(async (url) => {
-        const res = await fetch(url, { headers: { range: "bytes=1990-1999" } });
+        const res = await fetch(url, { headers: { range: "bytes=5242870-5242879" } });
         return { status: res.status, contentRange: res.headers.get("content-range"), bytes: [...new Uint8Array(await res.arrayBuffer())] };
       }, getUrl);
-      assert.deepEqual(range, { status: 206, contentRange: "bytes 1990-1999/2000", bytes: Array(10).fill(7) });
+      assert.deepEqual(range, { status: 206, contentRange: "bytes 5242870-5242879/10485760", bytes: Array(10).fill(7) });
     } finally {
       await browser.close();
       page.closeAllConnections();

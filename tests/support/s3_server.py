@@ -1,5 +1,6 @@
 """nanio, the S3-compatible server the tests and the benchmark run, behind CORS,
-with UploadPart made atomic (see upload_part below).
+with UploadPart made atomic and Complete as strict on part sizes as S3 and R2 (see
+upload_part and complete below).
 
 nanio verifies SigV4 (header and presigned) and expiry, and has every call the s3
 provider makes, but answers no CORS: a browser could not PUT a part to it. Real
@@ -30,7 +31,7 @@ import uvicorn
 from nanio.app import build_app
 from nanio.auth.credentials import EnvCredentialResolver
 from nanio.config import Settings
-from nanio.errors import InvalidPart, NoSuchUpload
+from nanio.errors import EntityTooSmall, InvalidPart, NoSuchUpload
 from nanio.etag import StreamingMd5
 from nanio.storage.multipart import MultipartManager, PartInfo
 from nanio.storage.paths import multipart_dir, multipart_part_md5_path, multipart_part_path
@@ -84,7 +85,33 @@ async def upload_part(self, upload_id, part_number, body):
     )
 
 
+MIN_PART_SIZE = 5 * 1024 * 1024
+nanio_complete = MultipartManager.complete
+
+
+def complete(self, upload_id, client_parts):
+    """nanio's CompleteMultipartUpload, refusing the part sizes real storage refuses.
+
+    nanio completes any sizes. AWS S3 refuses a part but the last under 5 MiB
+    (EntityTooSmall) and R2 one whose size differs from the others' (all but the
+    last must be equal), so a planner mistake would pass here and fail in
+    production: check both, as the stricter of the two would.
+    """
+    parts = list(client_parts)
+    sizes = []
+    for part_number, _ in parts:
+        path = multipart_part_path(self._data_dir, upload_id, part_number)
+        sizes.append(path.stat().st_size if path.is_file() else None)
+    leading = [size for size in sizes[:-1] if size is not None]
+    if any(size < MIN_PART_SIZE for size in leading):
+        raise EntityTooSmall("every part but the last must be at least 5 MiB")
+    if len(set(leading)) > 1 or (leading and sizes[-1] is not None and sizes[-1] > leading[0]):
+        raise InvalidPart("every part but the last must have the same size, and the last no more (R2)")
+    return nanio_complete(self, upload_id, parts)
+
+
 MultipartManager.upload_part = upload_part
+MultipartManager.complete = complete
 
 
 def app():
