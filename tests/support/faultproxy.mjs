@@ -23,7 +23,10 @@
 //   `at: "response-body"` (for downloads).
 // - "stall": never answer, never forward: read `afterBytes` of the body and stop
 //   reading (`afterBytes: 0` stops at once; default: read it all). The request stays
-//   open until the client gives up or the proxy stops.
+//   open until the client gives up or the proxy stops. The sockets' buffers still
+//   take a few MiB on loopback, so a small part can look wholly sent to the browser
+//   (upload progress at 100%) before it waits forever for the answer: a stall
+//   detector must watch for the answer too, not only for upload progress.
 // - "delay": wait `delayMs`, then forward.
 // A rule fires for the next `times` matching requests (default 1), or for each with
 // `probability` p drawn from the proxy's seeded RNG (then `times` defaults to no
@@ -44,6 +47,8 @@
 // Every request is logged in `proxy.log` ({ method, path, query, partNumber,
 // fault, status }; status is the status the client got, null if none).
 // partNumber comes from `partNumber=` in S3 URLs or the `/blob/<id>/<n>` path.
+// `proxy.events` emits "request" (entry) for each request and "fault" (entry, rule)
+// when a rule fires, e.g. to wait until a stalled request has arrived.
 import { EventEmitter, once } from "node:events";
 import { Agent, createServer, request as httpRequest } from "node:http";
 
