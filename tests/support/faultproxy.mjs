@@ -24,9 +24,9 @@
 // - "stall": never answer, never forward: read `afterBytes` of the body and stop
 //   reading (`afterBytes: 0` stops at once; default: read it all). The request stays
 //   open until the client gives up or the proxy stops. The sockets' buffers still
-//   take a few MiB on loopback, so a small part can look wholly sent to the browser
-//   (upload progress at 100%) before it waits forever for the answer: a stall
-//   detector must watch for the answer too, not only for upload progress.
+//   take part of the body (up to the kernel's buffer sizes), so a small part can
+//   look wholly sent to the browser (upload progress at 100%) before it waits
+//   forever for the answer: a stall detector must watch for the answer too.
 // - "delay": wait `delayMs`, then forward.
 // A rule fires for the next `times` matching requests (default 1), or for each with
 // `probability` p drawn from the proxy's seeded RNG (then `times` defaults to no
