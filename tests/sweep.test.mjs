@@ -1,0 +1,89 @@
+// The scheduled sweep against a real S3 server: the worker in s3 mode lists the
+// multipart uploads in nanio (ListMultipartUploads, signed by the worker), asks each
+// old upload's session object, and aborts the ones no session owns. `wrangler dev`
+// runs the cron handler on a GET of /cdn-cgi/handler/scheduled and answers once it
+// has finished.
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { checkS3 } from "./support/s3.mjs";
+import { startStack } from "./support/stack.mjs";
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+
+/** A key the worker writes: `files/<fileId>`, a fresh 128-bit id. */
+const fileKey = () => `files/${randomBytes(16).toString("base64url")}`;
+
+/**
+ * Makes storage say the upload began `days` ago, past the 6-day session lifetime,
+ * without waiting for it: nanio keeps an upload's start in its init.json.
+ */
+function backdate(s3, uploadId, days) {
+  const file = join(s3.dataDir, ".nanio/multipart", uploadId, "init.json");
+  const init = JSON.parse(readFileSync(file, "utf8"));
+  init.initiated = new Date(Date.now() - days * DAY_MS).toISOString();
+  writeFileSync(file, JSON.stringify(init));
+}
+
+/** Runs the worker's cron handler once, to its end. */
+async function sweep(stack) {
+  const res = await fetch(`${stack.workerUrl}/cdn-cgi/handler/scheduled?cron=17+*+*+*+*`);
+  assert.equal(res.status, 200, await res.text());
+}
+
+/** The keys of the uploads storage still has, sorted. */
+async function openUploads(s3) {
+  return (await s3.listMultipartUploads()).map((u) => u.key).sort();
+}
+
+describe("the sweep, in s3 mode", () => {
+  let stack;
+  before(async () => {
+    stack = await startStack({ provider: "s3" });
+  });
+  after(async () => {
+    await stack?.stop();
+  });
+
+  test("aborts old uploads under files/ that have no session, and nothing else", async () => {
+    const { s3 } = stack;
+    const orphan = fileKey();
+    const young = fileKey();
+    const foreign = `other/${randomBytes(16).toString("base64url")}`;
+    const notAFile = "files/not-a-file-id";
+    const ids = {};
+    for (const key of [orphan, young, foreign, notAFile]) ids[key] = await s3.createMultipartUpload(key);
+    const part = await s3.request("PUT", orphan, { query: { partNumber: 1, uploadId: ids[orphan] }, body: "parts go too" });
+    await checkS3(part);
+    for (const key of [orphan, foreign, notAFile]) backdate(s3, ids[key], 7);
+    // Just inside the lifetime: still young.
+    backdate(s3, ids[young], 5.9);
+
+    await sweep(stack);
+    const kept = [young, foreign, notAFile].sort();
+    assert.deepEqual(await openUploads(s3), kept);
+    await assert.rejects(s3.listParts(orphan, ids[orphan]), { code: "NoSuchUpload" });
+
+    // Again: nothing left to do, nothing else touched.
+    await sweep(stack);
+    assert.deepEqual(await openUploads(s3), kept);
+  });
+
+  test("a worker whose S3 secret is wrong aborts nothing (storage checks every signature)", async () => {
+    const { s3 } = stack;
+    const orphan = fileKey();
+    const id = await s3.createMultipartUpload(orphan);
+    backdate(s3, id, 7);
+    const wrong = await startStack({ provider: "s3", s3, secrets: { S3_SECRET_ACCESS_KEY: "not-the-secret" } });
+    try {
+      await sweep(wrong);
+    } finally {
+      await wrong.stop();
+    }
+    assert.ok((await openUploads(s3)).includes(orphan));
+    await sweep(stack);
+    assert.ok(!(await openUploads(s3)).includes(orphan));
+  });
+});
