@@ -53,6 +53,8 @@ function tail(file, lines = 60) {
  *   state folder (Durable Objects, R2) from an earlier server; by default a fresh
  *   temporary one, removed by stop(). `vars` overrides wrangler.toml [vars] for this
  *   server only (`--var KEY:VALUE`), e.g. `{ PART_URL_TTL_SECONDS: "2" }`.
+ *   `PUBLIC_URL` defaults to the server's own address (the URLs it hands out point
+ *   back at it).
  * @returns {Promise<{ url: string, persistDir: string, logFile: string, stop: () => Promise<void> }>}
  */
 export async function startServer({ persistDir, vars = {} } = {}) {
@@ -63,6 +65,7 @@ export async function startServer({ persistDir, vars = {} } = {}) {
   persistDir ??= mkdtempSync(join(tmpdir(), "sealdrop-state-"));
   const [port, inspectorPort] = [await freePort(), await freePort()];
   const url = `http://127.0.0.1:${port}`;
+  vars = { PUBLIC_URL: url, ...vars };
   mkdirSync(join(ROOT, "test-results"), { recursive: true });
   const logFile = join(ROOT, "test-results", `wrangler-${port}.log`);
   const logFd = openSync(logFile, "w");
