@@ -698,6 +698,31 @@ describe("part writes in flight", () => {
   });
 });
 
+test("a part write that outlasts its lease keeps it by renewing, and lands", async () => {
+  // A worker whose part writes hold 6-second leases (renewed every 2 s): a body held for
+  // longer than that must still land, with nothing else able to take the part meanwhile.
+  const leased = await startServer({ vars: { PART_LEASE_SECONDS: "6" } });
+  try {
+    const up = await newUpload(leased.url, MULTI);
+    const [{ url }] = await up.urls([1]);
+    const held = heldPut(url, up.partBytes(1));
+    await writeInFlight(up, 1);
+    // Wait well past the first lease; throughout, the part stays taken.
+    const until = Date.now() + 9_000;
+    while (Date.now() < until) {
+      await assertBusy(await up.put(1));
+      await new Promise((r) => setTimeout(r, 1_000));
+    }
+    held.finish();
+    const { status, json: body } = await held.response;
+    assert.equal(status, 200, JSON.stringify(body));
+    const listed = (await (await up.status()).json()).parts;
+    assert.deepEqual(listed.map((p) => [p.partNumber, `"${p.etag.replace(/^"|"$/g, "")}"`]), [[1, body.etag]]);
+  } finally {
+    await leased.stop();
+  }
+});
+
 // ---------------------------------------------------------------------------------
 // Idempotent create
 // ---------------------------------------------------------------------------------
