@@ -8,6 +8,7 @@
 
 use sealdrop_protocol::ids::{FileId, OwnerTokenHash};
 use sealdrop_protocol::plan::PartPlan;
+use sealdrop_protocol::session::WriteGrant;
 use serde::{Deserialize, Serialize};
 use worker::Method;
 
@@ -130,6 +131,15 @@ pub(crate) struct BeginPart {
 pub(crate) struct Grant {
     pub fence: u64,
     pub lease_until: u64,
+}
+
+impl From<WriteGrant> for Grant {
+    fn from(g: WriteGrant) -> Self {
+        Grant {
+            fence: g.fence,
+            lease_until: g.lease_until,
+        }
+    }
 }
 
 /// Body of [`Op::RenewPart`] and [`Op::FailPart`].

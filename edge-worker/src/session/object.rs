@@ -308,13 +308,7 @@ impl UploadSession {
             }
             s.begin_part(part, call.size, now, config.part_lease_ms)
         })?;
-        json(
-            200,
-            &Grant {
-                fence: grant.fence,
-                lease_until: grant.lease_until,
-            },
-        )
+        json(200, &Grant::from(grant))
     }
 
     /// The writer of a part renews its lease.
@@ -323,13 +317,7 @@ impl UploadSession {
         let grant = self.change(Save::Part(part), |s, _| {
             s.renew_part(part, call.fence, now, config.part_lease_ms)
         })?;
-        json(
-            200,
-            &Grant {
-                fence: grant.fence,
-                lease_until: grant.lease_until,
-            },
-        )
+        json(200, &Grant::from(grant))
     }
 
     /// The writer of a part reports that storage accepted it: the client's answer.
