@@ -288,7 +288,12 @@ impl R2Binding {
         let _ = piped.await;
         match uploaded {
             Ok(uploaded) => Ok(uploaded.etag()),
-            Err(_) if stopped => Err(WriteFailure::LeaseLost),
+            Err(_) if stopped => {
+                // The pipe stopped, the body did not (it was kept readable): drain it so
+                // a client still sending reads the answer.
+                discard(body).await;
+                Err(WriteFailure::LeaseLost)
+            }
             Err(e) => {
                 let code = r2_error_code(&e);
                 let broken = code.is_none() && body_broke(&body).await;
