@@ -22,6 +22,7 @@ pub fn exhaustive(start: World) -> Explored {
     let mut stats = Explored::default();
     let mut path = Vec::new();
     dfs(start, &mut seen, &mut stats, &mut path);
+    eprintln!("explored {stats:?}"); // shown with --nocapture
     stats
 }
 
