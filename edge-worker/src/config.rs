@@ -3,25 +3,26 @@
 //! locally and `wrangler secret put` when deployed.
 //!
 //! Read on every request that needs them (cheap, and a Durable Object may be evicted at
-//! any time, so nothing is kept in memory). A missing or weak secret is a configuration
-//! error: the request is refused with `500 internal` and the cause is logged. There is
-//! no fallback key: a constant would let anyone sign blob URLs.
+//! any time, so nothing is kept in memory). A missing or malformed setting is a
+//! configuration error: the request is refused with `500 internal` and the cause is
+//! logged. There is no fallback key (a constant would let anyone sign blob URLs) and no
+//! fallback origin (URLs built from a request's `Host` would let a client choose where
+//! other clients' URLs point).
 
 use rusty_s3::Credentials;
 use sealdrop_protocol::api_error::ApiError;
 use sealdrop_protocol::plan::{DEFAULT_R2_BINDING_MAX_PART_SIZE, ProviderLimits};
-use sealdrop_protocol::session::SESSION_TTL_MS;
+use sealdrop_protocol::session::{PART_LEASE_MS, SESSION_TTL_MS};
 use sealdrop_protocol::token::{BlobSigner, DOWNLOAD_URL_TTL_MS, PART_URL_TTL_MS};
-use url::Url;
-use worker::{Env, console_error};
+use worker::{Env, Url, console_error};
 
 use crate::storage::s3::S3Settings;
 
 /// Where the record section is stored (`STORAGE_MODE`).
 #[derive(Debug, Clone)]
 pub(crate) enum StorageMode {
-    /// `local` / `r2-binding`: part URLs point at this worker, which writes the bytes
-    /// into an R2 multipart upload through the `BUCKET` binding.
+    /// `r2-binding`: part URLs point at this worker, which pipes the bytes into an R2
+    /// multipart upload through the `BUCKET` binding.
     R2Binding,
     /// `s3`: part and download URLs are presigned for an S3-compatible endpoint.
     S3(Box<S3Settings>),
@@ -30,6 +31,10 @@ pub(crate) enum StorageMode {
 /// Everything configurable, parsed and checked.
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
+    /// The origin (and optional path prefix) clients reach this worker at
+    /// (`PUBLIC_URL`), without a trailing slash: every URL the worker hands out starts
+    /// with it.
+    pub public_url: String,
     /// How long a part URL is valid (`PART_URL_TTL_SECONDS`, default 1 hour).
     pub part_url_ttl_ms: u64,
     /// How long a download URL is valid (`DOWNLOAD_URL_TTL_SECONDS`, default 15 min).
@@ -37,24 +42,33 @@ pub(crate) struct Config {
     /// How long an upload stays open (`UPLOAD_TTL_SECONDS`, default 6 days: keep it
     /// under R2's 7-day automatic multipart abort, see `SESSION_TTL_MS`).
     pub upload_ttl_ms: u64,
+    /// A part write's lease (`PART_LEASE_SECONDS`, default 60 s, see `PART_LEASE_MS`).
+    pub part_lease_ms: u64,
     /// Which storage provider serves uploads (`STORAGE_MODE`).
     pub storage_mode: StorageMode,
     /// What that provider accepts, which every plan satisfies.
     pub limits: ProviderLimits,
-    /// Signs and verifies blob URLs with `SIGNING_SECRET`.
+    /// Signs and verifies blob URLs with `SIGNING_SECRET` (and derives idempotent ids).
     pub signer: BlobSigner,
 }
 
 impl Config {
     /// Reads and checks the configuration; `500 internal` (cause logged) if it is unusable.
     pub fn from_env(env: &Env) -> Result<Self, ApiError> {
+        let seconds = |name, default| {
+            parse_seconds(var(env, name).as_deref(), default)
+                .map_err(|why| misconfigured(&format!("{name}: {why}")))
+        };
         let (storage_mode, limits) =
             storage(|name| var(env, name).or_else(|| env.secret(name).ok().map(|s| s.to_string())))
                 .map_err(|why| misconfigured(&why))?;
         Ok(Self {
-            part_url_ttl_ms: ttl_ms(env, "PART_URL_TTL_SECONDS", PART_URL_TTL_MS)?,
-            download_url_ttl_ms: ttl_ms(env, "DOWNLOAD_URL_TTL_SECONDS", DOWNLOAD_URL_TTL_MS)?,
-            upload_ttl_ms: ttl_ms(env, "UPLOAD_TTL_SECONDS", SESSION_TTL_MS)?,
+            public_url: parse_public_url(var(env, "PUBLIC_URL").as_deref())
+                .map_err(|why| misconfigured(&format!("PUBLIC_URL: {why}")))?,
+            part_url_ttl_ms: seconds("PART_URL_TTL_SECONDS", PART_URL_TTL_MS)?,
+            download_url_ttl_ms: seconds("DOWNLOAD_URL_TTL_SECONDS", DOWNLOAD_URL_TTL_MS)?,
+            upload_ttl_ms: seconds("UPLOAD_TTL_SECONDS", SESSION_TTL_MS)?,
+            part_lease_ms: seconds("PART_LEASE_SECONDS", PART_LEASE_MS)?,
             storage_mode,
             limits,
             signer: signer(env)?,
@@ -67,18 +81,37 @@ fn var(env: &Env, name: &str) -> Option<String> {
     env.var(name).ok().map(|v| v.to_string())
 }
 
-/// A positive number of seconds, as milliseconds; `default_ms` when the var is unset.
-fn ttl_ms(env: &Env, name: &str, default_ms: u64) -> Result<u64, ApiError> {
-    let Some(text) = var(env, name) else {
+/// `PUBLIC_URL`: an absolute `http` or `https` URL with no query or fragment; answered
+/// without a trailing slash. Required.
+fn parse_public_url(text: Option<&str>) -> Result<String, String> {
+    let text = text.map(str::trim).filter(|t| !t.is_empty());
+    let Some(text) = text else {
+        return Err("not set (e.g. PUBLIC_URL = \"https://sealdrop.example\")".into());
+    };
+    let url = Url::parse(text).map_err(|e| format!("{text:?} is not a URL ({e})"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(format!("{text:?} is not an http(s) URL"));
+    }
+    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+        return Err(format!(
+            "{text:?} must have no query, fragment or credentials"
+        ));
+    }
+    Ok(url.as_str().trim_end_matches('/').to_owned())
+}
+
+/// A positive number of seconds, as milliseconds; `default_ms` when unset.
+fn parse_seconds(text: Option<&str>, default_ms: u64) -> Result<u64, String> {
+    let Some(text) = text else {
         return Ok(default_ms);
     };
     match text.trim().parse::<u64>() {
         Ok(seconds) if seconds > 0 => seconds
             .checked_mul(1000)
-            .ok_or_else(|| misconfigured(&format!("{name} is too large"))),
-        _ => Err(misconfigured(&format!(
-            "{name} must be a positive number of seconds, not {text:?}"
-        ))),
+            .ok_or_else(|| format!("{text:?} is too large")),
+        _ => Err(format!(
+            "must be a positive number of seconds, not {text:?}"
+        )),
     }
 }
 
@@ -120,7 +153,7 @@ fn storage(
             .transpose()
     };
     match text("STORAGE_MODE").as_deref() {
-        None | Some("local" | "r2-binding") => {
+        None | Some("r2-binding") => {
             let max_part = bytes("R2_MAX_PART_BYTES")?.unwrap_or(DEFAULT_R2_BINDING_MAX_PART_SIZE);
             let limits = ProviderLimits::r2_binding(max_part)
                 .map_err(|e| format!("R2_MAX_PART_BYTES: {e}"))?;
@@ -136,7 +169,7 @@ fn storage(
             Ok((StorageMode::S3(Box::new(s3_settings(&text)?)), limits))
         }
         Some(other) => Err(format!(
-            "unknown STORAGE_MODE {other:?}; use \"r2-binding\" (or \"local\") or \"s3\""
+            "unknown STORAGE_MODE {other:?}; use \"r2-binding\" or \"s3\""
         )),
     }
 }
@@ -196,6 +229,39 @@ mod tests {
 
     use super::*;
 
+    #[test]
+    fn public_url_is_required_absolute_and_normalised() {
+        assert_eq!(
+            parse_public_url(Some("http://127.0.0.1:8787")).unwrap(),
+            "http://127.0.0.1:8787"
+        );
+        assert_eq!(
+            parse_public_url(Some(" https://files.example/sealdrop/ ")).unwrap(),
+            "https://files.example/sealdrop"
+        );
+        for bad in [
+            None,
+            Some(""),
+            Some("127.0.0.1:8787"),
+            Some("/relative"),
+            Some("ftp://files.example"),
+            Some("https://files.example/?x=1"),
+            Some("https://files.example/#x"),
+            Some("https://user:pw@files.example"),
+        ] {
+            assert!(parse_public_url(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn seconds() {
+        assert_eq!(parse_seconds(None, 7), Ok(7));
+        assert_eq!(parse_seconds(Some(" 2 "), 7), Ok(2_000));
+        for bad in ["0", "-1", "x", "", "18446744073709551615"] {
+            assert!(parse_seconds(Some(bad), 7).is_err(), "{bad:?}");
+        }
+    }
+
     const S3_VARS: [(&str, &str); 6] = [
         ("STORAGE_MODE", "s3"),
         ("S3_ENDPOINT", "http://127.0.0.1:9000"),
@@ -229,11 +295,7 @@ mod tests {
 
     #[test]
     fn r2_binding_is_the_default_with_95_mib_parts() {
-        for vars in [
-            &[][..],
-            &[("STORAGE_MODE", "local")],
-            &[("STORAGE_MODE", " r2-binding ")],
-        ] {
+        for vars in [&[][..], &[("STORAGE_MODE", " r2-binding ")]] {
             let (mode, limits) = with(vars).unwrap();
             assert!(matches!(mode, StorageMode::R2Binding));
             assert_eq!(

@@ -17,9 +17,10 @@ use worker::{
 };
 
 use crate::config::{Config, StorageMode};
-use crate::http::OrApiError as _;
+use crate::session::calls::Op;
+use crate::session::client::SessionStub;
+use crate::storage::StorageFailure;
 use crate::storage::s3::S3Storage;
-use crate::upload_session::{Op, SessionStub};
 
 /// What one run did, for the log.
 #[derive(Default)]
@@ -66,12 +67,12 @@ async fn sweep(env: &Env) -> Result<Option<Report>, ApiError> {
         return Ok(None);
     };
     let s3 = S3Storage::new(settings, config.part_url_ttl_ms, config.download_url_ttl_ms)
-        .or_storage("setting up the S3 provider")?;
+        .map_err(|e| StorageFailure::logged("setting up the S3 provider", e))?;
     let now = Date::now().as_millis();
     let uploads = s3
         .list_uploads(OBJECT_KEY_PREFIX, MAX_LIST_PAGES, now)
         .await
-        .or_storage("listing multipart uploads")?;
+        .map_err(|e| StorageFailure::logged("listing multipart uploads", e))?;
     let mut report = Report {
         listed: uploads.len(),
         ..Report::default()

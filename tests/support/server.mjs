@@ -84,8 +84,9 @@ function writeTestAssets(dir) {
  *   removed by stop(). `port`: where to listen (default: a free one), for callers
  *   that must name the URL before the server starts (e.g. in PUBLIC_URL). `vars`
  *   overrides wrangler.toml [vars] for this server only (`--var KEY:VALUE`), e.g.
- *   `{ PART_URL_TTL_SECONDS: "2" }`; `secrets` adds or overrides secrets (e.g. S3
- *   keys), written to a private env file.
+ *   `{ PART_URL_TTL_SECONDS: "2" }`; `PUBLIC_URL` defaults to the server's own
+ *   address (the URLs it hands out point back at it). `secrets` adds or overrides
+ *   secrets (e.g. S3 keys), written to a private env file.
  * @returns {Promise<{ url: string, persistDir: string, logFile: string, stop: () => Promise<void> }>}
  */
 export async function startServer({ persistDir, port, vars = {}, secrets = {} } = {}) {
@@ -98,6 +99,7 @@ export async function startServer({ persistDir, port, vars = {}, secrets = {} } 
   port ??= await freePort();
   const inspectorPort = await freePort();
   const url = `http://127.0.0.1:${port}`;
+  vars = { PUBLIC_URL: url, ...vars };
 
   const service = spawnService({
     command: nodeForWrangler(),
