@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { after, before, describe, test } from "node:test";
 import { checkS3 } from "./support/s3.mjs";
 import { startStack } from "./support/stack.mjs";
@@ -25,6 +26,23 @@ function backdate(s3, uploadId, days) {
   const init = JSON.parse(readFileSync(file, "utf8"));
   init.initiated = new Date(Date.now() - days * DAY_MS).toISOString();
   writeFileSync(file, JSON.stringify(init));
+}
+
+/**
+ * Creates an upload through the API: a 1-byte file, with the header and sealed
+ * metadata of the one_byte test vector (so it follows the format wherever it goes).
+ */
+async function createUpload(stack) {
+  const vector = readFileSync(fileURLToPath(new URL("./vectors/one_byte.txt", import.meta.url)), "utf8");
+  const field = (name) => Buffer.from(vector.match(new RegExp(`^${name}: ([0-9a-f]+)$`, "m"))[1], "hex").toString("base64");
+  const res = await fetch(`${stack.workerUrl}/api/uploads`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ plaintextSize: 1, header: field("header"), metadata: field("metadata") }),
+  });
+  const created = await res.json();
+  assert.equal(res.status, 201, JSON.stringify(created));
+  return created;
 }
 
 /** Runs the worker's cron handler once, to its end. */
@@ -69,6 +87,30 @@ describe("the sweep, in s3 mode", () => {
     // Again: nothing left to do, nothing else touched.
     await sweep(stack);
     assert.deepEqual(await openUploads(s3), kept);
+  });
+
+  test("keeps an old upload its session still uses, aborts a leftover of the same file", async () => {
+    const { s3 } = stack;
+    const { fileId, ownerToken } = await createUpload(stack);
+    const key = `files/${fileId}`;
+    const [used] = (await s3.listMultipartUploads()).filter((u) => u.key === key).map((u) => u.uploadId);
+    assert.ok(used, "the create made a multipart upload");
+    // As if an earlier create of the same file had made one and lost its answer.
+    const leftover = await s3.createMultipartUpload(key);
+    backdate(s3, used, 7);
+    backdate(s3, leftover, 7);
+
+    await sweep(stack);
+    const left = (await s3.listMultipartUploads()).filter((u) => u.key === key).map((u) => u.uploadId);
+    assert.deepEqual(left, [used]);
+
+    // The owner aborts: the session's own upload goes too.
+    const res = await fetch(`${stack.workerUrl}/api/uploads/${fileId}`, {
+      method: "DELETE",
+      headers: { authorization: `Bearer ${ownerToken}` },
+    });
+    assert.equal(res.status, 204);
+    assert.ok(!(await openUploads(s3)).includes(key));
   });
 
   test("a worker whose S3 secret is wrong aborts nothing (storage checks every signature)", async () => {

@@ -8,16 +8,12 @@
 //! live 6 days, so that never cuts an open one short).
 
 use sealdrop_protocol::api_error::ApiError;
-use sealdrop_protocol::ids::FileId;
 use sealdrop_protocol::sweep::{
-    MAX_CHECKS_PER_RUN, MAX_LIST_PAGES, OBJECT_KEY_PREFIX, Owner, Triage, should_abort, triage,
+    MAX_CHECKS_PER_RUN, MAX_LIST_PAGES, OBJECT_KEY_PREFIX, Triage, should_abort, triage,
 };
-use worker::{
-    Date, Env, Headers, ScheduleContext, ScheduledEvent, console_error, console_log, event,
-};
+use worker::{Date, Env, ScheduleContext, ScheduledEvent, console_error, console_log, event};
 
 use crate::config::{Config, StorageMode};
-use crate::session::calls::Op;
 use crate::session::client::SessionStub;
 use crate::storage::StorageFailure;
 use crate::storage::s3::S3Storage;
@@ -66,11 +62,11 @@ async fn sweep(env: &Env) -> Result<Option<Report>, ApiError> {
     let StorageMode::S3(settings) = &config.storage_mode else {
         return Ok(None);
     };
-    let s3 = S3Storage::new(settings, config.part_url_ttl_ms, config.download_url_ttl_ms)
+    let s3 = S3Storage::new(settings, &config)
         .map_err(|e| StorageFailure::logged("setting up the S3 provider", e))?;
     let now = Date::now().as_millis();
     let uploads = s3
-        .list_uploads(OBJECT_KEY_PREFIX, MAX_LIST_PAGES, now)
+        .uploads(OBJECT_KEY_PREFIX, MAX_LIST_PAGES, now)
         .await
         .map_err(|e| StorageFailure::logged("listing multipart uploads", e))?;
     let mut report = Report {
@@ -88,7 +84,10 @@ async fn sweep(env: &Env) -> Result<Option<Report>, ApiError> {
             continue;
         }
         report.checked += 1;
-        let owner = match owner(env, &file_id).await {
+        let owner = match SessionStub::get(env, &file_id)?
+            .owner(&upload.upload_id)
+            .await
+        {
             Ok(owner) => owner,
             Err(e) => {
                 console_error!("sweep: asking the session of {file_id}: {}", e.code);
@@ -100,7 +99,7 @@ async fn sweep(env: &Env) -> Result<Option<Report>, ApiError> {
             report.kept += 1;
             continue;
         }
-        match s3.abort(&upload.key, &upload.upload_id, now).await {
+        match s3.abort_upload(&upload.key, &upload.upload_id, now).await {
             Ok(()) => report.aborted += 1,
             Err(e) => {
                 console_error!("sweep: aborting an upload of {file_id}: {e}");
@@ -109,23 +108,4 @@ async fn sweep(env: &Env) -> Result<Option<Report>, ApiError> {
         }
     }
     Ok(Some(report))
-}
-
-/// Whether the file has a session, asked the one way every session object answers
-/// today: an owner call without a token is `404 upload_not_found` where no session was
-/// ever created and `401 unauthorized` where one was. A session that exists is taken
-/// to own the upload (it aborts its own when it expires), so the sweep only ever aborts
-/// uploads that have no session at all.
-async fn owner(env: &Env, file_id: &FileId) -> Result<Owner, ApiError> {
-    let answer = SessionStub::get(env, file_id)?
-        .call(Op::Status, Headers::new(), None)
-        .await?;
-    match answer.status_code() {
-        404 => Ok(Owner::NoSession),
-        401 => Ok(Owner::Session),
-        status => Err(crate::http::internal(
-            "asking a session whether it exists",
-            format!("it answered {status}"),
-        )),
-    }
 }

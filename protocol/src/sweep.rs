@@ -10,10 +10,13 @@
 //!
 //! Two pure decisions, in the order the shell makes them: [`triage`] (from the listing
 //! alone: is the upload ours, and old enough to ask about?), then [`should_abort`]
-//! (from what the file's session object says). The R2 binding cannot list multipart
+//! (from what the file's session object says, [`Owner::of`]). The R2 binding cannot list multipart
 //! uploads; there R2's own abort of uploads older than 7 days is the backstop.
 
+use serde::{Deserialize, Serialize};
+
 use crate::ids::FileId;
+use crate::session::UploadState;
 
 /// Where every file's record section lives: `files/<fileId>`.
 pub const OBJECT_KEY_PREFIX: &str = "files/";
@@ -58,22 +61,34 @@ pub fn triage(key: &str, initiated_ms: u64, now_ms: u64, lifetime_ms: u64) -> Tr
     Triage::AskSession(file_id)
 }
 
-/// What the file's session object says about one upload.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Who may still finish one old upload, by what the file's session object says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Owner {
     /// The file has no session: nobody will ever complete or abort the upload.
     NoSession,
-    /// The file has a session, and it may still complete or abort this upload (or the
-    /// sweep cannot tell that it will not): finishing it is the session's business.
+    /// The file's session uses another upload (this one is left from a create that was
+    /// retried), or is aborted: nobody will finish this one.
+    Leftover,
+    /// The file's session uses this upload and may still complete or abort it (open,
+    /// completing or aborting), or completed the file with it: the session's business.
     Session,
+}
+
+impl Owner {
+    /// The owner of an upload, by the state of the file's session and whether the
+    /// session's upload id is the listed one.
+    pub fn of(state: UploadState, holds_this_upload: bool) -> Self {
+        match (holds_this_upload, state) {
+            (false, _) | (true, UploadState::Aborted) => Owner::Leftover,
+            (true, _) => Owner::Session,
+        }
+    }
 }
 
 /// Whether the sweep aborts an old upload whose owner is `owner`.
 pub fn should_abort(owner: Owner) -> bool {
-    match owner {
-        Owner::NoSession => true,
-        Owner::Session => false,
-    }
+    owner != Owner::Session
 }
 
 #[cfg(test)]
@@ -135,8 +150,22 @@ mod tests {
     }
 
     #[test]
-    fn only_uploads_no_session_owns_are_aborted() {
+    fn only_uploads_no_session_still_uses_are_aborted() {
+        use UploadState::*;
+        for state in [Open, Completing, Completed, Aborting] {
+            assert_eq!(Owner::of(state, true), Owner::Session, "{state:?}");
+            assert!(!should_abort(Owner::of(state, true)));
+        }
+        // Storage confirmed the abort, yet lists the upload: abort it again.
+        assert_eq!(Owner::of(Aborted, true), Owner::Leftover);
+        for state in [Open, Completing, Completed, Aborting, Aborted] {
+            assert_eq!(Owner::of(state, false), Owner::Leftover, "{state:?}");
+        }
+        assert!(should_abort(Owner::Leftover));
         assert!(should_abort(Owner::NoSession));
-        assert!(!should_abort(Owner::Session));
+        assert_eq!(
+            serde_json::to_string(&Owner::NoSession).unwrap(),
+            r#""no_session""#
+        );
     }
 }

@@ -4,29 +4,22 @@
 //! (`protocol::session`) asks of storage, plus the URLs clients use: create the
 //! multipart upload, sign a part URL, list the parts (the [`Step::ListParts`] answer:
 //! storage's own listing where it has one, else the session's record), complete, check
-//! the object, abort, sign a download URL. [`Storage`] is the configured one; a second
-//! provider is a new variant and a new module implementing [`Provider`], and nothing
-//! outside this folder changes.
+//! the object, abort, sign a download URL. [`Storage`] is the configured one:
+//! [`r2::R2Binding`] (`r2-binding`) or [`s3::S3Storage`] (`s3`); another provider is a
+//! new variant and a new module implementing [`Provider`], and nothing outside this
+//! folder changes.
 //!
 //! Failures are typed by what the session needs to know, never by message text:
 //! [`StorageFailure`] (anything; the step fails and is retried), and for completion
 //! [`CompleteFailure::Refused`] when storage names a part of the list invalid.
 //!
-//! The object key is `files/<fileId>` and the object holds only the record section
-//! (ciphertext). Header, sealed metadata and plan live in the session.
+//! The object key is `files/<fileId>` (`protocol::sweep::object_key`, which the sweep
+//! reads back) and the object holds only the record section (ciphertext). Header,
+//! sealed metadata and plan live in the session.
 //!
 //! [`Step::ListParts`]: sealdrop_protocol::session::Step::ListParts
 
 pub(crate) mod r2;
-// Until the session object takes its parts from ListParts, only the sweep calls this
-// provider; `expect` fails the build as soon as everything is used.
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "uploads reach the S3 provider once it is wired into the session"
-    )
-)]
 pub(crate) mod s3;
 
 use std::fmt::Display;
@@ -39,6 +32,7 @@ use worker::{Env, console_error};
 
 use crate::config::{Config, StorageMode};
 use r2::R2Binding;
+use s3::S3Storage;
 
 pub(crate) use sealdrop_protocol::sweep::object_key;
 
@@ -112,6 +106,8 @@ pub(crate) trait Provider {
 pub(crate) enum Storage {
     /// `r2-binding`: worker-signed URLs, part bodies piped by the worker into R2.
     R2Binding(R2Binding),
+    /// `s3`: presigned URLs, part bodies straight from the client into the bucket.
+    S3(S3Storage),
 }
 
 impl Storage {
@@ -119,10 +115,9 @@ impl Storage {
     pub fn from_config(env: &Env, config: &Config) -> Result<Self, ApiError> {
         match &config.storage_mode {
             StorageMode::R2Binding => Ok(Self::R2Binding(R2Binding::new(env, config)?)),
-            StorageMode::S3(_) => Err(crate::http::internal(
-                "choosing a storage provider",
-                "STORAGE_MODE = \"s3\" does not serve uploads yet",
-            )),
+            StorageMode::S3(settings) => S3Storage::new(settings, config)
+                .map(Self::S3)
+                .map_err(|e| crate::http::internal("setting up the S3 provider", e)),
         }
     }
 
@@ -131,6 +126,7 @@ impl Storage {
     pub fn r2_binding(&self) -> Option<&R2Binding> {
         match self {
             Self::R2Binding(r2) => Some(r2),
+            Self::S3(_) => None,
         }
     }
 }
@@ -139,11 +135,13 @@ impl Provider for Storage {
     fn name(&self) -> &'static str {
         match self {
             Self::R2Binding(p) => p.name(),
+            Self::S3(p) => p.name(),
         }
     }
     async fn create_upload(&self, file_id: &FileId) -> Result<String, StorageFailure> {
         match self {
             Self::R2Binding(p) => p.create_upload(file_id).await,
+            Self::S3(p) => p.create_upload(file_id).await,
         }
     }
     fn part_url(
@@ -156,6 +154,7 @@ impl Provider for Storage {
     ) -> PartUrl {
         match self {
             Self::R2Binding(p) => p.part_url(file_id, upload_id, part, size, now_ms),
+            Self::S3(p) => p.part_url(file_id, upload_id, part, size, now_ms),
         }
     }
     async fn list_parts(
@@ -166,6 +165,7 @@ impl Provider for Storage {
     ) -> Result<Vec<ListedPart>, StorageFailure> {
         match self {
             Self::R2Binding(p) => p.list_parts(file_id, upload_id, recorded).await,
+            Self::S3(p) => p.list_parts(file_id, upload_id, recorded).await,
         }
     }
     async fn complete(
@@ -176,21 +176,25 @@ impl Provider for Storage {
     ) -> Result<(), CompleteFailure> {
         match self {
             Self::R2Binding(p) => p.complete(file_id, upload_id, parts).await,
+            Self::S3(p) => p.complete(file_id, upload_id, parts).await,
         }
     }
     async fn object_exists(&self, file_id: &FileId) -> Result<bool, StorageFailure> {
         match self {
             Self::R2Binding(p) => p.object_exists(file_id).await,
+            Self::S3(p) => p.object_exists(file_id).await,
         }
     }
     async fn abort(&self, file_id: &FileId, upload_id: &str) -> Result<(), StorageFailure> {
         match self {
             Self::R2Binding(p) => p.abort(file_id, upload_id).await,
+            Self::S3(p) => p.abort(file_id, upload_id).await,
         }
     }
     fn download_url(&self, file_id: &FileId, now_ms: u64) -> DownloadUrl {
         match self {
             Self::R2Binding(p) => p.download_url(file_id, now_ms),
+            Self::S3(p) => p.download_url(file_id, now_ms),
         }
     }
 }

@@ -24,11 +24,15 @@ use rusty_s3::actions::{
     ListParts, UploadPart,
 };
 use rusty_s3::{Bucket, Credentials, Method, S3Action, UrlStyle};
+use sealdrop_protocol::ids::FileId;
 use sealdrop_protocol::plan::MAX_PARTS;
-use sealdrop_protocol::wire::{DownloadUrl, PartUrl};
+use sealdrop_protocol::session::ListedPart;
+use sealdrop_protocol::wire::{CompletedPart, DownloadUrl, PartUrl};
 use url::Url;
 
 pub(crate) use self::xml::{ListedUpload, S3Error};
+use super::{CompleteFailure, Provider, StorageFailure, object_key};
+use crate::config::Config;
 
 /// How long the presigned URLs of the worker's own calls are valid: long enough for
 /// some clock skew between the worker and storage, short since each is used at once.
@@ -51,17 +55,6 @@ pub(crate) struct S3Settings {
     pub credentials: Credentials,
 }
 
-/// One part as storage holds it (ListParts).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct StoredPart {
-    /// The part number, 1-based.
-    pub number: u32,
-    /// The part's ETag, as storage gives it (in double quotes).
-    pub etag: String,
-    /// The part's size in bytes.
-    pub size: u64,
-}
-
 // ---------------------------------------------------------------------------------
 // The provider
 // ---------------------------------------------------------------------------------
@@ -78,14 +71,15 @@ pub(crate) struct S3Storage<T = Fetch> {
 }
 
 impl S3Storage<Fetch> {
-    /// The provider for `settings`, presigning part URLs valid for `part_url_ttl_ms`
-    /// and download URLs valid for `download_url_ttl_ms`.
-    pub fn new(
-        settings: &S3Settings,
-        part_url_ttl_ms: u64,
-        download_url_ttl_ms: u64,
-    ) -> Result<Self, S3Error> {
-        Self::with_transport(settings, part_url_ttl_ms, download_url_ttl_ms, Fetch)
+    /// The provider for `settings`, presigning part and download URLs valid as long as
+    /// `config` says.
+    pub fn new(settings: &S3Settings, config: &Config) -> Result<Self, S3Error> {
+        Self::with_transport(
+            settings,
+            config.part_url_ttl_ms,
+            config.download_url_ttl_ms,
+            Fetch,
+        )
     }
 }
 
@@ -121,30 +115,32 @@ impl<T: Transport> S3Storage<T> {
     ///
     /// Nothing in it binds the body's size (a presigned URL cannot require a
     /// `Content-Length`), which is why completion checks every part's size in ListParts.
-    pub fn part_url(
+    /// The session only signs planned parts (1 to 10,000); a larger number would be
+    /// signed as 65,535, which S3 refuses, so such a URL can store nothing.
+    pub fn presign_part(
         &self,
         key: &str,
         upload_id: &str,
         part_number: u32,
         now_ms: u64,
-    ) -> Result<PartUrl, S3Error> {
+    ) -> PartUrl {
         let action = UploadPart::new(
             &self.bucket,
             Some(&self.credentials),
             key,
-            part_number_u16(part_number)?,
+            u16::try_from(part_number).unwrap_or(u16::MAX),
             upload_id,
         );
-        Ok(PartUrl {
+        PartUrl {
             part_number,
             url: self.presign(&action, self.part_url_ttl, now_ms).into(),
             expires_at: expires_at(now_ms, self.part_url_ttl),
-        })
+        }
     }
 
     /// The presigned URL a downloader GETs the object from (with `Range`, which a
     /// presigned GET leaves unsigned, so any range works).
-    pub fn download_url(&self, key: &str, now_ms: u64) -> DownloadUrl {
+    pub fn presign_download(&self, key: &str, now_ms: u64) -> DownloadUrl {
         let action = GetObject::new(&self.bucket, Some(&self.credentials), key);
         DownloadUrl {
             url: self.presign(&action, self.download_url_ttl, now_ms).into(),
@@ -155,7 +151,7 @@ impl<T: Transport> S3Storage<T> {
     // -- the worker's own calls --------------------------------------------------------
 
     /// CreateMultipartUpload: storage's id of the new upload of `key`.
-    pub async fn create_upload(&self, key: &str, now_ms: u64) -> Result<String, S3Error> {
+    pub async fn create(&self, key: &str, now_ms: u64) -> Result<String, S3Error> {
         let answer = self
             .transport
             .send(self.create_request(key, now_ms))
@@ -164,13 +160,13 @@ impl<T: Transport> S3Storage<T> {
     }
 
     /// ListParts, every page: the parts storage holds, in part-number order.
-    pub async fn list_parts(
+    pub async fn parts(
         &self,
         key: &str,
         upload_id: &str,
         now_ms: u64,
-    ) -> Result<Vec<StoredPart>, S3Error> {
-        let mut parts: Vec<StoredPart> = Vec::new();
+    ) -> Result<Vec<ListedPart>, S3Error> {
+        let mut parts: Vec<ListedPart> = Vec::new();
         let mut marker = None;
         loop {
             let request = self.list_parts_request(key, upload_id, marker, now_ms);
@@ -180,11 +176,12 @@ impl<T: Transport> S3Storage<T> {
                 let number = u32::from(part.number);
                 // Ascending and within the limit: so this loop ends, and a confused
                 // server cannot make a part appear twice.
-                if parts.last().is_some_and(|last| number <= last.number) || number > MAX_PARTS {
+                if parts.last().is_some_and(|last| number <= last.part_number) || number > MAX_PARTS
+                {
                     return Err(malformed(&answer, "ListParts listed parts out of order"));
                 }
-                parts.push(StoredPart {
-                    number,
+                parts.push(ListedPart {
+                    part_number: number,
                     etag: part.etag,
                     size: part.size,
                 });
@@ -198,7 +195,7 @@ impl<T: Transport> S3Storage<T> {
     }
 
     /// CompleteMultipartUpload with every part of the upload: `etags[i]` is part `i + 1`.
-    pub async fn complete(
+    pub async fn complete_upload(
         &self,
         key: &str,
         upload_id: &str,
@@ -213,7 +210,12 @@ impl<T: Transport> S3Storage<T> {
     /// AbortMultipartUpload. An upload storage does not know (`NoSuchUpload`: aborted
     /// before, completed, or dropped by a lifecycle rule) counts as aborted: it is gone
     /// either way, and an abort retried after a lost answer must succeed.
-    pub async fn abort(&self, key: &str, upload_id: &str, now_ms: u64) -> Result<(), S3Error> {
+    pub async fn abort_upload(
+        &self,
+        key: &str,
+        upload_id: &str,
+        now_ms: u64,
+    ) -> Result<(), S3Error> {
         let answer = self
             .transport
             .send(self.abort_request(key, upload_id, now_ms))
@@ -226,7 +228,7 @@ impl<T: Transport> S3Storage<T> {
 
     /// HeadObject: whether the object `key` exists. A HEAD answer has no body, so here
     /// (only) the status decides: 404 is "no such key".
-    pub async fn object_exists(&self, key: &str, now_ms: u64) -> Result<bool, S3Error> {
+    pub async fn exists(&self, key: &str, now_ms: u64) -> Result<bool, S3Error> {
         let action = HeadObject::new(&self.bucket, Some(&self.credentials), key);
         let url = self.presign(&action, CALL_URL_TTL, now_ms);
         let answer = self.transport.send(Request::new(Method::Head, url)).await?;
@@ -240,7 +242,7 @@ impl<T: Transport> S3Storage<T> {
     /// ListMultipartUploads under `prefix`, page after page, at most `max_pages` of them
     /// (each is a subrequest, which a Worker has a budget of). Uploads of other keys are
     /// dropped here too, for servers that ignore `prefix`.
-    pub async fn list_uploads(
+    pub async fn uploads(
         &self,
         prefix: &str,
         max_pages: usize,
@@ -360,14 +362,6 @@ impl<T: Transport> S3Storage<T> {
     }
 }
 
-/// S3 numbers parts with a u16; plans never exceed 10,000 parts.
-fn part_number_u16(part_number: u32) -> Result<u16, S3Error> {
-    u16::try_from(part_number)
-        .ok()
-        .filter(|&n| n >= 1 && u32::from(n) <= MAX_PARTS)
-        .ok_or_else(|| S3Error::Invalid(format!("no part number {part_number} in S3")))
-}
-
 /// A presigned URL's lifetime: whole seconds, 1 s to S3's maximum of 7 days.
 fn presign_ttl(ms: u64) -> Duration {
     Duration::from_secs((ms / 1000).clamp(1, 7 * 24 * 60 * 60))
@@ -392,6 +386,102 @@ fn malformed(answer: &Answer, detail: &str) -> S3Error {
         status: answer.status,
         detail: detail.into(),
     }
+}
+
+// ---------------------------------------------------------------------------------
+// Behind the seam: what the session machine asks of storage
+// ---------------------------------------------------------------------------------
+
+impl Provider for S3Storage<Fetch> {
+    fn name(&self) -> &'static str {
+        "s3"
+    }
+
+    async fn create_upload(&self, file_id: &FileId) -> Result<String, StorageFailure> {
+        self.create(&object_key(file_id), now_ms())
+            .await
+            .map_err(|e| StorageFailure::logged("creating a multipart upload", e))
+    }
+
+    /// `size` is not signed: S3 cannot bind it (see [`S3Storage::presign_part`]).
+    fn part_url(
+        &self,
+        file_id: &FileId,
+        upload_id: &str,
+        part: u32,
+        _size: u64,
+        now_ms: u64,
+    ) -> PartUrl {
+        self.presign_part(&object_key(file_id), upload_id, part, now_ms)
+    }
+
+    /// Storage is the truth: ListParts, every page. The session's record is empty
+    /// here anyway (no part body passes through the worker).
+    async fn list_parts(
+        &self,
+        file_id: &FileId,
+        upload_id: &str,
+        _recorded: Vec<ListedPart>,
+    ) -> Result<Vec<ListedPart>, StorageFailure> {
+        self.parts(&object_key(file_id), upload_id, now_ms())
+            .await
+            .map_err(|e| StorageFailure::logged("listing parts", e))
+    }
+
+    async fn complete(
+        &self,
+        file_id: &FileId,
+        upload_id: &str,
+        parts: &[CompletedPart],
+    ) -> Result<(), CompleteFailure> {
+        // The session hands every part, in order (rusty-s3 numbers them by position).
+        let in_order = parts
+            .iter()
+            .zip(1u32..)
+            .all(|(part, n)| part.part_number == n);
+        if !in_order {
+            StorageFailure::logged("completing", "the parts are not 1..=n in order");
+            return Err(CompleteFailure::Failed);
+        }
+        let etags: Vec<String> = parts.iter().map(|p| p.etag.clone()).collect();
+        self.complete_upload(&object_key(file_id), upload_id, &etags, now_ms())
+            .await
+            .map_err(|e| {
+                let failure = complete_failure(&e);
+                StorageFailure::logged("completing a multipart upload", e);
+                failure
+            })
+    }
+
+    async fn object_exists(&self, file_id: &FileId) -> Result<bool, StorageFailure> {
+        self.exists(&object_key(file_id), now_ms())
+            .await
+            .map_err(|e| StorageFailure::logged("looking for an object", e))
+    }
+
+    async fn abort(&self, file_id: &FileId, upload_id: &str) -> Result<(), StorageFailure> {
+        self.abort_upload(&object_key(file_id), upload_id, now_ms())
+            .await
+            .map_err(|e| StorageFailure::logged("aborting a multipart upload", e))
+    }
+
+    fn download_url(&self, file_id: &FileId, now_ms: u64) -> DownloadUrl {
+        self.presign_download(&object_key(file_id), now_ms)
+    }
+}
+
+/// What a failed CompleteMultipartUpload means to the session: storage refused the
+/// part list itself (a part it does not hold with that ETag, out of order, or too
+/// small), or anything else ("no such upload" included: it may have completed).
+fn complete_failure(error: &S3Error) -> CompleteFailure {
+    match error.code() {
+        Some("InvalidPart" | "InvalidPartOrder" | "EntityTooSmall") => CompleteFailure::Refused,
+        _ => CompleteFailure::Failed,
+    }
+}
+
+fn now_ms() -> u64 {
+    worker::Date::now().as_millis()
 }
 
 // ---------------------------------------------------------------------------------
@@ -621,12 +711,12 @@ mod tests {
     fn path_style_and_virtual_host_style_urls() {
         let script = Scripted::default();
         let path = s3_at(&script, "https://acct.r2.cloudflarestorage.com", true);
-        let url: Url = path.download_url(KEY, NOW_MS).url.parse().unwrap();
+        let url: Url = path.presign_download(KEY, NOW_MS).url.parse().unwrap();
         assert_eq!(url.host_str(), Some("acct.r2.cloudflarestorage.com"));
         assert_eq!(url.path(), "/sealdrop-files/files/AAAAAAAAAAAAAAAAAAAAAA");
 
         let vhost = s3_at(&script, "https://s3.eu-west-1.amazonaws.com", false);
-        let url: Url = vhost.download_url(KEY, NOW_MS).url.parse().unwrap();
+        let url: Url = vhost.presign_download(KEY, NOW_MS).url.parse().unwrap();
         assert_eq!(
             url.host_str(),
             Some("sealdrop-files.s3.eu-west-1.amazonaws.com")
@@ -644,7 +734,7 @@ mod tests {
     fn part_urls_are_presigned_put_urls_for_one_part() {
         let script = Scripted::default();
         let s3 = s3(&script);
-        let part = s3.part_url(KEY, "upload-1", 7, NOW_MS).unwrap();
+        let part = s3.presign_part(KEY, "upload-1", 7, NOW_MS);
         assert_eq!(part.part_number, 7);
         // Whole seconds: the URL is signed at 23:40:40 for 3,600 s.
         assert_eq!(part.expires_at, 1_795_909_240_123 + 3_600_000);
@@ -669,16 +759,19 @@ mod tests {
             !url.as_str().contains("wJalrXUtnFEMI"),
             "the secret never leaves"
         );
-        for bad in [0, 10_001, 70_000] {
-            assert!(s3.part_url(KEY, "upload-1", bad, NOW_MS).is_err(), "{bad}");
-        }
-        assert!(s3.part_url(KEY, "upload-1", 10_000, NOW_MS).is_ok());
+        // A part number no plan has is signed as one S3 refuses.
+        let beyond: Url = s3
+            .presign_part(KEY, "upload-1", 70_000, NOW_MS)
+            .url
+            .parse()
+            .unwrap();
+        assert_eq!(param(&beyond, "partNumber").as_deref(), Some("65535"));
     }
 
     #[test]
     fn download_urls_last_fifteen_minutes() {
         let script = Scripted::default();
-        let download = s3(&script).download_url(KEY, NOW_MS);
+        let download = s3(&script).presign_download(KEY, NOW_MS);
         assert_eq!(download.expires_at, NOW_MS + 900_000);
         let url: Url = download.url.parse().unwrap();
         assert_eq!(param(&url, "X-Amz-Expires").as_deref(), Some("900"));
@@ -728,13 +821,13 @@ mod tests {
             answer(200, &list_parts_page(&[3, 5], Some(5))),
             answer(200, &list_parts_page(&[6], None)),
         ]);
-        let parts = run(s3(&script).list_parts(KEY, "upload-1", NOW_MS)).unwrap();
-        let numbers: Vec<_> = parts.iter().map(|p| p.number).collect();
+        let parts = run(s3(&script).parts(KEY, "upload-1", NOW_MS)).unwrap();
+        let numbers: Vec<_> = parts.iter().map(|p| p.part_number).collect();
         assert_eq!(numbers, [1, 2, 3, 5, 6]);
         assert_eq!(
             parts[3],
-            StoredPart {
-                number: 5,
+            ListedPart {
+                part_number: 5,
                 etag: "\"etag5\"".into(),
                 size: 50
             }
@@ -765,7 +858,7 @@ mod tests {
             vec![list_parts_page(&[10_001], None)],
         ] {
             let script = scripted(pages.iter().map(|p| answer(200, p)));
-            let result = run(s3(&script).list_parts(KEY, "upload-1", NOW_MS));
+            let result = run(s3(&script).parts(KEY, "upload-1", NOW_MS));
             assert!(
                 matches!(result, Err(S3Error::Malformed { .. })),
                 "{pages:?}"
@@ -779,7 +872,7 @@ mod tests {
             404,
             "<Error><Code>NoSuchUpload</Code><Message>gone</Message></Error>",
         )]);
-        let error = run(s3(&script).list_parts(KEY, "upload-1", NOW_MS)).unwrap_err();
+        let error = run(s3(&script).parts(KEY, "upload-1", NOW_MS)).unwrap_err();
         assert!(error.is_no_such_upload());
     }
 
@@ -791,7 +884,7 @@ mod tests {
              <ETag>\"x-3\"</ETag></CompleteMultipartUploadResult>",
         )]);
         let etags = ["\"a\"", "\"b\"", "\"c\""].map(String::from);
-        run(s3(&script).complete(KEY, "upload-1", &etags, NOW_MS)).unwrap();
+        run(s3(&script).complete_upload(KEY, "upload-1", &etags, NOW_MS)).unwrap();
         let sent = script.sent.borrow();
         assert_eq!(sent[0].method, Method::Post);
         assert_eq!(param(&sent[0].url, "uploadId").as_deref(), Some("upload-1"));
@@ -815,15 +908,51 @@ mod tests {
         ]);
         let s3 = s3(&script);
         let etags = ["\"a\""].map(String::from);
-        let first = run(s3.complete(KEY, "upload-1", &etags, NOW_MS)).unwrap_err();
+        let first = run(s3.complete_upload(KEY, "upload-1", &etags, NOW_MS)).unwrap_err();
         assert_eq!(first.code(), Some("InternalError"));
-        let second = run(s3.complete(KEY, "upload-1", &etags, NOW_MS)).unwrap_err();
+        let second = run(s3.complete_upload(KEY, "upload-1", &etags, NOW_MS)).unwrap_err();
         assert_eq!(second.code(), Some("InvalidPart"));
         // Nothing to complete, or more parts than S3 takes: refused before sending.
-        assert!(run(s3.complete(KEY, "upload-1", &[], NOW_MS)).is_err());
+        assert!(run(s3.complete_upload(KEY, "upload-1", &[], NOW_MS)).is_err());
         let too_many = vec!["\"e\"".to_owned(); 10_001];
-        assert!(run(s3.complete(KEY, "upload-1", &too_many, NOW_MS)).is_err());
+        assert!(run(s3.complete_upload(KEY, "upload-1", &too_many, NOW_MS)).is_err());
         assert_eq!(script.sent.borrow().len(), 2);
+    }
+
+    #[test]
+    fn a_refused_part_list_is_told_from_any_other_failure() {
+        for code in ["InvalidPart", "InvalidPartOrder", "EntityTooSmall"] {
+            let error = S3Error::Refused {
+                status: 400,
+                code: Some(code.into()),
+            };
+            assert_eq!(complete_failure(&error), CompleteFailure::Refused, "{code}");
+        }
+        for error in [
+            S3Error::Refused {
+                status: 404,
+                code: Some("NoSuchUpload".into()),
+            },
+            S3Error::Refused {
+                status: 200,
+                code: Some("InternalError".into()),
+            },
+            S3Error::Refused {
+                status: 400,
+                code: None,
+            },
+            S3Error::Malformed {
+                status: 200,
+                detail: "InvalidPart".into(),
+            },
+            S3Error::Unreachable("reset".into()),
+        ] {
+            assert_eq!(
+                complete_failure(&error),
+                CompleteFailure::Failed,
+                "{error:?}"
+            );
+        }
     }
 
     #[test]
@@ -840,7 +969,7 @@ mod tests {
             Err(S3Error::Unreachable("connection refused".into())),
         ]);
         let s3 = s3(&script);
-        let abort = || run(s3.abort(KEY, "upload-1", NOW_MS));
+        let abort = || run(s3.abort_upload(KEY, "upload-1", NOW_MS));
         assert_eq!(abort(), Ok(()));
         assert_eq!(abort(), Ok(()));
         assert_eq!(abort().unwrap_err().code(), Some("NoSuchBucket"));
@@ -875,11 +1004,11 @@ mod tests {
             answer(403, ""),
         ]);
         let s3 = s3(&script);
-        assert_eq!(run(s3.create_upload(KEY, NOW_MS)).unwrap(), "new-id");
-        assert_eq!(run(s3.object_exists(KEY, NOW_MS)), Ok(true));
-        assert_eq!(run(s3.object_exists(KEY, NOW_MS)), Ok(false));
+        assert_eq!(run(s3.create(KEY, NOW_MS)).unwrap(), "new-id");
+        assert_eq!(run(s3.exists(KEY, NOW_MS)), Ok(true));
+        assert_eq!(run(s3.exists(KEY, NOW_MS)), Ok(false));
         assert_eq!(
-            run(s3.object_exists(KEY, NOW_MS)),
+            run(s3.exists(KEY, NOW_MS)),
             Err(S3Error::Refused {
                 status: 403,
                 code: None
@@ -908,7 +1037,7 @@ mod tests {
         let keys =
             |uploads: Vec<ListedUpload>| uploads.into_iter().map(|u| u.key).collect::<Vec<_>>();
         assert_eq!(
-            keys(run(s3.list_uploads("files/", 10, NOW_MS)).unwrap()),
+            keys(run(s3.uploads("files/", 10, NOW_MS)).unwrap()),
             ["files/A", "files/B", "files/C"]
         );
         let sent = script.sent.borrow().clone();
@@ -927,7 +1056,7 @@ mod tests {
             &uploads_page(&["files/A"], Some(("files/A", "x"))),
         ));
         assert_eq!(
-            keys(run(s3.list_uploads("files/", 1, NOW_MS)).unwrap()),
+            keys(run(s3.uploads("files/", 1, NOW_MS)).unwrap()),
             ["files/A"]
         );
 
@@ -937,7 +1066,7 @@ mod tests {
             answer(200, &uploads_page(&["files/A"], Some(("files/A", "z")))),
         ]);
         assert!(matches!(
-            run(s3.list_uploads("files/", 10, NOW_MS)),
+            run(s3.uploads("files/", 10, NOW_MS)),
             Err(S3Error::Malformed { .. })
         ));
     }
