@@ -75,7 +75,15 @@ for (const provider of PROVIDERS) {
       assert.equal(failed.hits, 1);
       assert.equal(got.networkErrors.length, 1, "the page saw the reset once");
       assert.ok(got.same, "downloads byte-identical");
-      assert.deepEqual(stack.proxy.partPuts().sort(), [1, 2, 3, 3]);
+      // With r2-binding the reset write may still hold its part's lease when the retry
+      // arrives (the worker notices the broken body a moment later): that retry is
+      // turned away with 503 upload_busy and sent again. Whether it happens is timing;
+      // what is not: one reset attempt, one that landed, nothing else.
+      const sent = stack.proxy.requests({ method: "PUT" })
+        .filter((e) => e.partNumber !== null && e.status !== 503)
+        .map((e) => e.partNumber);
+      assert.deepEqual(sent.sort(), [1, 2, 3, 3]);
+      assert.deepEqual(stack.proxy.partPuts({ ok: true }).sort(), [1, 2, 3]);
     });
   });
 }
