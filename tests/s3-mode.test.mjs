@@ -1,8 +1,9 @@
-// The scheduled sweep against a real S3 server: the worker in s3 mode lists the
-// multipart uploads in nanio (ListMultipartUploads, signed by the worker), asks each
-// old upload's session object, and aborts the ones no session owns. `wrangler dev`
-// runs the cron handler on a GET of /cdn-cgi/handler/scheduled and answers once it
-// has finished.
+// The worker in s3 mode against a real S3 server (nanio), beyond the uploads and
+// downloads the per-provider suites run: the provider's limits, and the scheduled
+// sweep, which lists the multipart uploads in nanio (ListMultipartUploads, signed by
+// the worker), asks each old upload's session object, and aborts the ones no session
+// owns. `wrangler dev` runs the cron handler on a GET of /cdn-cgi/handler/scheduled
+// and answers once it has finished.
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
@@ -32,17 +33,22 @@ function backdate(s3, uploadId, days) {
  * Creates an upload through the API: a 1-byte file, with the header and sealed
  * metadata of the one_byte test vector (so it follows the format wherever it goes).
  */
-async function createUpload(stack) {
-  const vector = readFileSync(fileURLToPath(new URL("./vectors/one_byte.txt", import.meta.url)), "utf8");
-  const field = (name) => Buffer.from(vector.match(new RegExp(`^${name}: ([0-9a-f]+)$`, "m"))[1], "hex").toString("base64");
-  const res = await fetch(`${stack.workerUrl}/api/uploads`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ plaintextSize: 1, header: field("header"), metadata: field("metadata") }),
-  });
+async function createUpload(stack, plaintextSize = 1) {
+  const res = await postUpload(stack, plaintextSize);
   const created = await res.json();
   assert.equal(res.status, 201, JSON.stringify(created));
   return created;
+}
+
+/** `POST /api/uploads` of a file of `plaintextSize` bytes, with the one_byte vector's header. */
+function postUpload(stack, plaintextSize) {
+  const vector = readFileSync(fileURLToPath(new URL("./vectors/one_byte.txt", import.meta.url)), "utf8");
+  const field = (name) => Buffer.from(vector.match(new RegExp(`^${name}: ([0-9a-f]+)$`, "m"))[1], "hex").toString("base64");
+  return fetch(`${stack.workerUrl}/api/uploads`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ plaintextSize, header: field("header"), metadata: field("metadata") }),
+  });
 }
 
 /** Runs the worker's cron handler once, to its end. */
@@ -56,15 +62,42 @@ async function openUploads(s3) {
   return (await s3.listMultipartUploads()).map((u) => u.key).sort();
 }
 
-describe("the sweep, in s3 mode", () => {
-  let stack;
-  before(async () => {
-    stack = await startStack({ provider: "s3" });
-  });
-  after(async () => {
-    await stack?.stop();
-  });
+let stack;
+before(async () => {
+  stack = await startStack({ provider: "s3" });
+});
+after(async () => {
+  await stack?.stop();
+});
 
+describe("s3 mode: limits", () => {
+  test("GET /api/limits states S3's, and files past what r2-binding allows plan", async () => {
+    const res = await fetch(`${stack.workerUrl}/api/limits`);
+    const limits = await res.json();
+    assert.equal(res.status, 200);
+    const { recordSizes, ...sizes } = limits;
+    assert.deepEqual(sizes, {
+      provider: "s3", minPartSize: 5 * 2 ** 20, maxPartSize: 5 * 2 ** 30, maxParts: 10_000,
+      maxObjectSize: 53_687_091_200_000, maxPlaintextSize: 53_676_605_440_000,
+    });
+    assert.deepEqual(recordSizes, { min: 16, max: 16 * 2 ** 20, default: 2 ** 20 });
+    // 2 TiB: twice what r2-binding's 95 MiB parts hold (the vector's records are small,
+    // so the parts grow to fit 10,000 of them).
+    const { fileId, ownerToken, plan } = await createUpload(stack, 2 * 2 ** 40);
+    assert.ok(plan.partSize > 95 * 2 ** 20 && plan.partSize <= limits.maxPartSize, JSON.stringify(plan));
+    assert.ok(plan.partCount <= 10_000);
+    const deleted = await fetch(`${stack.workerUrl}/api/uploads/${fileId}`, {
+      method: "DELETE",
+      headers: { authorization: `Bearer ${ownerToken}` },
+    });
+    assert.equal(deleted.status, 204);
+    const tooLarge = await postUpload(stack, 60 * 2 ** 40);
+    assert.equal(tooLarge.status, 400);
+    assert.equal((await tooLarge.json()).error.code, "file_too_large");
+  });
+});
+
+describe("s3 mode: the sweep", () => {
   test("aborts old uploads under files/ that have no session, and nothing else", async () => {
     const { s3 } = stack;
     const orphan = fileKey();
