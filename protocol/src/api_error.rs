@@ -53,6 +53,8 @@ pub enum ApiErrorCode {
     EtagMismatch,
     /// 413: a JSON body over its size limit.
     BodyTooLarge,
+    /// 426: a WebSocket URL (`/api/rooms/{roomId}/ws`) asked without `Upgrade: websocket`.
+    UpgradeRequired,
     /// 416: a range outside the object.
     RangeNotSatisfiable,
     /// 500: storage failed.
@@ -63,7 +65,7 @@ pub enum ApiErrorCode {
 
 impl ApiErrorCode {
     /// Every code, in the order of the API.md table (for exhaustive tests and docs).
-    pub const ALL: [ApiErrorCode; 21] = [
+    pub const ALL: [ApiErrorCode; 22] = [
         Self::InvalidJson,
         Self::InvalidHeader,
         Self::UnsupportedVersion,
@@ -83,6 +85,7 @@ impl ApiErrorCode {
         Self::EtagMismatch,
         Self::BodyTooLarge,
         Self::RangeNotSatisfiable,
+        Self::UpgradeRequired,
         Self::StorageError,
         Self::Internal,
     ];
@@ -103,6 +106,7 @@ impl ApiErrorCode {
             Self::MethodNotAllowed => 405,
             Self::UploadNotOpen | Self::PartsMissing | Self::EtagMismatch => 409,
             Self::BodyTooLarge => 413,
+            Self::UpgradeRequired => 426,
             Self::RangeNotSatisfiable => 416,
             Self::StorageError | Self::Internal => 500,
         }
@@ -129,6 +133,7 @@ impl ApiErrorCode {
             Self::PartsMissing => "parts_missing",
             Self::EtagMismatch => "etag_mismatch",
             Self::BodyTooLarge => "body_too_large",
+            Self::UpgradeRequired => "upgrade_required",
             Self::RangeNotSatisfiable => "range_not_satisfiable",
             Self::StorageError => "storage_error",
             Self::Internal => "internal",
@@ -316,6 +321,7 @@ mod tests {
         (409, "etag_mismatch"),
         (413, "body_too_large"),
         (416, "range_not_satisfiable"),
+        (426, "upgrade_required"),
         (500, "storage_error"),
         (500, "internal"),
     ];

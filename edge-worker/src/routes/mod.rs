@@ -8,7 +8,9 @@
 //! or `/blob/` answers `404 not_found`. `OPTIONS` anywhere there is a CORS preflight.
 
 pub(crate) mod blob;
+pub(crate) mod dev;
 pub(crate) mod files;
+pub(crate) mod rooms;
 pub(crate) mod uploads;
 
 use sealdrop_protocol::api_error::ApiError;
