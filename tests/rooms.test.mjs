@@ -6,8 +6,9 @@ import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { execFileSync } from "node:child_process";
 import { jwtVerify } from "jose";
-import { startServer } from "./support/server.mjs";
+import { ROOT, startServer } from "./support/server.mjs";
 import { RoomSocket, devSecret, member, mint, openText, sealText, unsecured } from "./rooms/support.mjs";
 
 const work = mkdtempSync(join(tmpdir(), "sealdrop-rooms-"));
@@ -95,6 +96,14 @@ describe("rooms: authentication", () => {
   test("a socket that does not authenticate in time is closed (4008)", async () => {
     const s = track(await RoomSocket.open(quick.url, newRoom()));
     assert.deepEqual(await s.closed, { code: 4008, reason: "authentication_timeout" });
+  });
+
+  test("`npm run token` prints a token the room accepts", async () => {
+    const room = newRoom();
+    const token = execFileSync(process.execPath, [join(ROOT, "scripts/token.mjs"), "--user", "tok", "--room", room, "--role", "owner"], { encoding: "utf8" }).trim();
+    const s = track(await RoomSocket.open(server.url, room));
+    const who = await s.authenticate(token);
+    assert.deepEqual([who.userId, who.role], ["tok", "owner"]);
   });
 
   test("not a WebSocket: 426; not a room id: 404", async () => {

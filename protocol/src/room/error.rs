@@ -234,4 +234,34 @@ mod tests {
         );
         assert_eq!(RoomError::rate_limited("messages", 0).retry_after, Some(1));
     }
+
+    #[test]
+    fn protocol_md_lists_exactly_these_codes() {
+        let doc = include_str!("../../../docs/PROTOCOL.md");
+        let section = |title: &str| {
+            let start = doc.find(title).unwrap_or_else(|| panic!("{title}"));
+            doc[start..]
+                .lines()
+                .skip_while(|l| !l.starts_with('|'))
+                .take_while(|l| l.starts_with('|'))
+                .skip(2)
+                .map(|l| l.split('|').map(str::trim).collect::<Vec<_>>())
+                .collect::<Vec<_>>()
+        };
+        let errors: Vec<String> = section("## Errors")
+            .iter()
+            .map(|cols| cols[1].trim_matches('`').to_owned())
+            .collect();
+        let ours: Vec<&str> = RoomErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(errors, ours);
+        let closes: Vec<(u16, String)> = section("### Close codes")
+            .iter()
+            .map(|cols| (cols[1].parse().unwrap_or(0), cols[2].trim_matches('`').to_owned()))
+            .collect();
+        let ours: Vec<(u16, String)> = CloseCode::ALL
+            .iter()
+            .map(|c| (c.code(), c.reason().to_owned()))
+            .collect();
+        assert_eq!(closes, ours);
+    }
 }
