@@ -256,7 +256,12 @@ mod tests {
         assert_eq!(errors, ours);
         let closes: Vec<(u16, String)> = section("### Close codes")
             .iter()
-            .map(|cols| (cols[1].parse().unwrap_or(0), cols[2].trim_matches('`').to_owned()))
+            .map(|cols| {
+                (
+                    cols[1].parse().unwrap_or(0),
+                    cols[2].trim_matches('`').to_owned(),
+                )
+            })
             .collect();
         let ours: Vec<(u16, String)> = CloseCode::ALL
             .iter()

@@ -4,7 +4,7 @@
 //! - [`machine`]: one room, a sans-IO state machine (events in; frames, storage writes,
 //!   closes and alarms out; time passed in), and [`store`], what it keeps and the seam
 //!   to where it keeps it;
-//! - `client` (next): one client's connection, the same way (reconnect with backoff, resume
+//! - [`client`]: one client's connection, the same way (reconnect with backoff, resume
 //!   from the last seq, requests with timeouts, the offline queue);
 //! - [`frame`]: the JSON frames; [`error`]: their error codes and close codes;
 //! - [`seal`]: sealed room content and room links (docs/FORMAT.md, Room payloads), and
@@ -15,6 +15,7 @@
 //! and the audit log become new events and new state of the same machine (and new
 //! [`store::Write`]s), not a second one.
 
+pub mod client;
 pub mod error;
 pub mod frame;
 pub mod ids;
