@@ -30,7 +30,7 @@ use sealdrop_protocol::room::frame::error_frame;
 use sealdrop_protocol::room::ids::{ConnId, valid_room_id};
 use sealdrop_protocol::room::machine::{Action, Room as RoomMachine};
 use sealdrop_protocol::room::store::{ConnState, StoreError, Write};
-use worker::js_sys::{Date as JsDate, Function, Number, Reflect};
+use worker::js_sys::{Date as JsDate, Function, JsString, Number, Reflect};
 use worker::wasm_bindgen::closure::Closure;
 use worker::wasm_bindgen::prelude::*;
 use worker::worker_sys::WebSocketRequestResponsePair;
@@ -74,9 +74,11 @@ pub struct Room {
     live: RefCell<Option<Live>>,
 }
 
-/// A woken room: its machine and its sockets by connection id.
+/// A woken room: its machine, its storage (tables checked once per wake) and its
+/// sockets by connection id.
 struct Live {
     machine: RoomMachine,
+    store: SqlStore,
     sockets: HashMap<ConnId, WebSocket>,
 }
 
@@ -148,9 +150,8 @@ impl DurableObject for Room {
             let Some(live) = live.as_mut() else {
                 return Response::empty();
             };
-            let store = self.store().map_err(|e| worker::Error::RustError(e.0))?;
             live.machine
-                .handle_alarm(now_ms(), |c| pings.get(&c).copied(), &store)
+                .handle_alarm(now_ms(), |c| pings.get(&c).copied(), &live.store)
         };
         self.execute(None, actions).await;
         Response::empty()
@@ -232,14 +233,7 @@ impl Room {
         let actions = {
             let mut live = self.live.borrow_mut();
             let Some(live) = live.as_mut() else { return };
-            let store = match self.store() {
-                Ok(store) => store,
-                Err(e) => {
-                    console_error!("room: storage: {}", e.0);
-                    return;
-                }
-            };
-            input(&mut live.machine, &store, now_ms())
+            input(&mut live.machine, &live.store, now_ms())
         };
         self.execute(Some(ws), actions).await;
     }
@@ -271,7 +265,7 @@ impl Room {
         if self.live.borrow().is_some() {
             return Ok(()); // another event woke it while the alarm was read
         }
-        let store = self.store()?;
+        let store = SqlStore::open(self.state.storage().sql())?;
         let mut sockets = HashMap::new();
         let mut states = Vec::new();
         for ws in self
@@ -305,12 +299,12 @@ impl Room {
             "room {room_id}: woke with {count} sockets, head {}",
             machine.head()
         );
-        *self.live.borrow_mut() = Some(Live { machine, sockets });
+        *self.live.borrow_mut() = Some(Live {
+            machine,
+            store,
+            sockets,
+        });
         Ok(())
-    }
-
-    fn store(&self) -> Result<SqlStore, StoreError> {
-        SqlStore::open(self.state.storage().sql())
     }
 
     /// When the platform last answered each socket's `ping`.
@@ -368,8 +362,12 @@ impl Room {
             let Some(live) = live.as_mut() else { return };
             for action in rest {
                 match action {
-                    Action::Send { to, frame } => send(&live.sockets, to, &frame),
+                    Action::Send { to, frame } => {
+                        send(&live.sockets, to, &JsString::from(frame.as_str()));
+                    }
                     Action::Broadcast { to, frame } => {
+                        // One JS string for every recipient, not one copy each.
+                        let frame = JsString::from(frame.as_str());
                         for id in to {
                             send(&live.sockets, id, &frame);
                         }
@@ -406,7 +404,7 @@ impl Room {
 
     /// Applies `writes` all together or not at all.
     fn write_all(&self, writes: Vec<Write>) -> Result<(), StoreError> {
-        let store = self.store()?;
+        let store = SqlStore::wrap(self.state.storage().sql());
         let body = Closure::once_into_js(move || -> Result<(), JsValue> {
             store
                 .apply_all(&writes)
@@ -434,10 +432,20 @@ fn save(ws: &WebSocket, state: &ConnState) {
 }
 
 /// Sends a frame; a socket that is closing may refuse it, which is not an error here.
-fn send(sockets: &HashMap<ConnId, WebSocket>, to: ConnId, frame: &str) {
+fn send(sockets: &HashMap<ConnId, WebSocket>, to: ConnId, frame: &JsString) {
     if let Some(ws) = sockets.get(&to) {
-        let _ = ws.send_with_str(frame);
+        let raw: &RawSocket = ws.as_ref().unchecked_ref();
+        let _ = raw.send(frame);
     }
+}
+
+#[wasm_bindgen]
+extern "C" {
+    /// The platform's WebSocket, to send an existing JS string (workers-rs and web-sys
+    /// only take `&str`, which copies the frame into a new JS string per recipient).
+    type RawSocket;
+    #[wasm_bindgen(method, catch)]
+    fn send(this: &RawSocket, data: &JsString) -> Result<(), JsValue>;
 }
 
 /// A socket without a readable state cannot be served: close it (1011, internal).

@@ -56,11 +56,16 @@ type Row = Vec<SqlStorageValue>;
 impl SqlStore {
     /// The store, its tables created if this is the room's first use.
     pub fn open(sql: SqlStorage) -> Result<Self, StoreError> {
-        let store = Self { sql };
+        let store = Self::wrap(sql);
         for statement in SCHEMA {
             store.exec(statement, vec![])?;
         }
         Ok(store)
+    }
+
+    /// The store over tables [`SqlStore::open`] already made.
+    pub fn wrap(sql: SqlStorage) -> Self {
+        Self { sql }
     }
 
     /// Applies every write or none (one `transactionSync`, see `super::transaction`).

@@ -781,7 +781,7 @@ impl Room {
             timestamp: iso8601(self.tick(now)),
         };
         let json = to_json(&data);
-        let event = self.append(
+        self.publish(
             now,
             EventKind::NewMessage,
             &auth.user_id,
@@ -789,7 +789,6 @@ impl Room {
             &json,
             out,
         );
-        out.broadcast(self.joined(None), event);
         if let Some(id) = req.id {
             out.send(req.conn, ack_frame(id, &message_ack(&data, false)));
         }
@@ -873,7 +872,7 @@ impl Room {
                 user_id: auth.user_id.clone(),
                 seq: mark.seq,
             };
-            let event = self.append(
+            self.publish(
                 now,
                 EventKind::MessageRead,
                 &auth.user_id,
@@ -881,7 +880,6 @@ impl Room {
                 &to_json(&data),
                 out,
             );
-            out.broadcast(self.joined(None), event);
         }
         if let Some(id) = req.id {
             let seq = mark.seq.max(current);
@@ -918,7 +916,7 @@ impl Room {
             let data = self
                 .lock_data()
                 .unwrap_or_else(|| unreachable!("just locked"));
-            let event = self.append(
+            self.publish(
                 now,
                 EventKind::RoomLocked,
                 &auth.user_id,
@@ -926,12 +924,8 @@ impl Room {
                 &to_json(&data),
                 out,
             );
-            out.broadcast(self.joined(None), event);
         }
-        if let Some(id) = req.id {
-            let body = serde_json::json!({ "locked": true, "changed": changed, "seq": self.head });
-            out.send(req.conn, ack_frame(id, &body));
-        }
+        self.lock_ack(req, changed, out);
         Ok(())
     }
 
@@ -953,7 +947,7 @@ impl Room {
                 unlocked_by_name: auth.user_name.clone(),
                 unlocked_at: iso8601(self.tick(now)),
             };
-            let event = self.append(
+            self.publish(
                 now,
                 EventKind::RoomUnlocked,
                 &auth.user_id,
@@ -961,18 +955,38 @@ impl Room {
                 &to_json(&data),
                 out,
             );
-            out.broadcast(self.joined(None), event);
         }
+        self.lock_ack(req, changed, out);
+        Ok(())
+    }
+
+    /// The `ack` of `lock-room` / `unlock-room`: the lock now, and whether it changed.
+    fn lock_ack(&self, req: Req<'_>, changed: bool, out: &mut Out) {
         if let Some(id) = req.id {
-            let body = serde_json::json!({ "locked": false, "changed": changed, "seq": self.head });
+            let locked = self.meta.lock.is_some();
+            let body =
+                serde_json::json!({ "locked": locked, "changed": changed, "seq": self.head });
             out.send(req.conn, ack_frame(id, &body));
         }
-        Ok(())
     }
 
     // -----------------------------------------------------------------------------
     // Helpers
     // -----------------------------------------------------------------------------
+
+    /// Appends event `kind` and sends it to every joined socket.
+    fn publish(
+        &mut self,
+        now: u64,
+        kind: EventKind,
+        sender: &str,
+        request_id: Option<&str>,
+        data: &str,
+        out: &mut Out,
+    ) {
+        let frame = self.append(now, kind, sender, request_id, data, out);
+        out.broadcast(self.joined(None), frame);
+    }
 
     /// Appends event `kind` with `data` as the next seq and returns its frame.
     fn append(
