@@ -133,7 +133,7 @@ describe("rooms: authentication", () => {
     assert.equal((await refused.json()).error.code, "invalid_json");
     // wrangler.toml never turns it on: a worker without DEV_LOGIN=true has no such route.
     assert.doesNotMatch(readFileSync(new URL("../wrangler.toml", import.meta.url), "utf8"), /DEV_LOGIN/);
-    const off = await startServer({ vars: { DEV_LOGIN: "false" } });
+    const off = await startServer({ secrets: { DEV_LOGIN: "false" } });
     try {
       const gone = await fetch(`${off.url}/api/dev/token`, { method: "POST", body: "{}" });
       assert.equal(gone.status, 404);
