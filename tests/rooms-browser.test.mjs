@@ -178,6 +178,49 @@ describe("rooms in the browser", () => {
     await page.close();
   });
 
+  test("RoomClient reconnects after the worker restarts and sends what was queued once, in order", async () => {
+    const page = await bob.newPage();
+    await page.goto(`${server.url}/api/health`);
+    await page.evaluate(async () => {
+      const mod = await import("/pkg/sealdrop_client.js");
+      await mod.default();
+      const { roomId, link } = mod.RoomClient.createRoomLink();
+      const token = async () => (await (await fetch("/api/dev/token", {
+        method: "POST", headers: { "content-type": "application/json" },
+        body: JSON.stringify({ name: "Dora", userId: "dora", rooms: { [roomId]: "owner" } }),
+      })).json()).token;
+      window.states = [];
+      window.got = [];
+      window.client = await mod.RoomClient.connect(link, {
+        token, onStateChange: (s) => window.states.push(s), on: { "new-message": (m) => window.got.push(m) },
+      });
+      await window.client.sendMessage("before the restart");
+    });
+    const { port } = new URL(server.url);
+    await server.stop();
+    await page.waitForFunction(() => window.states.includes("reconnecting"), null, { timeout: 60_000 });
+    const queued = [`queued one ${marker}`, `queued two ${marker}`];
+    said.push(...queued);
+    // Sent while the worker is down: they wait in the client's queue.
+    await page.evaluate((texts) => { window.acks = Promise.all(texts.map((t) => window.client.sendMessage(t))); }, queued);
+    server = await startServer({ persistDir, port: Number(port) });
+    const result = await page.evaluate(async () => {
+      const acks = await window.acks;
+      const history = await window.client.history({ limit: 10 });
+      const out = { acks, states: [...window.states], history: history.messages.map((m) => [m.seq, m.text]), got: window.got.map((m) => [m.seq, m.text]) };
+      window.client.close();
+      return out;
+    });
+    assert.equal(result.states[0], "open", JSON.stringify(result.states));
+    assert.ok(result.states.includes("reconnecting"), JSON.stringify(result.states));
+    assert.equal(result.states.at(-1), "open", JSON.stringify(result.states));
+    const seqs = result.acks.map((a) => a.seq);
+    assert.equal(seqs[1], seqs[0] + 1, "in order, one after the other");
+    assert.deepEqual(result.history.map(([, t]) => t), ["before the restart", ...queued], "each stored exactly once");
+    assert.deepEqual(result.got.map(([, t]) => t), ["before the restart", ...queued], "each delivered exactly once");
+    await page.close();
+  });
+
   test("the room's storage holds no message, attachment, lock reason or room key", async () => {
     await server.stop();
     server = undefined;

@@ -540,9 +540,10 @@ impl Shell {
             let token = match resolve_token(&token).await {
                 Ok(token) => token,
                 Err(e) => {
+                    // Most likely the network is down too: try again later, like a drop.
                     platform::warn("sealdrop: the room token could not be obtained", &e);
                     if let Some(shell) = weak.upgrade() {
-                        shell.socket_closed(number, 4001);
+                        shell.socket_closed(number, 1006);
                     }
                     return;
                 }
