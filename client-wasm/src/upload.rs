@@ -171,6 +171,7 @@ async fn run(
         part_size: config.part_size,
         // Idempotent create is the client stream's to adopt (issue 10 §4).
         idempotency_key: None,
+        room: None,
     };
     let uploads_url = format!("{}/api/uploads", config.endpoint);
     let created: CreateUploadResponse = retrying(backoff, || {
