@@ -98,6 +98,8 @@ pub(crate) trait Provider {
     async fn object_exists(&self, file_id: &FileId) -> Result<bool, StorageFailure>;
     /// Aborts the upload; an upload storage no longer knows counts as aborted.
     async fn abort(&self, file_id: &FileId, upload_id: &str) -> Result<(), StorageFailure>;
+    /// Deletes the completed object of `file_id`; a missing object counts as deleted.
+    async fn delete_object(&self, file_id: &FileId) -> Result<(), StorageFailure>;
     /// Where to GET (with `Range`) the record section of a completed file.
     fn download_url(&self, file_id: &FileId, now_ms: u64) -> DownloadUrl;
 }
@@ -189,6 +191,13 @@ impl Provider for Storage {
         match self {
             Self::R2Binding(p) => p.abort(file_id, upload_id).await,
             Self::S3(p) => p.abort(file_id, upload_id).await,
+        }
+    }
+
+    async fn delete_object(&self, file_id: &FileId) -> Result<(), StorageFailure> {
+        match self {
+            Self::R2Binding(p) => p.delete_object(file_id).await,
+            Self::S3(p) => p.delete_object(file_id).await,
         }
     }
     fn download_url(&self, file_id: &FileId, now_ms: u64) -> DownloadUrl {

@@ -163,6 +163,14 @@ impl Provider for R2Binding {
         }
     }
 
+    /// R2's delete of a missing key succeeds: deleting twice is deleting once.
+    async fn delete_object(&self, file_id: &FileId) -> Result<(), StorageFailure> {
+        self.bucket
+            .delete(object_key(file_id))
+            .await
+            .map_err(|e| StorageFailure::logged("deleting an object", e))
+    }
+
     fn download_url(&self, file_id: &FileId, now_ms: u64) -> DownloadUrl {
         let claims = BlobClaims {
             expires_at: now_ms.saturating_add(self.download_url_ttl_ms),

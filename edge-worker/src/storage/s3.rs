@@ -20,8 +20,8 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use rusty_s3::actions::{
-    AbortMultipartUpload, CompleteMultipartUpload, CreateMultipartUpload, GetObject, HeadObject,
-    ListParts, UploadPart,
+    AbortMultipartUpload, CompleteMultipartUpload, CreateMultipartUpload, DeleteObject, GetObject,
+    HeadObject, ListParts, UploadPart,
 };
 use rusty_s3::{Bucket, Credentials, Method, S3Action, UrlStyle};
 use sealdrop_protocol::ids::FileId;
@@ -224,6 +224,17 @@ impl<T: Transport> S3Storage<T> {
             Err(e) if e.is_no_such_upload() => Ok(()),
             other => other,
         }
+    }
+
+    /// DeleteObject: S3 answers `204` whether or not the key existed.
+    pub async fn delete(&self, key: &str, now_ms: u64) -> Result<(), S3Error> {
+        let action = DeleteObject::new(&self.bucket, Some(&self.credentials), key);
+        let url = self.presign(&action, CALL_URL_TTL, now_ms);
+        let answer = self
+            .transport
+            .send(Request::new(Method::Delete, url))
+            .await?;
+        xml::empty(answer.status, &answer.body)
     }
 
     /// HeadObject: whether the object `key` exists. A HEAD answer has no body, so here
@@ -463,6 +474,12 @@ impl Provider for S3Storage<Fetch> {
         self.abort_upload(&object_key(file_id), upload_id, now_ms())
             .await
             .map_err(|e| StorageFailure::logged("aborting a multipart upload", e))
+    }
+
+    async fn delete_object(&self, file_id: &FileId) -> Result<(), StorageFailure> {
+        self.delete(&object_key(file_id), now_ms())
+            .await
+            .map_err(|e| StorageFailure::logged("deleting an object", e))
     }
 
     fn download_url(&self, file_id: &FileId, now_ms: u64) -> DownloadUrl {
