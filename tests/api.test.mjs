@@ -21,14 +21,17 @@ const MiB = 1024 * 1024;
 // Helpers
 // ---------------------------------------------------------------------------------
 
-/** A 44-byte header (FORMAT.md §3): magic SDRP, version, suite, reserved, R, salt. */
-function makeHeader({ recordSize = 1024, version = 1, suite = 1, magic = "SDRP" } = {}) {
-  const h = Buffer.alloc(44);
+/**
+ * A 76-byte header (FORMAT.md §3): magic SDRP, version, suite, reserved, R, salt and a
+ * commitment. The server has no key, so it cannot tell a random commitment from a real one.
+ */
+function makeHeader({ recordSize = 1024, version = 2, suite = 1, magic = "SDRP" } = {}) {
+  const h = Buffer.alloc(76);
   h.write(magic, 0, "latin1");
   h[4] = version;
   h[5] = suite;
   h.writeUInt32BE(recordSize, 8);
-  randomBytes(32).copy(h, 12);
+  randomBytes(64).copy(h, 12);
   return h;
 }
 
@@ -364,14 +367,17 @@ describe("create refuses bad requests", () => {
     await assertError(await post({ header: "", metadata: "" }), 400, "invalid_json");
   });
 
-  test("a header that is not v1: invalid_header / unsupported_version", async () => {
+  test("a header that is not v2: invalid_header / unsupported_version", async () => {
     const header = (h) => createBody({ header: h.toString("base64") });
     await assertError(await post(header(makeHeader({ magic: "SDRQ" }))), 400, "invalid_header");
-    await assertError(await post(header(makeHeader({ version: 2 }))), 400, "unsupported_version");
+    await assertError(await post(header(makeHeader({ version: 1 }))), 400, "unsupported_version");
+    await assertError(await post(header(makeHeader({ version: 3 }))), 400, "unsupported_version");
     await assertError(await post(header(makeHeader({ suite: 2 }))), 400, "unsupported_version");
     await assertError(await post(header(makeHeader({ recordSize: 15 }))), 400, "invalid_header");
     await assertError(await post(header(makeHeader({ recordSize: 16 * MiB + 1 }))), 400, "invalid_header");
-    await assertError(await post(header(makeHeader().subarray(0, 43))), 400, "invalid_header");
+    await assertError(await post(header(makeHeader().subarray(0, 75))), 400, "invalid_header");
+    // A version 1 header is 44 bytes: the length is checked first.
+    await assertError(await post(header(makeHeader({ version: 1 }).subarray(0, 44))), 400, "invalid_header");
     await assertError(await post(createBody({ header: "%%%" })), 400, "invalid_header");
   });
 

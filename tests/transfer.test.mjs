@@ -154,7 +154,7 @@ describe("encrypted transfer, end to end", () => {
       }
     }, wrongKey);
     assert.equal(outcome.ok, false, "a wrong key must not decrypt");
-    assert.equal(outcome.code, "metadata_auth_failed");
+    assert.equal(outcome.code, "key_commitment_failed");
   });
 
   test("the demo app: pick a file, get a link, open it, save the original", async () => {

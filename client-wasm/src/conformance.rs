@@ -30,6 +30,6 @@ impl VectorError {
 /// Checks one vector file's text and returns the case name.
 pub(crate) fn check_vector(text: &str) -> Result<String, VectorError> {
     let vector = Vector::parse(text)?;
-    testkit::check(&vector, &Native)?;
+    testkit::check(&vector, &Native::new())?;
     Ok(vector.name)
 }

@@ -118,7 +118,7 @@ export interface VectorResult {
 /**
  * Every rejection and throw of this package. `code` is stable: an API code from the
  * server (`file_not_found`, `upload_not_open`, ...), a format code (`invalid_header`,
- * `record_auth_failed`, `truncated`, `metadata_auth_failed`, ...), or one of
+ * `key_commitment_failed`, `record_auth_failed`, `truncated`, ...), or one of
  * `network`, `http_<status>`, `cancelled`, `invalid_option`, `invalid_link`,
  * `invalid_response`, `read_failed`, `part_failed`, `unsupported`.
  */

@@ -23,7 +23,7 @@ use crate::http::OrApiError as _;
 pub(crate) struct StoredSession {
     /// The rules' state: plan, parts, state, expiry, owner-token hash.
     pub session: Session,
-    /// The 44-byte header.
+    /// The 76-byte header.
     pub header: Vec<u8>,
     /// The sealed metadata.
     pub metadata: Vec<u8>,

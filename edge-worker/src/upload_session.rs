@@ -123,7 +123,7 @@ impl Op {
 pub(crate) struct CreateSession {
     pub file_id: FileId,
     pub owner_token_hash: OwnerTokenHash,
-    /// The header's 44 bytes.
+    /// The header's 76 bytes.
     pub header: Vec<u8>,
     /// The sealed metadata's bytes.
     pub metadata: Vec<u8>,
