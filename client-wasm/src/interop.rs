@@ -9,6 +9,7 @@ use sealdrop_protocol::format::{FileMetadata, MAX_RECORD_SIZE, MIN_RECORD_SIZE};
 use wasm_bindgen::prelude::*;
 use web_sys::{AbortSignal, Blob, File};
 
+#[cfg(feature = "conformance")]
 use crate::conformance::VectorError;
 use crate::download::{DownloadRequest, Downloaded};
 use crate::error::ClientError;
@@ -107,12 +108,6 @@ export interface DownloadOptions {
 /** What `download` resolves to: the verified plaintext and its sealed name and type. */
 export interface DownloadResult extends FileInfo {
   blob: Blob;
-}
-
-/** What `checkVector` returns for a vector that passes. */
-export interface VectorResult {
-  name: string;
-  ok: true;
 }
 
 /**
@@ -342,7 +337,18 @@ pub(crate) fn call_metadata(callback: &Function, metadata: &FileMetadata, size: 
     }
 }
 
+#[cfg(feature = "conformance")]
+#[wasm_bindgen(typescript_custom_section)]
+const CONFORMANCE_TYPES: &str = r#"
+/** What `checkVector` returns for a vector that passes. */
+export interface VectorResult {
+  name: string;
+  ok: true;
+}
+"#;
+
 /// `{ name, ok: true }`.
+#[cfg(feature = "conformance")]
 pub(crate) fn vector_passed(name: &str) -> JsValue {
     let object = Object::new();
     set(&object, "name", &JsValue::from_str(name));
@@ -403,6 +409,7 @@ pub(crate) fn error(error: &ClientError) -> JsValue {
 }
 
 /// The JS `Error` for a vector that did not pass.
+#[cfg(feature = "conformance")]
 pub(crate) fn vector_error(error: &VectorError) -> JsValue {
     new_error(&error.to_string(), error.code()).into()
 }

@@ -1,6 +1,7 @@
 //! The test vectors of docs/FORMAT.md §9 as data: their text form, and a runner that checks
 //! any implementation of the format against them.
 //!
+//! Only built with the `conformance` feature: it is a test hook, not part of the product.
 //! Pure like the rest of the crate: it reads and writes text, never directories. The native
 //! test (`protocol/tests/vectors.rs`) reads `tests/vectors/*.txt` and calls
 //! [`check_files`]; a shell that wraps the format in another way (the wasm build, a JS
