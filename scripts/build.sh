@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the browser client (client-wasm/pkg, copied to web/pkg), its conformance
-# build (web/test/pkg) and the worker (edge-worker/build). Cargo builds incrementally; the wasm-bindgen and worker-build
-# post-processing is skipped when its output is newer than the wasm cargo produced.
+# build (tests/pages/pkg) and the worker (edge-worker/build). Cargo builds
+# incrementally; the wasm-bindgen and worker-build post-processing is skipped when its
+# output is newer than the wasm cargo produced.
 # Needs the tools from scripts/setup.sh. SEALDROP_WASM_OPT=0 skips wasm-opt on the worker.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
@@ -44,14 +45,14 @@ build_worker() {
 }
 
 # The same client with the `conformance` feature (its `checkVector` test hook) for
-# tests/format-vectors.test.mjs, served from web/test/pkg/ (gitignored). A profile of
+# tests/format-vectors.test.mjs, served from tests/pages/pkg/ (gitignored). A profile of
 # its own keeps it apart from the release build and cheap: unoptimized, incremental.
 build_conformance() {
     cargo build --profile conformance --target wasm32-unknown-unknown -p sealdrop-client \
         --features conformance
-    local wasm="$WASM_TARGET_DIR/../conformance/sealdrop_client.wasm" pkg="web/test/pkg"
+    local wasm="$WASM_TARGET_DIR/../conformance/sealdrop_client.wasm" pkg="tests/pages/pkg"
     if [[ -f "$pkg/sealdrop_client_bg.wasm" && "$pkg/sealdrop_client_bg.wasm" -nt "$wasm" ]]; then
-        echo "web/test/pkg is up to date"
+        echo "tests/pages/pkg is up to date"
         return
     fi
     rm -rf "$pkg.tmp"

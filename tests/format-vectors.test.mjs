@@ -1,5 +1,5 @@
 // Runs every test vector of docs/FORMAT.md §9 (tests/vectors/*.txt) through the
-// independent JavaScript implementation (web/test/webcrypto-format.js) inside headless
+// independent JavaScript implementation (tests/pages/webcrypto-format.js) inside headless
 // Chromium, so that the WebCrypto a real browser ships is what must agree with the
 // Rust implementation, not Node's.
 
@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { startServer } from './support/server.mjs';
 import { launchBrowser } from './support/browser.mjs';
 // The parser is plain JS (no WebCrypto): Node may use it to list the cases.
-import { parseVector } from '../web/test/webcrypto-format.js';
+import { parseVector } from './pages/webcrypto-format.js';
 
 // The case list of FORMAT.md §9, copied from the document: every one must have a vector.
 const REQUIRED_CASES = [
@@ -139,7 +139,7 @@ for (const [what, base, change] of CONTROLS) {
 }
 
 // The same vectors through the Rust implementation compiled to wasm32: the client crate
-// built with its `conformance` feature (web/test/pkg, from scripts/build.sh), whose
+// built with its `conformance` feature (tests/pages/pkg, from scripts/build.sh), whose
 // checkVector hook runs the protocol crate's own runner. The published package
 // (client-wasm/pkg) has no such hook (tests/package.test.mjs).
 function checkInWasm(text) {

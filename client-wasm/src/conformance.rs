@@ -3,7 +3,7 @@
 //! proves the code the client ships (compiled to wasm32) agrees with the vectors.
 //!
 //! Compiled only with the `conformance` feature, into the separate build
-//! `scripts/build.sh` writes to `web/test/pkg/`: the published package carries no test
+//! `scripts/build.sh` writes to `tests/pages/pkg/`: the published package carries no test
 //! hook.
 
 use sealdrop_protocol::testkit::{self, Native, Vector};

@@ -169,6 +169,8 @@ async fn run(
         header: encode_base64(&header.encode()),
         metadata: encode_base64(&sealed_metadata),
         part_size: config.part_size,
+        // Idempotent create is the client stream's to adopt (issue 10 §4).
+        idempotency_key: None,
     };
     let uploads_url = format!("{}/api/uploads", config.endpoint);
     let created: CreateUploadResponse = retrying(backoff, || {

@@ -2,26 +2,32 @@
 //! (`.dev.vars` locally, `wrangler secret put` when deployed).
 //!
 //! Read on every request that needs them (cheap, and a Durable Object may be evicted at
-//! any time, so nothing is kept in memory). A missing or weak secret is a configuration
-//! error: the request is refused with `500 internal` and the cause is logged. There is
-//! no fallback key: a constant would let anyone sign blob URLs.
+//! any time, so nothing is kept in memory). A missing or malformed setting is a
+//! configuration error: the request is refused with `500 internal` and the cause is
+//! logged. There is no fallback key (a constant would let anyone sign blob URLs) and no
+//! fallback origin (URLs built from a request's `Host` would let a client choose where
+//! other clients' URLs point).
 
 use sealdrop_protocol::api_error::ApiError;
-use sealdrop_protocol::session::SESSION_TTL_MS;
+use sealdrop_protocol::session::{PART_LEASE_MS, SESSION_TTL_MS};
 use sealdrop_protocol::token::{BlobSigner, DOWNLOAD_URL_TTL_MS, PART_URL_TTL_MS};
-use worker::{Env, console_error};
+use worker::{Env, Url, console_error};
 
 /// Where the record section is stored (`STORAGE_MODE`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum StorageMode {
-    /// `local` / `r2-binding`: part URLs point at this worker, which writes the bytes
-    /// into an R2 multipart upload through the `BUCKET` binding.
+    /// `r2-binding`: part URLs point at this worker, which pipes the bytes into an R2
+    /// multipart upload through the `BUCKET` binding.
     R2Binding,
 }
 
 /// Everything configurable, parsed and checked.
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
+    /// The origin (and optional path prefix) clients reach this worker at
+    /// (`PUBLIC_URL`), without a trailing slash: every URL the worker hands out starts
+    /// with it.
+    pub public_url: String,
     /// How long a part URL is valid (`PART_URL_TTL_SECONDS`, default 1 hour).
     pub part_url_ttl_ms: u64,
     /// How long a download URL is valid (`DOWNLOAD_URL_TTL_SECONDS`, default 15 min).
@@ -29,20 +35,30 @@ pub(crate) struct Config {
     /// How long an upload stays open (`UPLOAD_TTL_SECONDS`, default 6 days: keep it
     /// under R2's 7-day automatic multipart abort, see `SESSION_TTL_MS`).
     pub upload_ttl_ms: u64,
+    /// A part write's lease (`PART_LEASE_SECONDS`, default 60 s, see `PART_LEASE_MS`).
+    pub part_lease_ms: u64,
     /// Which storage provider serves uploads (`STORAGE_MODE`).
     pub storage_mode: StorageMode,
-    /// Signs and verifies blob URLs with `SIGNING_SECRET`.
+    /// Signs and verifies blob URLs with `SIGNING_SECRET` (and derives idempotent ids).
     pub signer: BlobSigner,
 }
 
 impl Config {
     /// Reads and checks the configuration; `500 internal` (cause logged) if it is unusable.
     pub fn from_env(env: &Env) -> Result<Self, ApiError> {
+        let seconds = |name, default| {
+            parse_seconds(var(env, name).as_deref(), default)
+                .map_err(|why| misconfigured(&format!("{name}: {why}")))
+        };
         Ok(Self {
-            part_url_ttl_ms: ttl_ms(env, "PART_URL_TTL_SECONDS", PART_URL_TTL_MS)?,
-            download_url_ttl_ms: ttl_ms(env, "DOWNLOAD_URL_TTL_SECONDS", DOWNLOAD_URL_TTL_MS)?,
-            upload_ttl_ms: ttl_ms(env, "UPLOAD_TTL_SECONDS", SESSION_TTL_MS)?,
-            storage_mode: storage_mode(env)?,
+            public_url: parse_public_url(var(env, "PUBLIC_URL").as_deref())
+                .map_err(|why| misconfigured(&format!("PUBLIC_URL: {why}")))?,
+            part_url_ttl_ms: seconds("PART_URL_TTL_SECONDS", PART_URL_TTL_MS)?,
+            download_url_ttl_ms: seconds("DOWNLOAD_URL_TTL_SECONDS", DOWNLOAD_URL_TTL_MS)?,
+            upload_ttl_ms: seconds("UPLOAD_TTL_SECONDS", SESSION_TTL_MS)?,
+            part_lease_ms: seconds("PART_LEASE_SECONDS", PART_LEASE_MS)?,
+            storage_mode: parse_storage_mode(var(env, "STORAGE_MODE").as_deref())
+                .map_err(|why| misconfigured(&format!("STORAGE_MODE: {why}")))?,
             signer: signer(env)?,
         })
     }
@@ -53,30 +69,46 @@ fn var(env: &Env, name: &str) -> Option<String> {
     env.var(name).ok().map(|v| v.to_string())
 }
 
-/// A positive number of seconds, as milliseconds; `default_ms` when the var is unset.
-fn ttl_ms(env: &Env, name: &str, default_ms: u64) -> Result<u64, ApiError> {
-    let Some(text) = var(env, name) else {
+/// `PUBLIC_URL`: an absolute `http` or `https` URL with no query or fragment; answered
+/// without a trailing slash. Required.
+fn parse_public_url(text: Option<&str>) -> Result<String, String> {
+    let text = text.map(str::trim).filter(|t| !t.is_empty());
+    let Some(text) = text else {
+        return Err("not set (e.g. PUBLIC_URL = \"https://sealdrop.example\")".into());
+    };
+    let url = Url::parse(text).map_err(|e| format!("{text:?} is not a URL ({e})"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(format!("{text:?} is not an http(s) URL"));
+    }
+    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+        return Err(format!(
+            "{text:?} must have no query, fragment or credentials"
+        ));
+    }
+    Ok(url.as_str().trim_end_matches('/').to_owned())
+}
+
+/// A positive number of seconds, as milliseconds; `default_ms` when unset.
+fn parse_seconds(text: Option<&str>, default_ms: u64) -> Result<u64, String> {
+    let Some(text) = text else {
         return Ok(default_ms);
     };
     match text.trim().parse::<u64>() {
         Ok(seconds) if seconds > 0 => seconds
             .checked_mul(1000)
-            .ok_or_else(|| misconfigured(&format!("{name} is too large"))),
-        _ => Err(misconfigured(&format!(
-            "{name} must be a positive number of seconds, not {text:?}"
-        ))),
+            .ok_or_else(|| format!("{text:?} is too large")),
+        _ => Err(format!(
+            "must be a positive number of seconds, not {text:?}"
+        )),
     }
 }
 
-fn storage_mode(env: &Env) -> Result<StorageMode, ApiError> {
-    match var(env, "STORAGE_MODE").as_deref().map(str::trim) {
-        None | Some("local" | "r2-binding") => Ok(StorageMode::R2Binding),
-        Some("s3") => Err(misconfigured(
-            "STORAGE_MODE = \"s3\" is not implemented yet; use \"local\"",
-        )),
-        Some(other) => Err(misconfigured(&format!(
-            "unknown STORAGE_MODE {other:?}; use \"local\""
-        ))),
+/// `STORAGE_MODE`: `r2-binding` (the default when unset).
+fn parse_storage_mode(text: Option<&str>) -> Result<StorageMode, String> {
+    match text.map(str::trim) {
+        None | Some("r2-binding") => Ok(StorageMode::R2Binding),
+        Some("s3") => Err("\"s3\" is not implemented yet; use \"r2-binding\"".into()),
+        Some(other) => Err(format!("unknown mode {other:?}; use \"r2-binding\"")),
     }
 }
 
@@ -97,4 +129,50 @@ fn signer(env: &Env) -> Result<BlobSigner, ApiError> {
 fn misconfigured(why: &str) -> ApiError {
     console_error!("configuration error: {why}");
     ApiError::internal()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn public_url_is_required_absolute_and_normalised() {
+        assert_eq!(
+            parse_public_url(Some("http://127.0.0.1:8787")).unwrap(),
+            "http://127.0.0.1:8787"
+        );
+        assert_eq!(
+            parse_public_url(Some(" https://files.example/sealdrop/ ")).unwrap(),
+            "https://files.example/sealdrop"
+        );
+        for bad in [
+            None,
+            Some(""),
+            Some("127.0.0.1:8787"),
+            Some("/relative"),
+            Some("ftp://files.example"),
+            Some("https://files.example/?x=1"),
+            Some("https://files.example/#x"),
+            Some("https://user:pw@files.example"),
+        ] {
+            assert!(parse_public_url(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn seconds_and_modes() {
+        assert_eq!(parse_seconds(None, 7), Ok(7));
+        assert_eq!(parse_seconds(Some(" 2 "), 7), Ok(2_000));
+        for bad in ["0", "-1", "x", "", "18446744073709551615"] {
+            assert!(parse_seconds(Some(bad), 7).is_err(), "{bad:?}");
+        }
+        assert_eq!(parse_storage_mode(None), Ok(StorageMode::R2Binding));
+        assert_eq!(
+            parse_storage_mode(Some("r2-binding")),
+            Ok(StorageMode::R2Binding)
+        );
+        assert!(parse_storage_mode(Some("s3")).is_err());
+        assert!(parse_storage_mode(Some("local")).is_err());
+    }
 }

@@ -12,11 +12,15 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::api_error::{ApiError, ApiErrorCode};
-use crate::format::{FormatError, Header, MAX_SEALED_METADATA, MIN_SEALED_METADATA};
-use crate::ids::{FileId, OwnerToken};
-use crate::plan::PartPlan;
+use crate::format::{
+    DEFAULT_RECORD_SIZE, FormatError, Header, MAX_RECORD_SIZE, MAX_SEALED_METADATA,
+    MIN_RECORD_SIZE, MIN_SEALED_METADATA,
+};
+use crate::ids::{FileId, IdempotencyKey, OwnerToken};
+use crate::plan::{MAX_OBJECT_SIZE, MAX_PART_SIZE, MAX_PARTS, MIN_PART_SIZE, PartPlan};
 use crate::session::UploadState;
 
 /// Largest JSON request body, except `complete` (docs/API.md, Limits): 64 KiB.
@@ -58,6 +62,10 @@ pub struct CreateUploadRequest {
     /// Preferred part size in ciphertext bytes; the server rounds it into the limits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub part_size: Option<u64>,
+    /// 128 random bits the client chose for this upload: a retried create with the same
+    /// key and body answers the same upload (docs/API.md, idempotent create).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<IdempotencyKey>,
 }
 
 impl CreateUploadRequest {
@@ -68,11 +76,35 @@ impl CreateUploadRequest {
         let header = self.header()?;
         let metadata = self.metadata_bytes()?;
         let plan = self.plan_with_record_size(header.record_size())?;
+        let digest = self.digest(&header.encode(), &metadata);
         Ok(ValidCreateUpload {
             header,
             metadata,
             plan,
+            digest,
         })
+    }
+
+    /// SHA-256 over the request's meaning (not its JSON spelling): plaintext size,
+    /// preferred part size, header and metadata bytes, each at a fixed position or
+    /// length-prefixed. Two creates with one idempotency key are the same request iff
+    /// their digests are equal. The key itself is not part of it.
+    fn digest(&self, header: &[u8], metadata: &[u8]) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(b"sealdrop/v1/create-request\0");
+        h.update(self.plaintext_size.to_be_bytes());
+        match self.part_size {
+            Some(size) => {
+                h.update([1]);
+                h.update(size.to_be_bytes());
+            }
+            None => h.update([0; 9]),
+        }
+        for field in [header, metadata] {
+            h.update((field.len() as u64).to_be_bytes());
+            h.update(field);
+        }
+        h.finalize().into()
     }
 
     /// The parsed header: `400 invalid_header` if it is not base64 or not a valid
@@ -134,6 +166,8 @@ pub struct ValidCreateUpload {
     pub metadata: Vec<u8>,
     /// The part plan.
     pub plan: PartPlan,
+    /// What makes two requests the same request, for an idempotent create.
+    pub digest: [u8; 32],
 }
 
 /// `201` answer of `POST /api/uploads`.
@@ -221,21 +255,22 @@ pub struct PutPartResponse {
 // GET /api/uploads/{fileId}
 // ---------------------------------------------------------------------------------
 
-/// `200` answer of `GET /api/uploads/{fileId}`: what the session has confirmed.
+/// `200` answer of `GET /api/uploads/{fileId}`: where the upload is, and the parts
+/// storage holds (for resume).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UploadStatus {
-    /// `open`, `completed` or `aborted`.
+    /// `open`, `completing`, `completed`, `aborting` or `aborted`.
     pub state: UploadState,
     /// The plan given at creation.
     pub plan: PartPlan,
-    /// The confirmed parts, ascending.
+    /// The parts storage holds with their planned size, ascending (none once aborting).
     pub parts: Vec<PartRecord>,
     /// When the open upload expires (ms since epoch).
     pub expires_at: u64,
 }
 
-/// A part the session has confirmed.
+/// A part storage holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PartRecord {
@@ -324,6 +359,62 @@ impl FileRecord {
     }
 }
 
+// ---------------------------------------------------------------------------------
+// GET /api/limits
+// ---------------------------------------------------------------------------------
+
+/// `200` answer of `GET /api/limits`: what the configured storage provider accepts, so a
+/// client can refuse a file before it starts and plan its parts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Limits {
+    /// `r2-binding` or `s3`.
+    pub provider: String,
+    /// The smallest part but the last, in bytes.
+    pub min_part_size: u64,
+    /// The largest part, in bytes.
+    pub max_part_size: u64,
+    /// The most parts one upload has.
+    pub max_parts: u64,
+    /// The largest record section (ciphertext: plaintext plus 16 bytes per record).
+    pub max_object_size: u64,
+    /// The largest plaintext with the default record size.
+    pub max_plaintext_size: u64,
+    /// The record sizes a header may name.
+    pub record_sizes: RecordSizes,
+}
+
+/// The `recordSizes` of [`Limits`], in plaintext bytes per record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordSizes {
+    /// The smallest.
+    pub min: u32,
+    /// The largest.
+    pub max: u32,
+    /// What the client uses unless told otherwise.
+    pub default: u32,
+}
+
+impl Limits {
+    /// The limits the part planner applies today, for `provider`.
+    pub fn of_planner(provider: &str) -> Self {
+        Self {
+            provider: provider.to_owned(),
+            min_part_size: MIN_PART_SIZE,
+            max_part_size: MAX_PART_SIZE,
+            max_parts: MAX_PARTS,
+            max_object_size: MAX_OBJECT_SIZE,
+            max_plaintext_size: PartPlan::max_plaintext_size(DEFAULT_RECORD_SIZE).unwrap_or(0),
+            record_sizes: RecordSizes {
+                min: MIN_RECORD_SIZE,
+                max: MAX_RECORD_SIZE,
+                default: DEFAULT_RECORD_SIZE,
+            },
+        }
+    }
+}
+
 /// A signed download URL.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -351,6 +442,7 @@ mod tests {
             ),
             metadata: encode_base64(&vec![1u8; metadata_len]),
             part_size: None,
+            idempotency_key: None,
         }
     }
 
@@ -420,6 +512,90 @@ mod tests {
         assert!(body.len() < MAX_COMPLETE_BODY / 2);
         let back: CompleteRequest = parse_json(&body, MAX_COMPLETE_BODY).unwrap();
         assert_eq!(back.parts.len(), 10_000);
+    }
+
+    #[test]
+    fn idempotency_key_is_optional_strict_and_not_part_of_the_digest() {
+        let key = IdempotencyKey::from_random([7; 16]).to_text();
+        let body =
+            format!(r#"{{"plaintextSize":0,"header":"","metadata":"","idempotencyKey":"{key}"}}"#);
+        let req: CreateUploadRequest = parse_json(body.as_bytes(), MAX_JSON_BODY).unwrap();
+        assert_eq!(
+            req.idempotency_key,
+            Some(IdempotencyKey::from_random([7; 16]))
+        );
+        let back = serde_json::to_string(&req).unwrap();
+        assert!(
+            back.contains(&format!(r#""idempotencyKey":"{key}""#)),
+            "{back}"
+        );
+        for bad in [
+            "",
+            "short",
+            "AAAAAAAAAAAAAAAAAAAAAB",
+            "AAAAAAAAAAAAAAAAAAAA+A",
+        ] {
+            let body = format!(
+                r#"{{"plaintextSize":0,"header":"","metadata":"","idempotencyKey":"{bad}"}}"#
+            );
+            let err =
+                parse_json::<CreateUploadRequest>(body.as_bytes(), MAX_JSON_BODY).unwrap_err();
+            assert_eq!(err.code, ApiErrorCode::InvalidJson, "{bad:?}");
+        }
+
+        // The digest is the request's meaning: every field counts but the key.
+        let base = create(28);
+        let digest = base.validate().unwrap().digest;
+        let keyed = CreateUploadRequest {
+            idempotency_key: Some(IdempotencyKey::from_random([1; 16])),
+            ..base.clone()
+        };
+        assert_eq!(keyed.validate().unwrap().digest, digest);
+        let others = [
+            CreateUploadRequest {
+                plaintext_size: base.plaintext_size + 1,
+                ..base.clone()
+            },
+            CreateUploadRequest {
+                part_size: Some(16_777_472),
+                ..base.clone()
+            },
+            CreateUploadRequest {
+                part_size: Some(0),
+                ..base.clone()
+            },
+            create(29),
+            CreateUploadRequest {
+                header: encode_base64(
+                    &Header::new(&FileKey::from_bytes([8; 32]), 1 << 20, [8; 32])
+                        .unwrap()
+                        .encode(),
+                ),
+                ..base.clone()
+            },
+        ];
+        for other in others {
+            assert_ne!(other.validate().unwrap().digest, digest, "{other:?}");
+        }
+    }
+
+    #[test]
+    fn limits_answer_what_the_planner_applies() {
+        let limits = Limits::of_planner("r2-binding");
+        let v = serde_json::to_value(&limits).unwrap();
+        assert_eq!(v["provider"], json!("r2-binding"));
+        assert_eq!(v["minPartSize"], json!(MIN_PART_SIZE));
+        assert_eq!(v["maxParts"], json!(10_000));
+        assert_eq!(
+            v["recordSizes"],
+            json!({"min": 16, "max": 16_777_216, "default": 1_048_576})
+        );
+        // The largest plaintext plans; one byte more does not.
+        let max = limits.max_plaintext_size;
+        assert!(PartPlan::new(max, DEFAULT_RECORD_SIZE, None).is_ok());
+        assert!(PartPlan::new(max + 1, DEFAULT_RECORD_SIZE, None).is_err());
+        let plan = PartPlan::new(max, DEFAULT_RECORD_SIZE, None).unwrap();
+        assert!(plan.ciphertext_size() <= limits.max_object_size);
     }
 
     #[test]
