@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the browser client (client-wasm/pkg, copied to web/pkg), its conformance
-# build (tests/pages/pkg) and the worker (edge-worker/build). Cargo builds
+# build (tests/pages/conformance) and the worker (edge-worker/build). Cargo builds
 # incrementally; the wasm-bindgen and worker-build post-processing is skipped when its
 # output is newer than the wasm cargo produced.
 # Needs the tools from scripts/setup.sh. SEALDROP_WASM_OPT=0 skips wasm-opt on the worker.
@@ -45,18 +45,21 @@ build_worker() {
 }
 
 # The same client with the `conformance` feature (its `checkVector` test hook) for
-# tests/format-vectors.test.mjs, served from tests/pages/pkg/ (gitignored). A profile of
-# its own keeps it apart from the release build and cheap: unoptimized, incremental.
+# tests/format-vectors.test.mjs, served from tests/pages/conformance/ (gitignored). A
+# profile of its own keeps it apart from the release build and cheap: unoptimized,
+# incremental.
 build_conformance() {
     cargo build --profile conformance --target wasm32-unknown-unknown -p sealdrop-client \
         --features conformance
-    local wasm="$WASM_TARGET_DIR/../conformance/sealdrop_client.wasm" pkg="tests/pages/pkg"
-    if [[ -f "$pkg/sealdrop_client_bg.wasm" && "$pkg/sealdrop_client_bg.wasm" -nt "$wasm" ]]; then
-        echo "tests/pages/pkg is up to date"
+    local wasm="$WASM_TARGET_DIR/../conformance/sealdrop_client.wasm" pkg="tests/pages/conformance"
+    if [[ -f "$pkg/sealdrop_conformance_bg.wasm" && "$pkg/sealdrop_conformance_bg.wasm" -nt "$wasm" ]]; then
+        echo "tests/pages/conformance is up to date"
         return
     fi
     rm -rf "$pkg.tmp"
-    wasm-bindgen --target web --no-typescript --out-dir "$pkg.tmp" "$wasm"
+    # Its own file names, so no test page shares a name with the app's web/pkg/ files.
+    wasm-bindgen --target web --no-typescript --out-name sealdrop_conformance \
+        --out-dir "$pkg.tmp" "$wasm"
     rm -rf "$pkg" && mv "$pkg.tmp" "$pkg"
 }
 

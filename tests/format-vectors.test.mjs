@@ -139,15 +139,15 @@ for (const [what, base, change] of CONTROLS) {
 }
 
 // The same vectors through the Rust implementation compiled to wasm32: the client crate
-// built with its `conformance` feature (tests/pages/pkg, from scripts/build.sh), whose
-// checkVector hook runs the protocol crate's own runner. The published package
+// built with its `conformance` feature (tests/pages/conformance, from scripts/build.sh),
+// whose checkVector hook runs the protocol crate's own runner. The published package
 // (client-wasm/pkg) has no such hook (tests/package.test.mjs).
 function checkInWasm(text) {
   return page.evaluate(async ([src, t]) => {
     const m = await import(src);
     await m.default();
     return m.checkVector(t);
-  }, [`${server.url}/test/pkg/sealdrop_client.js`, text]);
+  }, [`${server.url}/test/conformance/sealdrop_conformance.js`, text]);
 }
 
 for (const v of vectors) {

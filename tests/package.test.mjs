@@ -32,10 +32,10 @@ test("@sealdrop/client's types declare version() and the wasm init", () => {
 });
 
 test("@sealdrop/client ships no test hook; the conformance build has it", () => {
-  // checkVector exists only with the `conformance` feature (tests/pages/pkg, for
-  // tests/format-vectors.test.mjs); the published package and the demo app lack it.
+  // checkVector exists only with the `conformance` feature (tests/pages/conformance,
+  // for tests/format-vectors.test.mjs); the published package and the demo app lack it.
   for (const file of [join(dir, pkg.types), join(dir, pkg.module ?? pkg.main), join(ROOT, "web/pkg/sealdrop_client.js")]) {
     assert.doesNotMatch(readFileSync(file, "utf8"), /checkVector/, file);
   }
-  assert.match(readFileSync(join(ROOT, "tests/pages/pkg/sealdrop_client.js"), "utf8"), /export function checkVector\(/);
+  assert.match(readFileSync(join(ROOT, "tests/pages/conformance/sealdrop_conformance.js"), "utf8"), /export function checkVector\(/);
 });

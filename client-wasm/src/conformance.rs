@@ -3,8 +3,8 @@
 //! proves the code the client ships (compiled to wasm32) agrees with the vectors.
 //!
 //! Compiled only with the `conformance` feature, into the separate build
-//! `scripts/build.sh` writes to `tests/pages/pkg/`: the published package carries no test
-//! hook.
+//! `scripts/build.sh` writes to `tests/pages/conformance/`: the published package
+//! carries no test hook.
 
 use sealdrop_protocol::testkit::{self, Native, Vector};
 use thiserror::Error;

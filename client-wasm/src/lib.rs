@@ -17,7 +17,8 @@
 //! - `fingerprint`: the rule that a retried part is never sent sealed from other bytes;
 //! - `progress`, `link`, `error`, `interop`;
 //! - `conformance` (`checkVector`): a test hook, only in the conformance build
-//!   (`--features conformance`, `tests/pages/pkg/`), never in the published package.
+//!   (`--features conformance`, `tests/pages/conformance/`), never in the published
+//!   package.
 //!
 //! TypeScript: `pkg/sealdrop_client.d.ts` is generated from these exports and the
 //! hand-written types in `interop`'s `typescript_custom_section`.
