@@ -16,6 +16,7 @@
 //! - `scratch`: the wasm buffers records are sealed and opened through;
 //! - `fingerprint`: the rule that a retried part is never sent sealed from other bytes;
 //! - `progress`, `link`, `error`, `interop`;
+//! - `room`: `RoomClient`, a live connection to a room (docs/PROTOCOL.md);
 //! - `conformance` (`checkVector`): a test hook, only in the conformance build
 //!   (`--features conformance`, `tests/pages/conformance/`), never in the published
 //!   package.
@@ -33,6 +34,7 @@ mod interop;
 mod link;
 mod platform;
 mod progress;
+mod room;
 mod scratch;
 mod transfer;
 mod upload;
