@@ -220,8 +220,10 @@ async function main() {
       }
     }
 
-    const text = report({ entries: ENTRIES, results, settings: SETTINGS, env, date, load: load(), seconds: (performance.now() - started) / 1000 });
+    const run = { entries: ENTRIES, results, settings: SETTINGS, env, date, load: load(), seconds: (performance.now() - started) / 1000 };
     mkdirSync(join(ROOT, "test-results"), { recursive: true });
+    writeFileSync(join(ROOT, "test-results/bench-results.json"), JSON.stringify(run, null, 2)); // the raw figures, kept if the report fails
+    const text = report(run);
     writeFileSync(reportPath, text);
     console.log(`\n${text}\nbench: written to ${reportPath}`);
     return Object.values(results).some((r) => r.error) ? 1 : 0;

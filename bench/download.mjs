@@ -23,6 +23,7 @@ export async function plainRangedGets(ctx, { key }) {
   await page.goto(ctx.origin.url);
   try {
     return await measuredInPage(ctx, page, () => page.evaluate(async ({ url, ranges, concurrency }) => {
+      await new Promise((resolve) => setTimeout(resolve)); // see pages.mjs measuredInPage
       let next = 0;
       let bytes = 0;
       const getter = async () => {
@@ -93,6 +94,7 @@ export async function sealdropDownload(ctx, { size = ctx.fileSize } = {}) {
   await page.goto(`${stack.url}/test/blank.html`);
   try {
     const run = await measuredInPage(ctx, page, () => page.evaluate(async ({ link, concurrency }) => {
+      await new Promise((resolve) => setTimeout(resolve)); // see pages.mjs measuredInPage
       const sealdrop = await import("/pkg/sealdrop_client.js");
       await sealdrop.default();
       const t0 = performance.now();

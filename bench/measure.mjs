@@ -230,9 +230,16 @@ export function LONG_TASK_INIT() {
   window.__benchLongTasks = [];
   window.__benchLongTasksSupported = PerformanceObserver.supportedEntryTypes?.includes("longtask") ?? false;
   if (!window.__benchLongTasksSupported) return;
-  new PerformanceObserver((list) => {
-    for (const entry of list.getEntries()) window.__benchLongTasks.push({ start: entry.startTime, duration: entry.duration });
-  }).observe({ type: "longtask", buffered: true });
+  const keep = (entries) => {
+    for (const entry of entries) window.__benchLongTasks.push({ start: entry.startTime, duration: entry.duration });
+  };
+  const observer = new PerformanceObserver((list) => keep(list.getEntries()));
+  observer.observe({ type: "longtask", buffered: true });
+  /** Entries are delivered in a later task: let it run, then take what is still queued. */
+  window.__benchFlushLongTasks = async () => {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    keep(observer.takeRecords());
+  };
 }
 
 /** The page's clock now, to open a long-task window. */
@@ -240,10 +247,10 @@ export const pageNow = (page) => page.evaluate(() => performance.now());
 
 /** { count, totalMs, maxMs } of the page's long tasks that began at or after `since`. */
 export async function longTasksSince(page, since) {
-  const { supported, tasks } = await page.evaluate(() => ({
-    supported: window.__benchLongTasksSupported,
-    tasks: window.__benchLongTasks ?? [],
-  }));
+  const { supported, tasks } = await page.evaluate(async () => {
+    await window.__benchFlushLongTasks?.();
+    return { supported: window.__benchLongTasksSupported, tasks: window.__benchLongTasks ?? [] };
+  });
   if (!supported) return null;
   const mine = tasks.filter((t) => t.start >= since);
   return {

@@ -21,6 +21,11 @@ export async function pageWithFile(ctx, url, filePath = ctx.filePath) {
  * Runs `work()` (which drives `page`) and returns its result with what was measured
  * meanwhile: `cpu` (cores per process group), `memory` (measure.mjs memoryMeter) and
  * `longTasks` (those that began during the work).
+ *
+ * The function `work` evaluates in the page must begin with
+ * `await new Promise((resolve) => setTimeout(resolve))`: code that runs inside the CDP
+ * call page.evaluate makes is no task to the longtask observer (measured: a 3.7 s
+ * synchronous loop reported nothing), so the work must start in an ordinary task.
  */
 export async function measuredInPage(ctx, page, work) {
   const since = await pageNow(page);

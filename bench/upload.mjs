@@ -44,6 +44,7 @@ export async function plainFetchUpload(ctx, { key, viaProxy }) {
   const page = await pageWithFile(ctx, ctx.origin.url);
   try {
     return await measuredInPage(ctx, page, () => timedParts(ctx, key, uploadId, () => page.evaluate(async ({ partUrls, partSize, concurrency }) => {
+      await new Promise((resolve) => setTimeout(resolve)); // see pages.mjs measuredInPage
       const file = document.getElementById("file").files[0];
       const etags = [];
       let next = 0;
@@ -101,6 +102,7 @@ export async function uppyUpload(ctx, { key, peer }) {
   const page = await pageWithFile(ctx, ctx.origin.url);
   try {
     const run = await measuredInPage(ctx, page, () => page.evaluate(async ({ peer, key, partSize, concurrency }) => {
+      await new Promise((resolve) => setTimeout(resolve)); // see pages.mjs measuredInPage
       await import(`/peers/${peer}.js`);
       const file = document.getElementById("file").files[0];
       return window.benchUppy({ file, key, partSize, concurrency });
@@ -134,6 +136,7 @@ export async function sealdropUpload(ctx, { filePath = ctx.filePath, size = ctx.
   const page = await pageWithFile(ctx, `${stack.url}/test/blank.html`, filePath);
   try {
     const run = await measuredInPage(ctx, page, () => page.evaluate(async ({ partSize, concurrency }) => {
+      await new Promise((resolve) => setTimeout(resolve)); // see pages.mjs measuredInPage
       const sealdrop = await import("/pkg/sealdrop_client.js");
       await sealdrop.default();
       const file = document.getElementById("file").files[0];
