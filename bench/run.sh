@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `npm run bench` (after setup and build): the benchmark (bench/bench.mjs), with the same PATH
+# `npm run bench` (after setup and build): the upload benchmark, with the same PATH
 # and tools as the tests. Writes BENCHMARKS.md.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/env.sh"
