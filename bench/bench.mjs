@@ -40,7 +40,8 @@ import { wasmEncrypt, webCryptoEncrypt } from "./encrypt.mjs";
 import { LONG_TASK_INIT, loadMeter, processGroups } from "./measure.mjs";
 import { startOrigin } from "./origin.mjs";
 import { buildPeers } from "./peers.mjs";
-import { environment, report } from "./report.mjs";
+import { environment, report, writeSection } from "./report.mjs";
+import { S3S_FS_INSTALL, s3sFsInstalled, startS3sFs } from "./s3s-fs.mjs";
 import { buildSealWasm } from "./seal-wasm.mjs";
 import { nodeUpload, plainFetchUpload, sealdropUpload, uppyUpload } from "./upload.mjs";
 
@@ -49,6 +50,7 @@ const DEFAULT_MIB = { BENCH_FILE_MIB: 1024, BENCH_ENCRYPT_MIB: 256, BENCH_MEMORY
 const ENTRY_DEADLINE_MS = 5 * 60_000;
 const RUN_BUDGET_MS = 14 * 60_000; // `npm run bench` stays under 15 minutes
 const BASELINE_OBJECT = "bench/plain-fetch"; // uploaded by fetchProxy, downloaded by the GET entries
+const NOT_INSTALLED = s3sFsInstalled() ? undefined : `s3s-fs is not installed (\`${S3S_FS_INSTALL}\`, about 3 min)`;
 
 function sizeFromEnv(name) {
   const raw = process.env[name];
@@ -95,6 +97,7 @@ const ENTRIES = [
   { section: "upload", key: "fetchProxy", name: "plain fetch PUTs of file.slice(), through the proxy", object: BASELINE_OBJECT, keep: true, run: (ctx) => plainFetchUpload(ctx, { key: BASELINE_OBJECT, viaProxy: true }) },
   { section: "upload", key: "fetchDirect", name: "plain fetch PUTs of file.slice(), straight to nanio", object: "bench/plain-direct", run: (ctx) => plainFetchUpload(ctx, { key: "bench/plain-direct", viaProxy: false }) },
   { section: "upload", key: "node", name: "Node PUTs straight to nanio (no browser)", object: "bench/node", run: (ctx) => nodeUpload(ctx, { key: "bench/node" }) },
+  { section: "upload", key: "nodeS3sFs", name: "Node PUTs straight to s3s-fs (no browser; the other server)", pending: NOT_INSTALLED, run: async (ctx) => nodeUpload(ctx, { key: "bench/node", server: await s3sFs(ctx) }) },
   { section: "upload", key: "uppy5", name: "Uppy 5 (parallel parts), through the proxy", object: "bench/uppy5", run: (ctx) => uppyUpload(ctx, { key: "bench/uppy5", peer: "uppy5" }) },
   { section: "upload", key: "uppy6", name: "Uppy latest (6.x, parts one at a time), through the proxy", object: "bench/uppy6", run: (ctx) => uppyUpload(ctx, { key: "bench/uppy6", peer: "uppy6" }) },
   { section: "upload", key: "sealdrop", name: `sealdrop encrypted (${SETTINGS.sealdropProvider})`, run: (ctx) => sealdropUpload(ctx) },
@@ -105,6 +108,7 @@ const ENTRIES = [
 
   { section: "download", key: "getProxy", name: "plain ranged GETs, through the proxy", needs: "fetchProxy", run: (ctx) => plainRangedGets(ctx, { key: BASELINE_OBJECT }) },
   { section: "download", key: "getNode", name: "Node ranged GETs straight to nanio (no browser)", needs: "fetchProxy", run: (ctx) => nodeRangedGets(ctx, { key: BASELINE_OBJECT }) },
+  { section: "download", key: "getNodeS3sFs", name: "Node ranged GETs straight from s3s-fs (no browser)", needs: "nodeS3sFs", pending: NOT_INSTALLED, run: async (ctx) => nodeRangedGets(ctx, { key: "bench/node", server: await s3sFs(ctx) }) },
   { section: "download", key: "sealdropDownload", name: `sealdrop download, decrypted to a Blob (${SETTINGS.sealdropProvider})`, needs: "sealdrop", run: (ctx) => sealdropDownload(ctx) },
 
   {
@@ -114,7 +118,13 @@ const ENTRIES = [
   },
 ];
 
-// ---- entries that need the run's own files ---------------------------------------
+// ---- entries that need the run's own files and servers ----------------------------
+
+/** s3s-fs, started by the first entry that needs it and stopped with the run. */
+async function s3sFs(ctx) {
+  ctx.s3sFs ??= await startS3sFs();
+  return ctx.s3sFs;
+}
 
 function writeRandomFile(path, size) {
   const fd = openSync(path, "w");
@@ -191,9 +201,10 @@ async function main() {
     await browser.context.addInitScript(LONG_TASK_INIT);
     const ctx = {
       ...SETTINGS, work, filePath, s3, proxy, origin, browser,
-      groups: () => processGroups({ nanio: [s3.pid] }),
+      groups: () => processGroups({ nanio: [s3.pid], "s3s-fs": ctx.s3sFs ? [ctx.s3sFs.pid] : [] }),
     };
     stoppers.push(() => ctx.sealdrop?.stack.stop());
+    stoppers.push(() => ctx.s3sFs?.stop());
     const env = environment({ peerVersions });
 
     for (const entry of ENTRIES) {
@@ -224,7 +235,7 @@ async function main() {
     mkdirSync(join(ROOT, "test-results"), { recursive: true });
     writeFileSync(join(ROOT, "test-results/bench-results.json"), JSON.stringify(run, null, 2)); // the raw figures, kept if the report fails
     const text = report(run);
-    writeFileSync(reportPath, text);
+    writeSection(reportPath, text);
     console.log(`\n${text}\nbench: written to ${reportPath}`);
     return Object.values(results).some((r) => r.error) ? 1 : 0;
   } finally {

@@ -48,9 +48,9 @@ export async function plainRangedGets(ctx, { key }) {
   }
 }
 
-/** The same ranges fetched by Node straight from nanio (no browser, no proxy): nanio's own ceiling. */
-export async function nodeRangedGets(ctx, { key }) {
-  const url = await ctx.s3.presign("GET", key, { expires: 3600 });
+/** The same ranges fetched by Node straight from `server` (default: nanio; no browser, no proxy): its own ceiling. */
+export async function nodeRangedGets(ctx, { key, server = ctx.s3 }) {
+  const url = await server.presign("GET", key, { expires: 3600 });
   const agent = new Agent({ keepAlive: true, maxSockets: ctx.concurrency });
   const get = (start, end) => new Promise((resolve, reject) => {
     const req = httpRequest(url, { agent, headers: { range: `bytes=${start}-${end - 1}` } }, (res) => {

@@ -4,9 +4,11 @@
 // Memory. The figure the issue bounds is the page's: every byte a transfer holds in
 // the renderer process (JS heap, ArrayBuffers, wasm memory, dedicated workers, which
 // are threads of the same process, and the network buffers of its requests). The
-// renderer's resident set is that figure, and the kernel keeps its peak (`VmHWM` in
-// /proc/<pid>/status), which `clear_refs` resets at the start of each entry: a true
-// peak with no sampling gaps. The alternatives measure less: CDP's
+// renderer's resident set is that figure. Its peak is the higher of the kernel's
+// high-water mark (`VmHWM` in /proc/<pid>/status, reset with `clear_refs` at the start
+// of each entry, which catches peaks between samples) and the resident set sampled
+// every 100 ms (the mark alone is not enough: measured, it read below a resident set
+// sampled after its reset). The alternatives measure less: CDP's
 // `SystemInfo.getProcessInfo` gives each process's type and CPU time but no memory;
 // `Performance.getMetrics` / `performance.memory` count the V8 heap only (not
 // ArrayBuffer or wasm memory); `performance.measureUserAgentSpecificMemory()` needs a
@@ -177,20 +179,22 @@ function residentSet(pid) {
  * Starts watching Chromium's memory: resets every Chromium process's peak, then samples
  * resident sets every 100 ms. `stop()` (call it before closing the page, whose renderer
  * may exit with it) returns, in bytes:
- * - `rendererPeak`: the largest renderer peak (VmHWM; the page's renderer is the one
- *   that works, any other idles), and `rendererStart`: that renderer's size at start;
+ * - `rendererPeak`: the largest renderer peak (VmHWM or sampled; the page's renderer is
+ *   the one that works, any other idles), and `rendererStart`: that renderer's size at
+ *   start;
  * - `chromiumPeak` / `chromiumStart`: the sum of every Chromium process's resident set,
  *   its largest sample and its first.
  */
 export function memoryMeter() {
-  const seen = new Map(); // pid -> { role, start, last }
+  const seen = new Map(); // pid -> { role, start, peak }
   const watch = () => {
     let total = 0;
     for (const { pid, role } of chromiumProcesses()) {
       const rs = residentSet(pid);
       if (!rs) continue;
-      if (!seen.has(pid)) seen.set(pid, { role, start: rs.rss, last: rs });
-      seen.get(pid).last = rs;
+      if (!seen.has(pid)) seen.set(pid, { role, start: rs.rss, peak: 0 });
+      const p = seen.get(pid);
+      p.peak = Math.max(p.peak, rs.rss, rs.hwm);
       total += rs.rss;
     }
     return total;
@@ -210,9 +214,7 @@ export function memoryMeter() {
     chromiumPeak = Math.max(chromiumPeak, watch());
     let renderer = null;
     for (const p of seen.values()) {
-      if (p.role !== "renderer") continue;
-      const peak = Math.max(p.last.hwm, p.last.rss);
-      if (!renderer || peak > renderer.peak) renderer = { peak, start: p.start };
+      if (p.role === "renderer" && (!renderer || p.peak > renderer.peak)) renderer = p;
     }
     return {
       rendererPeak: renderer?.peak ?? null,

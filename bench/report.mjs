@@ -1,10 +1,11 @@
 // BENCHMARKS.md from one run's results: the issue's targets first, then every figure,
 // then the CPU and load that judge them, the nanio question and the versions.
 import { execFileSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, freemem, totalmem } from "node:os";
 import { join } from "node:path";
 import { ROOT } from "../tests/support/process.mjs";
+import { S3S_FS_INSTALL } from "./s3s-fs.mjs";
 
 const MiB = 1024 * 1024;
 /** TOOLCHAIN.md: plain fetch PUTs, 1 GiB, 16 MiB parts, 4 in flight, to s3s-fs on this machine. */
@@ -189,8 +190,9 @@ function memorySection({ entries, results: R, settings: S }) {
   }
   return [
     "## 4. Memory and main-thread long tasks, per browser entry", "",
-    "Renderer: the page's process (JS heap, ArrayBuffers, wasm memory, its workers); its peak is the kernel's high-water mark",
-    "(VmHWM, reset when the entry starts), growth is that peak minus its size at the start. All Chromium: every Chromium process's",
+    "Renderer: the page's process (JS heap, ArrayBuffers, wasm memory, its workers); its peak is the higher of the kernel's",
+    "high-water mark (VmHWM, reset when the entry starts) and its resident set sampled every 100 ms; growth is that peak minus its",
+    "size at the start (bench/measure.mjs says why this measure). All Chromium: every Chromium process's",
     "resident set summed, sampled every 100 ms (Blob bytes live in the browser process). Long tasks: main-thread tasks over 50 ms",
     `(PerformanceObserver \`longtask\`) that began during the entry. The issue's bound for sealdrop, (${S.concurrency} + 2) × ${S.partSize / MiB} MiB + 64 MiB`,
     `= ${((S.concurrency + 2) * S.partSize) / MiB + 64} MiB during a 4 GiB upload and download, is checked against the renderer's growth: what it held`,
@@ -200,13 +202,13 @@ function memorySection({ entries, results: R, settings: S }) {
 }
 
 function cpuSection({ entries, results: R, env }) {
-  const labels = ["bench (node)", "chromium", "nanio", "workerd", "outside", "machineBusy"];
+  const labels = ["bench (node)", "chromium", "nanio", "s3s-fs", "workerd", "outside", "machineBusy"];
   const rows = entries.filter((e) => R[e.key]?.cpu).map((e) => [e.name, ...labels.map((l) => fmt(R[e.key].cpu[l], 2))]);
   return [
     "## CPU during each entry", "",
     `Cores used on average over the entry (1.00 = one core busy throughout; the machine has ${env.machine.cores}). "bench (node)" holds the`,
     "fault proxy, the signer and the page origin; \"outside\" is everything else on the machine (other work sharing it).", "",
-    ...table(["entry", "bench (node)", "chromium", "nanio", "workerd", "outside the bench", "whole machine"], rows), "",
+    ...table(["entry", "bench (node)", "chromium", "nanio", "s3s-fs", "workerd", "outside the bench", "whole machine"], rows), "",
   ];
 }
 
@@ -228,26 +230,35 @@ function nanioSection({ results: R, env }) {
       + `${fmt(speeds(R.getNode).main)} MB/s (nanio ${fmt(R.getNode.cpu.nanio, 2)} cores).`);
   }
   out.push(`The complete step: nanio copies every part (${fmt(browser.totalMs / 1000 - browser.partsMs / 1000, 1)} s for ${browser.bytes / MiB} MiB here).`);
-  const nanioBound = Math.max(browser.cpu.nanio, node.cpu.nanio) >= 0.85;
-  const saturated = browser.cpu.machineBusy >= 0.9 * cores;
-  const capped = n.main < 0.6 * TOOLCHAIN_FETCH_MBPS;
+  const other = R.nodeS3sFs?.cpu ? speeds(R.nodeS3sFs) : null;
+  if (other) {
+    const gets = R.getNodeS3sFs?.cpu && R.getNode?.cpu
+      ? `; ranged GETs ${fmt(speeds(R.getNodeS3sFs).main)} MB/s against nanio's ${fmt(speeds(R.getNode).main)} MB/s` : "";
+    out.push(`In the same run Node PUT the same parts to s3s-fs at ${fmt(other.main)} MB/s (s3s-fs using ${fmt(R.nodeS3sFs.cpu["s3s-fs"], 2)} cores), `
+      + `${fmt(ratio(other.main, n.main), 2)}× nanio's${gets}; with Complete ${fmt(other.complete)} MB/s against ${fmt(n.complete)} MB/s.`);
+  }
   out.push("");
-  if (nanioBound && capped) {
-    out.push(`So nanio caps these uploads: its one process was (nearly) a whole core busy, and even Node without a browser got only `
-      + `${fmt(n.main)} MB/s, ${fmt(n.main / TOOLCHAIN_FETCH_MBPS * 100, 0)}% of the ${TOOLCHAIN_FETCH_MBPS} MB/s s3s-fs allowed. Ratios between entries stay fair `
-      + "(every uploader meets the same cap), but an uploader faster than the cap cannot show it: see the proposal below.");
+  const saturated = browser.cpu.machineBusy >= 0.9 * cores;
+  if (other && other.main >= 1.3 * n.main) {
+    out.push(`So nanio is the limit of these figures: on the same machine at the same time a faster server took the same parts `
+      + `${fmt(other.main / n.main, 1)}× as fast. Ratios between entries stay fair (every uploader meets the same cap), but an uploader `
+      + "faster than the cap cannot show it: for the issue's comparison, run the browser entries against s3s-fs (below).");
+  } else if (other) {
+    out.push("So nanio is not the limit: a faster server took the same parts no faster here. "
+      + (saturated ? `The machine set the pace (all ${cores} cores busy, ${fmt(browser.cpu.outside, 2)} of them with work outside the bench).` : ""));
+  } else if (Math.max(browser.cpu.nanio, node.cpu.nanio) >= 0.85) {
+    out.push("So nanio is the likely limit: its one process was (nearly) a whole core busy. Install s3s-fs (below) to measure "
+      + "the same parts against a faster server in the same run.");
   } else if (saturated) {
     out.push(`So the machine, not nanio alone, set the pace: all ${cores} cores were busy (${fmt(browser.cpu.outside, 2)} of them with work outside `
-      + "the bench) while nanio used less than its one core. Rerun on an idle machine for figures of the software rather than of the contention.");
-  } else if (capped) {
-    out.push("So nanio is slow here without being CPU-bound (it had CPU to spare): its Python I/O path, not the machine, is the limit.");
+      + "the bench) while nanio used less than its one core. Install s3s-fs (below) to compare servers under the same load.");
   } else {
-    out.push("So nanio is not the limit: it had CPU to spare and came near what s3s-fs allowed.");
+    out.push("So nanio is not CPU-bound here; whether its I/O path is the limit needs s3s-fs in the same run (below).");
   }
-  out.push("", "A faster server for a fair comparison, if the figures above show nanio's cap: s3s-fs 0.14.1 "
-    + "(`cargo install s3s-fs@0.14.1 --features binary --locked`, about 3 min; Rust) behind a small CORS proxy, used by the bench only "
-    + "(the e2e tests keep nanio: s3s-fs lacks ListMultipartUploads, which the sweep needs). Its Complete also copies every part "
-    + "(about 2.4 s per GiB), so the with-Complete figures would still be set by the server.", "");
+  out.push("", "The faster server, for the bench only: s3s-fs 0.14.1 (Rust; `" + S3S_FS_INSTALL + "`, about 3 min), which the "
+    + "Node entries above use when it is installed. The browser entries would need a CORS proxy in front of it (it answers no CORS); "
+    + "the e2e tests keep nanio (s3s-fs has no ListMultipartUploads, which the sweep needs). Its Complete also copies every part "
+    + "(about 2.4 s per GiB in TOOLCHAIN.md), so the with-Complete figures stay set by the server.", "");
   return out;
 }
 
@@ -265,10 +276,10 @@ function machineSection({ env, date, load, seconds }) {
   return lines;
 }
 
-/** The whole BENCHMARKS.md. */
+/** This benchmark's section of BENCHMARKS.md (markdown, no title). */
 export function report(run) {
   const { settings: S, load } = run;
-  const lines = ["# Benchmarks", "",
+  const lines = [
     "Written by `npm run bench` (bench/bench.mjs); rerun it to refresh every figure. Entries not yet enabled say what they wait for",
     "and carry no figure.", ""];
   if (load.outside >= 0.25) {
@@ -287,4 +298,24 @@ export function report(run) {
     ...nanioSection(run),
     ...machineSection(run),
   ].join("\n");
+}
+
+const START = "<!-- transfer-bench:start -->";
+const END = "<!-- transfer-bench:end -->";
+
+/**
+ * Writes `section` into `file` between this benchmark's markers, leaving the sections
+ * other benchmarks keep between theirs (`<!-- name:start -->` ... `<!-- name:end -->`,
+ * e.g. the rooms benchmark's) as they are. A file without our markers is rewritten
+ * with our section first and the other sections after it.
+ */
+export function writeSection(file, section) {
+  const block = `${START}\n${section.trimEnd()}\n${END}`;
+  const old = existsSync(file) ? readFileSync(file, "utf8") : "";
+  if (old.includes(START) && old.includes(END)) {
+    writeFileSync(file, old.slice(0, old.indexOf(START)) + block + old.slice(old.indexOf(END) + END.length));
+    return;
+  }
+  const others = [...old.matchAll(/<!-- ([\w-]+):start -->[\s\S]*?<!-- \1:end -->/g)].map((m) => m[0]);
+  writeFileSync(file, `${["# Benchmarks", "", block, ...others.flatMap((b) => ["", b])].join("\n")}\n`);
 }

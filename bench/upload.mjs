@@ -6,31 +6,31 @@ import { Agent, request as httpRequest } from "node:http";
 import { startStack } from "../tests/support/stack.mjs";
 import { measured, measuredInPage, pageWithFile } from "./pages.mjs";
 
-/** A multipart upload of `key` with a presigned URL (1 h) for each part, at `origin`. */
-async function presignParts(ctx, key, origin) {
-  const uploadId = await ctx.s3.createMultipartUpload(key);
+/** A multipart upload of `key` on `server` with a presigned URL (1 h) for each part, at `origin`. */
+async function presignParts(ctx, server, key, origin) {
+  const uploadId = await server.createMultipartUpload(key);
   const partUrls = [];
   for (let n = 1; n <= Math.ceil(ctx.fileSize / ctx.partSize); n += 1) {
-    partUrls.push(await ctx.s3.presign("PUT", key, { query: { partNumber: n, uploadId }, origin, expires: 3600 }));
+    partUrls.push(await server.presign("PUT", key, { query: { partNumber: n, uploadId }, origin, expires: 3600 }));
   }
   return { uploadId, partUrls };
 }
 
-/** Throws unless storage holds `key` with exactly the file's size. */
-export async function checkStored(ctx, key) {
-  const res = await ctx.s3.request("HEAD", key);
+/** Throws unless `server` (default: nanio) holds `key` with exactly the file's size. */
+export async function checkStored(ctx, key, server = ctx.s3) {
+  const res = await server.request("HEAD", key);
   const size = Number(res.headers.get("content-length"));
   if (!res.ok || size !== ctx.fileSize) throw new Error(`${key}: HEAD answered ${res.status}, ${size} bytes, expected ${ctx.fileSize}`);
 }
 
 /** Times `sendParts()` (resolving to the ETags), then Complete from the server side, as sealdrop's worker does. */
-async function timedParts(ctx, key, uploadId, sendParts) {
+async function timedParts(ctx, server, key, uploadId, sendParts) {
   const t0 = performance.now();
   const etags = await sendParts();
   const partsMs = performance.now() - t0;
-  await ctx.s3.completeMultipartUpload(key, uploadId, etags.map((etag, i) => ({ partNumber: i + 1, etag })));
+  await server.completeMultipartUpload(key, uploadId, etags.map((etag, i) => ({ partNumber: i + 1, etag })));
   const totalMs = performance.now() - t0;
-  await checkStored(ctx, key);
+  await checkStored(ctx, key, server);
   return { bytes: ctx.fileSize, partsMs, totalMs };
 }
 
@@ -40,10 +40,10 @@ async function timedParts(ctx, key, uploadId, sendParts) {
  * under `key` for the download baseline.
  */
 export async function plainFetchUpload(ctx, { key, viaProxy }) {
-  const { uploadId, partUrls } = await presignParts(ctx, key, viaProxy ? ctx.proxy.url : ctx.s3.endpoint);
+  const { uploadId, partUrls } = await presignParts(ctx, ctx.s3, key, viaProxy ? ctx.proxy.url : ctx.s3.endpoint);
   const page = await pageWithFile(ctx, ctx.origin.url);
   try {
-    return await measuredInPage(ctx, page, () => timedParts(ctx, key, uploadId, () => page.evaluate(async ({ partUrls, partSize, concurrency }) => {
+    return await measuredInPage(ctx, page, () => timedParts(ctx, ctx.s3, key, uploadId, () => page.evaluate(async ({ partUrls, partSize, concurrency }) => {
       await new Promise((resolve) => setTimeout(resolve)); // see pages.mjs measuredInPage
       const file = document.getElementById("file").files[0];
       const etags = [];
@@ -64,9 +64,12 @@ export async function plainFetchUpload(ctx, { key, viaProxy }) {
   }
 }
 
-/** Node PUTs the parts, read from the file, straight to nanio: no browser, no proxy (nanio's own ceiling here). */
-export async function nodeUpload(ctx, { key }) {
-  const { uploadId, partUrls } = await presignParts(ctx, key, ctx.s3.endpoint);
+/**
+ * Node PUTs the parts, read from the file, straight to `server` (default: nanio): no
+ * browser, no proxy, the server's own ceiling here.
+ */
+export async function nodeUpload(ctx, { key, server = ctx.s3 }) {
+  const { uploadId, partUrls } = await presignParts(ctx, server, key, server.endpoint);
   const agent = new Agent({ keepAlive: true, maxSockets: ctx.concurrency });
   const put = (url, start, end) => new Promise((resolve, reject) => {
     const req = httpRequest(url, { method: "PUT", agent, headers: { "content-length": end - start } }, (res) => {
@@ -77,7 +80,7 @@ export async function nodeUpload(ctx, { key }) {
     createReadStream(ctx.filePath, { start, end: end - 1, highWaterMark: 1024 * 1024 }).pipe(req);
   });
   try {
-    return await measured(ctx, () => timedParts(ctx, key, uploadId, async () => {
+    return await measured(ctx, () => timedParts(ctx, server, key, uploadId, async () => {
       const etags = [];
       let next = 0;
       const sender = async () => {
