@@ -8,7 +8,9 @@
 //! - `routes`: which request is which call; `uploads`, `files`, `blob` handle them.
 //! - `session`: the `UploadSession` Durable Object, one per file id, which carries out
 //!   the session machine's storage steps, and the worker's calls to it.
-//! - `storage`: the storage-provider seam (`r2-binding`).
+//! - `storage`: the storage-provider seam: `r2-binding` (`storage::r2`) and `s3`
+//!   (`storage::s3`: presigned URLs, the worker's own calls through `fetch`).
+//! - `sweep`: the cron trigger that aborts multipart uploads no session owns.
 //! - `http`: JSON and error answers, CORS, `HEAD`, bounded body reads; `config`: vars,
 //!   secret.
 
@@ -17,10 +19,12 @@ mod http;
 mod routes;
 mod session;
 mod storage;
+mod sweep;
 
 pub use session::object::UploadSession;
 
 use sealdrop_protocol::api_error::ApiError;
+use sealdrop_protocol::wire::Limits;
 use serde_json::json;
 use worker::{Env, Method, Request, Response, Result, event};
 
@@ -76,7 +80,10 @@ async fn handle(
     match route {
         // Answered before the configuration is read.
         Route::Preflight | Route::Health => Err(ApiError::not_found()),
-        Route::Limits => http::json(200, &Storage::from_config(env, &config)?.limits()),
+        Route::Limits => {
+            let provider = Storage::from_config(env, &config)?;
+            http::json(200, &Limits::new(provider.name(), &config.limits))
+        }
         Route::CreateUpload => routes::uploads::create(req, env, &config).await,
         Route::UploadStatus(id) => routes::uploads::forward(req, env, &id, Op::Status).await,
         Route::PartUrls(id) => routes::uploads::forward(req, env, &id, Op::PartUrls).await,

@@ -17,5 +17,6 @@ pub mod progress;
 pub mod range;
 pub mod scheduler;
 pub mod session;
+pub mod sweep;
 pub mod token;
 pub mod wire;

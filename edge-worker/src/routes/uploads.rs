@@ -14,9 +14,10 @@ use crate::http::{OrApiError as _, json, read_body};
 use crate::session::calls::{CreateSession, Created, Op};
 use crate::session::client::{SessionStub, owner_headers};
 
-/// `POST /api/uploads`: validates the request (header, metadata, plan), then makes the
-/// file id and owner token (derived from the idempotency key when there is one, so a
-/// retried create reaches the same session; else random), and creates the session.
+/// `POST /api/uploads`: validates the request (header, metadata, a plan within the
+/// storage provider's limits), then makes the file id and owner token (derived from
+/// the idempotency key when there is one, so a retried create reaches the same
+/// session; else random), and creates the session.
 /// Only the token's hash leaves here.
 pub(crate) async fn create(
     req: &mut Request,
@@ -25,7 +26,7 @@ pub(crate) async fn create(
 ) -> Result<Response, ApiError> {
     let body = read_body(req, MAX_JSON_BODY).await?;
     let request: CreateUploadRequest = parse_json(&body, MAX_JSON_BODY)?;
-    let valid = request.validate()?;
+    let valid = request.validate(&config.limits)?;
     let (file_id, owner_token) = match &request.idempotency_key {
         Some(key) => key.derive(config.signer.server_mac()),
         None => (

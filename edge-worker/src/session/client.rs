@@ -5,15 +5,16 @@
 //! the middle of its own work ([`SessionStub::begin_part`] and the rest) answer typed
 //! values, the object's refusals parsed back into [`ApiError`]s (with `Retry-After`).
 
-use sealdrop_protocol::api_error::{ApiError, ErrorBody};
+use sealdrop_protocol::api_error::{ApiError, ApiErrorCode, ErrorBody};
 use sealdrop_protocol::ids::FileId;
+use sealdrop_protocol::sweep::Owner;
 use sealdrop_protocol::wire::PutPartResponse;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use worker::wasm_bindgen::JsValue;
 use worker::{Env, Headers, Request, RequestInit, Response, Stub};
 
-use super::calls::{BeginPart, Fenced, FinishPart, Grant, Op};
+use super::calls::{BeginPart, Fenced, FinishPart, Grant, Op, OwnerQuery};
 use crate::http::{OrApiError as _, header};
 
 /// The `wrangler.toml` binding of the namespace.
@@ -124,6 +125,18 @@ impl SessionStub {
     pub async fn fail_part(&self, part: u32, fence: u64) -> Result<(), ApiError> {
         self.typed::<_, ()>(Op::FailPart(part), &Fenced { fence })
             .await
+    }
+
+    /// The sweep asks who may still finish upload `upload_id` of this file: no session
+    /// at all (`404 upload_not_found`), or what the session says.
+    pub async fn owner(&self, upload_id: &str) -> Result<Owner, ApiError> {
+        let query = OwnerQuery {
+            upload_id: upload_id.to_owned(),
+        };
+        match self.typed(Op::Owner, &query).await {
+            Err(e) if e.code == ApiErrorCode::UploadNotFound => Ok(Owner::NoSession),
+            other => other,
+        }
     }
 }
 

@@ -18,6 +18,7 @@ use std::cell::{Cell, RefCell};
 
 use sealdrop_protocol::api_error::{ApiError, ApiErrorCode};
 use sealdrop_protocol::session::{CompleteStart, Session, Step, StepOutcome, UploadState};
+use sealdrop_protocol::sweep::Owner;
 use sealdrop_protocol::wire::{
     CompleteRequest, FileRecord, MAX_COMPLETE_BODY, MAX_JSON_BODY, PartUrlsRequest,
     PartUrlsResponse, PutPartResponse, parse_json,
@@ -29,7 +30,7 @@ use worker::{
     durable_object,
 };
 
-use super::calls::{BeginPart, CreateSession, Created, Fenced, FinishPart, Grant, Op};
+use super::calls::{BeginPart, CreateSession, Created, Fenced, FinishPart, Grant, Op, OwnerQuery};
 use super::store::{FileMeta, SessionStore};
 use crate::config::Config;
 use crate::http::{self, OrApiError as _, empty, header, json, quote_etag, respond};
@@ -100,6 +101,7 @@ impl UploadSession {
             Op::RenewPart(n) => self.renew_part(n, body(&mut req).await?, &config),
             Op::FinishPart(n) => self.finish_part(n, body(&mut req).await?),
             Op::FailPart(n) => self.fail_part(n, body(&mut req).await?),
+            Op::Owner => self.owner(body(&mut req).await?),
             Op::File => {
                 self.settle(&storage).await;
                 self.file_record(&storage).map_err(|e| match e.code {
@@ -335,6 +337,13 @@ impl UploadSession {
         let now = now_ms();
         self.change(Save::Part(part), |s, _| s.fail_part(part, call.fence, now))?;
         empty(204)
+    }
+
+    /// The sweep asks whether this session may still finish an upload storage lists
+    /// under its key; `404 upload_not_found` if there is no session here.
+    fn owner(&self, call: OwnerQuery) -> Result<Response, ApiError> {
+        let owner = self.with(|s, f| Owner::of(s.state(), f.upload_id == call.upload_id))?;
+        json(200, &owner)
     }
 
     // -- steps -------------------------------------------------------------------
