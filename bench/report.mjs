@@ -67,12 +67,7 @@ function speeds(r) {
 
 function targets({ results: R, settings: S }) {
   const up = (k) => speeds(R[k]).main;
-  const comparable = S.sealdropProvider === "s3";
-  const versus = (value, goal, what) => {
-    if (value === null) return "not measured";
-    if (!comparable && what === "storage") return `${value.toFixed(2)}× (not yet comparable: sealdrop stored through ${S.sealdropProvider}, not nanio)`;
-    return `${value.toFixed(2)}× (${value >= goal ? "met" : "missed"})`;
-  };
+  const versus = (value, goal) => (value === null ? "not measured" : `${value.toFixed(2)}× (${value >= goal ? "met" : "missed"})`);
   const bound = (S.concurrency + 2) * S.partSize + 64 * MiB;
   // Judged on the renderer's growth: its size before the transfer is the blank page's
   // (mostly Chromium's own code and heap), not memory the transfer holds.
@@ -80,13 +75,13 @@ function targets({ results: R, settings: S }) {
   const memory = R.memory?.upload ? Math.max(growth(R.memory.upload), growth(R.memory.download)) : null;
   const long = (k) => (R[k]?.longTasks ? `${R[k].longTasks.count} (longest ${fmt(R[k].longTasks.maxMs, 0)} ms)` : "n/a");
   const rows = [
-    ["sealdrop encrypted ≥ 1.0× Uppy 5 (parts)", versus(ratio(up("sealdrop"), up("uppy5")), 1.0, "storage")],
-    ["sealdrop encrypted ≥ 0.95× plain fetch (parts)", versus(ratio(up("sealdrop"), up("fetchProxy")), 0.95, "storage")],
+    ["sealdrop encrypted ≥ 1.0× Uppy 5 (parts)", versus(ratio(up("sealdrop"), up("uppy5")), 1.0)],
+    ["sealdrop encrypted ≥ 0.95× plain fetch (parts)", versus(ratio(up("sealdrop"), up("fetchProxy")), 0.95)],
     ["encryption costs ≤ 5% against sealdrop's plaintext mode", R.sealdropPlain?.bytes ? versus(ratio(up("sealdrop"), up("sealdropPlain")), 0.95) : "not yet enabled (bench-only switch)"],
     ["encrypt-only ≥ 650 MB/s (WebCrypto from Rust)", R.webcryptoRust?.bytes
       ? `${fmt(speeds(R.webcryptoRust).main)} MB/s (${speeds(R.webcryptoRust).main >= 650 ? "met" : "missed"})`
       : `not yet enabled; reference WebCrypto from JS ${fmt(speeds(R.webcrypto1).main)} MB/s, aes-gcm in wasm ${fmt(speeds(R.wasmAesGcm).main)} MB/s`],
-    ["download ≥ 0.95× plain ranged GETs", versus(ratio(speeds(R.sealdropDownload).main, speeds(R.getProxy).main), 0.95, "storage")],
+    ["download ≥ 0.95× plain ranged GETs", versus(ratio(speeds(R.sealdropDownload).main, speeds(R.getProxy).main), 0.95)],
     [`peak memory ≤ (${S.concurrency} + 2) × ${S.partSize / MiB} MiB + 64 MiB = ${bound / MiB} MiB (4 GiB run, renderer growth)`, memory !== null
       ? `${mib(memory)} MiB (${memory <= bound ? "met" : "missed"})`
       : `not yet enabled; during the ${S.fileSize / MiB} MiB transfers: upload ${mib(growth(R.sealdrop))} MiB, download ${mib(growth(R.sealdropDownload))} MiB`],
@@ -132,7 +127,7 @@ function uploadSection({ entries, results: R, settings: S }) {
     const pair = (b) => `${fmt(ratio(s.main, b.main), 2)} / ${fmt(ratio(s.complete, b.complete), 2)}`;
     return [e.name, fmt(s.main), fmt(s.complete), pair(base), pair(uppy)];
   });
-  const lines = [
+  return [
     `## 2. Upload of a ${S.fileSize / MiB} MiB random disk-backed file`, "",
     `${S.partSize / MiB} MiB parts of plaintext, ${S.concurrency} in flight, one headless Chromium, nanio (the tests' S3 server).`,
     "\"Parts\" stops when the last part is stored; \"with Complete\" includes CompleteMultipartUpload, which nanio carries out",
@@ -140,12 +135,6 @@ function uploadSection({ entries, results: R, settings: S }) {
     "the clock starts; Uppy asks the bench's signer for each (as an app's backend would), and sealdrop asks its worker.", "",
     ...table(["upload", "parts MB/s", "with Complete MB/s", "÷ plain fetch", "÷ Uppy 5"], rows), "",
   ];
-  if (S.sealdropProvider !== "s3") {
-    lines.push(`sealdrop ran in ${S.sealdropProvider} mode (part bodies through the worker into workerd's local R2), because the`,
-      "worker has no s3 provider yet: its ratios compare two storage paths, not two uploaders. The bench switches to s3",
-      "by itself once tests/support/stack.mjs lists \"s3\" in PROVIDERS.", "");
-  }
-  return lines;
 }
 
 function downloadSection({ entries, results: R, settings: S }) {
