@@ -77,7 +77,7 @@ impl Config {
 }
 
 /// A string var, or `None` when it is not set.
-fn var(env: &Env, name: &str) -> Option<String> {
+pub(crate) fn var(env: &Env, name: &str) -> Option<String> {
     env.var(name).ok().map(|v| v.to_string())
 }
 
@@ -129,7 +129,7 @@ fn signer(env: &Env) -> Result<BlobSigner, ApiError> {
 }
 
 /// Logs a configuration problem and answers `500 internal` (the client learns nothing).
-fn misconfigured(why: &str) -> ApiError {
+pub(crate) fn misconfigured(why: &str) -> ApiError {
     console_error!("configuration error: {why}");
     ApiError::internal()
 }

@@ -13,14 +13,20 @@
 //! - `sweep`: the cron trigger that aborts multipart uploads no session owns.
 //! - `http`: JSON and error answers, CORS, `HEAD`, bounded body reads; `config`: vars,
 //!   secret.
+//! - `room`: the `Room` Durable Object, one per room, hosting its WebSockets
+//!   (`/api/rooms/{roomId}/ws`, `routes::rooms`); `routes::dev`: dev tokens.
 
 mod config;
 mod http;
+// `#[durable_object]` generates undocumented `pub` glue here too.
+#[allow(missing_docs)]
+mod room;
 mod routes;
 mod session;
 mod storage;
 mod sweep;
 
+pub use room::Room;
 pub use session::object::UploadSession;
 
 use sealdrop_protocol::api_error::ApiError;
@@ -38,8 +44,31 @@ use crate::storage::{Provider as _, Storage};
 #[event(fetch)]
 async fn fetch(mut req: Request, env: Env, _ctx: worker::Context) -> Result<Response> {
     let path = req.path();
+    if path.starts_with("/r/") {
+        // A room link: the room page (the key stays in the fragment, unseen here).
+        return env
+            .assets("ASSETS")?
+            .fetch("http://assets/room", None)
+            .await;
+    }
     if !(path.starts_with("/api/") || path.starts_with("/blob/")) {
         return env.assets("ASSETS")?.fetch_request(req).await;
+    }
+    if let Some(room_id) = routes::rooms::ws_path(&path) {
+        // Not through `with_cors`: a 101 answer carries the socket and must pass as is.
+        let room_id = room_id.to_owned();
+        return match routes::rooms::websocket(req, &env, &room_id).await {
+            Ok(response) => Ok(response),
+            Err(e) => http::with_cors(http::error_response(&e)?),
+        };
+    }
+    if path == "/api/dev/token" && routes::dev::enabled(&env) {
+        let response = match req.method() {
+            worker::Method::Post => http::respond(routes::dev::token(&mut req, &env).await)?,
+            worker::Method::Options => return http::preflight(),
+            _ => http::error_response(&ApiError::method_not_allowed())?,
+        };
+        return http::with_cors(response);
     }
     let method = req.method();
     let route = match Route::parse(&method, &path) {

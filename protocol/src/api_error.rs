@@ -61,6 +61,8 @@ pub enum ApiErrorCode {
     IdempotencyConflict,
     /// 413: a JSON body over its size limit.
     BodyTooLarge,
+    /// 426: a WebSocket URL (`/api/rooms/{roomId}/ws`) asked without `Upgrade: websocket`.
+    UpgradeRequired,
     /// 416: a range outside the object.
     RangeNotSatisfiable,
     /// 500: anything that went wrong on the server and is not storage.
@@ -74,7 +76,7 @@ pub enum ApiErrorCode {
 
 impl ApiErrorCode {
     /// Every code, in the order of the API.md table (for exhaustive tests and docs).
-    pub const ALL: [ApiErrorCode; 23] = [
+    pub const ALL: [ApiErrorCode; 24] = [
         Self::InvalidJson,
         Self::InvalidHeader,
         Self::UnsupportedVersion,
@@ -95,6 +97,7 @@ impl ApiErrorCode {
         Self::IdempotencyConflict,
         Self::BodyTooLarge,
         Self::RangeNotSatisfiable,
+        Self::UpgradeRequired,
         Self::Internal,
         Self::StorageError,
         Self::UploadBusy,
@@ -119,6 +122,7 @@ impl ApiErrorCode {
             | Self::EtagMismatch
             | Self::IdempotencyConflict => 409,
             Self::BodyTooLarge => 413,
+            Self::UpgradeRequired => 426,
             Self::RangeNotSatisfiable => 416,
             Self::Internal => 500,
             Self::StorageError => 502,
@@ -148,6 +152,7 @@ impl ApiErrorCode {
             Self::EtagMismatch => "etag_mismatch",
             Self::IdempotencyConflict => "idempotency_conflict",
             Self::BodyTooLarge => "body_too_large",
+            Self::UpgradeRequired => "upgrade_required",
             Self::RangeNotSatisfiable => "range_not_satisfiable",
             Self::Internal => "internal",
             Self::StorageError => "storage_error",
@@ -356,6 +361,7 @@ mod tests {
         (409, "idempotency_conflict"),
         (413, "body_too_large"),
         (416, "range_not_satisfiable"),
+        (426, "upgrade_required"),
         (500, "internal"),
         (502, "storage_error"),
         (503, "upload_busy"),

@@ -9,7 +9,9 @@
 //! `HEAD` is allowed wherever `GET` is, and answers what `GET` would without the body.
 
 pub(crate) mod blob;
+pub(crate) mod dev;
 pub(crate) mod files;
+pub(crate) mod rooms;
 pub(crate) mod uploads;
 
 use sealdrop_protocol::api_error::ApiError;
