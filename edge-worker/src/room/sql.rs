@@ -386,7 +386,7 @@ impl RoomStore for SqlStore {
     fn files_before(&self, before: u64, limit: usize) -> Result<Vec<StoredFile>, StoreError> {
         self.rows(
             &format!("SELECT {FILE_COLUMNS} FROM files WHERE seq < ? ORDER BY seq DESC LIMIT ?"),
-            vec![int(before.min(i64::MAX as u64))?, int(limit as u64)?],
+            vec![int(before.min(MAX_SEQ))?, int(limit as u64)?],
             |_| true,
         )?
         .iter()
@@ -408,7 +408,7 @@ impl RoomStore for SqlStore {
     fn audit_before(&self, before: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
         self.rows(
             "SELECT entry FROM audit WHERE seq < ? ORDER BY seq DESC LIMIT ?",
-            vec![int(before.min(i64::MAX as u64))?, int(limit as u64)?],
+            vec![int(before.min(MAX_SEQ))?, int(limit as u64)?],
             |_| true,
         )?
         .iter()
@@ -451,6 +451,10 @@ fn event(row: &Row) -> Result<StoredEvent, StoreError> {
         data: text(row, 5)?,
     })
 }
+
+/// The largest integer SQL parameters carry (JavaScript's safe integers): "before any
+/// seq" (`u64::MAX` in the machine) is bound as this, which no seq ever reaches.
+const MAX_SEQ: u64 = (1 << 53) - 1;
 
 fn int(value: u64) -> Result<SqlStorageValue, StoreError> {
     let value = i64::try_from(value).map_err(|_| StoreError("integer out of range".into()))?;

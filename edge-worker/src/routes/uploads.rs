@@ -11,7 +11,7 @@ use sealdrop_protocol::wire::{
     CreateUploadRequest, CreateUploadResponse, MAX_COMPLETE_BODY, MAX_JSON_BODY, UploadRoom,
     parse_json,
 };
-use serde::Deserialize;
+use serde::de::IgnoredAny;
 use worker::js_sys::Uint8Array;
 use worker::{Env, Headers, Request, Response, console_error};
 
@@ -112,14 +112,6 @@ pub(crate) async fn forward(
     }
 }
 
-/// What the room answers when it admits an upload.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Admitted {
-    #[allow(dead_code)]
-    expires_at: u64,
-}
-
 /// Asks the room to admit an upload of the JWT's user: the tie the session records.
 async fn admit(
     req: &Request,
@@ -144,7 +136,8 @@ async fn admit(
         sealed: room.sealed.clone(),
         parent_id: room.parent_id.clone(),
     };
-    let _: Admitted = RoomStub::get(env, &room.room_id)?
+    // The answer (`{fileId, expiresAt}`) says nothing the session needs.
+    let _: IgnoredAny = RoomStub::get(env, &room.room_id)?
         .call(RoomCall::Admit, &call)
         .await?;
     Ok(RoomTie {
