@@ -10,7 +10,7 @@ import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ROOT, startServer } from "./support/server.mjs";
-import { launchBrowser } from "./support/browser.mjs";
+import { launchBrowser, until } from "./support/browser.mjs";
 import { member } from "./rooms/support.mjs";
 import { postJson, roomSealer, roomUpload } from "./rooms/files.mjs";
 
@@ -34,13 +34,6 @@ after(async () => {
   await server?.stop();
   rmSync(work, { recursive: true, force: true });
 });
-
-async function until(page, fn, arg, what) {
-  const handle = await page.waitForFunction(fn, arg, { timeout: 60_000 }).catch((e) => {
-    throw new Error(`timed out waiting for ${what}: ${e.message}`);
-  });
-  return handle.jsonValue();
-}
 
 describe("the room page with files", () => {
   test("uploads in flight, files, a folder, a shared file and processing status, live", async () => {

@@ -241,20 +241,8 @@ impl RoomClient {
         #[wasm_bindgen(unchecked_optional_param_type = "{ beforeSeq?: number, limit?: number }")]
         options: JsValue,
     ) -> Promise {
-        let mut data = serde_json::Map::new();
-        for key in ["beforeSeq", "limit"] {
-            if let Some(n) = Reflect::get(&options, &key.into())
-                .ok()
-                .and_then(|v| v.as_f64())
-            {
-                data.insert(key.into(), serde_json::json!(n as u64));
-            }
-        }
-        self.shell.request(
-            "history",
-            &serde_json::Value::Object(data).to_string(),
-            Answer::History,
-        )
+        self.shell
+            .request("history", &page_request(&options), Answer::History)
     }
 
     /// Marks everything up to `seq` read; resolves with `{seq}` (the mark now).
@@ -398,20 +386,8 @@ impl RoomClient {
         #[wasm_bindgen(unchecked_optional_param_type = "{ beforeSeq?: number, limit?: number }")]
         options: JsValue,
     ) -> Promise {
-        let mut data = serde_json::Map::new();
-        for key in ["beforeSeq", "limit"] {
-            if let Some(n) = Reflect::get(&options, &key.into())
-                .ok()
-                .and_then(|v| v.as_f64())
-            {
-                data.insert(key.into(), serde_json::json!(n as u64));
-            }
-        }
-        self.shell.request(
-            "files",
-            &serde_json::Value::Object(data).to_string(),
-            Answer::Files,
-        )
+        self.shell
+            .request("files", &page_request(&options), Answer::Files)
     }
 
     /// Makes a folder entry (its name sealed); resolves with `{fileId, seq}`.
@@ -543,6 +519,21 @@ impl RoomClient {
             Ok(JsValue::from(client))
         }))
     }
+}
+
+/// The data of a paged request (`history`, `files`): `beforeSeq` and `limit` from
+/// `options`, where given.
+fn page_request(options: &JsValue) -> String {
+    let mut data = serde_json::Map::new();
+    for key in ["beforeSeq", "limit"] {
+        if let Some(n) = Reflect::get(options, &key.into())
+            .ok()
+            .and_then(|v| v.as_f64())
+        {
+            data.insert(key.into(), serde_json::json!(n as u64));
+        }
+    }
+    serde_json::Value::Object(data).to_string()
 }
 
 impl Inner {
