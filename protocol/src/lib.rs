@@ -11,10 +11,13 @@ pub mod testkit;
 
 pub mod api_error;
 pub mod backoff;
+pub mod fingerprint;
 pub mod ids;
+pub mod lifecycle;
 pub mod plan;
 pub mod progress;
 pub mod range;
+pub mod records;
 pub mod scheduler;
 pub mod session;
 pub mod token;
