@@ -52,8 +52,11 @@ impl Reporter {
         }
     }
 
-    /// The first report, before any part is sent.
-    pub(crate) fn start(&mut self, now_ms: u64) {
+    /// The first report, before any part is sent; `parts_done` parts of `bytes_done`
+    /// plaintext bytes were sent before (a resumed upload).
+    pub(crate) fn start(&mut self, now_ms: u64, bytes_done: u64, parts_done: u32) {
+        self.bytes_done = bytes_done.min(self.bytes_total);
+        self.parts_done = parts_done.min(self.parts_total);
         self.meter.record(now_ms, self.bytes_done);
         self.report(now_ms);
     }
