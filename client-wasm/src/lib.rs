@@ -160,8 +160,10 @@ impl Uploader {
 /// `pause()`, `resume()`, `cancel()` and its `state`.
 #[wasm_bindgen]
 pub struct Upload {
-    /// `None` for an upload refused before it began (bad arguments).
+    /// `None` for an upload refused before it began (bad arguments)...
     job: Option<Rc<Job>>,
+    /// ...and why.
+    refused: Option<ClientError>,
     /// Settles when the upload ends.
     promise: Promise,
 }
@@ -180,6 +182,7 @@ impl Upload {
         Upload::quiet(&promise);
         Upload {
             job: Some(job),
+            refused: None,
             promise,
         }
     }
@@ -187,7 +190,11 @@ impl Upload {
     fn refused(error: &ClientError) -> Upload {
         let promise = Promise::reject(&interop::error(error));
         Upload::quiet(&promise);
-        Upload { job: None, promise }
+        Upload {
+            job: None,
+            refused: Some(error.clone()),
+            promise,
+        }
     }
 
     /// An upload nobody awaits (the demo watches `onStateChange` instead) must not
@@ -222,6 +229,7 @@ impl Upload {
         self.job
             .as_ref()
             .and_then(|job| job.control.error())
+            .or_else(|| self.refused.clone())
             .map_or(JsValue::NULL, |e| interop::error(&e))
     }
 
