@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing sealdrop needs, skipping whatever is already
 # there at the right version. Safe to run again; about a second when all is present.
-# Only package registries are used (crates.io, npm, Debian): see shared TOOLCHAIN notes.
+# Only package registries are used (crates.io, npm, PyPI, Debian): see shared TOOLCHAIN notes.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$ROOT"
@@ -105,7 +105,45 @@ if [[ ! -x "$CHROMIUM_BIN" ]]; then
     DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq chromium >/dev/null
 fi
 
-# 6. Local secrets for `wrangler dev` (gitignored): the HMAC key for blob URLs.
+# 6. nanio, the local S3 server of the tests and the benchmark (PyPI), with every
+#    dependency pinned (tests/support/s3-requirements.txt), in a venv in .tools/nanio.
+#    Skipped when the venv was made from the same requirements file.
+NANIO_VENV="$TOOLS/nanio"
+NANIO_REQUIREMENTS="tests/support/s3-requirements.txt"
+find_python() { # the first Python >= 3.11 on PATH (nanio needs it)
+    local py
+    for py in python3.13 python3.12 python3.11 python3; do
+        if command -v "$py" >/dev/null 2>&1 &&
+            "$py" -c 'import sys; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1; then
+            command -v "$py"
+            return
+        fi
+    done
+}
+if [[ ! -x "$NANIO_VENV/bin/python" ]] || ! cmp -s "$NANIO_REQUIREMENTS" "$NANIO_VENV/requirements.txt"; then
+    python="$(find_python)"
+    if [[ -z "$python" ]]; then
+        say "FAILED: the tests' S3 server (nanio) needs Python >= 3.11 with venv and pip; none found on PATH (python3 is $(python3 --version 2>&1 || echo missing))" >&2
+        exit 1
+    fi
+    say "installing nanio into .tools/nanio with $python ($("$python" --version 2>&1))"
+    rm -rf "$NANIO_VENV"
+    if ! "$python" -m venv "$NANIO_VENV"; then
+        say "FAILED: '$python -m venv' does not work (on Debian: apt-get install python3-venv)" >&2
+        exit 1
+    fi
+    nanio_log="$(mktemp -t sealdrop-pip-nanio.XXXXXX.log)"
+    if ! "$NANIO_VENV/bin/python" -m pip install --disable-pip-version-check --no-input \
+        -r "$NANIO_REQUIREMENTS" >"$nanio_log" 2>&1; then
+        tail -n 40 "$nanio_log" >&2
+        say "FAILED: pip install nanio, see $nanio_log" >&2
+        exit 1
+    fi
+    rm -f "$nanio_log"
+    cp "$NANIO_REQUIREMENTS" "$NANIO_VENV/requirements.txt" # marks the venv complete
+fi
+
+# 7. Local secrets for `wrangler dev` (gitignored): the HMAC key for blob URLs.
 if [[ ! -f .dev.vars ]]; then
     say "writing .dev.vars with a random SIGNING_SECRET"
     (
@@ -113,7 +151,18 @@ if [[ ! -f .dev.vars ]]; then
         echo "SIGNING_SECRET=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')" >.dev.vars
     )
 fi
+# Rooms (docs/PROTOCOL.md): the HS256 secret of room tokens, and the dev-only token
+# route (DEV_LOGIN lives here, never in wrangler.toml). Added to an older .dev.vars too.
+if ! grep -q '^JWT_SECRET=' .dev.vars; then
+    say "adding a random JWT_SECRET to .dev.vars"
+    echo "JWT_SECRET=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')" >>.dev.vars
+fi
+if ! grep -q '^DEV_LOGIN=' .dev.vars; then
+    say "adding DEV_LOGIN=true to .dev.vars (local dev tokens)"
+    echo "DEV_LOGIN=true" >>.dev.vars
+fi
 
-printf 'setup: ready in %s s (node %s, wasm-bindgen %s, worker-build %s)\n' \
+printf 'setup: ready in %s s (node %s, wasm-bindgen %s, worker-build %s, nanio %s)\n' \
     "$(elapsed "$setup_start")" "$(node -p 'process.versions.node')" \
-    "$(installed_version wasm-bindgen)" "$(installed_version worker-build)"
+    "$(installed_version wasm-bindgen)" "$(installed_version worker-build)" \
+    "$("$NANIO_VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("nanio"))')"

@@ -13,10 +13,12 @@ total_start=$(now)
 
 if [[ "${SKIP_RUST_CHECKS:-0}" != 1 ]]; then
     step "cargo fmt --check" cargo fmt --all --check
-    step "clippy (native)" cargo clippy -p sealdrop-protocol -p leakscan --all-targets -- -D warnings
+    step "clippy (native)" cargo clippy -p sealdrop-protocol -p leakscan -p sealdrop-edge \
+        --all-targets -- -D warnings
     step "clippy (wasm32)" cargo clippy -p sealdrop-client -p sealdrop-edge \
         --target wasm32-unknown-unknown -- -D warnings
-    step "cargo test (native)" cargo test -p sealdrop-protocol -p leakscan -p sealdrop-client
+    step "cargo test (native)" cargo test -p sealdrop-protocol -p leakscan -p sealdrop-client \
+        -p sealdrop-edge
 else
     echo "SKIP_RUST_CHECKS=1: skipping fmt, clippy and cargo test"
 fi

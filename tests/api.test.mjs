@@ -6,9 +6,14 @@
 // Needs `bash scripts/build.sh` first. Workers run side by side: the main one, one with
 // 2-second part URLs and uploads (expiry), one without SIGNING_SECRET, and a pair that
 // shares one state folder (a restart).
+//
+// Races are made deterministic where the API allows: a part PUT is held mid-body with a
+// raw HTTP request (headers and the first bytes sent, the rest on command), and the test
+// waits until the session shows the write in flight before it acts.
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
+import { request as httpRequest } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
@@ -115,6 +120,64 @@ async function newUpload(base, over = {}) {
     },
   };
   return up;
+}
+
+/**
+ * Starts a PUT of `bytes` to `url` with its full Content-Length, sends the first
+ * `sent` bytes and holds the rest. `finish()` sends the rest, `breakOff()` drops the
+ * connection; `response` settles with `{ status, headers, json }` (or rejects if the
+ * connection broke).
+ */
+function heldPut(url, bytes, sent = 1024 * 1024) {
+  const u = new URL(url);
+  const req = httpRequest({
+    host: u.hostname,
+    port: u.port,
+    path: u.pathname + u.search,
+    method: "PUT",
+    headers: { "content-length": String(bytes.length) },
+  });
+  const response = new Promise((resolve, reject) => {
+    req.on("response", (res) => {
+      const chunks = [];
+      res.on("data", (c) => chunks.push(c));
+      res.on("end", () => {
+        const text = Buffer.concat(chunks).toString();
+        resolve({ status: res.statusCode, headers: res.headers, json: text ? JSON.parse(text) : null });
+      });
+    });
+    req.on("error", reject);
+  });
+  req.write(bytes.subarray(0, sent));
+  return {
+    response,
+    finish: () => req.end(bytes.subarray(sent)),
+    breakOff: () => req.destroy(),
+  };
+}
+
+/** Waits (bounded) until `check()` is truthy; `what` names it when it never is. */
+async function until(check, what, attempts = 600) {
+  for (let i = 0; i < attempts; i++) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.fail(`never happened: ${what}`);
+}
+
+/** Waits until part `n` of `up` has no record: a write of it has begun. */
+async function writeInFlight(up, n) {
+  await until(async () => {
+    const status = await (await up.status()).json();
+    return !status.parts.some((p) => p.partNumber === n);
+  }, `a write of part ${n} in flight`);
+}
+
+/** Asserts a retryable busy answer: 503 upload_busy with a positive Retry-After. */
+async function assertBusy(res) {
+  const retryAfter = res.headers.get("retry-after");
+  await assertError(res, 503, "upload_busy");
+  assert.match(retryAfter ?? "", /^[1-9][0-9]*$/, `Retry-After: ${retryAfter}`);
 }
 
 /** Completes `up` with all its parts, answers the file record. */
@@ -493,7 +556,13 @@ describe("owner calls", () => {
       409,
       "parts_missing",
     );
-    await assertError(await up.complete([{ partNumber: 1, etag: '"wrong"' }]), 409, "etag_mismatch");
+    // The claim's shape is checked first, then each part against what storage holds.
+    await assertError(await up.complete([{ partNumber: 1, etag: '"wrong"' }]), 409, "parts_missing");
+    await assertError(
+      await up.complete([{ partNumber: 1, etag: '"wrong"' }, { partNumber: 2, etag: '"x"' }, { partNumber: 3, etag: '"y"' }]),
+      409,
+      "etag_mismatch",
+    );
     await assertError(await up.complete([{ partNumber: 9, etag: '"x"' }]), 400, "invalid_part_number");
     await assertError(await up.complete([{ partNumber: 1 }]), 400, "invalid_json");
     const big = JSON.stringify({ parts: [{ partNumber: 1, etag: "x".repeat(2 * MiB) }] });
@@ -529,31 +598,304 @@ describe("owner calls", () => {
   });
 
   test("complete racing DELETE and a second complete: one outcome, and the session agrees with storage", async () => {
-    // Whatever the interleaving, the upload ends completed or aborted, never both: a call
-    // that loses answers 409 upload_not_open (`completing` refuses DELETE and another
-    // complete while storage completes), and the file is downloadable iff completed.
-    const race = await newUpload(server.url, MULTI);
-    const parts = [];
-    for (let n = 1; n <= race.plan.partCount; n++) parts.push(await race.putOk(n));
-    const [done, again, aborted] = await Promise.all([race.complete(parts), race.complete(parts), race.abort()]);
-    const status = await (await race.status()).json();
-    const file = await fetch(`${server.url}/api/files/${race.fileId}`);
-    if (status.state === "completed") {
-      assert.equal(done.status, 200, await done.text());
-      assert.ok([200, 409].includes(again.status), `${again.status}`);
-      await assertError(aborted, 409, "upload_not_open");
-      assert.equal(file.status, 200);
-      const record = await file.json();
-      const blob = await fetch(record.download.url);
-      assert.equal(blob.status, 200);
-      assert.equal((await blob.arrayBuffer()).byteLength, race.plan.ciphertextSize);
-    } else {
-      assert.equal(status.state, "aborted", JSON.stringify(status));
-      assert.equal(aborted.status, 204);
-      await assertError(done, 409, "upload_not_open");
-      await assertError(again, 409, "upload_not_open");
-      await assertError(file, 404, "file_not_found");
+    // Whatever the interleaving, the upload ends completed or aborted, never both. While
+    // completing, DELETE and another complete are told to wait (503 upload_busy, with
+    // Retry-After), never a final 409; once aborting, complete is final (409). The
+    // file is downloadable iff completed. (protocol/tests/session_harness explores every
+    // order of these deterministically; this checks the live worker agrees.)
+    for (let round = 0; round < 5; round++) {
+      const race = await newUpload(server.url, MULTI);
+      const parts = [];
+      for (let n = 1; n <= race.plan.partCount; n++) parts.push(await race.putOk(n));
+      const [done, again, aborted] = await Promise.all([race.complete(parts), race.complete(parts), race.abort()]);
+      const status = await (await race.status()).json();
+      const file = await fetch(`${server.url}/api/files/${race.fileId}`);
+      if (status.state === "completed") {
+        for (const res of [done, again]) {
+          if (res.status !== 200) await assertBusy(res);
+        }
+        assert.ok(done.status === 200 || again.status === 200, "one complete got the record");
+        if (aborted.status === 503) await assertBusy(aborted);
+        else await assertError(aborted, 409, "upload_not_open");
+        assert.equal(file.status, 200);
+        const record = await file.json();
+        const blob = await fetch(record.download.url);
+        assert.equal(blob.status, 200);
+        assert.equal((await blob.arrayBuffer()).byteLength, race.plan.ciphertextSize);
+        // A DELETE now is final.
+        await assertError(await race.abort(), 409, "upload_not_open");
+      } else {
+        assert.equal(status.state, "aborted", JSON.stringify(status));
+        assert.equal(aborted.status, 204);
+        await assertError(done, 409, "upload_not_open");
+        await assertError(again, 409, "upload_not_open");
+        await assertError(file, 404, "file_not_found");
+      }
     }
+  });
+});
+
+// ---------------------------------------------------------------------------------
+// Part writes: fenced, one at a time, never a final-looking answer for a retryable one
+// ---------------------------------------------------------------------------------
+
+describe("part writes in flight", () => {
+  test("complete and a retry of the same part wait for a write in flight (503 + Retry-After), then go through", async () => {
+    const up = await newUpload(server.url, MULTI);
+    const parts = [];
+    for (let n = 1; n <= up.plan.partCount; n++) parts.push(await up.putOk(n));
+    const [{ url }] = await up.urls([2]);
+    const held = heldPut(url, up.partBytes(2));
+    await writeInFlight(up, 2);
+    await assertBusy(await up.complete(parts));
+    await assertBusy(await up.put(2));
+    held.finish();
+    const { status, headers, json: body } = await held.response;
+    assert.equal(status, 200, JSON.stringify(body));
+    assert.equal(headers.etag, body.etag);
+    // Part 2 was written again: the old claim is stale, the new one completes.
+    await assertError(await up.complete(parts), 409, "etag_mismatch");
+    parts[1] = { partNumber: 2, etag: body.etag };
+    const done = await up.complete(parts);
+    assert.equal(done.status, 200, await done.clone().text());
+  });
+
+  test("a part whose body is mid-flight when the upload is aborted answers 409 upload_not_open, not 500", async () => {
+    const up = await newUpload(server.url, MULTI);
+    await up.putOk(1);
+    const [{ url }] = await up.urls([1]);
+    const held = heldPut(url, up.partBytes(1));
+    await writeInFlight(up, 1);
+    assert.equal((await up.abort()).status, 204);
+    held.finish();
+    const { status, json: body } = await held.response;
+    assert.equal(status, 409, JSON.stringify(body));
+    assert.equal(body.error.code, "upload_not_open");
+    assert.equal((await (await up.status()).json()).state, "aborted");
+  });
+
+  test("a client that breaks off mid-part frees the part for its retry", async () => {
+    const up = await newUpload(server.url, MULTI);
+    await up.putOk(1);
+    const [{ url }] = await up.urls([1]);
+    const held = heldPut(url, up.partBytes(1));
+    await writeInFlight(up, 1);
+    held.breakOff();
+    await held.response.catch(() => {}); // the connection is gone
+    // The worker sees the body break, the session frees the part: the retry lands (a
+    // 503 on the way is the write still being noticed, and says when to retry).
+    let res;
+    await until(async () => {
+      res = await up.put(1);
+      if (res.status !== 503) return true;
+      await assertBusy(res);
+      return false;
+    }, "the part's retry accepted", 120);
+    const body = await res.json();
+    assert.equal(res.status, 200, JSON.stringify(body));
+    const status = await (await up.status()).json();
+    assert.deepEqual(status.parts.map((p) => p.partNumber), [1]);
+  });
+});
+
+test("a part write that outlasts its lease keeps it by renewing, and lands", async () => {
+  // A worker whose part writes hold 6-second leases (renewed every 2 s): a body held for
+  // longer than that must still land, with nothing else able to take the part meanwhile.
+  const leased = await startServer({ vars: { PART_LEASE_SECONDS: "6" } });
+  try {
+    const up = await newUpload(leased.url, MULTI);
+    const [{ url }] = await up.urls([1]);
+    const held = heldPut(url, up.partBytes(1));
+    await writeInFlight(up, 1);
+    // Wait well past the first lease; throughout, the part stays taken.
+    const until = Date.now() + 9_000;
+    while (Date.now() < until) {
+      await assertBusy(await up.put(1));
+      await new Promise((r) => setTimeout(r, 1_000));
+    }
+    held.finish();
+    const { status, json: body } = await held.response;
+    assert.equal(status, 200, JSON.stringify(body));
+    const listed = (await (await up.status()).json()).parts;
+    assert.deepEqual(listed.map((p) => [p.partNumber, `"${p.etag.replace(/^"|"$/g, "")}"`]), [[1, body.etag]]);
+  } finally {
+    await leased.stop();
+  }
+});
+
+// ---------------------------------------------------------------------------------
+// Idempotent create
+// ---------------------------------------------------------------------------------
+
+describe("idempotent create", () => {
+  const key = () => randomBytes(16).toString("base64url");
+  const post = (body) => fetch(`${server.url}/api/uploads`, json(body));
+
+  test("the same key and body answer the same 201, even after completion", async () => {
+    const body = createBody({ plaintextSize: 5000, idempotencyKey: key() });
+    const first = await post(body);
+    const created = await first.json();
+    assert.equal(first.status, 201, JSON.stringify(created));
+    const again = await post(body);
+    assert.equal(again.status, 201);
+    assert.deepEqual(await again.json(), created);
+    // Still the same upload once it is completed.
+    const data = randomBytes(created.plan.ciphertextSize);
+    const rebound = newUploadOn(server.url, { ...created, auth: bearer(created.ownerToken), partBytes: () => data });
+    const part = await rebound.putOk(1);
+    assert.equal((await rebound.complete([part])).status, 200);
+    const late = await post(body);
+    assert.equal(late.status, 201);
+    assert.deepEqual(await late.json(), created);
+  });
+
+  test("the same key with another body: 409 idempotency_conflict; a malformed key: 400", async () => {
+    const k = key();
+    const body = createBody({ idempotencyKey: k });
+    assert.equal((await post(body)).status, 201);
+    await assertError(await post({ ...body, plaintextSize: body.plaintextSize + 1 }), 409, "idempotency_conflict");
+    await assertError(await post({ ...body, metadata: randomBytes(100).toString("base64") }), 409, "idempotency_conflict");
+    for (const bad of ["", "short", k + "A", "AAAAAAAAAAAAAAAAAAAAAB", 5]) {
+      await assertError(await post(createBody({ idempotencyKey: bad })), 400, "invalid_json");
+    }
+  });
+
+  test("concurrent creates with one key make one upload", async () => {
+    const body = createBody({ idempotencyKey: key() });
+    const answers = await Promise.all(Array.from({ length: 4 }, () => post(body)));
+    const created = [];
+    for (const res of answers) {
+      if (res.status === 503) {
+        await assertBusy(res);
+        const retry = await post(body);
+        assert.equal(retry.status, 201);
+        created.push(await retry.json());
+      } else {
+        assert.equal(res.status, 201);
+        created.push(await res.json());
+      }
+    }
+    for (const c of created) assert.deepEqual(c, created[0]);
+    // Without a key, each create is a new upload.
+    const [a, b] = await Promise.all([post(createBody()), post(createBody())]);
+    assert.notEqual((await a.json()).fileId, (await b.json()).fileId);
+  });
+});
+
+// ---------------------------------------------------------------------------------
+// The API fixes of issue 10 §3
+// ---------------------------------------------------------------------------------
+
+describe("API details", () => {
+  test("the Bearer scheme is case-insensitive", async () => {
+    const up = await newUpload(server.url);
+    for (const scheme of ["bearer", "BEARER", "Bearer", "bEaReR"]) {
+      const res = await up.status({ authorization: `${scheme} ${up.ownerToken}` });
+      assert.equal(res.status, 200, scheme);
+      await res.body?.cancel();
+    }
+  });
+
+  test("HEAD answers wherever GET does, without a body", async () => {
+    const up = await newUpload(server.url, { plaintextSize: 5000 });
+    const { record } = await uploadAll(up);
+    for (const [path, headers] of [
+      ["/api/health", {}],
+      ["/api/limits", {}],
+      [`/api/files/${up.fileId}`, {}],
+      [`/api/uploads/${up.fileId}`, up.auth],
+    ]) {
+      const get = await fetch(`${server.url}${path}`, { headers });
+      const text = await get.text();
+      const head = await fetch(`${server.url}${path}`, { method: "HEAD", headers });
+      assert.equal(head.status, get.status, path);
+      assert.equal(head.headers.get("content-type"), get.headers.get("content-type"), path);
+      assert.equal(head.headers.get("content-length"), String(Buffer.byteLength(text)), path);
+      assert.equal((await head.arrayBuffer()).byteLength, 0, path);
+    }
+    const head = await fetch(record.download.url, { method: "HEAD" });
+    assert.equal(head.status, 200);
+    assert.equal(head.headers.get("content-length"), String(up.plan.ciphertextSize));
+    // Errors answer HEAD too (status and headers).
+    const missing = await fetch(`${server.url}/api/files/AAAAAAAAAAAAAAAAAAAAAA`, { method: "HEAD" });
+    assert.equal(missing.status, 404);
+  });
+
+  test("GET /api/limits states what the provider accepts, and create applies exactly that", async () => {
+    const res = await fetch(`${server.url}/api/limits`);
+    const limits = await res.json();
+    assert.equal(res.status, 200);
+    assert.equal(limits.provider, "r2-binding");
+    assert.equal(limits.maxParts, 10_000);
+    assert.equal(limits.minPartSize, 5 * MiB);
+    assert.deepEqual(limits.recordSizes, { min: 16, max: 16 * MiB, default: MiB });
+    // r2-binding: a part is one Worker request body (R2_MAX_PART_BYTES, 95 MiB).
+    assert.equal(limits.maxPartSize, 95 * MiB);
+    // maxPlaintextSize is the largest file with the default record size: it plans
+    // within every limit, and one byte more does not.
+    const header = makeHeader({ recordSize: MiB }).toString("base64");
+    const post = (plaintextSize) => fetch(`${server.url}/api/uploads`, json(createBody({ plaintextSize, header })));
+    const largest = await post(limits.maxPlaintextSize);
+    const created = await largest.json();
+    assert.equal(largest.status, 201, JSON.stringify(created));
+    const { plan } = created;
+    assert.ok(plan.ciphertextSize <= limits.maxObjectSize);
+    assert.ok(plan.partCount <= limits.maxParts && plan.partSize <= limits.maxPartSize);
+    // Tight: the object is full, or every part is as large as a part of whole records
+    // can be.
+    const objectFull = plan.ciphertextSize > limits.maxObjectSize - 16 - MiB;
+    const partsFull = plan.partCount === limits.maxParts && plan.lastPartSize === plan.partSize
+      && plan.partSize + MiB + 16 > limits.maxPartSize;
+    assert.ok(objectFull || partsFull, JSON.stringify(plan));
+    const tooLarge = await post(limits.maxPlaintextSize + 1);
+    assert.match((await tooLarge.clone().json()).error.message, /10000 parts of at most 99614720 bytes/);
+    await assertError(tooLarge, 400, "file_too_large");
+  });
+
+  test("an oversized chunked JSON body gets a readable 413", async () => {
+    // No Content-Length: the worker only learns the size while reading, and must still
+    // drain the body so the client reads the answer instead of a reset connection.
+    const big = Buffer.alloc(8 * MiB, " ");
+    for (const path of ["/api/uploads", "/api/uploads/AAAAAAAAAAAAAAAAAAAAAA/complete"]) {
+      const res = await fetch(`${server.url}${path}`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: Readable.toWeb(Readable.from([big.subarray(0, MiB), big.subarray(MiB)])),
+        duplex: "half",
+      });
+      await assertError(res, 413, "body_too_large");
+    }
+  });
+
+  test("URLs come from PUBLIC_URL, never from the request's Host", async () => {
+    const up = await newUpload(server.url);
+    const body = JSON.stringify({ partNumbers: [1] });
+    const u = new URL(server.url);
+    const answer = await new Promise((resolve, reject) => {
+      const req = httpRequest(
+        {
+          host: u.hostname,
+          port: u.port,
+          path: `/api/uploads/${up.fileId}/part-urls`,
+          method: "POST",
+          headers: {
+            host: "attacker.example",
+            "content-type": "application/json",
+            "content-length": Buffer.byteLength(body),
+            ...up.auth,
+          },
+        },
+        (res) => {
+          const chunks = [];
+          res.on("data", (c) => chunks.push(c));
+          res.on("end", () => resolve({ status: res.statusCode, json: JSON.parse(Buffer.concat(chunks)) }));
+        },
+      );
+      req.on("error", reject);
+      req.end(body);
+    });
+    assert.equal(answer.status, 200, JSON.stringify(answer.json));
+    assert.ok(answer.json.urls[0].url.startsWith(`${server.url}/blob/`), answer.json.urls[0].url);
   });
 });
 
@@ -585,7 +927,7 @@ describe("routes", () => {
     assert.equal(res.headers.get("allow"), "POST");
     await assertError(res, 405, "method_not_allowed");
     res = await fetch(`${u}/api/uploads/${unknownId}`, { method: "PUT" });
-    assert.equal(res.headers.get("allow"), "GET, DELETE");
+    assert.equal(res.headers.get("allow"), "GET, HEAD, DELETE");
     await assertError(res, 405, "method_not_allowed");
     await assertError(await fetch(`${u}/api/uploads/${unknownId}/complete`), 405, "method_not_allowed");
     await assertError(await fetch(`${u}/blob/${unknownId}/1`), 405, "method_not_allowed");

@@ -546,7 +546,7 @@ describe("pause, resume and cancel", () => {
       await up.cancel(); // again: nothing more to do
       return {
         r, state: up.state, states, created,
-        pending: (await sealdrop.Uploader.pending()).length,
+        pending: (await sealdrop.Uploader.pending()).filter((p) => p.fileId === created.fileId).length,
         deletes: net.log.filter((e) => e.method === "DELETE").length,
       };
     });

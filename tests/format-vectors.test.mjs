@@ -1,5 +1,5 @@
 // Runs every test vector of docs/FORMAT.md §9 (tests/vectors/*.txt) through the
-// independent JavaScript implementation (web/test/webcrypto-format.js) inside headless
+// independent JavaScript implementation (tests/pages/webcrypto-format.js) inside headless
 // Chromium, so that the WebCrypto a real browser ships is what must agree with the
 // Rust implementation, not Node's.
 
@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { startServer } from './support/server.mjs';
 import { launchBrowser } from './support/browser.mjs';
 // The parser is plain JS (no WebCrypto): Node may use it to list the cases.
-import { parseVector } from '../web/test/webcrypto-format.js';
+import { parseVector } from './pages/webcrypto-format.js';
 
 // The case list of FORMAT.md §9, copied from the document: every one must have a vector.
 const REQUIRED_CASES = [

@@ -113,8 +113,12 @@ describe("resume after a reload", () => {
   const path = join(work, "reload.bin");
   const bytes = randomBytes(SIZE);
 
+  // Whole seconds, so the copy below can carry exactly the same modification time.
+  const mtime = new Date(Math.floor(Date.now() / 1000) * 1000 - 60_000);
+
   before(async () => {
     writeFileSync(path, bytes);
+    utimesSync(path, mtime, mtime);
     browser = await launchBrowser();
     page = await openPage(browser.context);
     puts = await watchPuts(page);
@@ -164,13 +168,13 @@ describe("resume after a reload", () => {
 
     // The same name, size and modification time, other bytes: only the first record's
     // digest tells them apart.
-    const { mtime, atime } = statSync(path);
     const other = Buffer.from(bytes);
     other[0] ^= 1;
     mkdirSync(join(work, "changed"), { recursive: true });
     const changed = join(work, "changed", "reload.bin");
     writeFileSync(changed, other);
-    utimesSync(changed, atime, mtime);
+    utimesSync(changed, mtime, mtime);
+    assert.equal(statSync(changed).mtimeMs, statSync(path).mtimeMs);
     await page.setInputFiles("#file", changed);
     const refused = await page.evaluate(async () => {
       const [pending] = await sealdrop.Uploader.pending();

@@ -2,7 +2,7 @@
 // the static app is served (with the SPA fallback), and the wasm client built by
 // wasm-bindgen loads in Chromium.
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { launchBrowser } from "./support/browser.mjs";
@@ -58,4 +58,11 @@ test("/f/<id> serves the app page (SPA fallback), which loads the client", async
   await version.waitFor({ timeout: 15_000 });
   assert.equal(await version.textContent(), `sealdrop-client/${crateVersion}`);
   await page.close();
+});
+
+test("the app's assets hold no test page (tests serve tests/pages/ themselves)", () => {
+  const shipped = readdirSync(join(ROOT, "web"), { recursive: true }).map(String);
+  const testPages = readdirSync(join(ROOT, "tests/pages"), { recursive: true }).map(String);
+  assert.ok(testPages.includes("blank.html"), "tests/pages holds the test pages");
+  assert.deepEqual(shipped.filter((p) => p.startsWith("test") || testPages.includes(p.split("/").pop())), []);
 });

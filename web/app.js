@@ -223,8 +223,9 @@ function uploadCard(fileName, fileSize) {
     cancel.disabled = true;
     try {
       await upload.cancel();
+      status.textContent = "Cancelled. Nothing of it is kept.";
     } catch (err) {
-      status.replaceChildren("The upload stopped, but the server could not be told to delete it. ", describe(err));
+      status.replaceChildren(describe(err, "Cancelled, but the server could not delete what was sent yet: "));
     }
   });
 
@@ -264,7 +265,7 @@ function uploadCard(fileName, fileSize) {
         root.classList.remove("failed");
         root.classList.add("cancelled");
         detail.textContent = "";
-        status.textContent = "Cancelled. Nothing of it is kept.";
+        status.textContent = "Cancelled.";
         actions.remove();
         wake();
         break;

@@ -18,7 +18,8 @@
 //! - `seal` and `scratch`: sealing a part from the file through the wasm buffers;
 //! - `persist` and `idb`: what IndexedDB keeps to resume after a reload or a crash;
 //! - `platform`: the global scope (timers, clock, random bytes, `AbortSignal`);
-//! - `progress`, `link`, `conformance` (`checkVector`), `error`, `interop`.
+//! - `progress`, `link`, `conformance` (`checkVector`), `error`, `interop`;
+//! - `room`: `RoomClient`, a live connection to a room (docs/PROTOCOL.md).
 //!
 //! Nothing here touches `window` or `document`: the same build runs in a page and in
 //! a dedicated Web Worker (XHR, `fetch`, IndexedDB and `crypto.subtle` exist in both).
@@ -38,6 +39,7 @@ mod part_urls;
 mod persist;
 mod platform;
 mod progress;
+mod room;
 mod scratch;
 mod seal;
 mod stall;

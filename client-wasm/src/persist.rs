@@ -19,7 +19,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use js_sys::{Array, Object, Reflect, Uint8Array};
 use sealdrop_protocol::fingerprint::{FileFacts, PartFingerprint};
 use sealdrop_protocol::format::FileKey;
-use sealdrop_protocol::ids::{FileId, OwnerToken};
+use sealdrop_protocol::ids::{FileId, IdempotencyKey, OwnerToken};
 use sealdrop_protocol::plan::PartPlan;
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::{JsCast, JsValue};
@@ -45,9 +45,9 @@ pub(crate) struct Saved {
     /// When the upload began (ms since epoch).
     pub created_at: u64,
     pub endpoint: String,
-    /// 128 random bits, base64url: sent with the create so that a retried create finds
-    /// the same session.
-    pub idempotency_key: String,
+    /// Sent with the create, so that a create retried after a reload or a crash (its
+    /// answer lost) finds the same session instead of leaving an orphan.
+    pub idempotency_key: IdempotencyKey,
     /// The file it was made from.
     pub file: FileFacts,
     /// The name and type sealed into the metadata.
@@ -80,7 +80,7 @@ pub(crate) struct Entry {
     pub handle: JsValue,
 }
 
-/// 128 random bits, base64url: a local id or an idempotency key.
+/// 128 random bits, base64url: a local id.
 pub(crate) fn random_id() -> Result<String, ClientError> {
     let mut bytes = [0u8; 16];
     platform::random_bytes(&mut bytes)?;
@@ -238,12 +238,13 @@ impl Saved {
         metadata: &[u8],
         part_size: Option<u64>,
         key: &FileKey,
+        idempotency_key: IdempotencyKey,
     ) -> Result<Self, ClientError> {
         let wrapped_key = STANDARD.encode(wrap(&id, key).await?);
         Ok(Self {
             version: RECORD_VERSION,
             created_at: platform::now_ms(),
-            idempotency_key: random_id()?,
+            idempotency_key,
             id,
             endpoint,
             file,

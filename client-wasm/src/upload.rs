@@ -34,7 +34,7 @@ use sealdrop_protocol::fingerprint::{FileFacts, PartFingerprint, PartFingerprint
 use sealdrop_protocol::format::{
     DEFAULT_RECORD_SIZE, FileKey, FileMetadata, Header, Layout, seal_metadata,
 };
-use sealdrop_protocol::ids::{FileId, OwnerToken};
+use sealdrop_protocol::ids::{FileId, IdempotencyKey, OwnerToken};
 use sealdrop_protocol::lifecycle::Stage;
 use sealdrop_protocol::plan::PartPlan;
 use sealdrop_protocol::scheduler::PartScheduler;
@@ -183,6 +183,10 @@ struct Started {
     layout: Layout,
     /// Where the session lives (the uploader's endpoint, or the saved one on resume).
     endpoint: String,
+    /// Sent with the create: a create retried (its answer lost) reaches the same session.
+    idempotency_key: IdempotencyKey,
+    /// The preferred part size the create asks for (a retried create asks the same).
+    part_size: Option<u64>,
     /// Every part's first seal (persisted first when the upload is kept).
     fingerprints: RefCell<PartFingerprints>,
 }
@@ -439,7 +443,13 @@ impl Job {
         let mut key = [0u8; 32];
         let mut salt = [0u8; 32];
         let mut nonce = [0u8; 12];
-        for buf in [&mut key[..], &mut salt[..], &mut nonce[..]] {
+        let mut idempotency_key = [0u8; 16];
+        for buf in [
+            &mut key[..],
+            &mut salt[..],
+            &mut nonce[..],
+            &mut idempotency_key[..],
+        ] {
             platform::random_bytes(buf)?;
         }
         let key = FileKey::from_bytes(key);
@@ -458,6 +468,8 @@ impl Job {
             metadata,
             layout,
             endpoint: self.config.endpoint.clone(),
+            idempotency_key: IdempotencyKey::from_random(idempotency_key),
+            part_size: self.config.part_size,
             fingerprints: RefCell::default(),
         };
         if self.config.persist {
@@ -475,6 +487,7 @@ impl Job {
                     &started.metadata,
                     self.config.part_size,
                     &started.key,
+                    started.idempotency_key.clone(),
                 )
                 .await?;
                 store.save(&saved).await?;
@@ -517,6 +530,8 @@ impl Job {
             metadata: decode(&saved.metadata, "metadata")?,
             layout,
             endpoint: saved.endpoint.clone(),
+            idempotency_key: saved.idempotency_key.clone(),
+            part_size: saved.part_size,
             fingerprints: RefCell::new(fingerprints),
         };
         *self.kept.borrow_mut() = Some(Kept { store, saved });
@@ -580,7 +595,8 @@ impl Job {
                     plaintext_size: started.size,
                     header: encode_base64(&started.header.encode()),
                     metadata: encode_base64(&started.metadata),
-                    part_size: self.config.part_size,
+                    part_size: started.part_size,
+                    idempotency_key: Some(started.idempotency_key.clone()),
                 };
                 let url = format!("{}/api/uploads", started.endpoint);
                 let created: CreateUploadResponse = retrying(backoff, || {

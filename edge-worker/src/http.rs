@@ -1,17 +1,21 @@
-//! HTTP plumbing shared by the routes and the Durable Object: JSON and error answers,
-//! CORS, capped body reads, and turning platform failures into API errors.
+//! HTTP plumbing shared by the routes and the Durable Object: JSON and error answers
+//! (with `Retry-After`), CORS, `HEAD`, bounded body reads that still drain what they
+//! refuse, and turning platform failures into API errors.
 //!
-//! Every failure a client sees is an [`ApiError`] from `protocol/`: its status and
-//! `{"error":{"code","message"}}`. Platform errors (`worker::Error`, a JS exception)
-//! are logged here with what was being done and answered as the fixed-text
-//! `500 internal` or `500 storage_error`, so nothing about internals leaks.
+//! Every failure a client sees is an [`ApiError`] from `protocol/`: its status,
+//! `{"error":{"code","message"}}` and, for a retryable condition with a known wait,
+//! `Retry-After`. Platform errors (`worker::Error`, a JS exception) are logged here with
+//! what was being done and answered as the fixed-text `500 internal`, so nothing about
+//! internals leaks.
 
 use std::fmt::Display;
 
 use futures_util::StreamExt as _;
 use sealdrop_protocol::api_error::ApiError;
 use serde::Serialize;
-use worker::{Headers, Request, Response, ResponseBody, console_error};
+use worker::wasm_bindgen_futures::JsFuture;
+use worker::web_sys::{ReadableStream, WritableStream};
+use worker::{Headers, Request, Response, ResponseBody, console_error, console_warn};
 
 // ---------------------------------------------------------------------------------
 // Answers
@@ -24,10 +28,21 @@ pub(crate) fn json<T: Serialize>(status: u16, body: &T) -> Result<Response, ApiE
         .with_status(status))
 }
 
-/// The answer for an API error: its status and `{"error":{"code","message"}}`.
+/// An empty answer with `status` (204).
+pub(crate) fn empty(status: u16) -> Result<Response, ApiError> {
+    Ok(Response::empty()
+        .or_internal("answering")?
+        .with_status(status))
+}
+
+/// The answer for an API error: its status, `{"error":{"code","message"}}`, and
+/// `Retry-After` when it has one.
 pub(crate) fn error_response(error: &ApiError) -> worker::Result<Response> {
     let headers = Headers::new();
     headers.set("content-type", "application/json")?;
+    if let Some(seconds) = error.retry_after {
+        headers.set("retry-after", &seconds.to_string())?;
+    }
     Ok(
         Response::from_body(ResponseBody::Body(error.to_json().into_bytes()))?
             .with_status(error.status())
@@ -40,6 +55,22 @@ pub(crate) fn respond(result: Result<Response, ApiError>) -> worker::Result<Resp
     result.or_else(|e| error_response(&e))
 }
 
+/// The answer to a `HEAD`: the `GET` answer's status and headers (its
+/// `Content-Length` the length the body had), without the body.
+pub(crate) async fn head_of(mut get: Response) -> worker::Result<Response> {
+    let headers = Headers::new();
+    for (name, value) in get.headers().entries() {
+        headers.append(&name, &value)?;
+    }
+    if headers.get("content-length")?.is_none() {
+        let body = get.bytes().await?;
+        headers.set("content-length", &body.len().to_string())?;
+    }
+    Ok(Response::empty()?
+        .with_status(get.status_code())
+        .with_headers(headers))
+}
+
 // ---------------------------------------------------------------------------------
 // CORS: the npm client runs on other origins, so every /api and /blob answer allows any
 // origin (no cookies are used: the owner token travels in Authorization).
@@ -47,7 +78,7 @@ pub(crate) fn respond(result: Result<Response, ApiError>) -> worker::Result<Resp
 
 const ALLOW_METHODS: &str = "GET, HEAD, POST, PUT, DELETE, OPTIONS";
 const ALLOW_HEADERS: &str = "Authorization, Content-Type, Range";
-const EXPOSE_HEADERS: &str = "ETag, Content-Range, Content-Length";
+const EXPOSE_HEADERS: &str = "ETag, Content-Range, Content-Length, Retry-After";
 
 /// `204` for a CORS preflight.
 pub(crate) fn preflight() -> worker::Result<Response> {
@@ -81,14 +112,26 @@ pub(crate) fn header(req: &Request, name: &str) -> Option<String> {
 
 /// The declared `Content-Length`, if present and a number.
 pub(crate) fn content_length(req: &Request) -> Option<u64> {
-    header(req, "content-length").and_then(|v| v.trim().parse().ok())
+    header(req, "content-length").and_then(|v| parse_length(&v))
 }
 
-/// Reads a body of at most `limit` bytes: `413 body_too_large` as soon as it is known to
-/// be over (from `Content-Length`, or while reading), without buffering the rest.
+/// A `Content-Length` value: ASCII digits only.
+fn parse_length(value: &str) -> Option<u64> {
+    let value = value.trim();
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    value.parse().ok()
+}
+
+/// Reads a body of at most `limit` bytes. Over the limit (declared, or found while
+/// reading a chunked body) it answers `413 body_too_large` only after draining the rest
+/// unread: a server that answers while the client is still sending and then closes gives
+/// the client a reset connection instead of the answer.
 pub(crate) async fn read_body(req: &mut Request, limit: usize) -> Result<Vec<u8>, ApiError> {
     let too_large = || ApiError::body_too_large(limit);
     if content_length(req).is_some_and(|len| len > limit as u64) {
+        drain(req).await;
         return Err(too_large());
     }
     if req.inner().body().is_none() {
@@ -103,11 +146,34 @@ pub(crate) async fn read_body(req: &mut Request, limit: usize) -> Result<Vec<u8>
             ApiError::invalid_json("the request body could not be read")
         })?;
         if body.len() + chunk.len() > limit {
+            // Keep reading (and dropping) to the end, without keeping anything.
+            while let Some(Ok(_)) = stream.next().await {}
             return Err(too_large());
         }
         body.extend_from_slice(&chunk);
     }
     Ok(body)
+}
+
+/// Reads a request's body to its end without keeping it, so a client still sending gets
+/// the answer (e.g. a refused part PUT). The runtime pipes it; nothing enters wasm.
+pub(crate) async fn drain(req: &Request) {
+    if let Some(body) = req.inner().body()
+        && !body.locked()
+    {
+        discard(body).await;
+    }
+}
+
+/// Pipes `body` into a sink that drops everything.
+pub(crate) async fn discard(body: ReadableStream) {
+    let result = match WritableStream::new() {
+        Ok(sink) => JsFuture::from(body.pipe_to(&sink)).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = result {
+        console_warn!("discarding a body: {e:?}");
+    }
 }
 
 // ---------------------------------------------------------------------------------
@@ -120,25 +186,46 @@ pub(crate) fn internal(context: &str, error: impl Display) -> ApiError {
     ApiError::internal()
 }
 
-/// Logs a storage failure and answers `500 storage_error`.
-pub(crate) fn storage(context: &str, error: impl Display) -> ApiError {
-    console_error!("storage error while {context}: {error}");
-    ApiError::storage()
-}
-
-/// `.or_internal("what")?` / `.or_storage("what")?` on platform results.
+/// `.or_internal("what")?` on platform results.
 pub(crate) trait OrApiError<T> {
     /// A failure becomes a logged `500 internal`.
     fn or_internal(self, context: &str) -> Result<T, ApiError>;
-    /// A failure becomes a logged `500 storage_error`.
-    fn or_storage(self, context: &str) -> Result<T, ApiError>;
 }
 
 impl<T, E: Display> OrApiError<T> for Result<T, E> {
     fn or_internal(self, context: &str) -> Result<T, ApiError> {
         self.map_err(|e| internal(context, e))
     }
-    fn or_storage(self, context: &str) -> Result<T, ApiError> {
-        self.map_err(|e| storage(context, e))
+}
+
+/// An ETag as S3 sends it: in double quotes.
+pub(crate) fn quote_etag(etag: &str) -> String {
+    if etag.len() >= 2 && etag.starts_with('"') && etag.ends_with('"') {
+        etag.to_owned()
+    } else {
+        format!("\"{etag}\"")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn etags_are_quoted_once() {
+        assert_eq!(quote_etag("abc"), "\"abc\"");
+        assert_eq!(quote_etag("\"abc\""), "\"abc\"");
+        assert_eq!(quote_etag(""), "\"\"");
+        assert_eq!(quote_etag("\""), "\"\"\"");
+        assert_eq!(quote_etag("W/\"x\""), "\"W/\"x\"\"");
+    }
+
+    #[test]
+    fn content_length_is_digits_only() {
+        assert_eq!(parse_length("5242880"), Some(5_242_880));
+        assert_eq!(parse_length(" 7 "), Some(7));
+        for bad in ["", "+5", "-1", "1e3", "5 5", "99999999999999999999999"] {
+            assert_eq!(parse_length(bad), None, "{bad:?}");
+        }
     }
 }

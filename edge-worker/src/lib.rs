@@ -1,46 +1,77 @@
 //! sealdrop's Cloudflare Worker: the HTTP API (`docs/API.md`) in front of upload
-//! sessions kept in Durable Objects and files kept in R2.
+//! sessions kept in Durable Objects and files kept in storage.
 //!
 //! A thin shell: every rule (validation, plans, the session's state machine, signed
 //! URLs, ranges, error codes) is `sealdrop-protocol`'s; this crate routes requests,
 //! carries bytes, and keeps state where the platform keeps it.
 //!
 //! - `routes`: which request is which call; `uploads`, `files`, `blob` handle them.
-//! - `upload_session`: the `UploadSession` Durable Object, one per file id, and the
-//!   internal calls the routes make to it; `session_store`: its SQLite rows.
-//! - `storage`: the storage-provider seam (R2 binding today).
-//! - `http`: JSON and error answers, CORS, capped body reads; `config`: vars, secret.
+//! - `session`: the `UploadSession` Durable Object, one per file id, which carries out
+//!   the session machine's storage steps, and the worker's calls to it.
+//! - `storage`: the storage-provider seam: `r2-binding` (`storage::r2`) and `s3`
+//!   (`storage::s3`: presigned URLs, the worker's own calls through `fetch`).
+//! - `sweep`: the cron trigger that aborts multipart uploads no session owns.
+//! - `http`: JSON and error answers, CORS, `HEAD`, bounded body reads; `config`: vars,
+//!   secret.
+//! - `room`: the `Room` Durable Object, one per room, hosting its WebSockets
+//!   (`/api/rooms/{roomId}/ws`, `routes::rooms`); `routes::dev`: dev tokens.
 
 mod config;
 mod http;
-mod routes;
-mod session_store;
-mod storage;
-// `#[durable_object]` generates undocumented `pub` wasm-bindgen glue (`new`,
-// `fetch`, `alarm`, ...), hence the allow on this module only.
+// `#[durable_object]` generates undocumented `pub` glue here too.
 #[allow(missing_docs)]
-mod upload_session;
+mod room;
+mod routes;
+mod session;
+mod storage;
+mod sweep;
 
-pub use upload_session::UploadSession;
+pub use room::Room;
+pub use session::object::UploadSession;
 
 use sealdrop_protocol::api_error::ApiError;
+use sealdrop_protocol::wire::Limits;
 use serde_json::json;
-use worker::{Env, Request, Response, Result, event};
+use worker::{Env, Method, Request, Response, Result, event};
 
 use crate::config::Config;
-use crate::http::OrApiError as _;
 use crate::routes::Route;
-use crate::upload_session::Op;
+use crate::session::calls::Op;
+use crate::storage::{Provider as _, Storage};
 
 /// Entry point. `wrangler.toml` runs the worker first for `/api/*` and `/blob/*`;
 /// any other path that reaches it is handed to the static app (`ASSETS`).
 #[event(fetch)]
 async fn fetch(mut req: Request, env: Env, _ctx: worker::Context) -> Result<Response> {
     let path = req.path();
+    if path.starts_with("/r/") {
+        // A room link: the room page (the key stays in the fragment, unseen here).
+        return env
+            .assets("ASSETS")?
+            .fetch("http://assets/room", None)
+            .await;
+    }
     if !(path.starts_with("/api/") || path.starts_with("/blob/")) {
         return env.assets("ASSETS")?.fetch_request(req).await;
     }
-    let route = match Route::parse(&req.method(), &path) {
+    if let Some(room_id) = routes::rooms::ws_path(&path) {
+        // Not through `with_cors`: a 101 answer carries the socket and must pass as is.
+        let room_id = room_id.to_owned();
+        return match routes::rooms::websocket(req, &env, &room_id).await {
+            Ok(response) => Ok(response),
+            Err(e) => http::with_cors(http::error_response(&e)?),
+        };
+    }
+    if path == "/api/dev/token" && routes::dev::enabled(&env) {
+        let response = match req.method() {
+            worker::Method::Post => http::respond(routes::dev::token(&mut req, &env).await)?,
+            worker::Method::Options => return http::preflight(),
+            _ => http::error_response(&ApiError::method_not_allowed())?,
+        };
+        return http::with_cors(response);
+    }
+    let method = req.method();
+    let route = match Route::parse(&method, &path) {
         Ok(route) => route,
         Err(no_route) => {
             let response = http::error_response(&no_route.error)?;
@@ -50,9 +81,16 @@ async fn fetch(mut req: Request, env: Env, _ctx: worker::Context) -> Result<Resp
             return http::with_cors(response);
         }
     };
+    // The blob route answers HEAD itself (without reading the object); every other GET
+    // route's answer loses its body here.
+    let strip_body = method == Method::Head && !matches!(route, Route::GetBlob(_));
     let response = match route {
         Route::Preflight => return http::preflight(),
         route => http::respond(handle(route, &mut req, &env).await)?,
+    };
+    let response = match strip_body {
+        true => http::head_of(response).await?,
+        false => response,
     };
     http::with_cors(response)
 }
@@ -68,22 +106,19 @@ async fn handle(
     }
     // Every other call needs the configuration: refuse them all when it is unusable.
     let config = Config::from_env(env)?;
-    let origin = req
-        .url()
-        .or_internal("reading the request URL")?
-        .origin()
-        .ascii_serialization();
     match route {
         // Answered before the configuration is read.
         Route::Preflight | Route::Health => Err(ApiError::not_found()),
-        Route::CreateUpload => routes::uploads::create(req, env).await,
-        Route::UploadStatus(id) => {
-            routes::uploads::forward(req, env, &id, Op::Status, &origin).await
+        Route::Limits => {
+            let provider = Storage::from_config(env, &config)?;
+            http::json(200, &Limits::new(provider.name(), &config.limits))
         }
-        Route::PartUrls(id) => routes::uploads::forward(req, env, &id, Op::PartUrls, &origin).await,
-        Route::Complete(id) => routes::uploads::forward(req, env, &id, Op::Complete, &origin).await,
-        Route::Abort(id) => routes::uploads::forward(req, env, &id, Op::Abort, &origin).await,
-        Route::FileRecord(id) => routes::files::get(req, env, &id, &origin).await,
+        Route::CreateUpload => routes::uploads::create(req, env, &config).await,
+        Route::UploadStatus(id) => routes::uploads::forward(req, env, &id, Op::Status).await,
+        Route::PartUrls(id) => routes::uploads::forward(req, env, &id, Op::PartUrls).await,
+        Route::Complete(id) => routes::uploads::forward(req, env, &id, Op::Complete).await,
+        Route::Abort(id) => routes::uploads::forward(req, env, &id, Op::Abort).await,
+        Route::FileRecord(id) => routes::files::get(env, &id).await,
         Route::PutPart(id, part) => routes::blob::put_part(req, env, &config, id, part).await,
         Route::GetBlob(id) => routes::blob::get(req, env, &config, id).await,
     }

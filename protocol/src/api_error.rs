@@ -9,6 +9,12 @@
 //! The message is shown to clients: never put storage details, stack traces or secrets
 //! in it. [`ApiError::internal`] and [`ApiError::storage`] carry fixed texts for that
 //! reason.
+//!
+//! Whether a client should retry is the status's business, not the code's: `5xx` (with
+//! `Retry-After` where the server knows how long to wait) means "the same request may
+//! succeed later", every `4xx` means "this request will fail the same way again". That
+//! is why a condition that passes by itself (an upload being completed, a part still
+//! being written) is `503 upload_busy`, never a final-looking `409`.
 
 use serde::{Deserialize, Serialize};
 
@@ -25,7 +31,7 @@ pub enum ApiErrorCode {
     UnsupportedVersion,
     /// 400: the sealed metadata has an impossible size.
     InvalidMetadata,
-    /// 400: over 5 TiB, or no plan fits the storage limits.
+    /// 400: the record section would not fit the storage provider's largest object.
     FileTooLarge,
     /// 400: a part number is 0, above `partCount`, duplicated, or there are too many.
     InvalidPartNumber,
@@ -45,25 +51,32 @@ pub enum ApiErrorCode {
     NotFound,
     /// 405: the route exists, the method does not.
     MethodNotAllowed,
-    /// 409: the upload is completed or aborted (or expired).
+    /// 409: the upload is completed, aborted, being aborted, or expired: final.
     UploadNotOpen,
-    /// 409: complete named a part the session has not confirmed, or left one out.
+    /// 409: complete named a part storage does not hold, or left one out.
     PartsMissing,
-    /// 409: complete named a part with another ETag than the one recorded.
+    /// 409: complete named a part with another ETag than the one storage holds.
     EtagMismatch,
+    /// 409: an idempotency key already created an upload from another request body.
+    IdempotencyConflict,
     /// 413: a JSON body over its size limit.
     BodyTooLarge,
+    /// 426: a WebSocket URL (`/api/rooms/{roomId}/ws`) asked without `Upgrade: websocket`.
+    UpgradeRequired,
     /// 416: a range outside the object.
     RangeNotSatisfiable,
-    /// 500: storage failed.
-    StorageError,
-    /// 500: anything else that went wrong on the server.
+    /// 500: anything that went wrong on the server and is not storage.
     Internal,
+    /// 502: storage failed or did not answer; the same request may succeed later.
+    StorageError,
+    /// 503: the upload is busy (being completed or aborted, or a write of the same part
+    /// is in flight); retry after `Retry-After` seconds.
+    UploadBusy,
 }
 
 impl ApiErrorCode {
     /// Every code, in the order of the API.md table (for exhaustive tests and docs).
-    pub const ALL: [ApiErrorCode; 21] = [
+    pub const ALL: [ApiErrorCode; 24] = [
         Self::InvalidJson,
         Self::InvalidHeader,
         Self::UnsupportedVersion,
@@ -81,10 +94,13 @@ impl ApiErrorCode {
         Self::UploadNotOpen,
         Self::PartsMissing,
         Self::EtagMismatch,
+        Self::IdempotencyConflict,
         Self::BodyTooLarge,
         Self::RangeNotSatisfiable,
-        Self::StorageError,
+        Self::UpgradeRequired,
         Self::Internal,
+        Self::StorageError,
+        Self::UploadBusy,
     ];
 
     /// The HTTP status this code is always answered with.
@@ -101,10 +117,16 @@ impl ApiErrorCode {
             Self::TokenInvalid | Self::TokenExpired => 403,
             Self::UploadNotFound | Self::FileNotFound | Self::NotFound => 404,
             Self::MethodNotAllowed => 405,
-            Self::UploadNotOpen | Self::PartsMissing | Self::EtagMismatch => 409,
+            Self::UploadNotOpen
+            | Self::PartsMissing
+            | Self::EtagMismatch
+            | Self::IdempotencyConflict => 409,
             Self::BodyTooLarge => 413,
+            Self::UpgradeRequired => 426,
             Self::RangeNotSatisfiable => 416,
-            Self::StorageError | Self::Internal => 500,
+            Self::Internal => 500,
+            Self::StorageError => 502,
+            Self::UploadBusy => 503,
         }
     }
 
@@ -128,10 +150,13 @@ impl ApiErrorCode {
             Self::UploadNotOpen => "upload_not_open",
             Self::PartsMissing => "parts_missing",
             Self::EtagMismatch => "etag_mismatch",
+            Self::IdempotencyConflict => "idempotency_conflict",
             Self::BodyTooLarge => "body_too_large",
+            Self::UpgradeRequired => "upgrade_required",
             Self::RangeNotSatisfiable => "range_not_satisfiable",
-            Self::StorageError => "storage_error",
             Self::Internal => "internal",
+            Self::StorageError => "storage_error",
+            Self::UploadBusy => "upload_busy",
         }
     }
 
@@ -155,6 +180,8 @@ pub struct ApiError {
     pub code: ApiErrorCode,
     /// Human text for the client; never internals.
     pub message: String,
+    /// Seconds to wait before retrying, sent as `Retry-After` (not in the JSON body).
+    pub retry_after: Option<u32>,
 }
 
 impl ApiError {
@@ -163,7 +190,24 @@ impl ApiError {
         Self {
             code,
             message: message.into(),
+            retry_after: None,
         }
+    }
+
+    /// 503 `upload_busy`: retry the same request after `retry_after` seconds.
+    pub fn busy(message: impl Into<String>, retry_after: u32) -> Self {
+        Self {
+            retry_after: Some(retry_after),
+            ..Self::new(ApiErrorCode::UploadBusy, message)
+        }
+    }
+
+    /// 409 `idempotency_conflict`.
+    pub fn idempotency_conflict() -> Self {
+        Self::new(
+            ApiErrorCode::IdempotencyConflict,
+            "this idempotency key already created an upload from another request body",
+        )
     }
 
     /// The HTTP status to answer with.
@@ -233,7 +277,7 @@ impl ApiError {
         )
     }
 
-    /// 500 `storage_error`, with a fixed message: storage details stay in the logs.
+    /// 502 `storage_error`, with a fixed message: storage details stay in the logs.
     pub fn storage() -> Self {
         Self::new(ApiErrorCode::StorageError, "storage failed; try again")
     }
@@ -314,10 +358,13 @@ mod tests {
         (409, "upload_not_open"),
         (409, "parts_missing"),
         (409, "etag_mismatch"),
+        (409, "idempotency_conflict"),
         (413, "body_too_large"),
         (416, "range_not_satisfiable"),
-        (500, "storage_error"),
+        (426, "upgrade_required"),
         (500, "internal"),
+        (502, "storage_error"),
+        (503, "upload_busy"),
     ];
 
     #[test]
@@ -370,6 +417,35 @@ mod tests {
     #[test]
     fn fixed_messages_leak_nothing() {
         assert_eq!(ApiError::internal().message, "internal error");
-        assert_eq!(ApiError::storage().code.status(), 500);
+        assert_eq!(ApiError::storage().code.status(), 502);
+    }
+
+    #[test]
+    fn busy_carries_retry_after_outside_the_body() {
+        let err = ApiError::busy("the upload is being completed", 2);
+        assert_eq!((err.status(), err.retry_after), (503, Some(2)));
+        assert_eq!(
+            err.to_json(),
+            r#"{"error":{"code":"upload_busy","message":"the upload is being completed"}}"#
+        );
+        // Parsed back from the wire, the header is not part of the body.
+        let back = ApiError::from(serde_json::from_str::<ErrorBody>(&err.to_json()).unwrap());
+        assert_eq!(back.retry_after, None);
+        assert_eq!(
+            ApiError::new(ApiErrorCode::UploadBusy, "x").retry_after,
+            None
+        );
+    }
+
+    #[test]
+    fn only_retryable_conditions_are_5xx() {
+        // The client retries every 5xx and no 4xx: each code's status says which it is.
+        for code in ApiErrorCode::ALL {
+            let retryable = matches!(
+                code,
+                ApiErrorCode::Internal | ApiErrorCode::StorageError | ApiErrorCode::UploadBusy
+            );
+            assert_eq!(code.status() >= 500, retryable, "{code}");
+        }
     }
 }

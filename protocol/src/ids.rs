@@ -1,6 +1,7 @@
-//! Identifiers and bearer secrets: the public [`FileId`] and the secret [`OwnerToken`].
+//! Identifiers and bearer secrets: the public [`FileId`], the secret [`OwnerToken`] and
+//! the client's secret [`IdempotencyKey`].
 //!
-//! Both are 16 random bytes (128 bits, drawn by the caller) written as 22 characters of
+//! All are 16 random bytes (128 bits, drawn by the caller) written as 22 characters of
 //! base64url without padding. Parsing is strict (exact length, URL-safe alphabet,
 //! canonical trailing bits) so a value that came in through a URL path segment or a
 //! header can only ever be one of these, never `..`, `/` or an encoding trick.
@@ -8,9 +9,15 @@
 //! The server never stores an owner token, only its SHA-256 ([`OwnerTokenHash`]); a
 //! presented token is hashed and compared in constant time. A 128-bit random token needs
 //! no salt or slow hash: there is nothing to brute-force.
+//!
+//! A create call that carries an idempotency key gets its file id and owner token
+//! derived from the key ([`IdempotencyKey::derive`]) instead of drawn at random, so a
+//! retried create reaches the same session and gets the same answer, and no orphan
+//! session is left behind by a create whose answer was lost.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, Mac};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -169,13 +176,15 @@ impl OwnerTokenHash {
         }
     }
 
-    /// Checks an `Authorization` header value (`Bearer <ownerToken>`), or its absence,
-    /// answering `401 unauthorized` for anything but the right token.
+    /// Checks an `Authorization` header value (`Bearer <ownerToken>`, the scheme in any
+    /// case as RFC 7235 says), or its absence, answering `401 unauthorized` for anything
+    /// but the right token.
     pub fn check_bearer(&self, authorization: Option<&str>) -> Result<(), ApiError> {
         let token = authorization
             .map(str::trim)
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
+            .and_then(|v| v.split_once([' ', '\t']))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim());
         match token {
             Some(t) if self.matches(t) => Ok(()),
             _ => Err(ApiError::unauthorized()),
@@ -208,6 +217,74 @@ impl<'de> Deserialize<'de> for OwnerTokenHash {
             Ok(32) => Ok(Self(out)),
             _ => Err(serde::de::Error::custom("not a base64url SHA-256 hash")),
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// IdempotencyKey
+// ---------------------------------------------------------------------------------
+
+/// Domain separation for [`IdempotencyKey::derive`]: no other use of the server's
+/// secret signs a message that starts with these bytes.
+const DERIVE_LABEL: &[u8] = b"sealdrop/v1/idempotent-create\0";
+
+/// 128 random bits a client draws per upload and sends with `POST /api/uploads`. It is
+/// as secret as the owner token (whoever holds it can derive the token through the
+/// server), so its `Debug` form is redacted.
+#[derive(Clone, PartialEq, Eq)]
+pub struct IdempotencyKey([u8; 16]);
+
+impl IdempotencyKey {
+    /// The key for 16 random bytes drawn by the caller.
+    pub fn from_random(bytes: [u8; 16]) -> Self {
+        Self(bytes)
+    }
+
+    /// Parses the 22-character text form strictly.
+    pub fn parse(text: &str) -> Result<Self, InvalidId> {
+        decode_id(text).map(Self).ok_or(InvalidId)
+    }
+
+    /// The 22-character text form.
+    pub fn to_text(&self) -> String {
+        URL_SAFE_NO_PAD.encode(self.0)
+    }
+
+    /// The file id and owner token of the upload this key creates:
+    /// `HMAC-SHA256(secret, label || key)` under the server's keyed MAC
+    /// ([`crate::token::BlobSigner::server_mac`]), the first 16 bytes the file id, the
+    /// last 16 the owner token. The two halves of a PRF output are independent, so the
+    /// public file id tells nothing about the token; without the server's secret
+    /// neither can be computed from the key.
+    pub fn derive(&self, server_mac: &Hmac<Sha256>) -> (FileId, OwnerToken) {
+        let mut mac = server_mac.clone();
+        mac.update(DERIVE_LABEL);
+        mac.update(&self.0);
+        let out = mac.finalize().into_bytes();
+        let mut file = [0u8; 16];
+        let mut token = [0u8; 16];
+        file.copy_from_slice(&out[..16]);
+        token.copy_from_slice(&out[16..]);
+        (FileId::from_random(file), OwnerToken::from_random(token))
+    }
+}
+
+impl std::fmt::Debug for IdempotencyKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("IdempotencyKey(<redacted>)")
+    }
+}
+
+impl Serialize for IdempotencyKey {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_text())
+    }
+}
+
+impl<'de> Deserialize<'de> for IdempotencyKey {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Self::parse(&text).map_err(serde::de::Error::custom)
     }
 }
 
@@ -261,14 +338,23 @@ mod tests {
         assert!(!stored.matches("not a token"));
         assert_eq!(format!("{token:?}"), "OwnerToken(<redacted>)");
 
-        let bearer = format!("Bearer {}", token.as_str());
-        assert_eq!(stored.check_bearer(Some(&bearer)), Ok(()));
+        // The scheme is case-insensitive (RFC 7235 section 2.1).
+        for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
+            let bearer = format!("{scheme} {}", token.as_str());
+            assert_eq!(stored.check_bearer(Some(&bearer)), Ok(()), "{scheme}");
+        }
+        let tabbed = format!("Bearer\t {} ", token.as_str());
+        assert_eq!(stored.check_bearer(Some(&tabbed)), Ok(()));
+        let basic = format!("Basic {}", token.as_str());
+        let glued = format!("Bearer{}", token.as_str());
         for bad in [
             None,
             Some(""),
             Some(token.as_str()),
             Some("Bearer "),
             Some("Basic x"),
+            Some(basic.as_str()),
+            Some(glued.as_str()),
         ] {
             assert_eq!(
                 stored.check_bearer(bad).unwrap_err().code,
@@ -287,6 +373,40 @@ mod tests {
         let back: OwnerTokenHash = serde_json::from_str(&json).unwrap();
         assert_eq!(back, token.hash());
         assert!(serde_json::from_str::<OwnerTokenHash>("\"AAAA\"").is_err());
+    }
+
+    #[test]
+    fn idempotency_keys_derive_stable_independent_ids() {
+        use hmac::KeyInit;
+        let secret = b"0123456789abcdef0123456789abcdef";
+        let server = |secret: &[u8]| <Hmac<Sha256> as KeyInit>::new_from_slice(secret).unwrap();
+        let key = IdempotencyKey::from_random([5; 16]);
+        let (file, token) = key.derive(&server(secret));
+        // Stable: the same key and secret give the same ids.
+        assert_eq!(key.derive(&server(secret)), (file.clone(), token.clone()));
+        // Pinned against a direct HMAC computation over label || key.
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret).unwrap();
+        mac.update(b"sealdrop/v1/idempotent-create\0");
+        mac.update(&[5; 16]);
+        let out = mac.finalize().into_bytes();
+        assert_eq!(file, FileId::from_random(out[..16].try_into().unwrap()));
+        assert_eq!(
+            token.as_str(),
+            OwnerToken::from_random(out[16..].try_into().unwrap()).as_str()
+        );
+        // Another key or another secret: other ids.
+        let (other_file, _) = IdempotencyKey::from_random([6; 16]).derive(&server(secret));
+        assert_ne!(other_file, file);
+        let (file2, token2) = key.derive(&server(b"another secret, also 32 bytes ok"));
+        assert_ne!((file2, token2.as_str()), (file.clone(), token.as_str()));
+        // Text form: strict, and redacted in Debug.
+        let text = key.to_text();
+        assert_eq!(IdempotencyKey::parse(&text), Ok(key.clone()));
+        assert_eq!(IdempotencyKey::parse("short"), Err(InvalidId));
+        assert_eq!(format!("{key:?}"), "IdempotencyKey(<redacted>)");
+        let json = serde_json::to_string(&key).unwrap();
+        assert_eq!(serde_json::from_str::<IdempotencyKey>(&json).unwrap(), key);
+        assert!(serde_json::from_str::<IdempotencyKey>("\"x\"").is_err());
     }
 
     proptest! {

@@ -1,17 +1,18 @@
-//! Signed, expiring blob URLs for local mode (docs/API.md, `PUT <part url>`,
-//! `GET <download url>`).
+//! Signed, expiring blob URLs for the `r2-binding` provider (docs/API.md, `PUT <part
+//! url>`, `GET <download url>`).
 //!
-//! In local mode the worker hands out URLs that point at itself; whoever holds one may
+//! In that mode the worker hands out URLs that point at itself; whoever holds one may
 //! PUT exactly one part (of exactly its planned size) or GET the record section, until
-//! it expires. The URL carries `exp` and `sig`, and a part URL also its planned `size`;
-//! the purpose, file id and part number the worker re-derives from the method and the
-//! path. The signature covers all of them, so a URL cannot be bent to another part,
-//! file, size or method.
+//! it expires. The URL carries `exp` and `sig`, and a part URL also its planned `size`
+//! and storage's multipart `upload` id; the purpose, file id and part number the worker
+//! re-derives from the method and the path. The signature covers all of them, so a URL
+//! cannot be bent to another part, file, size, upload or method.
 //!
-//! The size travels in the part URL (it is not secret: the plan is public to the
-//! uploader) so that the worker can verify the whole signature statelessly, before it
-//! addresses any session: a forged URL never reaches a Durable Object. The session then
-//! checks the body against the plan, which the signed size was taken from.
+//! The size and the upload id travel in the part URL (neither is secret: the plan is
+//! public to the uploader, and the upload id grants nothing without the worker's R2
+//! binding) so that the worker can verify the whole signature statelessly, before it
+//! addresses any session, and then write the body straight into storage: a forged URL
+//! never reaches a Durable Object, and no part body ever passes through one.
 //!
 //! The signature is HMAC-SHA256 over a fixed-layout, length-prefixed encoding of the
 //! claims under a domain-separation label, written as base64url without padding. The
@@ -35,17 +36,20 @@ pub const MIN_SECRET_LEN: usize = 32;
 
 /// Domain separation: these bytes start every signed message, so a signature made here
 /// can never be valid for anything else signed with the same secret.
-const LABEL: &[u8] = b"sealdrop/v1/blob-url\0";
+const LABEL: &[u8] = b"sealdrop/v2/blob-url\0";
 
 /// What a blob URL allows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BlobPurpose {
-    /// Upload one part, of exactly `size` bytes.
+    /// Upload one part, of exactly `size` bytes, into storage's multipart upload
+    /// `upload_id`.
     Put {
         /// The part, 1-based.
         part_number: u32,
         /// The part's planned size in bytes.
         size: u64,
+        /// Storage's id of the multipart upload the part belongs to.
+        upload_id: String,
     },
     /// Download the record section.
     Get,
@@ -63,11 +67,21 @@ pub struct BlobClaims {
 }
 
 impl BlobClaims {
-    /// Claims for uploading part `part_number` of `size` bytes, valid for
-    /// [`PART_URL_TTL_MS`] from `now_ms`.
-    pub fn part_upload(file_id: FileId, part_number: u32, size: u64, now_ms: u64) -> Self {
+    /// Claims for uploading part `part_number` of `size` bytes into the multipart
+    /// upload `upload_id`, valid for [`PART_URL_TTL_MS`] from `now_ms`.
+    pub fn part_upload(
+        file_id: FileId,
+        upload_id: &str,
+        part_number: u32,
+        size: u64,
+        now_ms: u64,
+    ) -> Self {
         Self {
-            purpose: BlobPurpose::Put { part_number, size },
+            purpose: BlobPurpose::Put {
+                part_number,
+                size,
+                upload_id: upload_id.to_owned(),
+            },
             file_id,
             expires_at: now_ms.saturating_add(PART_URL_TTL_MS),
         }
@@ -87,7 +101,10 @@ impl BlobClaims {
     /// its length, as S3 requires of UploadPart: then HTTP framing bounds the body, and
     /// the worker refuses a wrong size before it reads or forwards a byte.
     pub fn check_declared_size(&self, content_length: Option<u64>) -> Result<(), ApiError> {
-        let BlobPurpose::Put { part_number, size } = self.purpose else {
+        let BlobPurpose::Put {
+            part_number, size, ..
+        } = self.purpose
+        else {
             return Ok(());
         };
         match content_length {
@@ -105,14 +122,20 @@ impl BlobClaims {
 
     /// The canonical message: label, purpose byte, length-prefixed file id, then
     /// fixed-width big-endian part number, size and expiry (zeros where a purpose has
-    /// no such field). Every field has a fixed position, so no two claims share bytes.
+    /// no such field), then the upload id prefixed by its u16 length (empty for a
+    /// download). Every field has a fixed position or an explicit length, so no two
+    /// claims share bytes.
     fn message(&self) -> Vec<u8> {
         let id = self.file_id.as_str().as_bytes();
-        let (tag, part, size) = match self.purpose {
-            BlobPurpose::Put { part_number, size } => (b'P', part_number, size),
-            BlobPurpose::Get => (b'G', 0, 0),
+        let (tag, part, size, upload) = match &self.purpose {
+            BlobPurpose::Put {
+                part_number,
+                size,
+                upload_id,
+            } => (b'P', *part_number, *size, upload_id.as_bytes()),
+            BlobPurpose::Get => (b'G', 0, 0, &[][..]),
         };
-        let mut m = Vec::with_capacity(LABEL.len() + 1 + 1 + id.len() + 4 + 8 + 8);
+        let mut m = Vec::with_capacity(LABEL.len() + 2 + id.len() + 20 + 2 + upload.len());
         m.extend_from_slice(LABEL);
         m.push(tag);
         // File ids are 22 bytes; the prefix keeps the encoding unambiguous regardless.
@@ -121,6 +144,13 @@ impl BlobClaims {
         m.extend_from_slice(&part.to_be_bytes());
         m.extend_from_slice(&size.to_be_bytes());
         m.extend_from_slice(&self.expires_at.to_be_bytes());
+        // Upload ids longer than a u16 are refused when parsed (MAX_UPLOAD_ID_LEN).
+        m.extend_from_slice(
+            &u16::try_from(upload.len())
+                .unwrap_or(u16::MAX)
+                .to_be_bytes(),
+        );
+        m.extend_from_slice(upload);
         m
     }
 }
@@ -204,17 +234,27 @@ impl BlobSigner {
     }
 
     /// The query string to append to a blob path (no leading `?`): `exp=<ms>&sig=<sig>`
-    /// for a download, `exp=<ms>&size=<bytes>&sig=<sig>` for a part.
+    /// for a download, `exp=<ms>&size=<bytes>&upload=<id>&sig=<sig>` for a part.
     pub fn query(&self, claims: &BlobClaims) -> String {
+        let (size, upload_id) = match &claims.purpose {
+            BlobPurpose::Put {
+                size, upload_id, ..
+            } => (Some(*size), Some(upload_id.clone())),
+            BlobPurpose::Get => (None, None),
+        };
         BlobQuery {
             expires_at: claims.expires_at,
-            size: match claims.purpose {
-                BlobPurpose::Put { size, .. } => Some(size),
-                BlobPurpose::Get => None,
-            },
+            size,
+            upload_id,
             sig: self.sign(claims),
         }
         .to_query()
+    }
+
+    /// The keyed MAC under the server's secret, for the other domain-separated uses of
+    /// the same secret (e.g. [`crate::ids::IdempotencyKey::derive`]).
+    pub fn server_mac(&self) -> &Hmac<Sha256> {
+        &self.mac
     }
 
     /// Verifies a part URL, `PUT /blob/<file_id>/<part_number>?<query>`, without any
@@ -232,6 +272,7 @@ impl BlobSigner {
             purpose: BlobPurpose::Put {
                 part_number,
                 size: q.size.ok_or(TokenError::Invalid)?,
+                upload_id: q.upload_id.ok_or(TokenError::Invalid)?,
             },
             file_id,
             expires_at: q.expires_at,
@@ -248,6 +289,9 @@ impl BlobSigner {
         now_ms: u64,
     ) -> Result<BlobClaims, TokenError> {
         let q = BlobQuery::parse(query)?;
+        if q.size.is_some() || q.upload_id.is_some() {
+            return Err(TokenError::Invalid);
+        }
         let claims = BlobClaims {
             purpose: BlobPurpose::Get,
             file_id,
@@ -258,38 +302,53 @@ impl BlobSigner {
     }
 }
 
-/// The `exp`, `size` (part URLs only) and `sig` parameters of a blob URL.
+/// The `exp`, `size` and `upload` (part URLs only) and `sig` parameters of a blob URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlobQuery {
     /// The `exp` parameter: the claims' `expires_at`.
     pub expires_at: u64,
     /// The `size` parameter of a part URL: the part's planned size.
     pub size: Option<u64>,
+    /// The `upload` parameter of a part URL: storage's multipart upload id, carried as
+    /// base64url (upload ids are opaque strings of any alphabet).
+    pub upload_id: Option<String>,
     /// The `sig` parameter.
     pub sig: String,
 }
 
+/// The longest storage upload id a part URL carries (S3 allows ~1 KiB; R2's are short).
+pub const MAX_UPLOAD_ID_LEN: usize = 4096;
+
 impl BlobQuery {
-    /// `exp=<ms>&sig=<sig>`, or `exp=<ms>&size=<bytes>&sig=<sig>`. Every value is
-    /// URL-safe as it is.
+    /// `exp=<ms>&sig=<sig>`, or `exp=<ms>&size=<bytes>&upload=<id>&sig=<sig>`. Every
+    /// value is URL-safe as it is (the upload id is base64url).
     pub fn to_query(&self) -> String {
-        match self.size {
-            Some(size) => format!("exp={}&size={size}&sig={}", self.expires_at, self.sig),
-            None => format!("exp={}&sig={}", self.expires_at, self.sig),
+        let mut q = format!("exp={}", self.expires_at);
+        if let Some(size) = self.size {
+            q.push_str(&format!("&size={size}"));
         }
+        if let Some(upload) = &self.upload_id {
+            q.push_str("&upload=");
+            q.push_str(&URL_SAFE_NO_PAD.encode(upload));
+        }
+        q.push_str("&sig=");
+        q.push_str(&self.sig);
+        q
     }
 
-    /// Reads `exp`, `size` and `sig` from a query string (with or without the leading
-    /// `?`). Other parameters are ignored; a missing `exp` or `sig`, or a repeated or
-    /// malformed `exp`, `size` or `sig`, is `Invalid`. `size` is optional here.
+    /// Reads `exp`, `size`, `upload` and `sig` from a query string (with or without the
+    /// leading `?`). Other parameters are ignored; a missing `exp` or `sig`, or a
+    /// repeated or malformed parameter, is `Invalid`. `size` and `upload` are optional
+    /// here.
     pub fn parse(query: &str) -> Result<Self, TokenError> {
         let query = query.strip_prefix('?').unwrap_or(query);
-        let (mut exp, mut size, mut sig) = (None, None, None);
+        let (mut exp, mut size, mut upload, mut sig) = (None, None, None, None);
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
             let slot = match key {
                 "exp" => &mut exp,
                 "size" => &mut size,
+                "upload" => &mut upload,
                 "sig" => &mut sig,
                 _ => continue,
             };
@@ -299,13 +358,26 @@ impl BlobQuery {
         }
         let expires_at = parse_digits(exp.ok_or(TokenError::Invalid)?)?;
         let size = size.map(parse_digits).transpose()?;
+        let upload_id = upload.map(parse_upload_id).transpose()?;
         let sig = sig.ok_or(TokenError::Invalid)?.to_owned();
         Ok(Self {
             expires_at,
             size,
+            upload_id,
             sig,
         })
     }
+}
+
+/// A non-empty base64url upload id of at most [`MAX_UPLOAD_ID_LEN`] UTF-8 bytes.
+fn parse_upload_id(text: &str) -> Result<String, TokenError> {
+    let bytes = URL_SAFE_NO_PAD
+        .decode(text)
+        .map_err(|_| TokenError::Invalid)?;
+    if bytes.is_empty() || bytes.len() > MAX_UPLOAD_ID_LEN {
+        return Err(TokenError::Invalid);
+    }
+    String::from_utf8(bytes).map_err(|_| TokenError::Invalid)
 }
 
 /// A decimal `u64` of ASCII digits only (u64's parser would also take a leading '+').
@@ -331,10 +403,13 @@ mod tests {
         BlobSigner::new(SECRET).unwrap()
     }
 
+    /// An upload id with characters that are not URL-safe, as some stores write them.
+    const UP: &str = "2~abc+/=?&x";
+
     #[test]
     fn a_signed_url_verifies_until_it_expires() {
         let s = signer();
-        let claims = BlobClaims::part_upload(id(1), 3, 16_777_472, 1_000);
+        let claims = BlobClaims::part_upload(id(1), UP, 3, 16_777_472, 1_000);
         assert_eq!(claims.expires_at, 1_000 + PART_URL_TTL_MS);
         let sig = s.sign(&claims);
         assert_eq!(sig.len(), 43);
@@ -352,13 +427,14 @@ mod tests {
     #[test]
     fn any_change_to_the_claims_invalidates_the_signature() {
         let s = signer();
-        let claims = BlobClaims::part_upload(id(1), 3, 100, 0);
+        let claims = BlobClaims::part_upload(id(1), UP, 3, 100, 0);
         let sig = s.sign(&claims);
         let others = [
-            BlobClaims::part_upload(id(2), 3, 100, 0),
-            BlobClaims::part_upload(id(1), 4, 100, 0),
-            BlobClaims::part_upload(id(1), 3, 101, 0),
-            BlobClaims::part_upload(id(1), 3, 100, 1),
+            BlobClaims::part_upload(id(2), UP, 3, 100, 0),
+            BlobClaims::part_upload(id(1), UP, 4, 100, 0),
+            BlobClaims::part_upload(id(1), UP, 3, 101, 0),
+            BlobClaims::part_upload(id(1), UP, 3, 100, 1),
+            BlobClaims::part_upload(id(1), "another upload", 3, 100, 0),
             BlobClaims {
                 purpose: BlobPurpose::Get,
                 ..claims.clone()
@@ -380,7 +456,7 @@ mod tests {
     #[test]
     fn signature_is_checked_before_expiry() {
         let s = signer();
-        let claims = BlobClaims::part_upload(id(1), 1, 100, 0);
+        let claims = BlobClaims::part_upload(id(1), UP, 1, 100, 0);
         // Expired claims with a forged signature: Invalid, not Expired.
         let forged = URL_SAFE_NO_PAD.encode([0u8; 32]);
         assert_eq!(
@@ -412,12 +488,14 @@ mod tests {
             purpose: BlobPurpose::Put {
                 part_number: 2,
                 size: 5,
+                upload_id: "up".into(),
             },
             file_id: id(0),
             expires_at: 7,
         };
-        let mut msg = b"sealdrop/v1/blob-url\0P\x16AAAAAAAAAAAAAAAAAAAAAA".to_vec();
+        let mut msg = b"sealdrop/v2/blob-url\0P\x16AAAAAAAAAAAAAAAAAAAAAA".to_vec();
         msg.extend_from_slice(&[0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0, 7]);
+        msg.extend_from_slice(&[0, 2, b'u', b'p']);
         let mut mac = Hmac::<Sha256>::new_from_slice(SECRET).unwrap();
         mac.update(&msg);
         let expected = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
@@ -458,34 +536,72 @@ mod tests {
     }
 
     #[test]
-    fn part_urls_carry_the_size_and_verify_without_a_session() {
+    fn part_urls_carry_size_and_upload_and_verify_without_a_session() {
         let s = signer();
-        let claims = BlobClaims::part_upload(id(4), 2, 5_242_880, 1_000);
+        let claims = BlobClaims::part_upload(id(4), UP, 2, 5_242_880, 1_000);
         let q = s.query(&claims);
+        let upload = URL_SAFE_NO_PAD.encode(UP);
         assert_eq!(
             q,
             format!(
-                "exp={}&size=5242880&sig={}",
+                "exp={}&size=5242880&upload={upload}&sig={}",
                 claims.expires_at,
                 s.sign(&claims)
             )
         );
-        assert_eq!(BlobQuery::parse(&q).unwrap().size, Some(5_242_880));
+        let parsed = BlobQuery::parse(&q).unwrap();
+        assert_eq!(parsed.size, Some(5_242_880));
+        assert_eq!(parsed.upload_id.as_deref(), Some(UP));
         assert_eq!(s.verify_part_url(id(4), 2, &q, 1_000), Ok(claims.clone()));
         assert_eq!(
             s.verify_part_url(id(4), 2, &format!("?{q}"), claims.expires_at),
             Err(TokenError::Expired)
         );
-        // Another part, file or size, a download path, a missing or doubled size.
+        // Another part, file, size or upload, a download path, a missing or doubled
+        // size or upload, an upload that is not base64url.
         let exp = claims.expires_at;
         let sig = s.sign(&claims);
+        let other = URL_SAFE_NO_PAD.encode("other");
         for (file, part, query) in [
             (id(4), 3, q.clone()),
             (id(5), 2, q.clone()),
-            (id(4), 2, format!("exp={exp}&size=5242881&sig={sig}")),
-            (id(4), 2, format!("exp={exp}&sig={sig}")),
-            (id(4), 2, format!("exp={exp}&size=1&size=5242880&sig={sig}")),
-            (id(4), 2, format!("exp={exp}&size=+5242880&sig={sig}")),
+            (
+                id(4),
+                2,
+                format!("exp={exp}&size=5242881&upload={upload}&sig={sig}"),
+            ),
+            (
+                id(4),
+                2,
+                format!("exp={exp}&size=5242880&upload={other}&sig={sig}"),
+            ),
+            (id(4), 2, format!("exp={exp}&upload={upload}&sig={sig}")),
+            (id(4), 2, format!("exp={exp}&size=5242880&sig={sig}")),
+            (
+                id(4),
+                2,
+                format!("exp={exp}&size=1&size=5242880&upload={upload}&sig={sig}"),
+            ),
+            (
+                id(4),
+                2,
+                format!("exp={exp}&size=5242880&upload={upload}&upload={upload}&sig={sig}"),
+            ),
+            (
+                id(4),
+                2,
+                format!("exp={exp}&size=+5242880&upload={upload}&sig={sig}"),
+            ),
+            (
+                id(4),
+                2,
+                format!("exp={exp}&size=5242880&upload=%%%&sig={sig}"),
+            ),
+            (
+                id(4),
+                2,
+                format!("exp={exp}&size=5242880&upload=&sig={sig}"),
+            ),
         ] {
             assert_eq!(
                 s.verify_part_url(file, part, &query, 0),
@@ -497,10 +613,10 @@ mod tests {
             s.verify_download_url(id(4), &q, 0),
             Err(TokenError::Invalid)
         );
-        // Download URLs carry no size and verify the same way.
+        // Download URLs carry no size or upload and verify the same way.
         let get = BlobClaims::download(id(4), 7);
         let gq = s.query(&get);
-        assert!(!gq.contains("size="));
+        assert!(!gq.contains("size=") && !gq.contains("upload="));
         assert_eq!(s.verify_download_url(id(4), &gq, 7), Ok(get.clone()));
         assert_eq!(
             s.verify_download_url(id(5), &gq, 7),
@@ -514,11 +630,17 @@ mod tests {
             s.verify_part_url(id(4), 0, &gq, 7),
             Err(TokenError::Invalid)
         );
+        // An oversized upload id is refused before any signature work.
+        let huge = URL_SAFE_NO_PAD.encode(vec![b'a'; MAX_UPLOAD_ID_LEN + 1]);
+        assert_eq!(
+            BlobQuery::parse(&format!("exp=1&upload={huge}&sig=a")),
+            Err(TokenError::Invalid)
+        );
     }
 
     #[test]
     fn declared_size_must_be_the_signed_size() {
-        let put = BlobClaims::part_upload(id(1), 3, 100, 0);
+        let put = BlobClaims::part_upload(id(1), UP, 3, 100, 0);
         assert_eq!(put.check_declared_size(Some(100)), Ok(()));
         for wrong in [None, Some(0), Some(99), Some(101), Some(u64::MAX)] {
             let err = put.check_declared_size(wrong).unwrap_err();

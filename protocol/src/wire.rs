@@ -12,11 +12,15 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::api_error::{ApiError, ApiErrorCode};
-use crate::format::{FormatError, Header, MAX_SEALED_METADATA, MIN_SEALED_METADATA};
-use crate::ids::{FileId, OwnerToken};
-use crate::plan::PartPlan;
+use crate::format::{
+    DEFAULT_RECORD_SIZE, FormatError, Header, MAX_RECORD_SIZE, MAX_SEALED_METADATA,
+    MIN_RECORD_SIZE, MIN_SEALED_METADATA,
+};
+use crate::ids::{FileId, IdempotencyKey, OwnerToken};
+use crate::plan::{PartPlan, ProviderLimits};
 use crate::session::UploadState;
 
 /// Largest JSON request body, except `complete` (docs/API.md, Limits): 64 KiB.
@@ -58,21 +62,49 @@ pub struct CreateUploadRequest {
     /// Preferred part size in ciphertext bytes; the server rounds it into the limits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub part_size: Option<u64>,
+    /// 128 random bits the client chose for this upload: a retried create with the same
+    /// key and body answers the same upload (docs/API.md, idempotent create).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<IdempotencyKey>,
 }
 
 impl CreateUploadRequest {
     /// Every check of API.md on this request, in order: the header (`invalid_header`,
     /// `unsupported_version`), the sealed metadata's size (`invalid_metadata`), then a
-    /// part plan for the size (`file_too_large`).
-    pub fn validate(&self) -> Result<ValidCreateUpload, ApiError> {
+    /// part plan for the size within the storage provider's `limits` (`file_too_large`).
+    pub fn validate(&self, limits: &ProviderLimits) -> Result<ValidCreateUpload, ApiError> {
         let header = self.header()?;
         let metadata = self.metadata_bytes()?;
-        let plan = self.plan_with_record_size(header.record_size())?;
+        let plan = self.plan_with_record_size(header.record_size(), limits)?;
+        let digest = self.digest(&header.encode(), &metadata);
         Ok(ValidCreateUpload {
             header,
             metadata,
             plan,
+            digest,
         })
+    }
+
+    /// SHA-256 over the request's meaning (not its JSON spelling): plaintext size,
+    /// preferred part size, header and metadata bytes, each at a fixed position or
+    /// length-prefixed. Two creates with one idempotency key are the same request iff
+    /// their digests are equal. The key itself is not part of it.
+    fn digest(&self, header: &[u8], metadata: &[u8]) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(b"sealdrop/v1/create-request\0");
+        h.update(self.plaintext_size.to_be_bytes());
+        match self.part_size {
+            Some(size) => {
+                h.update([1]);
+                h.update(size.to_be_bytes());
+            }
+            None => h.update([0; 9]),
+        }
+        for field in [header, metadata] {
+            h.update((field.len() as u64).to_be_bytes());
+            h.update(field);
+        }
+        h.finalize().into()
     }
 
     /// The parsed header: `400 invalid_header` if it is not base64 or not a valid
@@ -114,13 +146,18 @@ impl CreateUploadRequest {
         Ok(bytes)
     }
 
-    /// The part plan for this request, given the record size read from its header:
-    /// `400 file_too_large` or `400 invalid_header` when none exists.
-    pub fn plan_with_record_size(&self, record_size: u32) -> Result<PartPlan, ApiError> {
+    /// The part plan for this request within `limits`, given the record size read from
+    /// its header: `400 file_too_large` or `400 invalid_header` when none exists.
+    pub fn plan_with_record_size(
+        &self,
+        record_size: u32,
+        limits: &ProviderLimits,
+    ) -> Result<PartPlan, ApiError> {
         Ok(PartPlan::new(
             self.plaintext_size,
             record_size,
             self.part_size,
+            limits,
         )?)
     }
 }
@@ -134,6 +171,8 @@ pub struct ValidCreateUpload {
     pub metadata: Vec<u8>,
     /// The part plan.
     pub plan: PartPlan,
+    /// What makes two requests the same request, for an idempotent create.
+    pub digest: [u8; 32],
 }
 
 /// `201` answer of `POST /api/uploads`.
@@ -221,21 +260,22 @@ pub struct PutPartResponse {
 // GET /api/uploads/{fileId}
 // ---------------------------------------------------------------------------------
 
-/// `200` answer of `GET /api/uploads/{fileId}`: what the session has confirmed.
+/// `200` answer of `GET /api/uploads/{fileId}`: where the upload is, and the parts
+/// storage holds (for resume).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UploadStatus {
-    /// `open`, `completed` or `aborted`.
+    /// `open`, `completing`, `completed`, `aborting` or `aborted`.
     pub state: UploadState,
     /// The plan given at creation.
     pub plan: PartPlan,
-    /// The confirmed parts, ascending.
+    /// The parts storage holds with their planned size, ascending (none once aborting).
     pub parts: Vec<PartRecord>,
     /// When the open upload expires (ms since epoch).
     pub expires_at: u64,
 }
 
-/// A part the session has confirmed.
+/// A part storage holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PartRecord {
@@ -324,6 +364,62 @@ impl FileRecord {
     }
 }
 
+// ---------------------------------------------------------------------------------
+// GET /api/limits
+// ---------------------------------------------------------------------------------
+
+/// `200` answer of `GET /api/limits`: what the configured storage provider accepts, so a
+/// client can refuse a file before it starts and plan its parts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Limits {
+    /// `r2-binding` or `s3`.
+    pub provider: String,
+    /// The smallest part but the last, in bytes.
+    pub min_part_size: u64,
+    /// The largest part, in bytes.
+    pub max_part_size: u64,
+    /// The most parts one upload has.
+    pub max_parts: u64,
+    /// The largest record section (ciphertext: plaintext plus 16 bytes per record).
+    pub max_object_size: u64,
+    /// The largest plaintext with the default record size.
+    pub max_plaintext_size: u64,
+    /// The record sizes a header may name.
+    pub record_sizes: RecordSizes,
+}
+
+/// The `recordSizes` of [`Limits`], in plaintext bytes per record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordSizes {
+    /// The smallest.
+    pub min: u32,
+    /// The largest.
+    pub max: u32,
+    /// What the client uses unless told otherwise.
+    pub default: u32,
+}
+
+impl Limits {
+    /// What the planner applies for `provider`, whose limits are `limits`.
+    pub fn new(provider: &str, limits: &ProviderLimits) -> Self {
+        Self {
+            provider: provider.to_owned(),
+            min_part_size: limits.min_part_size(),
+            max_part_size: limits.max_part_size(),
+            max_parts: u64::from(limits.max_parts()),
+            max_object_size: limits.max_object_size(),
+            max_plaintext_size: limits.max_plaintext_size(DEFAULT_RECORD_SIZE).unwrap_or(0),
+            record_sizes: RecordSizes {
+                min: MIN_RECORD_SIZE,
+                max: MAX_RECORD_SIZE,
+                default: DEFAULT_RECORD_SIZE,
+            },
+        }
+    }
+}
+
 /// A signed download URL.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -340,12 +436,15 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    use crate::plan::DEFAULT_R2_BINDING_MAX_PART_SIZE;
+
     fn create(metadata_len: usize) -> CreateUploadRequest {
         CreateUploadRequest {
             plaintext_size: 67_108_864,
             header: encode_base64(&Header::new(1 << 20, [9; 32]).unwrap().encode()),
             metadata: encode_base64(&vec![1u8; metadata_len]),
             part_size: None,
+            idempotency_key: None,
         }
     }
 
@@ -355,7 +454,9 @@ mod tests {
                          "partSize": 16778240 }"#;
         let req: CreateUploadRequest = parse_json(body, MAX_JSON_BODY).unwrap();
         assert_eq!(req.part_size, Some(16_778_240));
-        let plan = req.plan_with_record_size(1 << 20).unwrap();
+        let plan = req
+            .plan_with_record_size(1 << 20, &ProviderLimits::S3)
+            .unwrap();
         assert_eq!(plan.part_count(), 4);
         // partSize is optional.
         let req: CreateUploadRequest = parse_json(
@@ -418,6 +519,98 @@ mod tests {
     }
 
     #[test]
+    fn idempotency_key_is_optional_strict_and_not_part_of_the_digest() {
+        let key = IdempotencyKey::from_random([7; 16]).to_text();
+        let body =
+            format!(r#"{{"plaintextSize":0,"header":"","metadata":"","idempotencyKey":"{key}"}}"#);
+        let req: CreateUploadRequest = parse_json(body.as_bytes(), MAX_JSON_BODY).unwrap();
+        assert_eq!(
+            req.idempotency_key,
+            Some(IdempotencyKey::from_random([7; 16]))
+        );
+        let back = serde_json::to_string(&req).unwrap();
+        assert!(
+            back.contains(&format!(r#""idempotencyKey":"{key}""#)),
+            "{back}"
+        );
+        for bad in [
+            "",
+            "short",
+            "AAAAAAAAAAAAAAAAAAAAAB",
+            "AAAAAAAAAAAAAAAAAAAA+A",
+        ] {
+            let body = format!(
+                r#"{{"plaintextSize":0,"header":"","metadata":"","idempotencyKey":"{bad}"}}"#
+            );
+            let err =
+                parse_json::<CreateUploadRequest>(body.as_bytes(), MAX_JSON_BODY).unwrap_err();
+            assert_eq!(err.code, ApiErrorCode::InvalidJson, "{bad:?}");
+        }
+
+        // The digest is the request's meaning: every field counts but the key.
+        let base = create(28);
+        let digest = base.validate(&ProviderLimits::S3).unwrap().digest;
+        let keyed = CreateUploadRequest {
+            idempotency_key: Some(IdempotencyKey::from_random([1; 16])),
+            ..base.clone()
+        };
+        assert_eq!(keyed.validate(&ProviderLimits::S3).unwrap().digest, digest);
+        let others = [
+            CreateUploadRequest {
+                plaintext_size: base.plaintext_size + 1,
+                ..base.clone()
+            },
+            CreateUploadRequest {
+                part_size: Some(16_777_472),
+                ..base.clone()
+            },
+            CreateUploadRequest {
+                part_size: Some(0),
+                ..base.clone()
+            },
+            create(29),
+            CreateUploadRequest {
+                header: encode_base64(&Header::new(1 << 20, [8; 32]).unwrap().encode()),
+                ..base.clone()
+            },
+        ];
+        for other in others {
+            assert_ne!(
+                other.validate(&ProviderLimits::S3).unwrap().digest,
+                digest,
+                "{other:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn limits_answer_what_the_planner_applies() {
+        let r2 = ProviderLimits::r2_binding(DEFAULT_R2_BINDING_MAX_PART_SIZE).unwrap();
+        for (name, provider) in [("r2-binding", r2), ("s3", ProviderLimits::S3)] {
+            let limits = Limits::new(name, &provider);
+            let v = serde_json::to_value(&limits).unwrap();
+            assert_eq!(v["provider"], json!(name));
+            assert_eq!(v["minPartSize"], json!(5 * 1024 * 1024));
+            assert_eq!(v["maxPartSize"], json!(provider.max_part_size()));
+            assert_eq!(v["maxParts"], json!(10_000));
+            assert_eq!(v["maxObjectSize"], json!(provider.max_object_size()));
+            assert_eq!(
+                v["recordSizes"],
+                json!({"min": 16, "max": 16_777_216, "default": 1_048_576})
+            );
+            // The largest plaintext plans; one byte more does not.
+            let max = limits.max_plaintext_size;
+            let plan = PartPlan::new(max, DEFAULT_RECORD_SIZE, None, &provider).unwrap();
+            assert!(plan.ciphertext_size() <= limits.max_object_size);
+            assert!(PartPlan::new(max + 1, DEFAULT_RECORD_SIZE, None, &provider).is_err());
+        }
+        assert_eq!(
+            Limits::new("r2-binding", &r2).max_plaintext_size,
+            985_661_440_000
+        );
+    }
+
+    #[test]
     fn metadata_limits() {
         assert_eq!(create(28).metadata_bytes().unwrap().len(), 28);
         assert_eq!(create(2076).metadata_bytes().unwrap().len(), 2076);
@@ -444,7 +637,7 @@ mod tests {
     #[test]
     fn header_checks() {
         let req = create(28);
-        let valid = req.validate().unwrap();
+        let valid = req.validate(&ProviderLimits::S3).unwrap();
         assert_eq!(valid.header.record_size(), 1 << 20);
         assert_eq!(encode_base64(&valid.header.encode()), req.header);
         assert_eq!(valid.metadata.len(), 28);
@@ -468,34 +661,39 @@ mod tests {
             (&good[..43], ApiErrorCode::InvalidHeader),
             (&[0u8; 44][..], ApiErrorCode::InvalidHeader),
         ] {
-            assert_eq!(with(bytes).validate().unwrap_err().code, expected);
+            assert_eq!(
+                with(bytes).validate(&ProviderLimits::S3).unwrap_err().code,
+                expected
+            );
         }
         let mut bad = req.clone();
         bad.header = "%%%".into();
         assert_eq!(
-            bad.validate().unwrap_err().code,
+            bad.validate(&ProviderLimits::S3).unwrap_err().code,
             ApiErrorCode::InvalidHeader
         );
         // The header is checked before the metadata, the metadata before the plan.
         let mut both = create(3);
         both.header = "%%%".into();
         assert_eq!(
-            both.validate().unwrap_err().code,
+            both.validate(&ProviderLimits::S3).unwrap_err().code,
             ApiErrorCode::InvalidHeader
         );
         let mut huge = create(28);
         huge.plaintext_size = u64::MAX;
         assert_eq!(
-            huge.validate().unwrap_err().code,
+            huge.validate(&ProviderLimits::S3).unwrap_err().code,
             ApiErrorCode::FileTooLarge
         );
         huge.metadata = String::new();
         assert_eq!(
-            huge.validate().unwrap_err().code,
+            huge.validate(&ProviderLimits::S3).unwrap_err().code,
             ApiErrorCode::InvalidMetadata
         );
         assert_eq!(
-            req.plan_with_record_size(15).unwrap_err().code,
+            req.plan_with_record_size(15, &ProviderLimits::S3)
+                .unwrap_err()
+                .code,
             ApiErrorCode::InvalidHeader
         );
     }
@@ -523,7 +721,7 @@ mod tests {
 
     #[test]
     fn responses_serialize_as_in_api_md() {
-        let plan = PartPlan::new(67_108_864, 1 << 20, None).unwrap();
+        let plan = PartPlan::new(67_108_864, 1 << 20, None, &ProviderLimits::S3).unwrap();
         let file_id = FileId::from_random([1; 16]);
         let resp = CreateUploadResponse {
             file_id: file_id.clone(),

@@ -7,15 +7,21 @@
 //
 // wrangler.toml has no [build] section, so nothing is rebuilt here. Logs go to
 // test-results/wrangler-<port>.log; the tail is printed when startup fails.
-import { spawn } from "node:child_process";
+//
+// Test pages: the app's assets (web/) hold no test page, so that none is deployed.
+// Each test server serves a generated folder instead (`--assets`, which replaces
+// only the directory of wrangler.toml's [assets]): a copy of web/ with tests/pages/
+// at /test/, so a test page (e.g. /test/blank.html, which imports the client) is
+// same-origin with the worker as the app is.
+import { randomBytes } from "node:crypto";
 import { once } from "node:events";
-import { existsSync, mkdirSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
+import { ROOT, spawnService, tail } from "./process.mjs";
 
-export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+export { ROOT };
 const WRANGLER = join(ROOT, "node_modules/wrangler/bin/wrangler.js");
 const STARTUP_TIMEOUT_MS = 60_000;
 
@@ -39,82 +45,91 @@ function nodeForWrangler() {
   return process.execPath;
 }
 
-function tail(file, lines = 60) {
-  try {
-    return readFileSync(file, "utf8").split("\n").slice(-lines).join("\n");
-  } catch {
-    return "(no log)";
+/** KEY=VALUE lines of a .dev.vars-style file (no quoting: ours holds none). */
+function readEnvFile(file) {
+  if (!existsSync(file)) return {};
+  return Object.fromEntries(readFileSync(file, "utf8").split("\n")
+    .map((line) => line.trim())
+    .filter((line) => line && !line.startsWith("#") && line.includes("="))
+    .map((line) => [line.slice(0, line.indexOf("=")), line.slice(line.indexOf("=") + 1)]));
+}
+
+/**
+ * The worker's secrets as an env file (`--env-file`, which replaces .dev.vars):
+ * .dev.vars' entries (SIGNING_SECRET), overridden by `secrets`.
+ */
+function writeSecrets(dir, secrets) {
+  const all = { SIGNING_SECRET: randomBytes(32).toString("hex"), ...readEnvFile(join(ROOT, ".dev.vars")), ...secrets };
+  for (const [key, value] of Object.entries(all)) {
+    if (/[\n"'\\#\s]/.test(value)) throw new Error(`secret ${key} has a character the env file cannot hold plainly`);
   }
+  const file = join(dir, "secrets.env");
+  writeFileSync(file, Object.entries(all).map(([k, v]) => `${k}=${v}\n`).join(""), { mode: 0o600 });
+  return file;
+}
+
+/** web/ plus tests/pages/ at /test/: the assets a test server serves. */
+function writeTestAssets(dir) {
+  const assets = join(dir, "assets");
+  cpSync(join(ROOT, "web"), assets, { recursive: true });
+  cpSync(join(ROOT, "tests/pages"), join(assets, "test"), { recursive: true });
+  return assets;
 }
 
 /**
  * Starts `wrangler dev --local` and waits until GET /api/health answers 200.
- * @param {{ persistDir?: string, vars?: Record<string, string> }} [options] reuse a
- *   state folder (Durable Objects, R2) from an earlier server; by default a fresh
- *   temporary one, removed by stop(). `vars` overrides wrangler.toml [vars] for this
- *   server only (`--var KEY:VALUE`), e.g. `{ PART_URL_TTL_SECONDS: "2" }`.
+ * @param {{ persistDir?: string, port?: number, vars?: Record<string, string>,
+ *   secrets?: Record<string, string> }} [options] `persistDir`: reuse a state folder
+ *   (Durable Objects, R2) from an earlier server; by default a fresh temporary one,
+ *   removed by stop(). `port`: where to listen (default: a free one), for callers
+ *   that must name the URL before the server starts (e.g. in PUBLIC_URL). `vars`
+ *   overrides wrangler.toml [vars] for this server only (`--var KEY:VALUE`), e.g.
+ *   `{ PART_URL_TTL_SECONDS: "2" }`; `PUBLIC_URL` defaults to the server's own
+ *   address (the URLs it hands out point back at it). `secrets` adds or overrides
+ *   secrets (e.g. S3 keys), written to a private env file.
  * @returns {Promise<{ url: string, persistDir: string, logFile: string, stop: () => Promise<void> }>}
  */
-export async function startServer({ persistDir, vars = {} } = {}) {
+export async function startServer({ persistDir, port, vars = {}, secrets = {} } = {}) {
   if (!existsSync(join(ROOT, "edge-worker/build/index.js"))) {
     throw new Error("edge-worker/build/index.js is missing: run `bash scripts/build.sh` first");
   }
   const ownDir = !persistDir;
   persistDir ??= mkdtempSync(join(tmpdir(), "sealdrop-state-"));
-  const [port, inspectorPort] = [await freePort(), await freePort()];
+  const runDir = mkdtempSync(join(tmpdir(), "sealdrop-wrangler-"));
+  port ??= await freePort();
+  const inspectorPort = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  mkdirSync(join(ROOT, "test-results"), { recursive: true });
-  const logFile = join(ROOT, "test-results", `wrangler-${port}.log`);
-  const logFd = openSync(logFile, "w");
+  vars = { PUBLIC_URL: url, ...vars };
 
-  const child = spawn(
-    nodeForWrangler(),
-    [
+  const service = spawnService({
+    command: nodeForWrangler(),
+    args: [
       WRANGLER, "dev", "--local",
       "--ip", "127.0.0.1", "--port", String(port),
       "--inspector-port", String(inspectorPort),
       "--persist-to", persistDir,
+      "--assets", writeTestAssets(runDir),
+      "--env-file", writeSecrets(runDir, secrets),
       "--show-interactive-dev-session=false",
       ...Object.entries(vars).flatMap(([key, value]) => ["--var", `${key}:${value}`]),
     ],
-    {
-      cwd: ROOT,
-      detached: true, // own process group: stop() ends workerd too
-      stdio: ["ignore", logFd, logFd],
-      env: {
-        ...process.env,
-        WRANGLER_SEND_METRICS: "false",
-        CLOUDFLARE_CF_FETCH_ENABLED: "false", // no Request.cf download (unreachable)
-        NO_COLOR: "1",
-      },
+    env: {
+      WRANGLER_SEND_METRICS: "false",
+      CLOUDFLARE_CF_FETCH_ENABLED: "false", // no Request.cf download (unreachable)
+      NO_COLOR: "1",
     },
-  );
-  closeSync(logFd);
-  const exited = once(child, "exit");
-  let running = true;
-  exited.then(() => { running = false; });
-  // If the test process dies without stop(), do not leave workerd behind.
-  const killOnExit = () => { try { process.kill(-child.pid, "SIGKILL"); } catch { /* gone */ } };
-  process.on("exit", killOnExit);
-
+    logName: `wrangler-${port}.log`,
+  });
+  const { logFile } = service;
   const stop = async () => {
-    if (running) {
-      try { process.kill(-child.pid, "SIGTERM"); } catch { /* already gone */ }
-      const timer = setTimeout(() => {
-        try { process.kill(-child.pid, "SIGKILL"); } catch { /* already gone */ }
-      }, 5_000);
-      await exited;
-      clearTimeout(timer);
-    }
-    // workerd may outlive wrangler by a moment; make sure the group is gone.
-    killOnExit();
-    process.off("exit", killOnExit);
+    await service.stop();
+    rmSync(runDir, { recursive: true, force: true });
     if (ownDir) rmSync(persistDir, { recursive: true, force: true });
   };
 
   const deadline = Date.now() + STARTUP_TIMEOUT_MS;
   for (;;) {
-    if (!running) {
+    if (!service.running()) {
       await stop();
       throw new Error(`wrangler dev exited before answering (log ${logFile}):\n${tail(logFile)}`);
     }

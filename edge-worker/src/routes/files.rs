@@ -2,20 +2,15 @@
 
 use sealdrop_protocol::api_error::ApiError;
 use sealdrop_protocol::ids::FileId;
-use worker::{Env, Request, Response};
+use worker::{Env, Headers, Response};
 
-use crate::upload_session::{Op, SessionStub, call_headers};
+use crate::session::calls::Op;
+use crate::session::client::SessionStub;
 
 /// `GET /api/files/{fileId}`: public (the id is in the link); `404 file_not_found`
 /// unless the upload is completed.
-pub(crate) async fn get(
-    req: &Request,
-    env: &Env,
-    file_id: &FileId,
-    origin: &str,
-) -> Result<Response, ApiError> {
-    let headers = call_headers(req, origin)?;
+pub(crate) async fn get(env: &Env, file_id: &FileId) -> Result<Response, ApiError> {
     SessionStub::get(env, file_id)?
-        .call(Op::File, headers, None)
+        .call(Op::File, Headers::new(), None)
         .await
 }

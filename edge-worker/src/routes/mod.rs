@@ -6,9 +6,12 @@
 //! Object is ever addressed with a malformed name. A path that exists with another
 //! method answers `405 method_not_allowed` with `Allow`; any other path under `/api/`
 //! or `/blob/` answers `404 not_found`. `OPTIONS` anywhere there is a CORS preflight.
+//! `HEAD` is allowed wherever `GET` is, and answers what `GET` would without the body.
 
 pub(crate) mod blob;
+pub(crate) mod dev;
 pub(crate) mod files;
+pub(crate) mod rooms;
 pub(crate) mod uploads;
 
 use sealdrop_protocol::api_error::ApiError;
@@ -22,6 +25,8 @@ pub(crate) enum Route {
     Preflight,
     /// `GET /api/health`.
     Health,
+    /// `GET /api/limits`.
+    Limits,
     /// `POST /api/uploads`.
     CreateUpload,
     /// `GET /api/uploads/{fileId}`.
@@ -58,10 +63,11 @@ impl Route {
         let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
         // The methods each path shape allows, and the route if the method is one of them.
         let (allow, route) = match segments.as_slice() {
-            ["api", "health"] => ("GET", Ok(Self::Health)),
+            ["api", "health"] => ("GET, HEAD", Ok(Self::Health)),
+            ["api", "limits"] => ("GET, HEAD", Ok(Self::Limits)),
             ["api", "uploads"] => ("POST", Ok(Self::CreateUpload)),
             ["api", "uploads", id] => (
-                "GET, DELETE",
+                "GET, HEAD, DELETE",
                 upload_id(id).map(|id| match method {
                     Method::Delete => Self::Abort(id),
                     _ => Self::UploadStatus(id),
@@ -69,7 +75,7 @@ impl Route {
             ),
             ["api", "uploads", id, "part-urls"] => ("POST", upload_id(id).map(Self::PartUrls)),
             ["api", "uploads", id, "complete"] => ("POST", upload_id(id).map(Self::Complete)),
-            ["api", "files", id] => ("GET", file_id(id).map(Self::FileRecord)),
+            ["api", "files", id] => ("GET, HEAD", file_id(id).map(Self::FileRecord)),
             ["blob", id] => ("GET, HEAD", file_id(id).map(Self::GetBlob)),
             ["blob", id, part] => (
                 "PUT",
@@ -107,4 +113,121 @@ fn part_number(text: &str) -> Result<u32, ApiError> {
         return Err(ApiError::not_found());
     }
     text.parse().map_err(|_| ApiError::not_found())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use sealdrop_protocol::api_error::ApiErrorCode;
+
+    const ID: &str = "AAAAAAAAAAAAAAAAAAAAAA";
+
+    fn id() -> FileId {
+        FileId::parse(ID).unwrap()
+    }
+
+    fn refused(method: Method, path: &str) -> (ApiErrorCode, Option<&'static str>) {
+        let no = Route::parse(&method, path).unwrap_err();
+        (no.error.code, no.allow)
+    }
+
+    #[test]
+    fn every_route_parses() {
+        let cases = [
+            (Method::Get, "/api/health".to_owned(), Route::Health),
+            (Method::Get, "/api/limits".into(), Route::Limits),
+            (Method::Post, "/api/uploads".into(), Route::CreateUpload),
+            (
+                Method::Get,
+                format!("/api/uploads/{ID}"),
+                Route::UploadStatus(id()),
+            ),
+            (
+                Method::Delete,
+                format!("/api/uploads/{ID}"),
+                Route::Abort(id()),
+            ),
+            (
+                Method::Post,
+                format!("/api/uploads/{ID}/part-urls"),
+                Route::PartUrls(id()),
+            ),
+            (
+                Method::Post,
+                format!("/api/uploads/{ID}/complete"),
+                Route::Complete(id()),
+            ),
+            (
+                Method::Get,
+                format!("/api/files/{ID}"),
+                Route::FileRecord(id()),
+            ),
+            (
+                Method::Put,
+                format!("/blob/{ID}/7"),
+                Route::PutPart(id(), 7),
+            ),
+            (Method::Get, format!("/blob/{ID}"), Route::GetBlob(id())),
+            (
+                Method::Options,
+                "/api/anything/at/all".into(),
+                Route::Preflight,
+            ),
+        ];
+        for (method, path, route) in cases {
+            assert_eq!(Route::parse(&method, &path), Ok(route), "{method:?} {path}");
+        }
+    }
+
+    #[test]
+    fn head_goes_wherever_get_goes() {
+        for path in [
+            "/api/health".to_owned(),
+            "/api/limits".into(),
+            format!("/api/uploads/{ID}"),
+            format!("/api/files/{ID}"),
+            format!("/blob/{ID}"),
+        ] {
+            let get = Route::parse(&Method::Get, &path).unwrap();
+            assert_eq!(Route::parse(&Method::Head, &path), Ok(get), "{path}");
+        }
+        assert_eq!(
+            refused(Method::Head, "/api/uploads"),
+            (ApiErrorCode::MethodNotAllowed, Some("POST"))
+        );
+    }
+
+    #[test]
+    fn wrong_methods_paths_and_ids() {
+        assert_eq!(
+            refused(Method::Put, &format!("/api/uploads/{ID}")),
+            (ApiErrorCode::MethodNotAllowed, Some("GET, HEAD, DELETE"))
+        );
+        assert_eq!(
+            refused(Method::Get, &format!("/blob/{ID}/1")),
+            (ApiErrorCode::MethodNotAllowed, Some("PUT"))
+        );
+        assert_eq!(refused(Method::Get, "/api/nope").0, ApiErrorCode::NotFound);
+        assert_eq!(
+            refused(Method::Get, "/api/uploads/..").0,
+            ApiErrorCode::UploadNotFound
+        );
+        assert_eq!(
+            refused(Method::Get, "/api/files/not-an-id").0,
+            ApiErrorCode::FileNotFound
+        );
+        for part in ["x", "01", "-1", "", "99999999999"] {
+            let path = format!("/blob/{ID}/{part}");
+            assert_eq!(
+                refused(Method::Put, &path).0,
+                ApiErrorCode::NotFound,
+                "{path}"
+            );
+        }
+        assert_eq!(
+            Route::parse(&Method::Put, &format!("/blob/{ID}/0")),
+            Ok(Route::PutPart(id(), 0))
+        );
+    }
 }

@@ -9,24 +9,39 @@ use sealdrop_protocol::wire::{
 use worker::js_sys::Uint8Array;
 use worker::{Env, Headers, Request, Response};
 
+use crate::config::Config;
 use crate::http::{OrApiError as _, json, read_body};
-use crate::upload_session::{CreateSession, Created, Op, SessionStub, call_headers};
+use crate::session::calls::{CreateSession, Created, Op};
+use crate::session::client::{SessionStub, owner_headers};
 
-/// `POST /api/uploads`: validates the request (header, metadata, plan), draws the file
-/// id and owner token, and creates the session. Only the token's hash leaves here.
-pub(crate) async fn create(req: &mut Request, env: &Env) -> Result<Response, ApiError> {
+/// `POST /api/uploads`: validates the request (header, metadata, a plan within the
+/// storage provider's limits), then makes the file id and owner token (derived from
+/// the idempotency key when there is one, so a retried create reaches the same
+/// session; else random), and creates the session.
+/// Only the token's hash leaves here.
+pub(crate) async fn create(
+    req: &mut Request,
+    env: &Env,
+    config: &Config,
+) -> Result<Response, ApiError> {
     let body = read_body(req, MAX_JSON_BODY).await?;
     let request: CreateUploadRequest = parse_json(&body, MAX_JSON_BODY)?;
-    let valid = request.validate()?;
-    let file_id = FileId::from_random(random_16()?);
-    let owner_token = OwnerToken::from_random(random_16()?);
-
+    let valid = request.validate(&config.limits)?;
+    let (file_id, owner_token) = match &request.idempotency_key {
+        Some(key) => key.derive(config.signer.server_mac()),
+        None => (
+            FileId::from_random(random_16()?),
+            OwnerToken::from_random(random_16()?),
+        ),
+    };
     let create = CreateSession {
         file_id: file_id.clone(),
         owner_token_hash: owner_token.hash(),
         header: valid.header.encode().to_vec(),
         metadata: valid.metadata,
-        plan: valid.plan.clone(),
+        plan: valid.plan,
+        digest: valid.digest,
+        idempotent: request.idempotency_key.is_some(),
     };
     let call = serde_json::to_string(&create).or_internal("building a create call")?;
     let headers = Headers::new();
@@ -45,21 +60,20 @@ pub(crate) async fn create(req: &mut Request, env: &Env) -> Result<Response, Api
         &CreateUploadResponse {
             file_id,
             owner_token,
-            plan: valid.plan,
+            plan: created.plan,
             expires_at: created.expires_at,
         },
     )
 }
 
 /// `GET`, `DELETE /api/uploads/{fileId}`, `POST .../part-urls`, `POST .../complete`:
-/// forwarded to the session with the caller's `Authorization` and origin. JSON bodies
-/// are read here, up to their limit (`413` before anything is addressed).
+/// forwarded to the session with the caller's `Authorization`. JSON bodies are read
+/// here, up to their limit (`413` before anything is addressed).
 pub(crate) async fn forward(
     req: &mut Request,
     env: &Env,
     file_id: &FileId,
     op: Op,
-    origin: &str,
 ) -> Result<Response, ApiError> {
     let limit = match op {
         Op::Complete => Some(MAX_COMPLETE_BODY),
@@ -70,9 +84,8 @@ pub(crate) async fn forward(
         Some(limit) => Some(Uint8Array::from(read_body(req, limit).await?.as_slice()).into()),
         None => None,
     };
-    let headers = call_headers(req, origin)?;
     SessionStub::get(env, file_id)?
-        .call(op, headers, body)
+        .call(op, owner_headers(req)?, body)
         .await
 }
 

@@ -1,0 +1,222 @@
+//! The internal calls between the worker and an `UploadSession` object: which call is
+//! which (method + path), and their bodies. Pure data, so both ends (and native unit
+//! tests) agree on it.
+//!
+//! Owner calls carry the caller's `Authorization`; the object checks it, where the
+//! owner-token hash is. Part-write calls come from the worker's own `/blob` handler
+//! after it verified the URL's signature, so they carry no token.
+
+use sealdrop_protocol::ids::{FileId, OwnerTokenHash};
+use sealdrop_protocol::plan::PartPlan;
+use sealdrop_protocol::session::WriteGrant;
+use serde::{Deserialize, Serialize};
+use worker::Method;
+
+/// What the worker asks a session to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Op {
+    /// `POST /create`, body [`CreateSession`], answer [`Created`].
+    Create,
+    /// `GET /status` (owner).
+    Status,
+    /// `POST /part-urls` (owner), body `PartUrlsRequest`.
+    PartUrls,
+    /// `POST /complete` (owner), body `CompleteRequest`.
+    Complete,
+    /// `POST /abort` (owner).
+    Abort,
+    /// `GET /file`: the record of a completed file.
+    File,
+    /// `POST /parts/{n}/begin`, body [`BeginPart`], answer [`Grant`].
+    BeginPart(u32),
+    /// `POST /parts/{n}/renew`, body [`Fenced`], answer [`Grant`].
+    RenewPart(u32),
+    /// `POST /parts/{n}/finish`, body [`FinishPart`], answer `PutPartResponse`.
+    FinishPart(u32),
+    /// `POST /parts/{n}/fail`, body [`Fenced`], answer 204.
+    FailPart(u32),
+    /// `POST /owner`, body [`OwnerQuery`], answer `protocol::sweep::Owner`: the
+    /// scheduled sweep asks whether the session still uses an upload storage lists.
+    Owner,
+}
+
+impl Op {
+    /// The call's path inside the object.
+    pub fn path(self) -> String {
+        match self {
+            Self::Create => "/create".into(),
+            Self::Status => "/status".into(),
+            Self::PartUrls => "/part-urls".into(),
+            Self::Complete => "/complete".into(),
+            Self::Abort => "/abort".into(),
+            Self::File => "/file".into(),
+            Self::BeginPart(n) => format!("/parts/{n}/begin"),
+            Self::RenewPart(n) => format!("/parts/{n}/renew"),
+            Self::FinishPart(n) => format!("/parts/{n}/finish"),
+            Self::FailPart(n) => format!("/parts/{n}/fail"),
+            Self::Owner => "/owner".into(),
+        }
+    }
+
+    /// The call's method.
+    pub fn method(self) -> Method {
+        match self {
+            Self::Status | Self::File => Method::Get,
+            _ => Method::Post,
+        }
+    }
+
+    /// The call a request to the object is, if any.
+    pub fn parse(method: &Method, path: &str) -> Option<Self> {
+        let op = match path {
+            "/create" => Self::Create,
+            "/status" => Self::Status,
+            "/part-urls" => Self::PartUrls,
+            "/complete" => Self::Complete,
+            "/abort" => Self::Abort,
+            "/file" => Self::File,
+            "/owner" => Self::Owner,
+            _ => {
+                let (n, action) = path.strip_prefix("/parts/")?.split_once('/')?;
+                if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
+                    return None;
+                }
+                let n = n.parse().ok()?;
+                match action {
+                    "begin" => Self::BeginPart(n),
+                    "renew" => Self::RenewPart(n),
+                    "finish" => Self::FinishPart(n),
+                    "fail" => Self::FailPart(n),
+                    _ => return None,
+                }
+            }
+        };
+        (op.method() == *method).then_some(op)
+    }
+}
+
+/// Body of [`Op::Create`]: an upload the worker already validated. The owner token
+/// itself never reaches the object, only its hash.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct CreateSession {
+    pub file_id: FileId,
+    pub owner_token_hash: OwnerTokenHash,
+    /// The header's bytes.
+    pub header: Vec<u8>,
+    /// The sealed metadata's bytes.
+    pub metadata: Vec<u8>,
+    pub plan: PartPlan,
+    /// What makes a repeated create the same request (`ValidCreateUpload::digest`).
+    pub digest: [u8; 32],
+    /// Whether the ids were derived from an idempotency key: then an existing session
+    /// with the same digest is this very request, retried.
+    pub idempotent: bool,
+}
+
+/// Answer of [`Op::Create`] (201, also for a retried idempotent create).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Created {
+    pub plan: PartPlan,
+    pub expires_at: u64,
+}
+
+/// Body of [`Op::BeginPart`]: the part's signed size and upload id.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct BeginPart {
+    pub size: u64,
+    pub upload_id: String,
+}
+
+/// A lease on a part write (answer of [`Op::BeginPart`] and [`Op::RenewPart`]).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Grant {
+    pub fence: u64,
+    pub lease_until: u64,
+}
+
+impl From<WriteGrant> for Grant {
+    fn from(g: WriteGrant) -> Self {
+        Grant {
+            fence: g.fence,
+            lease_until: g.lease_until,
+        }
+    }
+}
+
+/// Body of [`Op::RenewPart`] and [`Op::FailPart`].
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct Fenced {
+    pub fence: u64,
+}
+
+/// Body of [`Op::Owner`]: an upload of the file's key that storage lists.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct OwnerQuery {
+    pub upload_id: String,
+}
+
+/// Body of [`Op::FinishPart`]: storage accepted the part.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct FinishPart {
+    pub fence: u64,
+    /// The ETag R2 answered.
+    pub etag: String,
+    /// The bytes that went in (the `FixedLengthStream`'s length).
+    pub size: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_op_round_trips_through_its_path() {
+        let ops = [
+            Op::Create,
+            Op::Status,
+            Op::PartUrls,
+            Op::Complete,
+            Op::Abort,
+            Op::File,
+            Op::BeginPart(1),
+            Op::RenewPart(10_000),
+            Op::FinishPart(7),
+            Op::FailPart(3),
+            Op::Owner,
+        ];
+        for op in ops {
+            assert_eq!(Op::parse(&op.method(), &op.path()), Some(op), "{op:?}");
+            let other = if op.method() == Method::Get {
+                Method::Post
+            } else {
+                Method::Get
+            };
+            assert_eq!(Op::parse(&other, &op.path()), None, "{op:?}");
+        }
+    }
+
+    #[test]
+    fn anything_else_is_no_call() {
+        for path in [
+            "",
+            "/",
+            "/nope",
+            "/parts/1",
+            "/parts//begin",
+            "/parts/x/begin",
+            "/parts/+1/begin",
+            "/parts/1/begin/x",
+            "/parts/1/stop",
+            "/parts/99999999999/begin",
+        ] {
+            assert_eq!(Op::parse(&Method::Post, path), None, "{path:?}");
+        }
+    }
+}

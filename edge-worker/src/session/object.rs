@@ -1,0 +1,522 @@
+//! The `UploadSession` Durable Object (binding `UPLOADS`): one object per file id, named
+//! by it, holding one upload's session and, once completed, its file record.
+//!
+//! The rules are `protocol::session::Session`'s; this object loads it, feeds it each
+//! call and the clock, carries out the storage steps it emits, and persists it. In
+//! reading order: the calls, the steps, the alarm, loading and saving.
+//!
+//! Every call first carries out any step left due by an instance that died mid-step
+//! ("settle": its errors are not this call's), then makes its own call on the session,
+//! then carries out the steps that call made due, answering the first step error. A
+//! step is the only thing awaited while the session is mid-change; other calls run in
+//! between (that is what lets parts upload in parallel) and find the session busy where
+//! that matters: the machine refuses what would interleave. Nothing lives only in
+//! memory but the cache of what SQLite holds and the machine's "a step is being carried
+//! out here" flag, which eviction drops on purpose.
+
+use std::cell::{Cell, RefCell};
+
+use sealdrop_protocol::api_error::{ApiError, ApiErrorCode};
+use sealdrop_protocol::session::{CompleteStart, Session, Step, StepOutcome, UploadState};
+use sealdrop_protocol::sweep::Owner;
+use sealdrop_protocol::wire::{
+    CompleteRequest, FileRecord, MAX_COMPLETE_BODY, MAX_JSON_BODY, PartUrlsRequest,
+    PartUrlsResponse, PutPartResponse, parse_json,
+};
+use serde::de::DeserializeOwned;
+use worker::js_sys::{Date as JsDate, Number};
+use worker::{
+    Date, DurableObject, Env, Request, Response, ScheduledTime, State, console_error,
+    durable_object,
+};
+
+use super::calls::{BeginPart, CreateSession, Created, Fenced, FinishPart, Grant, Op, OwnerQuery};
+use super::store::{FileMeta, SessionStore};
+use crate::config::Config;
+use crate::http::{self, OrApiError as _, empty, header, json, quote_etag, respond};
+use crate::storage::{CompleteFailure, Provider as _, Storage};
+
+/// One upload session (and, once completed, one file record).
+#[durable_object(alarm)]
+pub struct UploadSession {
+    state: State,
+    env: Env,
+    /// The session and file meta as last read from or written to SQLite; `None` until
+    /// loaded, and dropped whenever a write fails, so memory never runs ahead of storage.
+    cache: RefCell<Option<(Session, FileMeta)>>,
+    /// A create is running here (creating the multipart upload): a second waits.
+    creating: Cell<bool>,
+    /// The alarm time last set by this instance (`Some(None)`: deleted), to skip
+    /// setting it again.
+    alarm_at: Cell<Option<Option<u64>>>,
+}
+
+/// What a change writes through.
+#[derive(Clone, Copy)]
+enum Save {
+    /// One part's rows.
+    Part(u32),
+    /// The session row.
+    State,
+}
+
+impl DurableObject for UploadSession {
+    fn new(state: State, env: Env) -> Self {
+        Self {
+            state,
+            env,
+            cache: RefCell::new(None),
+            creating: Cell::new(false),
+            alarm_at: Cell::new(None),
+        }
+    }
+
+    async fn fetch(&self, req: Request) -> worker::Result<Response> {
+        respond(self.handle(req).await)
+    }
+
+    /// The session's expiry, or a step left due. Errors are logged; the session sets
+    /// its own next alarm, so a failed step is retried without the runtime's help.
+    async fn alarm(&self) -> worker::Result<Response> {
+        if let Err(e) = self.on_alarm().await {
+            console_error!("upload session alarm: {} ({})", e.code, e.message);
+        }
+        Response::empty()
+    }
+}
+
+impl UploadSession {
+    // -- calls -------------------------------------------------------------------
+
+    /// Routes one internal call.
+    async fn handle(&self, mut req: Request) -> Result<Response, ApiError> {
+        let Some(op) = Op::parse(&req.method(), &req.path()) else {
+            return Err(ApiError::not_found());
+        };
+        let config = Config::from_env(&self.env)?;
+        let storage = Storage::from_config(&self.env, &config)?;
+        match op {
+            Op::Create => self.create(&storage, &config, body(&mut req).await?).await,
+            Op::BeginPart(n) => self.begin_part(n, body(&mut req).await?, &config),
+            Op::RenewPart(n) => self.renew_part(n, body(&mut req).await?, &config),
+            Op::FinishPart(n) => self.finish_part(n, body(&mut req).await?),
+            Op::FailPart(n) => self.fail_part(n, body(&mut req).await?),
+            Op::Owner => self.owner(body(&mut req).await?),
+            Op::File => {
+                self.settle(&storage).await;
+                self.file_record(&storage).map_err(|e| match e.code {
+                    ApiErrorCode::UploadNotFound => ApiError::file_not_found(),
+                    _ => e,
+                })
+            }
+            Op::Status | Op::PartUrls | Op::Complete | Op::Abort => {
+                // Owner calls: the token first, so nothing else leaks to a stranger.
+                let auth = header(&req, "authorization");
+                self.with(|s, _| s.check_owner(auth.as_deref()))??;
+                self.settle(&storage).await;
+                match op {
+                    Op::Status => self.status(&storage).await,
+                    Op::PartUrls => {
+                        let bytes = req.bytes().await.or_internal("reading part-urls")?;
+                        self.part_urls(&storage, parse_json(&bytes, MAX_JSON_BODY)?)
+                    }
+                    Op::Complete => {
+                        let bytes = req.bytes().await.or_internal("reading complete")?;
+                        self.complete(&storage, parse_json(&bytes, MAX_COMPLETE_BODY)?)
+                            .await
+                    }
+                    _ => self.abort(&storage).await,
+                }
+            }
+        }
+    }
+
+    /// Creates the session: the multipart upload, the expiry alarm, the rows. A
+    /// repeated idempotent create with the same request answers the same again; with
+    /// another request `409 idempotency_conflict`.
+    async fn create(
+        &self,
+        storage: &Storage,
+        config: &Config,
+        create: CreateSession,
+    ) -> Result<Response, ApiError> {
+        match self.with(|s, f| (s.plan().clone(), s.expires_at(), f.digest)) {
+            Ok((plan, expires_at, digest)) => {
+                return if create.idempotent && digest == create.digest {
+                    json(201, &Created { plan, expires_at })
+                } else if create.idempotent {
+                    Err(ApiError::idempotency_conflict())
+                } else {
+                    // 128 random bits collided: never overwrite.
+                    Err(http::internal("creating a session", "the file id is taken"))
+                };
+            }
+            Err(e) if e.code == ApiErrorCode::UploadNotFound => {}
+            Err(e) => return Err(e),
+        }
+        if self.creating.replace(true) {
+            return Err(ApiError::busy(
+                "the upload is being created; retry shortly",
+                1,
+            ));
+        }
+        let created = self.create_new(storage, config, create).await;
+        self.creating.set(false);
+        created
+    }
+
+    /// The part of [`Self::create`] that makes things: if the alarm or the rows fail,
+    /// the multipart upload is aborted (best effort) before answering the error. An
+    /// instance that dies between storage's create and the rows leaves an upload no
+    /// session knows, which R2 drops 7 days after creation.
+    async fn create_new(
+        &self,
+        storage: &Storage,
+        config: &Config,
+        create: CreateSession,
+    ) -> Result<Response, ApiError> {
+        let upload_id = storage.create_upload(&create.file_id).await?;
+        let session = Session::new(
+            create.file_id,
+            create.plan,
+            create.owner_token_hash,
+            now_ms(),
+            config.upload_ttl_ms,
+        );
+        let file = FileMeta {
+            header: create.header,
+            metadata: create.metadata,
+            upload_id,
+            digest: create.digest,
+        };
+        let stored = match self.set_alarm(session.expires_at()).await {
+            Ok(()) => self.store().create(&session, &file),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = stored {
+            self.delete_alarm().await;
+            if storage
+                .abort(session.file_id(), &file.upload_id)
+                .await
+                .is_err()
+            {
+                console_error!("abandoning a failed create: the abort failed too");
+            }
+            return Err(e);
+        }
+        let created = Created {
+            plan: session.plan().clone(),
+            expires_at: session.expires_at(),
+        };
+        self.cache.replace(Some((session, file)));
+        json(201, &created)
+    }
+
+    /// `GET /api/uploads/{id}`: the state, and the parts storage holds.
+    async fn status(&self, storage: &Storage) -> Result<Response, ApiError> {
+        let needs = self.with(|s, _| s.status_needs_listing())?;
+        let listed = match needs {
+            true => {
+                let (file_id, upload_id, recorded) = self.with(|s, f| {
+                    (
+                        s.file_id().clone(),
+                        f.upload_id.clone(),
+                        s.recorded_listing(),
+                    )
+                })?;
+                storage.list_parts(&file_id, &upload_id, recorded).await?
+            }
+            false => Vec::new(),
+        };
+        json(200, &self.with(|s, _| s.status(&listed))?)
+    }
+
+    /// Signs the requested part URLs.
+    fn part_urls(&self, storage: &Storage, request: PartUrlsRequest) -> Result<Response, ApiError> {
+        let now = now_ms();
+        let urls = self.with(|s, f| {
+            let parts = s.part_urls(&request, now)?;
+            Ok::<_, ApiError>(
+                parts
+                    .into_iter()
+                    .map(|(n, size)| storage.part_url(s.file_id(), &f.upload_id, n, size, now))
+                    .collect(),
+            )
+        })??;
+        json(200, &PartUrlsResponse { urls })
+    }
+
+    /// Completes the upload (or answers the record again for the same parts).
+    async fn complete(
+        &self,
+        storage: &Storage,
+        request: CompleteRequest,
+    ) -> Result<Response, ApiError> {
+        let now = now_ms();
+        let start = self.change(Save::State, |s, _| s.request_complete(&request.parts, now))?;
+        if start == CompleteStart::Started {
+            self.drive(storage).await?;
+        }
+        self.file_record(storage)
+    }
+
+    /// Aborts the upload: `204` once storage confirmed it.
+    async fn abort(&self, storage: &Storage) -> Result<Response, ApiError> {
+        self.change(Save::State, |s, _| s.request_abort())?;
+        self.drive(storage).await?;
+        match self.with(|s, _| s.state())? {
+            UploadState::Aborted => empty(204),
+            // Another request carries the abort out: it is committed, retry for 204.
+            _ => Err(ApiError::busy(
+                "the upload is being aborted; retry shortly",
+                2,
+            )),
+        }
+    }
+
+    /// The record of a completed file with a fresh download URL; `404 file_not_found`
+    /// otherwise.
+    fn file_record(&self, storage: &Storage) -> Result<Response, ApiError> {
+        let now = now_ms();
+        let record = self.with(|s, f| {
+            (s.state() == UploadState::Completed).then(|| {
+                let id = s.file_id();
+                FileRecord::new(
+                    id.clone(),
+                    s.plan(),
+                    &f.header,
+                    &f.metadata,
+                    s.created_at(),
+                    storage.download_url(id, now),
+                )
+            })
+        })?;
+        json(200, &record.ok_or_else(ApiError::file_not_found)?)
+    }
+
+    /// The worker's `/blob` handler begins a part write (its URL already verified).
+    fn begin_part(
+        &self,
+        part: u32,
+        call: BeginPart,
+        config: &Config,
+    ) -> Result<Response, ApiError> {
+        let now = now_ms();
+        let grant = self.change(Save::Part(part), |s, f| {
+            if f.upload_id != call.upload_id {
+                return Err(ApiError::upload_not_open(
+                    "this part URL belongs to another upload",
+                ));
+            }
+            s.begin_part(part, call.size, now, config.part_lease_ms)
+        })?;
+        json(200, &Grant::from(grant))
+    }
+
+    /// The writer of a part renews its lease.
+    fn renew_part(&self, part: u32, call: Fenced, config: &Config) -> Result<Response, ApiError> {
+        let now = now_ms();
+        let grant = self.change(Save::Part(part), |s, _| {
+            s.renew_part(part, call.fence, now, config.part_lease_ms)
+        })?;
+        json(200, &Grant::from(grant))
+    }
+
+    /// The writer of a part reports that storage accepted it: the client's answer.
+    fn finish_part(&self, part: u32, call: FinishPart) -> Result<Response, ApiError> {
+        let now = now_ms();
+        let etag = quote_etag(&call.etag);
+        self.change(Save::Part(part), |s, _| {
+            s.finish_part(part, call.fence, call.etag, call.size, now)
+        })?;
+        json(200, &PutPartResponse { etag })
+    }
+
+    /// The writer of a part reports that its write failed.
+    fn fail_part(&self, part: u32, call: Fenced) -> Result<Response, ApiError> {
+        let now = now_ms();
+        self.change(Save::Part(part), |s, _| s.fail_part(part, call.fence, now))?;
+        empty(204)
+    }
+
+    /// The sweep asks whether this session may still finish an upload storage lists
+    /// under its key; `404 upload_not_found` if there is no session here.
+    fn owner(&self, call: OwnerQuery) -> Result<Response, ApiError> {
+        let owner = self.with(|s, f| Owner::of(s.state(), f.upload_id == call.upload_id))?;
+        json(200, &owner)
+    }
+
+    // -- steps -------------------------------------------------------------------
+
+    /// Carries out a step left due (by an instance that died mid-step, or one that
+    /// failed), if nobody here is on it. Its errors are not the calling request's.
+    async fn settle(&self, storage: &Storage) {
+        if let Ok(true) = self.with(|s, _| s.due_step().is_some() && !s.is_driving()) {
+            let _ = self.drive(storage).await;
+        }
+    }
+
+    /// Carries out the steps due, one after the other, until none is, then sets the
+    /// alarm the session now wants. Answers the first step error (`503 upload_busy` if
+    /// another request is carrying a step out).
+    async fn drive(&self, storage: &Storage) -> Result<(), ApiError> {
+        let result = self.drive_steps(storage).await;
+        self.sync_alarm().await;
+        result
+    }
+
+    async fn drive_steps(&self, storage: &Storage) -> Result<(), ApiError> {
+        loop {
+            let Some(step) = self.with(|s, _| s.take_step())?? else {
+                return Ok(());
+            };
+            // The backstop first: if this instance dies while storage works, the alarm
+            // finds the step due and carries it out.
+            self.sync_alarm().await;
+            let outcome = self.carry_out(storage, &step).await;
+            self.change(Save::State, |s, _| s.on_step(outcome))?;
+        }
+    }
+
+    /// Asks storage. Never fails: a storage failure is the step's outcome.
+    async fn carry_out(&self, storage: &Storage, step: &Step) -> StepOutcome {
+        let Ok((file_id, upload_id, recorded)) = self.with(|s, f| {
+            (
+                s.file_id().clone(),
+                f.upload_id.clone(),
+                s.recorded_listing(),
+            )
+        }) else {
+            return StepOutcome::Failed;
+        };
+        match step {
+            Step::ListParts => storage
+                .list_parts(&file_id, &upload_id, recorded)
+                .await
+                .map_or(StepOutcome::Failed, StepOutcome::Listed),
+            Step::Complete(parts) => match storage.complete(&file_id, &upload_id, parts).await {
+                Ok(()) => StepOutcome::Completed,
+                Err(CompleteFailure::Refused) => StepOutcome::Refused,
+                Err(CompleteFailure::Failed) => StepOutcome::Failed,
+            },
+            Step::CheckObject => storage
+                .object_exists(&file_id)
+                .await
+                .map_or(StepOutcome::Failed, StepOutcome::Exists),
+            Step::Abort => storage
+                .abort(&file_id, &upload_id)
+                .await
+                .map_or(StepOutcome::Failed, |()| StepOutcome::Aborted),
+        }
+    }
+
+    // -- the alarm ---------------------------------------------------------------
+
+    /// Expires an open session past its expiry and carries out any step due.
+    async fn on_alarm(&self) -> Result<(), ApiError> {
+        let config = Config::from_env(&self.env)?;
+        let storage = Storage::from_config(&self.env, &config)?;
+        let now = now_ms();
+        self.alarm_at.set(None); // the alarm that fired is gone
+        match self.change(Save::State, |s, _| {
+            s.on_alarm(now);
+            Ok(())
+        }) {
+            Err(e) if e.code == ApiErrorCode::UploadNotFound => return Ok(()),
+            other => other?,
+        }
+        // A step that fails stays due; the alarm the session asks for retries it.
+        let _ = self.drive(&storage).await;
+        Ok(())
+    }
+
+    /// Sets (or deletes) the alarm to what the session wants now; failures are logged
+    /// (the next change tries again).
+    async fn sync_alarm(&self) {
+        let Ok(wanted) = self.with(|s, _| s.next_alarm(now_ms())) else {
+            return;
+        };
+        if self.alarm_at.get() == Some(wanted) {
+            return;
+        }
+        let result = match wanted {
+            Some(at) => self.set_alarm(at).await,
+            None => {
+                self.delete_alarm().await;
+                Ok(())
+            }
+        };
+        if result.is_ok() {
+            self.alarm_at.set(Some(wanted));
+        }
+    }
+
+    async fn set_alarm(&self, at_ms: u64) -> Result<(), ApiError> {
+        let at = JsDate::new(&Number::from(at_ms as f64));
+        self.state
+            .storage()
+            .set_alarm(ScheduledTime::new(at))
+            .await
+            .or_internal("setting the alarm")
+    }
+
+    async fn delete_alarm(&self) {
+        if let Err(e) = self.state.storage().delete_alarm().await {
+            console_error!("deleting the alarm: {e}");
+        }
+    }
+
+    // -- loading and saving ------------------------------------------------------
+
+    fn store(&self) -> SessionStore {
+        SessionStore::new(self.state.storage().sql())
+    }
+
+    /// Runs `f` on the session (loaded from SQLite if not cached); `404
+    /// upload_not_found` if none was ever created here. `f` cannot await, so the cache
+    /// is never borrowed across a suspension point.
+    fn with<R>(&self, f: impl FnOnce(&mut Session, &FileMeta) -> R) -> Result<R, ApiError> {
+        let mut cache = self.cache.borrow_mut();
+        if cache.is_none() {
+            *cache = self.store().load()?;
+        }
+        match cache.as_mut() {
+            Some((session, file)) => Ok(f(session, file)),
+            None => Err(ApiError::upload_not_found()),
+        }
+    }
+
+    /// Runs a call `f` on the session and writes what it may have changed through
+    /// before answering `f`'s answer. If the write fails, the cache is dropped (to be
+    /// reloaded from what SQLite really holds) and the call fails.
+    fn change<R>(
+        &self,
+        save: Save,
+        f: impl FnOnce(&mut Session, &FileMeta) -> Result<R, ApiError>,
+    ) -> Result<R, ApiError> {
+        let store = self.store();
+        let (answer, saved) = self.with(|s, file| {
+            let answer = f(s, file);
+            let saved = match save {
+                Save::Part(n) => store.save_part(s, n),
+                Save::State => store.save_state(s, file),
+            };
+            (answer, saved)
+        })?;
+        if let Err(e) = saved {
+            self.cache.replace(None);
+            return Err(e);
+        }
+        answer
+    }
+}
+
+/// A call's JSON body (from the worker itself: malformed means a bug, `500`).
+async fn body<T: DeserializeOwned>(req: &mut Request) -> Result<T, ApiError> {
+    let bytes = req.bytes().await.or_internal("reading a session call")?;
+    serde_json::from_slice(&bytes).or_internal("reading a session call")
+}
+
+fn now_ms() -> u64 {
+    Date::now().as_millis()
+}

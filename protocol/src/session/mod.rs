@@ -1,0 +1,481 @@
+//! The rules of one upload session, as a sans-IO state machine its Durable Object only
+//! carries out.
+//!
+//! ```text
+//!                 begin/finish part (fenced)
+//!                    ┌──────┐
+//!                    ▼      │
+//!   new ──────────▶ Open ───┘ ──complete──▶ Completing ──storage completed──▶ Completed
+//!                   │  ▲                      │ (list parts → complete → check object)
+//!                   │  └──storage did not ────┘
+//!                   │     complete / parts wrong
+//!                   └──abort (owner, or expiry)──▶ Aborting ──storage aborted──▶ Aborted
+//! ```
+//!
+//! **Steps.** Every storage side effect is a [`Step`] the machine emits and the shell
+//! carries out and reports back ([`Session::take_step`], [`Session::on_step`]): list the
+//! parts storage holds, complete the multipart upload, check whether the object exists,
+//! abort. The step due is a function of the persisted state, so a step is a committed
+//! intent: if the shell dies in the middle (or its answer is lost), the next request or
+//! the alarm finds the same step due and carries it out again. Each step is safe to
+//! repeat: completing twice with the same parts builds the same object (a repeat that
+//! storage refuses because the upload is gone is settled by checking the object), and
+//! aborting what is already aborted is a no-op. Only one shell instance carries out a
+//! step at a time (`take_step` refuses a second), and while one runs, nothing else that
+//! could change what it acts on is accepted: the session answers `503 upload_busy`.
+//!
+//! **Which parts exist.** Completion always lists the parts first and checks the
+//! client's claim (every part, in order, each with its ETag) against that listing. The
+//! storage provider decides what the listing is: a provider whose storage can list parts
+//! (S3's ListParts) answers from storage, which is then the truth; one that cannot (the
+//! R2 binding) answers with what this session recorded from the part writes it fenced
+//! ([`Session::recorded_listing`]).
+//!
+//! **Fenced part writes** (providers whose part bodies pass through the worker). A
+//! write begins with [`Session::begin_part`], which hands out a fence (a number never
+//! used before in this session) and a lease; at most one write of a part is in flight at
+//! a time. The writer reports with [`Session::finish_part`] or [`Session::fail_part`]
+//! and keeps its lease alive with [`Session::renew_part`]; it must stop writing (and
+//! never let a write land) once its lease has run out, which is what lets a later write
+//! of the same part supersede a writer that died. A report with a fence that is no
+//! longer current never records anything: storage may hold that write's bytes or the
+//! newer one's, so the part's record is dropped and the newer write, if still in flight,
+//! is marked overlapped and will not be recorded either: the client sends the part again.
+//! Completion refuses to begin while any write is in flight.
+//!
+//! Time is passed in (ms since epoch). An open session stops accepting anything at
+//! `expires_at`; the alarm then moves it to `Aborting`.
+
+mod parts;
+mod snapshot;
+mod steps;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::api_error::{ApiError, ApiErrorCode};
+use crate::ids::{FileId, OwnerTokenHash};
+use crate::plan::PartPlan;
+use crate::wire::{CompletedPart, PartRecord, PartUrlsRequest, UploadStatus};
+
+pub use parts::{PartWrite, RecordedPart, WriteGrant};
+pub use snapshot::{RestoreError, Snapshot, Stage};
+pub use steps::{ListedPart, Step, StepOutcome};
+
+/// How long an upload stays open: 6 days (docs/API.md, Limits).
+///
+/// Deliberately shorter than the 7 days after which R2 (like S3 lifecycle rules commonly
+/// do) aborts an unfinished multipart upload by itself: with equal lifetimes storage could
+/// drop the parts while the session still accepts them and a completion, which would then
+/// fail. The day between leaves the expiry alarm room to abort the upload (and retry)
+/// while storage still knows it.
+pub const SESSION_TTL_MS: u64 = 6 * 24 * 60 * 60 * 1000;
+
+/// How long a part write's lease lasts unless renewed: one minute. The writer renews it
+/// while it streams (every third of it) and stops writing when it cannot, so a part
+/// whose writer died is writable again at most this long after its last renewal.
+pub const PART_LEASE_MS: u64 = 60 * 1000;
+
+/// When a step is due, the alarm is set this far ahead: it carries out a step whose
+/// shell died, and retries one that failed.
+pub const STEP_RETRY_MS: u64 = 30 * 1000;
+
+/// `Retry-After` for a request refused because the session is busy with a step.
+const BUSY_RETRY_SECS: u32 = 2;
+/// `Retry-After` when storage could not say whether the object exists.
+const CHECK_RETRY_SECS: u32 = 5;
+
+/// Where an upload is in its life (the `state` of `GET /api/uploads/{fileId}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UploadState {
+    /// Parts may be uploaded; the upload may be completed or aborted.
+    Open,
+    /// Storage is completing the object: retry anything else shortly.
+    Completing,
+    /// The object exists; nothing changes any more.
+    Completed,
+    /// The owner (or expiry) aborted the upload; storage has not confirmed yet. It will
+    /// end `aborted`, never anything else.
+    Aborting,
+    /// The multipart upload is aborted and its parts are gone.
+    Aborted,
+}
+
+/// What [`Session::request_complete`] started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompleteStart {
+    /// The session is `completing`: carry out the steps it now has due.
+    Started,
+    /// Already completed with exactly these parts: answer the file record again.
+    AlreadyCompleted,
+}
+
+/// The session's life, with what each stage needs to carry out its step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Phase {
+    Open,
+    /// `parts`: the client's claim while listing, then the parts with storage's ETags.
+    Completing {
+        stage: Completing,
+        parts: Vec<CompletedPart>,
+    },
+    Completed {
+        parts: Vec<CompletedPart>,
+    },
+    Aborting,
+    Aborted,
+}
+
+/// The steps of a completion, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Completing {
+    /// List the parts storage holds and check the claim against them.
+    Listing,
+    /// Complete the multipart upload.
+    Storing,
+    /// Completing failed or got no answer: does the object exist? `refused` when
+    /// storage refused the part list itself (its parts are not the recorded ones).
+    Checking { refused: bool },
+}
+
+/// One upload: its plan, the parts recorded so far, the part writes in flight and its
+/// state. Build it with [`Session::new`], persist it with [`Session::snapshot`] and
+/// reload it with [`Session::restore`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    file_id: FileId,
+    plan: PartPlan,
+    owner_token_hash: OwnerTokenHash,
+    created_at: u64,
+    expires_at: u64,
+    phase: Phase,
+    recorded: BTreeMap<u32, RecordedPart>,
+    writes: BTreeMap<u32, PartWrite>,
+    next_fence: u64,
+    /// Whether a step is being carried out. Memory only, on purpose: a shell that
+    /// reloads the session (after eviction) finds it false, which is how a step whose
+    /// shell died is recognised as due again.
+    driving: bool,
+}
+
+impl Session {
+    /// A new open session, expiring `ttl_ms` after `now_ms` (see [`SESSION_TTL_MS`]).
+    pub fn new(
+        file_id: FileId,
+        plan: PartPlan,
+        owner_token_hash: OwnerTokenHash,
+        now_ms: u64,
+        ttl_ms: u64,
+    ) -> Self {
+        Self {
+            file_id,
+            plan,
+            owner_token_hash,
+            created_at: now_ms,
+            expires_at: now_ms.saturating_add(ttl_ms),
+            phase: Phase::Open,
+            recorded: BTreeMap::new(),
+            writes: BTreeMap::new(),
+            next_fence: 1,
+            driving: false,
+        }
+    }
+
+    /// The file this upload creates.
+    pub fn file_id(&self) -> &FileId {
+        &self.file_id
+    }
+    /// The part plan fixed at creation.
+    pub fn plan(&self) -> &PartPlan {
+        &self.plan
+    }
+    /// When the session was created (ms since epoch).
+    pub fn created_at(&self) -> u64 {
+        self.created_at
+    }
+    /// When an open session expires (ms since epoch).
+    pub fn expires_at(&self) -> u64 {
+        self.expires_at
+    }
+    /// SHA-256 of the owner token.
+    pub fn owner_token_hash(&self) -> &OwnerTokenHash {
+        &self.owner_token_hash
+    }
+
+    /// Where the upload is in its life.
+    pub fn state(&self) -> UploadState {
+        match self.phase {
+            Phase::Open => UploadState::Open,
+            Phase::Completing { .. } => UploadState::Completing,
+            Phase::Completed { .. } => UploadState::Completed,
+            Phase::Aborting => UploadState::Aborting,
+            Phase::Aborted => UploadState::Aborted,
+        }
+    }
+
+    /// The parts of a completed upload, in order, with storage's ETags.
+    pub fn completed_parts(&self) -> Option<&[CompletedPart]> {
+        match &self.phase {
+            Phase::Completed { parts } => Some(parts),
+            _ => None,
+        }
+    }
+
+    /// `401 unauthorized` unless `authorization` is `Bearer <the owner token>`.
+    pub fn check_owner(&self, authorization: Option<&str>) -> Result<(), ApiError> {
+        self.owner_token_hash.check_bearer(authorization)
+    }
+
+    /// Whether the session is open but past its expiry: the alarm should abort it.
+    pub fn is_expired(&self, now_ms: u64) -> bool {
+        self.phase == Phase::Open && now_ms >= self.expires_at
+    }
+
+    /// Refuses anything but waiting unless the session is open and not expired: `503
+    /// upload_busy` while completing (it may be open again), `409 upload_not_open` for
+    /// every final state (aborting ends aborted).
+    fn ensure_open(&self, now_ms: u64) -> Result<(), ApiError> {
+        match self.phase {
+            Phase::Open if self.is_expired(now_ms) => {
+                Err(ApiError::upload_not_open("the upload has expired"))
+            }
+            Phase::Open => Ok(()),
+            Phase::Completing { .. } => Err(self.busy()),
+            Phase::Completed { .. } => Err(ApiError::upload_not_open("the upload is completed")),
+            Phase::Aborting => Err(ApiError::upload_not_open("the upload is being aborted")),
+            Phase::Aborted => Err(ApiError::upload_not_open("the upload is aborted")),
+        }
+    }
+
+    /// The answer for a request that must wait for the step in progress.
+    fn busy(&self) -> ApiError {
+        match self.phase {
+            Phase::Aborting => ApiError::busy(
+                "the upload is being aborted; retry shortly",
+                BUSY_RETRY_SECS,
+            ),
+            _ => ApiError::busy(
+                "the upload is being completed; retry shortly",
+                BUSY_RETRY_SECS,
+            ),
+        }
+    }
+
+    /// Validates a `part-urls` request against this session and answers the
+    /// `(part, planned size)` pairs to sign, in request order.
+    pub fn part_urls(
+        &self,
+        request: &PartUrlsRequest,
+        now_ms: u64,
+    ) -> Result<Vec<(u32, u64)>, ApiError> {
+        self.ensure_open(now_ms)?;
+        request.validate(self.plan.part_count())?;
+        request
+            .part_numbers
+            .iter()
+            .map(|&part| Ok((part, self.planned_size(part)?)))
+            .collect()
+    }
+
+    /// Starts completing the upload with `claimed` (every part `1..=partCount` exactly
+    /// once, in order: `409 parts_missing` otherwise, `400 invalid_part_number` for a
+    /// number outside the plan). An open upload becomes `completing` (its steps then
+    /// check the claim against storage's listing) unless a part write is in flight
+    /// (`503 upload_busy`); a completed upload answers [`CompleteStart::AlreadyCompleted`]
+    /// for the same parts (a retry after a lost answer) and `409 upload_not_open` for
+    /// others. A refused request changes nothing.
+    pub fn request_complete(
+        &mut self,
+        claimed: &[CompletedPart],
+        now_ms: u64,
+    ) -> Result<CompleteStart, ApiError> {
+        match &self.phase {
+            Phase::Open => {
+                self.ensure_open(now_ms)?;
+                self.check_claim(claimed)?;
+                if let Some((part, write)) = self.write_in_flight(now_ms) {
+                    return Err(ApiError::busy(
+                        format!("part {part} is still being written; complete when it is done"),
+                        retry_secs(write.lease_until.saturating_sub(now_ms)),
+                    ));
+                }
+                // Every write left has outlived its lease: its writer stopped (the lease
+                // rule), so nothing more can land. Their later reports are stale.
+                self.writes.clear();
+                self.phase = Phase::Completing {
+                    stage: Completing::Listing,
+                    parts: claimed.to_vec(),
+                };
+                Ok(CompleteStart::Started)
+            }
+            Phase::Completing { .. } => Err(self.busy()),
+            Phase::Completed { parts } => {
+                if same_parts(parts, claimed) {
+                    Ok(CompleteStart::AlreadyCompleted)
+                } else {
+                    Err(ApiError::upload_not_open(
+                        "the upload is already completed with other parts",
+                    ))
+                }
+            }
+            Phase::Aborting => Err(ApiError::upload_not_open("the upload is being aborted")),
+            Phase::Aborted => Err(ApiError::upload_not_open("the upload is aborted")),
+        }
+    }
+
+    /// The owner aborts the upload: an open one (expired or not) becomes `aborting` and
+    /// forgets its parts and writes at once, and from then on the abort step is due
+    /// until storage confirms it. Idempotent for an upload aborting or aborted; `503
+    /// upload_busy` while completing, `409 upload_not_open` once completed.
+    pub fn request_abort(&mut self) -> Result<(), ApiError> {
+        match self.phase {
+            Phase::Open => {
+                self.commit_abort();
+                Ok(())
+            }
+            Phase::Aborting | Phase::Aborted => Ok(()),
+            Phase::Completing { .. } => Err(self.busy()),
+            Phase::Completed { .. } => Err(ApiError::upload_not_open("the upload is completed")),
+        }
+    }
+
+    /// The alarm fired: an open session past its expiry is aborted (the step follows).
+    /// Anything else is the steps' business, which the shell carries out next.
+    pub fn on_alarm(&mut self, now_ms: u64) {
+        if self.is_expired(now_ms) {
+            self.commit_abort();
+        }
+    }
+
+    /// When the alarm should fire next: at the expiry of an open session, soon while a
+    /// step is due (to carry out a step whose shell died, or retry one that failed),
+    /// never once the upload is completed or aborted.
+    pub fn next_alarm(&self, now_ms: u64) -> Option<u64> {
+        match self.phase {
+            Phase::Open => Some(self.expires_at),
+            Phase::Completing { .. } | Phase::Aborting => {
+                Some(now_ms.saturating_add(STEP_RETRY_MS))
+            }
+            Phase::Completed { .. } | Phase::Aborted => None,
+        }
+    }
+
+    /// Whether `GET /api/uploads/{fileId}` needs the parts storage holds (the
+    /// [`Step::ListParts`] answer) to answer: while open or completing.
+    pub fn status_needs_listing(&self) -> bool {
+        matches!(self.phase, Phase::Open | Phase::Completing { .. })
+    }
+
+    /// The `GET /api/uploads/{fileId}` answer, given what storage lists (ignored unless
+    /// [`Session::status_needs_listing`]). Only parts usable for completion are listed:
+    /// in the plan, of the planned size, once each, ascending; a part storage holds with
+    /// another size is as good as missing, and sending it again replaces it.
+    pub fn status(&self, listed: &[ListedPart]) -> UploadStatus {
+        let parts = match &self.phase {
+            Phase::Open | Phase::Completing { .. } => {
+                let mut usable: BTreeMap<u32, &ListedPart> = BTreeMap::new();
+                for p in listed {
+                    if self.plan.size_of_part(p.part_number) == Some(p.size) {
+                        usable.insert(p.part_number, p);
+                    }
+                }
+                usable
+                    .into_values()
+                    .map(|p| PartRecord {
+                        part_number: p.part_number,
+                        etag: p.etag.clone(),
+                        size: p.size,
+                    })
+                    .collect()
+            }
+            Phase::Completed { parts } => parts
+                .iter()
+                .map(|p| PartRecord {
+                    part_number: p.part_number,
+                    etag: p.etag.clone(),
+                    size: self.plan.size_of_part(p.part_number).unwrap_or(0),
+                })
+                .collect(),
+            Phase::Aborting | Phase::Aborted => Vec::new(),
+        };
+        UploadStatus {
+            state: self.state(),
+            plan: self.plan.clone(),
+            parts,
+            expires_at: self.expires_at,
+        }
+    }
+
+    /// Open (or expired) → `Aborting`: parts and writes are forgotten at once, since
+    /// nothing will ever complete with them.
+    fn commit_abort(&mut self) {
+        self.phase = Phase::Aborting;
+        self.recorded.clear();
+        self.writes.clear();
+    }
+
+    /// The planned size of `part`, or `400 invalid_part_number`.
+    fn planned_size(&self, part: u32) -> Result<u64, ApiError> {
+        self.plan.size_of_part(part).ok_or_else(|| {
+            ApiError::invalid_part_number(format!(
+                "part {part} is not in 1..={}",
+                self.plan.part_count()
+            ))
+        })
+    }
+
+    /// The shape of a `complete` claim: every part `1..=partCount` exactly once, in
+    /// order. ETags are checked against storage's listing later.
+    fn check_claim(&self, claimed: &[CompletedPart]) -> Result<(), ApiError> {
+        for (i, c) in claimed.iter().enumerate() {
+            self.planned_size(c.part_number)?;
+            let expected = u32::try_from(i + 1).unwrap_or(u32::MAX);
+            if c.part_number != expected {
+                return Err(ApiError::new(
+                    ApiErrorCode::PartsMissing,
+                    format!(
+                        "parts must be listed in order 1..={} once each; found {} at position {expected}",
+                        self.plan.part_count(),
+                        c.part_number
+                    ),
+                ));
+            }
+        }
+        let count = self.plan.part_count();
+        if claimed.len() != count as usize {
+            return Err(ApiError::new(
+                ApiErrorCode::PartsMissing,
+                format!(
+                    "part {} is missing: list all {count} parts",
+                    claimed.len() + 1
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Whether two part lists name the same parts with the same ETags (quotes aside).
+fn same_parts(a: &[CompletedPart], b: &[CompletedPart]) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|(x, y)| x.part_number == y.part_number && unquote(&x.etag) == unquote(&y.etag))
+}
+
+/// An ETag without one pair of surrounding double quotes: some storage APIs drop them.
+pub fn unquote(etag: &str) -> &str {
+    etag.strip_prefix('"')
+        .and_then(|e| e.strip_suffix('"'))
+        .unwrap_or(etag)
+}
+
+/// A wait of `ms` as a `Retry-After` in whole seconds, between 1 and 5: long enough not
+/// to hammer, short enough that a write that ends early is not waited out in full.
+fn retry_secs(ms: u64) -> u32 {
+    u32::try_from(ms.div_ceil(1000).clamp(1, 5)).unwrap_or(5)
+}

@@ -1,0 +1,223 @@
+//! The session as plain data for a store to persist, and back.
+//!
+//! A [`Snapshot`] is everything the session must not forget, with public fields, so the
+//! shell can map it onto whatever schema it keeps (the worker's SQLite rows are its own
+//! types, versioned there): the protocol type never becomes a storage schema by
+//! accident. [`Session::restore`] checks every invariant the rules rely on, so a damaged
+//! or hand-edited store cannot smuggle in a part the session would have refused.
+
+use std::collections::BTreeMap;
+
+use crate::ids::{FileId, OwnerTokenHash};
+use crate::plan::PartPlan;
+use crate::wire::CompletedPart;
+
+use super::{Completing, PartWrite, Phase, RecordedPart, Session};
+
+/// The persisted stage of a session: its [`super::UploadState`] refined by the step
+/// due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Open.
+    Open,
+    /// Completing: listing the parts.
+    Listing,
+    /// Completing: completing the multipart upload.
+    Storing,
+    /// Completing: checking whether the object exists.
+    Checking,
+    /// Completing: checking whether the object exists after storage refused the parts.
+    CheckingRefused,
+    /// Completed.
+    Completed,
+    /// Aborting.
+    Aborting,
+    /// Aborted.
+    Aborted,
+}
+
+impl Stage {
+    /// Every stage (for exhaustive tests).
+    pub const ALL: [Stage; 8] = [
+        Stage::Open,
+        Stage::Listing,
+        Stage::Storing,
+        Stage::Checking,
+        Stage::CheckingRefused,
+        Stage::Completed,
+        Stage::Aborting,
+        Stage::Aborted,
+    ];
+
+    /// A stable name for storage.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Open => "open",
+            Stage::Listing => "listing",
+            Stage::Storing => "storing",
+            Stage::Checking => "checking",
+            Stage::CheckingRefused => "checking-refused",
+            Stage::Completed => "completed",
+            Stage::Aborting => "aborting",
+            Stage::Aborted => "aborted",
+        }
+    }
+
+    /// The stage for a stored name.
+    pub fn parse(name: &str) -> Option<Stage> {
+        Stage::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+}
+
+/// Everything a session must not forget.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    /// The file this upload creates.
+    pub file_id: FileId,
+    /// The part plan.
+    pub plan: PartPlan,
+    /// SHA-256 of the owner token.
+    pub owner_token_hash: OwnerTokenHash,
+    /// Creation time (ms since epoch).
+    pub created_at: u64,
+    /// Expiry of the open session (ms since epoch).
+    pub expires_at: u64,
+    /// Where it is.
+    pub stage: Stage,
+    /// While completing: the claim (listing) or the parts with storage's ETags; once
+    /// completed: the parts. Empty otherwise.
+    pub completion: Vec<CompletedPart>,
+    /// The parts recorded from fenced writes.
+    pub recorded: Vec<(u32, RecordedPart)>,
+    /// The part writes in flight.
+    pub writes: Vec<(u32, PartWrite)>,
+    /// The next fence to hand out (greater than every fence used).
+    pub next_fence: u64,
+}
+
+/// A snapshot that breaks the session's invariants.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RestoreError {
+    /// A recorded part or write outside the plan, or of another size than planned.
+    #[error("part {0} does not fit the plan")]
+    PartOutsidePlan(u32),
+    /// A part listed twice.
+    #[error("part {0} is stored twice")]
+    DuplicatePart(u32),
+    /// A fence at or above `next_fence`.
+    #[error("a fence was never handed out")]
+    FenceNotIssued,
+    /// Completion parts that are not `1..=partCount` in order, or present in a stage
+    /// that has none (or missing in one that needs them).
+    #[error("the completion parts do not fit the stage")]
+    Completion,
+    /// Parts or writes kept by an aborting or aborted session.
+    #[error("an aborted session keeps no parts")]
+    PartsAfterAbort,
+}
+
+impl Session {
+    /// The session as plain data (without the in-memory `driving` flag).
+    pub fn snapshot(&self) -> Snapshot {
+        let (stage, completion) = match &self.phase {
+            Phase::Open => (Stage::Open, Vec::new()),
+            Phase::Completing { stage, parts } => (
+                match stage {
+                    Completing::Listing => Stage::Listing,
+                    Completing::Storing => Stage::Storing,
+                    Completing::Checking { refused: false } => Stage::Checking,
+                    Completing::Checking { refused: true } => Stage::CheckingRefused,
+                },
+                parts.clone(),
+            ),
+            Phase::Completed { parts } => (Stage::Completed, parts.clone()),
+            Phase::Aborting => (Stage::Aborting, Vec::new()),
+            Phase::Aborted => (Stage::Aborted, Vec::new()),
+        };
+        Snapshot {
+            file_id: self.file_id.clone(),
+            plan: self.plan.clone(),
+            owner_token_hash: self.owner_token_hash,
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+            stage,
+            completion,
+            recorded: self.recorded.iter().map(|(&n, r)| (n, r.clone())).collect(),
+            writes: self.writes.iter().map(|(&n, w)| (n, w.clone())).collect(),
+            next_fence: self.next_fence,
+        }
+    }
+
+    /// The session a snapshot describes, if it keeps every invariant. Nothing is being
+    /// carried out in a restored session: a step that was due is due again.
+    pub fn restore(s: Snapshot) -> Result<Session, RestoreError> {
+        let completing = |stage| Phase::Completing {
+            stage,
+            parts: s.completion.clone(),
+        };
+        let phase = match s.stage {
+            Stage::Open => Phase::Open,
+            Stage::Listing => completing(Completing::Listing),
+            Stage::Storing => completing(Completing::Storing),
+            Stage::Checking => completing(Completing::Checking { refused: false }),
+            Stage::CheckingRefused => completing(Completing::Checking { refused: true }),
+            Stage::Completed => Phase::Completed {
+                parts: s.completion.clone(),
+            },
+            Stage::Aborting => Phase::Aborting,
+            Stage::Aborted => Phase::Aborted,
+        };
+        let needs_parts = matches!(phase, Phase::Completing { .. } | Phase::Completed { .. });
+        let in_order = s
+            .completion
+            .iter()
+            .zip(1..)
+            .all(|(p, n)| p.part_number == n)
+            && s.completion.len() == s.plan.part_count() as usize;
+        if needs_parts == s.completion.is_empty() || (needs_parts && !in_order) {
+            return Err(RestoreError::Completion);
+        }
+        if matches!(phase, Phase::Aborting | Phase::Aborted)
+            && !(s.recorded.is_empty() && s.writes.is_empty())
+        {
+            return Err(RestoreError::PartsAfterAbort);
+        }
+        let mut recorded = BTreeMap::new();
+        for (n, r) in s.recorded {
+            if s.plan.size_of_part(n) != Some(r.size) {
+                return Err(RestoreError::PartOutsidePlan(n));
+            }
+            if r.fence >= s.next_fence {
+                return Err(RestoreError::FenceNotIssued);
+            }
+            if recorded.insert(n, r).is_some() {
+                return Err(RestoreError::DuplicatePart(n));
+            }
+        }
+        let mut writes = BTreeMap::new();
+        for (n, w) in s.writes {
+            if !s.plan.contains_part(n) {
+                return Err(RestoreError::PartOutsidePlan(n));
+            }
+            if w.fence >= s.next_fence {
+                return Err(RestoreError::FenceNotIssued);
+            }
+            if writes.insert(n, w).is_some() {
+                return Err(RestoreError::DuplicatePart(n));
+            }
+        }
+        Ok(Session {
+            file_id: s.file_id,
+            plan: s.plan,
+            owner_token_hash: s.owner_token_hash,
+            created_at: s.created_at,
+            expires_at: s.expires_at,
+            phase,
+            recorded,
+            writes,
+            next_fence: s.next_fence,
+            driving: false,
+        })
+    }
+}

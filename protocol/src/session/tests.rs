@@ -1,0 +1,655 @@
+//! Unit tests of each rule; `protocol/tests/session_harness` explores interleavings.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use super::*;
+use crate::ids::OwnerToken;
+use crate::plan::ProviderLimits;
+
+const T0: u64 = 1_764_000_000_000;
+const MIB: u64 = 1 << 20;
+const LEASE: u64 = PART_LEASE_MS;
+/// 64 MiB + 1 in 1 MiB records: 5 parts, 4 of 16 records, the last 17 bytes.
+const FULL: u64 = 16 * (MIB + 16);
+
+fn session(plaintext: u64) -> Session {
+    let plan = PartPlan::new(plaintext, 1 << 20, None, &ProviderLimits::S3).unwrap();
+    let token = OwnerToken::from_random([3; 16]);
+    Session::new(
+        FileId::from_random([1; 16]),
+        plan,
+        token.hash(),
+        T0,
+        SESSION_TTL_MS,
+    )
+}
+
+fn etag(n: u32) -> String {
+    format!("\"etag-{n}\"")
+}
+
+fn code<T: std::fmt::Debug>(r: Result<T, ApiError>) -> ApiErrorCode {
+    r.unwrap_err().code
+}
+
+/// Writes part `n` through the fence and records it.
+fn write(s: &mut Session, n: u32, now: u64) -> CompletedPart {
+    let size = s.plan().size_of_part(n).unwrap();
+    let grant = s.begin_part(n, size, now, LEASE).unwrap();
+    s.finish_part(n, grant.fence, etag(n), size, now).unwrap();
+    CompletedPart {
+        part_number: n,
+        etag: etag(n),
+    }
+}
+
+fn write_all(s: &mut Session) -> Vec<CompletedPart> {
+    (1..=s.plan().part_count())
+        .map(|n| write(s, n, T0 + 1))
+        .collect()
+}
+
+/// Carries out every due step against a storage that lists what the session recorded
+/// and answers `complete` with `outcome`; answers the last step's result.
+fn drive(s: &mut Session, complete: StepOutcome, exists: bool) -> Result<(), ApiError> {
+    while let Some(step) = s.take_step()? {
+        let outcome = match step {
+            Step::ListParts => StepOutcome::Listed(s.recorded_listing()),
+            Step::Complete(_) => complete.clone(),
+            Step::CheckObject => StepOutcome::Exists(exists),
+            Step::Abort => StepOutcome::Aborted,
+        };
+        s.on_step(outcome)?;
+    }
+    Ok(())
+}
+
+#[test]
+fn happy_path_and_idempotent_complete() {
+    let mut s = session(64 * MIB + 1);
+    assert_eq!(s.plan().part_count(), 5);
+    assert_eq!(s.next_alarm(T0), Some(T0 + SESSION_TTL_MS));
+    let claimed = write_all(&mut s);
+    assert_eq!(
+        s.request_complete(&claimed, T0 + 2),
+        Ok(CompleteStart::Started)
+    );
+    assert_eq!(s.state(), UploadState::Completing);
+    assert_eq!(s.next_alarm(T0 + 2), Some(T0 + 2 + STEP_RETRY_MS));
+    assert_eq!(s.take_step(), Ok(Some(Step::ListParts)));
+    // A second caller finds the step taken.
+    assert_eq!(code(s.take_step()), ApiErrorCode::UploadBusy);
+    s.on_step(StepOutcome::Listed(s.recorded_listing()))
+        .unwrap();
+    assert_eq!(s.take_step(), Ok(Some(Step::Complete(claimed.clone()))));
+    s.on_step(StepOutcome::Completed).unwrap();
+    assert_eq!(s.state(), UploadState::Completed);
+    assert_eq!(s.take_step(), Ok(None));
+    assert_eq!(s.next_alarm(T0), None);
+    assert_eq!(s.completed_parts(), Some(&claimed[..]));
+    // A retry after a lost answer gets the record again, even after expiry; quotes
+    // do not matter.
+    let mut unquoted = claimed.clone();
+    unquoted[0].etag = "etag-1".into();
+    assert_eq!(
+        s.request_complete(&unquoted, T0 + SESSION_TTL_MS * 2),
+        Ok(CompleteStart::AlreadyCompleted)
+    );
+    // Other parts: final.
+    let mut other = claimed.clone();
+    other[0].etag = "\"x\"".into();
+    assert_eq!(
+        code(s.request_complete(&other, T0)),
+        ApiErrorCode::UploadNotOpen
+    );
+    // Nothing else is allowed any more.
+    assert_eq!(
+        code(s.begin_part(1, FULL, T0, LEASE)),
+        ApiErrorCode::UploadNotOpen
+    );
+    assert_eq!(code(s.request_abort()), ApiErrorCode::UploadNotOpen);
+    assert!(!s.is_expired(u64::MAX));
+    let status = s.status(&[]);
+    assert_eq!(status.state, UploadState::Completed);
+    assert_eq!(status.parts.len(), 5);
+    assert_eq!(status.parts[4].size, 17);
+}
+
+#[test]
+fn complete_claims_are_checked_for_shape_then_against_the_listing() {
+    let mut s = session(64 * MIB);
+    let full = write_all(&mut s);
+    assert_eq!(full.len(), 4);
+    let cp = |n: u32| CompletedPart {
+        part_number: n,
+        etag: etag(n),
+    };
+    for (claimed, expected) in [
+        (vec![], ApiErrorCode::PartsMissing),
+        (full[..3].to_vec(), ApiErrorCode::PartsMissing),
+        (vec![cp(1), cp(3), cp(4)], ApiErrorCode::PartsMissing),
+        (vec![cp(2), cp(1), cp(3), cp(4)], ApiErrorCode::PartsMissing),
+        ([&full[..], &full[3..]].concat(), ApiErrorCode::PartsMissing),
+        (
+            [&full[..], &[cp(5)][..]].concat(),
+            ApiErrorCode::InvalidPartNumber,
+        ),
+        (vec![cp(0)], ApiErrorCode::InvalidPartNumber),
+    ] {
+        assert_eq!(
+            code(s.request_complete(&claimed, T0)),
+            expected,
+            "{claimed:?}"
+        );
+        assert_eq!(s.state(), UploadState::Open);
+    }
+    // A wrong ETag is found by the listing: back to open, nothing lost.
+    let mut wrong = full.clone();
+    wrong[2].etag = "\"other\"".into();
+    s.request_complete(&wrong, T0).unwrap();
+    assert_eq!(
+        code(drive(&mut s, StepOutcome::Completed, true)),
+        ApiErrorCode::EtagMismatch
+    );
+    assert_eq!(s.state(), UploadState::Open);
+    assert_eq!(s.recorded_parts().len(), 4);
+    // A part storage does not hold (or holds with another size) is missing.
+    let mut s2 = session(64 * MIB);
+    write(&mut s2, 1, T0);
+    s2.request_complete(&full, T0).unwrap();
+    assert_eq!(s2.take_step(), Ok(Some(Step::ListParts)));
+    let mut listed = s2.recorded_listing();
+    listed.extend((2..=4).map(|n| ListedPart {
+        part_number: n,
+        etag: etag(n),
+        size: if n == 3 { FULL - 1 } else { FULL },
+    }));
+    let err = s2.on_step(StepOutcome::Listed(listed)).unwrap_err();
+    assert_eq!(err.code, ApiErrorCode::PartsMissing);
+    assert!(err.message.contains("part 3"), "{}", err.message);
+    // Expired.
+    assert_eq!(
+        code(s.request_complete(&full, s.expires_at())),
+        ApiErrorCode::UploadNotOpen
+    );
+    // Storage gets the ETags as storage gave them, whatever the claim's quotes.
+    let mut unquoted = full.clone();
+    unquoted[1].etag = "etag-2".into();
+    s.request_complete(&unquoted, T0).unwrap();
+    s.take_step().unwrap();
+    s.on_step(StepOutcome::Listed(s.recorded_listing()))
+        .unwrap();
+    match s.take_step().unwrap() {
+        Some(Step::Complete(parts)) => assert_eq!(parts[1].etag, etag(2)),
+        other => panic!("expected the complete step, got {other:?}"),
+    }
+}
+
+#[test]
+fn completing_makes_everything_else_wait_and_settles_from_storage() {
+    let mut s = session(64 * MIB + 1);
+    let claimed = write_all(&mut s);
+    s.request_complete(&claimed, T0 + 2).unwrap();
+    // While completing: parts, part URLs, aborts and completions wait (503, not 409).
+    let urls = PartUrlsRequest {
+        part_numbers: vec![1],
+    };
+    for err in [
+        s.begin_part(1, FULL, T0, LEASE).unwrap_err(),
+        s.part_urls(&urls, T0).unwrap_err(),
+        s.request_abort().unwrap_err(),
+        s.request_complete(&claimed, T0).unwrap_err(),
+    ] {
+        assert_eq!(
+            (err.code, err.retry_after),
+            (ApiErrorCode::UploadBusy, Some(2))
+        );
+    }
+    // Not expirable: the alarm must not abort under storage.
+    s.on_alarm(u64::MAX);
+    assert_eq!(s.state(), UploadState::Completing);
+
+    // Storage failed and the object does not exist: open again, parts kept.
+    let before = s.recorded_parts().clone();
+    assert_eq!(
+        code(drive(&mut s, StepOutcome::Failed, false)),
+        ApiErrorCode::StorageError
+    );
+    assert_eq!(s.state(), UploadState::Open);
+    assert_eq!(s.recorded_parts(), &before);
+
+    // Storage failed (or its answer was lost) but the object exists: completed.
+    s.request_complete(&claimed, T0 + 3).unwrap();
+    drive(&mut s, StepOutcome::Failed, true).unwrap();
+    assert_eq!(s.state(), UploadState::Completed);
+}
+
+#[test]
+fn a_check_that_fails_stays_due_and_a_refusal_drops_the_record() {
+    let mut s = session(64 * MIB);
+    let claimed = write_all(&mut s);
+    s.request_complete(&claimed, T0).unwrap();
+    s.take_step().unwrap();
+    s.on_step(StepOutcome::Listed(s.recorded_listing()))
+        .unwrap();
+    s.take_step().unwrap();
+    s.on_step(StepOutcome::Refused).unwrap();
+    assert_eq!(s.take_step(), Ok(Some(Step::CheckObject)));
+    let err = s.on_step(StepOutcome::Failed).unwrap_err();
+    assert_eq!(
+        (err.code, err.retry_after),
+        (ApiErrorCode::UploadBusy, Some(5))
+    );
+    assert_eq!(s.due_step(), Some(Step::CheckObject));
+    s.take_step().unwrap();
+    assert_eq!(
+        code(s.on_step(StepOutcome::Exists(false))),
+        ApiErrorCode::PartsMissing
+    );
+    assert_eq!(s.state(), UploadState::Open);
+    assert!(s.recorded_parts().is_empty());
+}
+
+#[test]
+fn outcomes_must_answer_the_step_taken() {
+    let mut s = session(64 * MIB);
+    let claimed = write_all(&mut s);
+    // No step taken.
+    assert_eq!(
+        code(s.on_step(StepOutcome::Aborted)),
+        ApiErrorCode::Internal
+    );
+    s.request_complete(&claimed, T0).unwrap();
+    s.take_step().unwrap();
+    // Not an answer to ListParts: nothing changes, the step is due again.
+    assert_eq!(
+        code(s.on_step(StepOutcome::Completed)),
+        ApiErrorCode::Internal
+    );
+    assert_eq!(s.due_step(), Some(Step::ListParts));
+    assert!(!s.is_driving());
+}
+
+#[test]
+fn abort_is_a_committed_intent() {
+    let mut s = session(64 * MIB);
+    let claimed = write_all(&mut s);
+    let grant = s.begin_part(2, FULL, T0 + 5, LEASE).unwrap();
+    s.request_abort().unwrap();
+    assert_eq!(s.state(), UploadState::Aborting);
+    assert!(s.recorded_parts().is_empty() && s.part_writes().is_empty());
+    // Nothing else is accepted meanwhile, and it is final.
+    assert_eq!(
+        code(s.request_complete(&claimed, T0)),
+        ApiErrorCode::UploadNotOpen
+    );
+    assert_eq!(
+        code(s.begin_part(1, FULL, T0, LEASE)),
+        ApiErrorCode::UploadNotOpen
+    );
+    // The write in flight lands after: not recorded, told it is over.
+    assert_eq!(
+        code(s.finish_part(2, grant.fence, etag(2), FULL, T0 + 6)),
+        ApiErrorCode::UploadNotOpen
+    );
+    // Storage fails: still aborting, the step is due again (next DELETE or alarm).
+    assert_eq!(s.take_step(), Ok(Some(Step::Abort)));
+    assert_eq!(
+        code(s.on_step(StepOutcome::Failed)),
+        ApiErrorCode::StorageError
+    );
+    assert_eq!(s.state(), UploadState::Aborting);
+    assert_eq!(s.next_alarm(T0 + 7), Some(T0 + 7 + STEP_RETRY_MS));
+    s.request_abort().unwrap();
+    drive(&mut s, StepOutcome::Completed, false).unwrap();
+    assert_eq!(s.state(), UploadState::Aborted);
+    assert_eq!(s.next_alarm(T0), None);
+    s.request_abort().unwrap();
+    assert!(s.status(&s.recorded_listing()).parts.is_empty());
+}
+
+#[test]
+fn the_alarm_aborts_an_expired_upload() {
+    let mut s = session(64 * MIB);
+    write(&mut s, 1, T0);
+    let end = s.expires_at();
+    s.on_alarm(end - 1);
+    assert_eq!(s.state(), UploadState::Open);
+    assert_eq!(
+        code(s.begin_part(2, FULL, end, LEASE)),
+        ApiErrorCode::UploadNotOpen
+    );
+    s.on_alarm(end);
+    assert_eq!(s.state(), UploadState::Aborting);
+    assert_eq!(s.take_step(), Ok(Some(Step::Abort)));
+}
+
+#[test]
+fn one_write_of_a_part_at_a_time_within_its_lease() {
+    let mut s = session(64 * MIB + 1);
+    let first = s.begin_part(3, FULL, T0, LEASE).unwrap();
+    assert_eq!(first.lease_until, T0 + LEASE);
+    let err = s.begin_part(3, FULL, T0 + 1_000, LEASE).unwrap_err();
+    assert_eq!(
+        (err.code, err.retry_after),
+        (ApiErrorCode::UploadBusy, Some(5))
+    );
+    let err = s.begin_part(3, FULL, T0 + LEASE - 1, LEASE).unwrap_err();
+    assert_eq!(err.retry_after, Some(1));
+    // Other parts are independent; a wrong size or number is refused.
+    s.begin_part(4, FULL, T0, LEASE).unwrap();
+    assert_eq!(
+        code(s.begin_part(5, FULL, T0, LEASE)),
+        ApiErrorCode::PartSizeMismatch
+    );
+    assert_eq!(
+        code(s.begin_part(6, 17, T0, LEASE)),
+        ApiErrorCode::InvalidPartNumber
+    );
+    // Renewal keeps the lease alive.
+    let renewed = s.renew_part(3, first.fence, T0 + 50_000, LEASE).unwrap();
+    assert_eq!(renewed.lease_until, T0 + 50_000 + LEASE);
+    assert_eq!(
+        code(s.begin_part(3, FULL, T0 + LEASE + 1, LEASE)),
+        ApiErrorCode::UploadBusy
+    );
+    // Completion waits for writes in flight.
+    s.finish_part(4, 2, etag(4), FULL, T0 + 1).unwrap();
+    let claimed: Vec<_> = (1..=5)
+        .map(|n| CompletedPart {
+            part_number: n,
+            etag: etag(n),
+        })
+        .collect();
+    let err = s.request_complete(&claimed, T0 + 2).unwrap_err();
+    assert_eq!(err.code, ApiErrorCode::UploadBusy);
+    assert!(err.message.contains("part 3"), "{}", err.message);
+    // The writer finishes: recorded.
+    s.finish_part(3, first.fence, etag(3), FULL, T0 + 3)
+        .unwrap();
+    assert_eq!(s.recorded_parts()[&3].fence, first.fence);
+    // Its report, repeated (a lost answer), is accepted again; a different one is not.
+    s.finish_part(3, first.fence, etag(3), FULL, T0 + 4)
+        .unwrap();
+    assert_eq!(s.recorded_parts()[&3].etag, etag(3));
+}
+
+#[test]
+fn a_dead_writer_is_superseded_and_its_late_report_never_records() {
+    let mut s = session(64 * MIB + 1);
+    let dead = s.begin_part(2, FULL, T0, LEASE).unwrap();
+    // Lease over: a new write of the part supersedes it.
+    let live = s.begin_part(2, FULL, T0 + LEASE, LEASE).unwrap();
+    assert!(live.fence > dead.fence);
+    // The dead writer cannot renew.
+    assert_eq!(
+        code(s.renew_part(2, dead.fence, T0 + LEASE + 1, LEASE)),
+        ApiErrorCode::UploadBusy
+    );
+    // The superseded write reports after all: storage may hold either write, so no
+    // record, and the live write is overlapped and will not record either.
+    assert_eq!(
+        code(s.finish_part(2, dead.fence, "\"old\"".into(), FULL, T0 + LEASE + 2)),
+        ApiErrorCode::UploadBusy
+    );
+    assert!(s.part_writes()[&2].overlapped);
+    assert_eq!(
+        code(s.renew_part(2, live.fence, T0 + LEASE + 3, LEASE)),
+        ApiErrorCode::UploadBusy
+    );
+    assert_eq!(
+        code(s.finish_part(2, live.fence, etag(2), FULL, T0 + LEASE + 4)),
+        ApiErrorCode::UploadBusy
+    );
+    assert!(s.recorded_parts().is_empty() && s.part_writes().is_empty());
+    // Sent again, it records.
+    let again = s.begin_part(2, FULL, T0 + LEASE + 5, LEASE).unwrap();
+    s.finish_part(2, again.fence, etag(2), FULL, T0 + LEASE + 6)
+        .unwrap();
+    // A superseded write reporting after the newer one recorded drops that record.
+    let late = s.begin_part(1, FULL, T0 + LEASE + 7, LEASE).unwrap();
+    let newer = s.begin_part(1, FULL, T0 + 2 * LEASE + 7, LEASE).unwrap();
+    s.finish_part(1, newer.fence, etag(1), FULL, T0 + 2 * LEASE + 8)
+        .unwrap();
+    s.fail_part(1, late.fence, T0 + 2 * LEASE + 9).unwrap();
+    assert!(!s.recorded_parts().contains_key(&1));
+    assert!(s.recorded_parts().contains_key(&2));
+}
+
+#[test]
+fn a_failed_write_drops_the_record_it_may_have_replaced() {
+    let mut s = session(64 * MIB + 1);
+    write(&mut s, 1, T0);
+    let grant = s.begin_part(1, FULL, T0 + 1, LEASE).unwrap();
+    assert!(
+        !s.recorded_parts().contains_key(&1),
+        "a part being written is not confirmed"
+    );
+    s.fail_part(1, grant.fence, T0 + 2).unwrap();
+    assert!(s.part_writes().is_empty() && s.recorded_parts().is_empty());
+    // The writer's report of a size other than planned is refused, not recorded.
+    let grant = s.begin_part(1, FULL, T0 + 3, LEASE).unwrap();
+    assert_eq!(
+        code(s.finish_part(1, grant.fence, etag(1), FULL - 1, T0 + 4)),
+        ApiErrorCode::PartSizeMismatch
+    );
+    assert!(s.recorded_parts().is_empty());
+    // An expired session records nothing.
+    let grant = s.begin_part(2, FULL, T0 + 5, LEASE).unwrap();
+    assert_eq!(
+        code(s.finish_part(2, grant.fence, etag(2), FULL, s.expires_at())),
+        ApiErrorCode::UploadNotOpen
+    );
+}
+
+#[test]
+fn completion_forgets_writes_whose_lease_ran_out() {
+    let mut s = session(64 * MIB);
+    let claimed = write_all(&mut s);
+    let dead = s.begin_part(4, FULL, T0 + 10, LEASE).unwrap();
+    let mut claim = claimed.clone();
+    claim[3].etag = etag(4);
+    // The dead write dropped part 4's record: completion finds it missing.
+    s.request_complete(&claim, T0 + 10 + LEASE).unwrap();
+    assert!(s.part_writes().is_empty());
+    assert_eq!(
+        code(drive(&mut s, StepOutcome::Completed, false)),
+        ApiErrorCode::PartsMissing
+    );
+    // Its late report changes nothing and is told to send again.
+    assert_eq!(
+        code(s.finish_part(4, dead.fence, etag(4), FULL, T0 + 11 + LEASE)),
+        ApiErrorCode::UploadBusy
+    );
+    assert!(!s.recorded_parts().contains_key(&4));
+}
+
+#[test]
+fn part_urls_status_and_owner_checks() {
+    let mut s = session(64 * MIB + 1);
+    let req = PartUrlsRequest {
+        part_numbers: vec![5, 1],
+    };
+    assert_eq!(s.part_urls(&req, T0).unwrap(), vec![(5, 17), (1, FULL)]);
+    let bad = PartUrlsRequest {
+        part_numbers: vec![6],
+    };
+    assert_eq!(code(s.part_urls(&bad, T0)), ApiErrorCode::InvalidPartNumber);
+    assert_eq!(
+        code(s.part_urls(&req, s.expires_at())),
+        ApiErrorCode::UploadNotOpen
+    );
+    let token = OwnerToken::from_random([3; 16]);
+    assert!(
+        s.check_owner(Some(&format!("bearer {}", token.as_str())))
+            .is_ok()
+    );
+    assert_eq!(code(s.check_owner(None)), ApiErrorCode::Unauthorized);
+
+    // Status lists what storage holds that is usable: planned size, once, ascending.
+    write(&mut s, 5, T0);
+    let listed = vec![
+        ListedPart {
+            part_number: 2,
+            etag: etag(2),
+            size: FULL,
+        },
+        ListedPart {
+            part_number: 1,
+            etag: etag(1),
+            size: FULL - 1,
+        },
+        ListedPart {
+            part_number: 9,
+            etag: etag(9),
+            size: FULL,
+        },
+        ListedPart {
+            part_number: 5,
+            etag: etag(5),
+            size: 17,
+        },
+    ];
+    assert!(s.status_needs_listing());
+    let status = serde_json::to_value(s.status(&listed)).unwrap();
+    assert_eq!(status["state"], "open");
+    let numbers: Vec<u64> = status["parts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["partNumber"].as_u64().unwrap())
+        .collect();
+    assert_eq!(numbers, [2, 5]);
+    assert_eq!(status["expiresAt"], T0 + SESSION_TTL_MS);
+}
+
+#[test]
+fn snapshots_round_trip_and_restore_checks_invariants() {
+    let mut s = session(64 * MIB + 1);
+    let claimed = write_all(&mut s);
+    s.begin_part(2, FULL, T0 + 9, LEASE).unwrap();
+    let back = Session::restore(s.snapshot()).unwrap();
+    assert_eq!(back, s);
+
+    // A completing session whose shell died: the step is due again, not taken.
+    let mut completing = session(64 * MIB + 1);
+    write_all(&mut completing);
+    completing.request_complete(&claimed, T0 + 2).unwrap();
+    completing.take_step().unwrap();
+    completing
+        .on_step(StepOutcome::Listed(completing.recorded_listing()))
+        .unwrap();
+    assert_eq!(
+        completing.take_step(),
+        Ok(Some(Step::Complete(claimed.clone())))
+    );
+    let snap = completing.snapshot();
+    assert_eq!(snap.stage, Stage::Storing);
+    let mut reloaded = Session::restore(snap.clone()).unwrap();
+    assert!(!reloaded.is_driving());
+    assert_eq!(
+        reloaded.take_step(),
+        Ok(Some(Step::Complete(claimed.clone())))
+    );
+    for stage in Stage::ALL {
+        assert_eq!(Stage::parse(stage.as_str()), Some(stage));
+    }
+    assert_eq!(Stage::parse("nope"), None);
+
+    let good = s.snapshot();
+    let broken = [
+        (
+            Snapshot {
+                recorded: vec![(
+                    1,
+                    RecordedPart {
+                        etag: etag(1),
+                        size: 17,
+                        fence: 1,
+                    },
+                )],
+                ..good.clone()
+            },
+            RestoreError::PartOutsidePlan(1),
+        ),
+        (
+            Snapshot {
+                recorded: vec![(
+                    6,
+                    RecordedPart {
+                        etag: etag(6),
+                        size: 17,
+                        fence: 1,
+                    },
+                )],
+                ..good.clone()
+            },
+            RestoreError::PartOutsidePlan(6),
+        ),
+        (
+            Snapshot {
+                next_fence: 1,
+                ..good.clone()
+            },
+            RestoreError::FenceNotIssued,
+        ),
+        (
+            Snapshot {
+                stage: Stage::Completed,
+                ..good.clone()
+            },
+            RestoreError::Completion,
+        ),
+        (
+            Snapshot {
+                completion: claimed.clone(),
+                ..good.clone()
+            },
+            RestoreError::Completion,
+        ),
+        (
+            Snapshot {
+                stage: Stage::Storing,
+                completion: claimed[1..].to_vec(),
+                ..good.clone()
+            },
+            RestoreError::Completion,
+        ),
+        (
+            Snapshot {
+                stage: Stage::Aborted,
+                ..good.clone()
+            },
+            RestoreError::PartsAfterAbort,
+        ),
+        (
+            Snapshot {
+                recorded: [good.recorded.clone(), good.recorded[..1].to_vec()].concat(),
+                ..good.clone()
+            },
+            RestoreError::DuplicatePart(1),
+        ),
+    ];
+    for (snap, expected) in broken {
+        assert_eq!(Session::restore(snap), Err(expected));
+    }
+}
+
+#[test]
+fn default_ttl_is_inside_storages_multipart_lifetime() {
+    const R2_MULTIPART_LIFETIME_MS: u64 = 7 * 24 * 60 * 60 * 1000;
+    assert_eq!(SESSION_TTL_MS, 6 * 24 * 60 * 60 * 1000);
+    const { assert!(SESSION_TTL_MS < R2_MULTIPART_LIFETIME_MS) };
+}
+
+#[test]
+fn empty_file_has_one_16_byte_part() {
+    let mut s = session(0);
+    assert_eq!(
+        code(s.begin_part(1, 0, T0, LEASE)),
+        ApiErrorCode::PartSizeMismatch
+    );
+    let part = write(&mut s, 1, T0);
+    s.request_complete(&[part], T0).unwrap();
+    drive(&mut s, StepOutcome::Completed, true).unwrap();
+    assert_eq!(s.state(), UploadState::Completed);
+}
