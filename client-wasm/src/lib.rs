@@ -138,8 +138,8 @@ impl Uploader {
         future_to_promise(async move {
             let (store, entry) = Store::load(&id).await.map_err(|e| interop::error(&e))?;
             let saved = entry.saved;
-            let session = saved.session.map(|s| (s.file_id, s.owner_token));
-            upload::discard(&config, &saved.endpoint, session, Some(store))
+            let known = upload::Known::of_saved(&saved);
+            upload::discard(&config, &saved.endpoint, known, Some(store))
                 .await
                 .map(|()| JsValue::UNDEFINED)
                 .map_err(|e| interop::error(&e))

@@ -19,7 +19,7 @@
 //! - `cancel()` or the caller's `signal` aborts the requests in flight, deletes the
 //!   session (`DELETE`) and forgets what the browser kept.
 
-use std::cell::{OnceCell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::future::Future;
 use std::pin::pin;
 use std::rc::Rc;
@@ -160,6 +160,9 @@ pub(crate) struct Job {
     reporter: OnceCell<RefCell<Reporter>>,
     /// The record in IndexedDB, while the upload is kept there.
     kept: RefCell<Option<Kept>>,
+    /// A create was sent (its answer may be lost): a cancel asks again to learn the
+    /// session it made, and deletes it.
+    create_sent: Cell<bool>,
     /// The `DELETE` and forgetting of a cancelled upload, run once.
     discarded: RefCell<Option<Discard>>,
 }
@@ -189,6 +192,19 @@ struct Started {
     part_size: Option<u64>,
     /// Every part's first seal (persisted first when the upload is kept).
     fingerprints: RefCell<PartFingerprints>,
+}
+
+impl Started {
+    /// The create for this upload: the same body, key included, every time it is sent.
+    fn create_request(&self) -> CreateUploadRequest {
+        CreateUploadRequest {
+            plaintext_size: self.size,
+            header: encode_base64(&self.header.encode()),
+            metadata: encode_base64(&self.metadata),
+            part_size: self.part_size,
+            idempotency_key: Some(self.idempotency_key.clone()),
+        }
+    }
 }
 
 /// The server's session, once open.
@@ -221,6 +237,7 @@ impl Job {
             scheduler: OnceCell::new(),
             reporter: OnceCell::new(),
             kept: RefCell::new(None),
+            create_sent: Cell::new(false),
             discarded: RefCell::new(None),
         }
     }
@@ -290,26 +307,20 @@ impl Job {
                 .borrow()
                 .as_ref()
                 .map(|k| (k.store.clone(), k.saved.clone()));
-            let session = match (job.session.get(), &kept) {
-                (Some(s), _) => Some((s.file_id.clone(), s.token.clone())),
-                (None, Some((_, saved))) => saved
-                    .session
-                    .as_ref()
-                    .map(|s| (s.file_id.clone(), s.owner_token.clone())),
-                (None, None) => None,
+            let known = match (job.session.get(), job.started.get(), &kept) {
+                (Some(s), _, _) => Known::Session(s.file_id.clone(), s.token.clone()),
+                (None, _, Some((_, saved))) => Known::of_saved(saved),
+                (None, Some(started), None) if job.create_sent.get() => {
+                    Known::Unanswered(started.create_request())
+                }
+                (None, _, None) => Known::Nothing,
             };
             let endpoint = match (job.started.get(), &kept) {
                 (Some(s), _) => s.endpoint.clone(),
                 (None, Some((_, saved))) => saved.endpoint.clone(),
                 (None, None) => job.config.endpoint.clone(),
             };
-            discard(
-                &job.config,
-                &endpoint,
-                session,
-                kept.map(|(store, _)| store),
-            )
-            .await
+            discard(&job.config, &endpoint, known, kept.map(|(store, _)| store)).await
         }
         .boxed_local()
         .shared();
@@ -591,18 +602,9 @@ impl Job {
                 (saved.file_id, saved.owner_token, saved.plan, confirmed)
             }
             None => {
-                let create = CreateUploadRequest {
-                    plaintext_size: started.size,
-                    header: encode_base64(&started.header.encode()),
-                    metadata: encode_base64(&started.metadata),
-                    part_size: started.part_size,
-                    idempotency_key: Some(started.idempotency_key.clone()),
-                };
-                let url = format!("{}/api/uploads", started.endpoint);
-                let created: CreateUploadResponse = retrying(backoff, || {
-                    http.json("POST uploads", "POST", &url, None, Some(&create))
-                })
-                .await?;
+                self.create_sent.set(true);
+                let created =
+                    create(&self.config, &started.endpoint, &started.create_request()).await?;
                 let plan = created.plan;
                 if plan.plaintext_size() != started.size
                     || plan.record_size() != started.header.record_size()
@@ -828,33 +830,85 @@ impl Job {
 // Cancelling and discarding
 // ---------------------------------------------------------------------------------
 
+/// What is known of an upload's session when it is discarded.
+pub(crate) enum Known {
+    /// The session: it is deleted.
+    Session(FileId, OwnerToken),
+    /// A create may have reached the server, but its answer never came back: the same
+    /// create again (the same idempotency key) answers the session it made, which is
+    /// then deleted, so no orphan is left behind.
+    Unanswered(CreateUploadRequest),
+    /// Nothing was sent.
+    Nothing,
+}
+
+impl Known {
+    /// What a kept record knows: its session, or the create that may have made one.
+    pub(crate) fn of_saved(saved: &Saved) -> Known {
+        match &saved.session {
+            Some(s) => Known::Session(s.file_id.clone(), s.owner_token.clone()),
+            None => Known::Unanswered(CreateUploadRequest {
+                plaintext_size: saved.file.size,
+                header: saved.header.clone(),
+                metadata: saved.metadata.clone(),
+                part_size: saved.part_size,
+                idempotency_key: Some(saved.idempotency_key.clone()),
+            }),
+        }
+    }
+}
+
+/// `POST /api/uploads`, retried (the idempotency key makes a retry safe), with the
+/// answer checked against the request.
+async fn create(
+    config: &UploadConfig,
+    endpoint: &str,
+    request: &CreateUploadRequest,
+) -> Result<CreateUploadResponse, ClientError> {
+    let http = config.http();
+    let url = format!("{endpoint}/api/uploads");
+    retrying(config.backoff(), || {
+        http.json("POST uploads", "POST", &url, None, Some(request))
+    })
+    .await
+}
+
 /// Deletes a session (`DELETE`, waiting out a busy one) and forgets what the browser
 /// kept. A session that is already gone (404) or no longer open (409: aborted, or
 /// completed) counts as deleted. At most [`DISCARD_TIMEOUT_MS`].
 pub(crate) async fn discard(
     config: &UploadConfig,
     endpoint: &str,
-    session: Option<(FileId, OwnerToken)>,
+    known: Known,
     store: Option<Store>,
 ) -> Result<(), ClientError> {
-    if let Some((file_id, token)) = session {
+    let work = async {
+        let (file_id, token) = match known {
+            Known::Session(file_id, token) => (file_id, token),
+            Known::Unanswered(request) => {
+                let created = create(config, endpoint, &request).await?;
+                (created.file_id, created.owner_token)
+            }
+            Known::Nothing => return Ok(()),
+        };
         let http = config.http();
         let url = format!("{endpoint}/api/uploads/{file_id}");
-        let delete = retrying(config.backoff(), || {
+        retrying(config.backoff(), || {
             http.empty("DELETE upload", "DELETE", &url, Some(token.as_str()))
-        });
-        let outcome = match select(pin!(delete), pin!(platform::sleep(DISCARD_TIMEOUT_MS))).await {
-            Either::Left((outcome, _)) => outcome,
-            Either::Right(_) => Err(ClientError::Stalled {
-                what: "DELETE upload",
-                after_ms: DISCARD_TIMEOUT_MS,
-            }),
-        };
-        match outcome {
-            Ok(()) => {}
-            Err(e) if session_gone(&e) => {}
-            Err(e) => return Err(e),
-        }
+        })
+        .await
+    };
+    let outcome = match select(pin!(work), pin!(platform::sleep(DISCARD_TIMEOUT_MS))).await {
+        Either::Left((outcome, _)) => outcome,
+        Either::Right(_) => Err(ClientError::Stalled {
+            what: "DELETE upload",
+            after_ms: DISCARD_TIMEOUT_MS,
+        }),
+    };
+    match outcome {
+        Ok(()) => {}
+        Err(e) if session_gone(&e) => {}
+        Err(e) => return Err(e),
     }
     if let Some(store) = store {
         store.forget().await?;
