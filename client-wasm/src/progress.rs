@@ -63,7 +63,8 @@ impl Reporter {
 
     /// A part of `bytes` plaintext bytes succeeded.
     pub(crate) fn part_done(&mut self, now_ms: u64, bytes: u64) {
-        self.parts_done += 1;
+        // A part sent again (storage lost it) succeeds twice: never report more than all.
+        self.parts_done = (self.parts_done + 1).min(self.parts_total);
         self.bytes_done = (self.bytes_done + bytes).min(self.bytes_total);
         self.meter.record(now_ms, self.bytes_done);
         self.report(now_ms);

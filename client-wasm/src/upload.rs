@@ -20,6 +20,7 @@
 //!   session (`DELETE`) and forgets what the browser kept.
 
 use std::cell::{Cell, OnceCell, RefCell};
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::pin;
 use std::rc::Rc;
@@ -343,7 +344,7 @@ impl Job {
             Opened::Completed(record, file_id) => (record, file_id),
             Opened::Open(session) => {
                 self.control.advance(Stage::Uploading);
-                let etags = self
+                let mut etags = self
                     .step(
                         true,
                         || self.send_parts(&started, &session),
@@ -351,9 +352,33 @@ impl Job {
                     )
                     .await?;
                 self.control.advance(Stage::Completing);
-                let record = self
-                    .step(true, || self.complete(&started, &session, &etags), || ())
-                    .await?;
+                let mut redone = 0;
+                let record = loop {
+                    match self
+                        .step(true, || self.complete(&started, &session, &etags), || ())
+                        .await
+                    {
+                        // Storage lacks a part as it was sent: send those again (the
+                        // fingerprints make sure they are the same bytes).
+                        Err(e) if lacks_parts(&e) && redone < MAX_REDO => {
+                            redone += 1;
+                            self.step(
+                                false,
+                                || self.redo_lost_parts(&started, &session, &etags),
+                                || (),
+                            )
+                            .await?;
+                            etags = self
+                                .step(
+                                    true,
+                                    || self.send_parts(&started, &session),
+                                    || self.stop_parts(),
+                                )
+                                .await?;
+                        }
+                        outcome => break outcome?,
+                    }
+                };
                 (record, session.file_id.clone())
             }
         };
@@ -797,6 +822,36 @@ impl Job {
         .await
     }
 
+    /// Asks the session which parts storage holds, and queues again every part it does
+    /// not hold with the ETag this upload got for it.
+    async fn redo_lost_parts(
+        &self,
+        started: &Started,
+        session: &Session,
+        etags: &[(u32, String)],
+    ) -> Result<(), ClientError> {
+        let url = format!("{}/api/uploads/{}", started.endpoint, session.file_id);
+        let http = self.config.http();
+        let token = session.token.as_str();
+        let status: UploadStatus = retrying(self.config.backoff(), || {
+            http.json("GET upload", "GET", &url, Some(token), None::<&()>)
+        })
+        .await?;
+        let held: HashMap<u32, String> = status
+            .parts
+            .into_iter()
+            .map(|p| (p.part_number, p.etag))
+            .collect();
+        let lost = etags
+            .iter()
+            .filter(|(part, etag)| held.get(part).is_none_or(|h| !same_etag(h, etag)))
+            .map(|(part, _)| *part);
+        if let Some(scheduler) = self.scheduler.get() {
+            scheduler.borrow_mut().redo(lost);
+        }
+        Ok(())
+    }
+
     /// `GET /api/files/{id}`: the record of a completed upload.
     async fn file_record(
         &self,
@@ -920,6 +975,20 @@ pub(crate) async fn discard(
 /// otherwise no longer open.
 fn session_gone(error: &ClientError) -> bool {
     matches!(error, ClientError::Api { code, .. } if code == "upload_not_found" || code == "upload_not_open")
+}
+
+/// How often one upload sends again the parts completing found missing.
+const MAX_REDO: u32 = 3;
+
+/// Whether completing refused because storage does not hold a part as it was sent
+/// (docs/API.md: "send it again").
+fn lacks_parts(error: &ClientError) -> bool {
+    matches!(error, ClientError::Api { code, .. } if code == "parts_missing" || code == "etag_mismatch")
+}
+
+/// ETags compared as the API does: without surrounding quotes.
+fn same_etag(a: &str, b: &str) -> bool {
+    a.trim_matches('"') == b.trim_matches('"')
 }
 
 // ---------------------------------------------------------------------------------

@@ -260,6 +260,19 @@ impl PartScheduler {
         }
     }
 
+    /// Storage turned out not to hold these parts as sent (completing answered
+    /// `parts_missing` or `etag_mismatch`): each one that was done is queued again,
+    /// ready at once, with a fresh set of attempts. Parts not done are left alone.
+    pub fn redo(&mut self, parts: impl IntoIterator<Item = u32>) {
+        for part in parts {
+            if let Some(Slot::Done { .. }) = self.slot(part) {
+                self.set(part, Slot::Waiting(Attempts::default()));
+                self.waiting.insert(part, 0);
+                self.done -= 1;
+            }
+        }
+    }
+
     /// Number of parts.
     pub fn part_count(&self) -> u32 {
         // Built from a u32 part count, so the length fits.
@@ -580,6 +593,37 @@ mod tests {
                 reason: GiveUp::AttemptsExhausted { attempts: 2 }
             }
         );
+    }
+
+    #[test]
+    fn parts_storage_lost_are_sent_again() {
+        let mut s = PartScheduler::new(3, 3, Backoff::default(), [(1, etag(1))]).unwrap();
+        assert_eq!(s.poll(0), Action::Start { part: 2 });
+        assert_eq!(s.poll(0), Action::Start { part: 3 });
+        s.on_part_succeeded(2, etag(2));
+        s.on_part_succeeded(3, etag(3));
+        assert!(matches!(s.poll(0), Action::Done { .. }));
+        // Completing said storage lacks parts 1 and 3; 4 is no part, 0 neither.
+        s.redo([1, 3, 4, 0]);
+        assert_eq!(s.done, 1);
+        assert_eq!(s.poll(0), Action::Start { part: 1 });
+        assert_eq!(s.poll(0), Action::Start { part: 3 });
+        assert_eq!(s.poll(0), Action::Idle);
+        s.on_part_succeeded(1, "\"new1\"".into());
+        s.on_part_succeeded(3, etag(3));
+        assert_eq!(
+            s.poll(0),
+            Action::Done {
+                etags: vec![(1, "\"new1\"".into()), (2, etag(2)), (3, etag(3))]
+            }
+        );
+        // A part in flight is not done: redo leaves it to finish.
+        let mut s = sched(1, 1);
+        assert_eq!(s.poll(0), Action::Start { part: 1 });
+        s.redo([1]);
+        assert_eq!(s.in_flight, 1);
+        assert!(s.on_part_succeeded(1, etag(1)));
+        assert!(matches!(s.poll(0), Action::Done { .. }));
     }
 
     #[test]
