@@ -1,7 +1,9 @@
 // The browser client (@sealdrop/client, the wasm build in web/pkg) on its own terms, in
-// headless Chromium against the real worker: progress events, pause, resume and
-// cancel, links and keys, the options, concurrency, retries, stalls, Retry-After and
-// error codes.
+// headless Chromium against the real worker: progress events, the Upload handle and
+// cancel, links and keys, the options, concurrency, retries and error codes. Faults
+// at the storage side (stalls, Retry-After, busy sessions, attempts running out,
+// pause, cancel), once per provider through the fault proxy, are
+// tests/faults.test.mjs.
 //
 // Two ways to see and steer requests on top of the real worker: the page's `fetch` is
 // wrapped (the client looks `fetch` up at each call) for the JSON calls and ranged
@@ -397,46 +399,6 @@ describe("retries", () => {
     assert.equal(got.partUrlCalls, 2, "one batch, then a fresh URL for the expired one");
   });
 
-  test("a part failing every attempt pauses the upload with part_failed; resume finishes it", async () => {
-    let failing = true;
-    puts.handler = (put, route) => (failing && put.part === 2 ? puts.answer(route, 502, { body: "bad gateway" }) : false);
-    await page.evaluate(() => {
-      window.states = [];
-      window.blob = randomBlob(11 * 1024 * 1024);
-      window.up = new sealdrop.Uploader({ maxAttempts: 2, partSize: 5 * 1024 * 1024 + 80 }).upload(blob, {
-        onStateChange: (state, error) => states.push([state, error?.code ?? null]),
-      });
-      window.settled = outcome(up);
-    });
-    await page.waitForFunction(() => up.state === "paused");
-    const paused = await page.evaluate(() => {
-      const e = up.error;
-      return { state: up.state, code: e.code, part: e.part, attempts: e.attempts, cause: e.cause?.code, states: [...states] };
-    });
-    assert.deepEqual(paused, {
-      state: "paused", code: "part_failed", part: 2, attempts: 2, cause: "http_502",
-      states: [["uploading", null], ["paused", "part_failed"]],
-    });
-    assert.equal(puts.countByPart()[2], 2, "part 2 was tried maxAttempts times");
-    failing = false;
-    const got = await page.evaluate(async () => {
-      up.resume();
-      const r = await settled;
-      const d = r.ok ? await sealdrop.download(r.value.link) : null;
-      return {
-        r, states, error: up.error,
-        same: d ? (await sha256(d.blob)) === (await sha256(blob)) : false,
-        deletes: net.log.filter((e) => e.method === "DELETE").length,
-      };
-    });
-    assert.ok(got.r.ok, got.r.message);
-    assert.ok(got.same, "downloaded byte-identical");
-    assert.equal(got.error, null);
-    assert.deepEqual(got.states.slice(2), [["uploading", null], ["completing", null], ["done", null]]);
-    assert.equal(got.deletes, 0, "nothing was deleted");
-    assert.equal(puts.countByPart()[2], 3, "part 2 once more after the resume");
-  });
-
   test("an error that cannot be retried fails at once with its own code, and deletes nothing", async () => {
     puts.handler = (put, route) => puts.answer(route, 400, {
       body: JSON.stringify({ error: { code: "part_size_mismatch", message: "injected" } }),
@@ -454,46 +416,55 @@ describe("retries", () => {
     assert.equal(got.deletes, 0, "a failed upload is not deleted on the server");
     assert.equal(puts.log.length, 1);
   });
+});
 
-  test("a stalled PUT is aborted after stallTimeoutMs and sent again", async () => {
-    // The first PUT of part 1 never gets an answer (nor sends a byte).
-    puts.handler = (put, route) => (put.part === 1 && put.nth === 1 ? puts.hold(route) : false);
-    const got = await page.evaluate(() => uploadThroughInjectedFaults(randomBlob(3000), { stallTimeoutMs: 2000 }));
-    assert.ok(got.up.ok, got.up.message);
-    assert.ok(got.same, "downloaded byte-identical");
-    assert.ok(puts.countByPart()[1] >= 2, "part 1 was sent again");
-    await puts.until((log) => log[0].outcome !== "pending");
-    assert.equal(puts.log[0].outcome, "failed", "the stalled PUT was aborted by the client");
+describe("idempotent create", () => {
+  test("a create whose answer is lost is sent again and reaches the same upload", async () => {
+    const got = await page.evaluate(async () => {
+      let first;
+      net.after = async (entry, res) => {
+        if (entry.method !== "POST" || entry.path !== "/api/uploads" || first) return undefined;
+        first = await res.clone().json();
+        throw new TypeError("Failed to fetch (injected: the answer was lost)");
+      };
+      const r = await outcome(new sealdrop.Uploader().upload(randomBlob(1000)));
+      return { r, first, creates: net.log.filter((e) => e.method === "POST" && e.path === "/api/uploads").length };
+    });
+    assert.ok(got.r.ok, got.r.message);
+    assert.equal(got.creates, 2);
+    assert.equal(got.r.value.fileId, got.first.fileId, "the retried create answered the same upload");
   });
 
-  test("503 with Retry-After: the retry waits at least that long", async () => {
-    puts.handler = (put, route) => (put.nth === 1
-      ? puts.answer(route, 503, { body: "slow down", headers: { "retry-after": "2" } })
-      : false);
-    const got = await page.evaluate(() => uploadThroughInjectedFaults(randomBlob(3000)));
-    assert.ok(got.up.ok, got.up.message);
-    assert.deepEqual(puts.parts(), [1, 1]);
-    // Without Retry-After the first retry comes within 500 ms (full jitter).
-    const waited = puts.log[1].at - puts.log[0].at;
-    assert.ok(waited >= 2000 - 50, `retried after ${waited} ms`);
-  });
-
-  test("503 upload_busy is waited out without using attempts", async () => {
-    puts.handler = (put, route) => (put.nth <= 3
-      ? puts.answer(route, 503, {
-        body: JSON.stringify({ error: { code: "upload_busy", message: "injected: a write of this part is in flight" } }),
-        headers: { "content-type": "application/json", "retry-after": "1" },
-      })
-      : false);
-    // One attempt allowed: three busy answers in a row must not exhaust it.
-    const got = await page.evaluate(() => uploadThroughInjectedFaults(randomBlob(3000), { maxAttempts: 1 }));
-    assert.ok(got.up.ok, got.up.message);
-    assert.ok(got.same);
-    assert.deepEqual(puts.parts(), [1, 1, 1, 1]);
+  test("a cancel before the create answered deletes the upload the create made", async () => {
+    const got = await page.evaluate(async () => {
+      let made;
+      let hold = true;
+      net.after = async (entry, res) => {
+        if (entry.method !== "POST" || entry.path !== "/api/uploads" || !hold) return undefined;
+        hold = false;
+        made = await res.clone().json();
+        return new Promise(() => {}); // this answer never arrives
+      };
+      const up = new sealdrop.Uploader().upload(randomBlob(1000));
+      while (!made) await new Promise((r) => setTimeout(r, 20));
+      await up.cancel();
+      return {
+        r: await outcome(up), made,
+        creates: net.log.filter((e) => e.method === "POST" && e.path === "/api/uploads").length,
+        deletes: net.log.filter((e) => e.method === "DELETE").map((e) => e.path),
+      };
+    });
+    assert.equal(got.r.code, "cancelled");
+    assert.equal(got.creates, 2, "the create was sent again to learn the upload");
+    assert.deepEqual(got.deletes, [`/api/uploads/${got.made.fileId}`]);
+    const status = await fetch(`${server.url}/api/uploads/${got.made.fileId}`, {
+      headers: { authorization: `Bearer ${got.made.ownerToken}` },
+    });
+    assert.equal((await status.json()).state, "aborted", "no orphan session is left");
   });
 });
 
-describe("pause, resume and cancel", () => {
+describe("the Upload handle", () => {
   /** Starts a 4-part upload in the page as `window.up`, recording its states. */
   function startUpload(options = {}) {
     return page.evaluate((options) => {
@@ -509,64 +480,6 @@ describe("pause, resume and cancel", () => {
       };
     }, options);
   }
-
-  test("pause aborts the part in flight and sends nothing more; resume finishes the upload", async () => {
-    puts.handler = (put, route) => (put.part === 2 && put.nth === 1 ? puts.hold(route) : false);
-    await startUpload();
-    await puts.until((log) => log.length === 2);
-    assert.equal(await page.evaluate(() => { up.pause(); return up.state; }), "paused");
-    await puts.until((log) => log[1].outcome !== "pending");
-    assert.equal(puts.log[1].outcome, "failed", "part 2 was aborted by the pause");
-    // Paused: nothing is sent however long it stays paused (a second here).
-    await sleep(1000);
-    assert.deepEqual(puts.parts(), [1, 2]);
-    const got = await page.evaluate(async () => {
-      up.pause(); // pausing twice changes nothing
-      up.resume();
-      const r = await settled;
-      const d = r.ok ? await sealdrop.download(r.value.link) : null;
-      return { r, states, same: d ? (await sha256(d.blob)) === (await sha256(blob)) : false };
-    });
-    assert.ok(got.r.ok, got.r.message);
-    assert.ok(got.same, "downloaded byte-identical");
-    assert.deepEqual(got.states, [
-      ["uploading", null], ["paused", null], ["uploading", null], ["completing", null], ["done", null],
-    ]);
-    assert.deepEqual(puts.countByPart(), { 1: 1, 2: 2, 3: 1, 4: 1 }, "only the aborted part is sent twice");
-  });
-
-  test("cancel while paused: rejects with cancelled and the session is gone", async () => {
-    puts.handler = (put, route) => (put.part === 2 ? puts.hold(route) : false);
-    await startUpload();
-    await puts.until((log) => log.length === 2);
-    const got = await page.evaluate(async () => {
-      up.pause();
-      await up.cancel();
-      const r = await settled;
-      await up.cancel(); // again: nothing more to do
-      return {
-        r, state: up.state, states, created,
-        pending: (await sealdrop.Uploader.pending()).filter((p) => p.fileId === created.fileId).length,
-        deletes: net.log.filter((e) => e.method === "DELETE").length,
-      };
-    });
-    assert.equal(got.r.code, "cancelled");
-    assert.equal(got.state, "cancelled");
-    assert.deepEqual(got.states.map(([s]) => s), ["uploading", "paused", "cancelled"]);
-    assert.equal(got.deletes, 1);
-    assert.equal(got.pending, 0, "nothing is kept in the browser");
-    const status = await fetch(`${server.url}/api/uploads/${got.created.fileId}`, {
-      headers: { authorization: `Bearer ${got.created.ownerToken}` },
-    });
-    // The session answers aborted (or, once swept, that it does not exist).
-    if (status.status === 404) {
-      assert.equal((await status.json()).error.code, "upload_not_found");
-    } else {
-      assert.equal((await status.json()).state, "aborted");
-    }
-    const part = await fetch(`${server.url}/api/files/${got.created.fileId}`);
-    assert.equal(part.status, 404, "there is no file");
-  });
 
   test("cancel of a failed upload deletes its session; cancel of a done one does nothing", async () => {
     puts.handler = (put, route) => puts.answer(route, 409, {
