@@ -534,6 +534,7 @@ const HINTS = {
   upload_not_found: "The upload no longer exists on the server (it expired or was deleted).",
   invalid_link: "This link is incomplete or damaged. Check that the whole link was copied.",
   file_not_found: "There is no such file. It may have expired, or its upload never finished.",
+  key_commitment_failed: "The key in this link does not open this file: the link is wrong or damaged.",
   metadata_auth_failed: "The key in this link does not open this file: the link is wrong or damaged.",
   record_auth_failed: "The stored file is damaged: part of it failed its integrity check. Nothing was saved.",
   truncated: "The stored file is incomplete. Nothing was saved.",

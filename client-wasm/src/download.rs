@@ -84,8 +84,8 @@ async fn run(
     }
 
     let header = Header::parse(&decode(&record.header, "header")?)?;
-    let keys = link.key.derive(&header);
-    // A wrong key stops here, before any content is fetched.
+    // A wrong key stops here (`key_commitment_failed`), before any content is fetched.
+    let keys = link.key.derive(&header)?;
     let metadata = open_metadata(
         &keys.metadata,
         &header,

@@ -18,8 +18,11 @@
 //! - `seal` and `scratch`: sealing a part from the file through the wasm buffers;
 //! - `persist` and `idb`: what IndexedDB keeps to resume after a reload or a crash;
 //! - `platform`: the global scope (timers, clock, random bytes, `AbortSignal`);
-//! - `progress`, `link`, `conformance` (`checkVector`), `error`, `interop`;
-//! - `room`: `RoomClient`, a live connection to a room (docs/PROTOCOL.md).
+//! - `progress`, `link`, `error`, `interop`;
+//! - `room`: `RoomClient`, a live connection to a room (docs/PROTOCOL.md);
+//! - `conformance` (`checkVector`): a test hook, only in the conformance build
+//!   (`--features conformance`, `tests/pages/conformance/`), never in the published
+//!   package.
 //!
 //! Nothing here touches `window` or `document`: the same build runs in a page and in
 //! a dedicated Web Worker (XHR, `fetch`, IndexedDB and `crypto.subtle` exist in both).
@@ -27,6 +30,7 @@
 //! TypeScript: `pkg/sealdrop_client.d.ts` is generated from these exports and the
 //! hand-written types in `interop`'s `typescript_custom_section`.
 
+#[cfg(feature = "conformance")]
 mod conformance;
 mod control;
 mod download;
@@ -54,6 +58,7 @@ use sealdrop_protocol::lifecycle::State;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{JsFuture, future_to_promise};
 
+#[cfg(feature = "conformance")]
 pub use conformance::VectorError;
 pub use error::ClientError;
 
@@ -306,7 +311,7 @@ impl Upload {
 /// Downloads the file a link names, checks every record and resolves to its
 /// `{ name, type, size, blob }`; no plaintext is released unless the whole file
 /// verified. Rejects with a `SealdropError` (`invalid_link`, `file_not_found`,
-/// `metadata_auth_failed` for a wrong key, `record_auth_failed` with `.record`, ...).
+/// `key_commitment_failed` for a wrong key, `record_auth_failed` with `.record`, ...).
 #[wasm_bindgen(unchecked_return_type = "Promise<DownloadResult>")]
 pub fn download(
     #[wasm_bindgen(unchecked_param_type = "string")] link: JsValue,
@@ -327,6 +332,8 @@ pub fn download(
 /// Conformance hook: runs one test vector file (docs/FORMAT.md §9) through this
 /// build's format implementation. Returns `{ name, ok: true }`, or throws a
 /// `SealdropError` (`vector_mismatch`, `invalid_vector`) that says what disagreed.
+/// Only in the conformance build: the published package has no test hook.
+#[cfg(feature = "conformance")]
 #[wasm_bindgen(js_name = checkVector, unchecked_return_type = "VectorResult")]
 pub fn check_vector(text: &str) -> Result<JsValue, JsValue> {
     conformance::check_vector(text)

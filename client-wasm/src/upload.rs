@@ -489,12 +489,12 @@ impl Job {
             platform::random_bytes(buf)?;
         }
         let key = FileKey::from_bytes(key);
-        let header = Header::new(self.config.record_size, salt)?;
+        let header = Header::new(&key, self.config.record_size, salt)?;
         let metadata = FileMetadata {
             name: name.clone(),
             mime: mime.clone(),
         };
-        let metadata = seal_metadata(&key.derive(&header).metadata, &header, nonce, &metadata)?;
+        let metadata = seal_metadata(&key.derive(&header)?.metadata, &header, nonce, &metadata)?;
         let layout = Layout::for_plaintext(self.config.record_size, size)?;
         let started = Started {
             file,
@@ -642,6 +642,7 @@ impl Job {
             }
         };
         let base = format!("{}/api/uploads/{file_id}", started.endpoint);
+        let content_key = started.key.derive(&started.header)?.content;
         let session = Rc::new(Session {
             urls: PartUrls::new(UrlSource {
                 http,
@@ -652,7 +653,7 @@ impl Job {
             sealer: Sealer::new(
                 started.file.clone(),
                 started.header,
-                started.key.derive(&started.header).content,
+                content_key,
                 started.layout,
                 plan.clone(),
             ),

@@ -119,6 +119,7 @@ pub fn file_layout(header: &Header, record: &FileRecord) -> Result<Layout, FileR
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::format::FileKey;
     use crate::ids::FileId;
     use crate::wire::DownloadUrl;
     use proptest::prelude::*;
@@ -234,7 +235,7 @@ mod tests {
 
     #[test]
     fn a_consistent_file_record_gives_its_layout() {
-        let header = Header::new(1 << 20, [0; 32]).unwrap();
+        let header = Header::new(&FileKey::from_bytes([0; 32]), 1 << 20, [0; 32]).unwrap();
         for (plaintext, records) in [(0, 1), (1, 1), (1 << 20, 1), (3 * (1 << 20) + 5, 4)] {
             let l = file_layout(&header, &record(plaintext, plaintext + 16 * records)).unwrap();
             assert_eq!(l.record_count(), records);
@@ -243,7 +244,7 @@ mod tests {
 
     #[test]
     fn a_file_record_whose_sizes_disagree_is_refused() {
-        let header = Header::new(1 << 20, [0; 32]).unwrap();
+        let header = Header::new(&FileKey::from_bytes([0; 32]), 1 << 20, [0; 32]).unwrap();
         let mut other_record_size = record(10, 26);
         other_record_size.record_size = 1000;
         assert_eq!(
@@ -278,7 +279,7 @@ mod tests {
             .count()
             .unwrap();
         assert_eq!(u64::from(count), MAX_OBJECT_SIZE.div_ceil(range_bytes));
-        let header = Header::new(16, [0; 32]).unwrap();
+        let header = Header::new(&FileKey::from_bytes([0; 32]), 16, [0; 32]).unwrap();
         let mut largest = record(l.plaintext_size(), l.section_len());
         largest.record_size = 16;
         assert_eq!(file_layout(&header, &largest), Ok(l));
