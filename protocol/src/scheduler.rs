@@ -274,7 +274,7 @@ impl PartScheduler {
     }
 
     /// Number of parts.
-    pub fn part_count(&self) -> u32 {
+    fn part_count(&self) -> u32 {
         // Built from a u32 part count, so the length fits.
         u32::try_from(self.slots.len()).unwrap_or(u32::MAX)
     }
