@@ -17,6 +17,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { after, before, beforeEach, describe, test } from "node:test";
 import { launchBrowser, openClientPage } from "./support/browser.mjs";
+import { addPageHelpers } from "./support/page-helpers.mjs";
 import { watchPuts } from "./support/puts.mjs";
 import { startServer } from "./support/server.mjs";
 
@@ -32,32 +33,8 @@ before(async () => {
   [server, browser] = await Promise.all([startServer(), launchBrowser()]);
   page = await openClientPage(browser, server.url);
   puts = await watchPuts(page);
+  await addPageHelpers(page);
   await page.evaluate(() => {
-    /** Random bytes of `size` as a Blob (getRandomValues gives 64 KiB at a time). */
-    window.randomBlob = (size) => {
-      const parts = [];
-      for (let left = size; left > 0; left -= 65536) {
-        parts.push(crypto.getRandomValues(new Uint8Array(Math.min(left, 65536))));
-      }
-      return new Blob(parts);
-    };
-    window.sha256 = async (blob) => {
-      const digest = await crypto.subtle.digest("SHA-256", await blob.arrayBuffer());
-      return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
-    };
-    /** Runs `promise`; resolves to its value, or to the error's code and fields. */
-    window.outcome = async (promise) => {
-      try {
-        return { ok: true, value: await promise };
-      } catch (e) {
-        return {
-          ok: false, name: e.name, code: e.code, message: e.message, status: e.status,
-          record: e.record, part: e.part, attempts: e.attempts, cause: e.cause?.code,
-          isError: e instanceof Error,
-        };
-      }
-    };
-
     /** Uploads `blob` in ~5 MiB parts while faults are injected, then downloads it,
      *  and tells whether the bytes survived and how often part URLs were asked for. */
     window.uploadThroughInjectedFaults = async (blob, options = {}) => {

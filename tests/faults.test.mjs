@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { once } from "node:events";
 import { after, before, beforeEach, describe, test } from "node:test";
 import { launchBrowser, openClientPage } from "./support/browser.mjs";
+import { addPageHelpers } from "./support/page-helpers.mjs";
 import { PROVIDERS, startStack } from "./support/stack.mjs";
 
 const MiB = 1024 * 1024;
@@ -36,23 +37,8 @@ for (const provider of PROVIDERS) describe(`uploads that survive faults (${provi
     stack = await startStack({ provider, keepAlive: false, seed: 10 });
     stack.proxy.events.on("request", (entry) => arrived.set(entry, Date.now()));
     page = await openClientPage(browser, stack.url);
+    await addPageHelpers(page);
     await page.evaluate(() => {
-      window.randomBlob = (size) => {
-        const bytes = new Uint8Array(size);
-        for (let i = 0; i < size; i += 65536) crypto.getRandomValues(bytes.subarray(i, i + 65536));
-        return new Blob([bytes]);
-      };
-      window.sha256 = async (blob) => {
-        const digest = await crypto.subtle.digest("SHA-256", await blob.arrayBuffer());
-        return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
-      };
-      window.outcome = async (promise) => {
-        try {
-          return { ok: true, value: await promise };
-        } catch (e) {
-          return { ok: false, code: e.code, message: e.message, status: e.status, part: e.part, cause: e.cause?.code };
-        }
-      };
       // The create's answer, for the test to ask the session itself.
       const realFetch = window.fetch.bind(window);
       window.fetch = async (input, init = {}) => {

@@ -19,6 +19,7 @@ import { once } from "node:events";
 import { after, before, beforeEach, describe, test } from "node:test";
 import { chromium } from "playwright-core";
 import { ARGS, launchBrowser } from "./support/browser.mjs";
+import { addPageHelpers } from "./support/page-helpers.mjs";
 import { PROVIDERS, startStack } from "./support/stack.mjs";
 
 const MiB = 1024 * 1024;
@@ -51,18 +52,8 @@ async function loadClient(page) {
     input.type = "file";
     input.id = "file";
     document.body.append(input);
-    window.outcome = async (promise) => {
-      try {
-        return { ok: true, value: await promise };
-      } catch (e) {
-        return { ok: false, code: e.code, message: e.message };
-      }
-    };
-    window.sha256 = async (blob) => {
-      const digest = await crypto.subtle.digest("SHA-256", await blob.arrayBuffer());
-      return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
-    };
   });
+  await addPageHelpers(page);
 }
 
 /** Starts uploading `#file`'s file (or `window.opfsFile`) in the page, one part at a time. */
