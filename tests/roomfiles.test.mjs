@@ -10,6 +10,7 @@ import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ROOT, startServer } from "./support/server.mjs";
+import { startStack } from "./support/stack.mjs";
 import { member, mint } from "./rooms/support.mjs";
 import { roomCipher } from "./rooms/webcrypto-room.mjs";
 import { assertError, postJson, roomCreateBody as roomCreateBodyWith, roomSealer, roomUpload as roomUploadTo } from "./rooms/files.mjs";
@@ -506,6 +507,32 @@ describe("room files: webhooks for offline members", () => {
     }, "notification-failed in the audit log");
     assert.deepEqual([entry.userId, entry.detail], ["bob", "message"]);
     assert.equal(received.filter((r) => r.parsed.roomId === room).length, 3, "NOTIFY_MAX_ATTEMPTS attempts");
+  });
+});
+
+// ---------------------------------------------------------------------------------
+// s3 mode: removal deletes the object from the bucket
+// ---------------------------------------------------------------------------------
+
+describe("room files: s3 mode", () => {
+  test("removing a room file deletes its object from the bucket", async () => {
+    const stack = await startStack({ provider: "s3" });
+    try {
+      const room = newRoom();
+      const open = (sub) => member(stack.workerUrl, room, sub).then((s) => { sockets.push(s); return s; });
+      const alice = await open("alice");
+      const bob = await open("bob");
+      const up = await roomUpload(room, "alice", { url: stack.workerUrl });
+      await up.finish();
+      const key = `files/${up.fileId}`;
+      assert.deepEqual((await stack.s3.listObjects(key)).map((o) => o.key), [key], "the object is in the bucket");
+      const ack = await alice.request("remove-file", { fileId: up.fileId });
+      assert.equal(ack.event, "ack", JSON.stringify(ack));
+      await bob.event("file-removed");
+      assert.deepEqual(await stack.s3.listObjects(key), [], "and gone once the room says so");
+    } finally {
+      await stack.stop();
+    }
   });
 });
 
