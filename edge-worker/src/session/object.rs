@@ -241,7 +241,7 @@ impl UploadSession {
                     Err(UploadFailure::Failed) => return Err(ApiError::storage()),
                     Err(UploadFailure::Gone) => {
                         // The session's own state answers (completed, or aborted).
-                        self.upload_gone(storage).await;
+                        let _ = self.upload_gone(storage).await;
                         Vec::new()
                     }
                 }
@@ -254,12 +254,10 @@ impl UploadSession {
     /// Storage said it has no such upload: the session learns it and carries out what
     /// that makes due (checking for a completion that landed late, or the abort). What
     /// it says is in its state; errors are logged.
-    async fn upload_gone(&self, storage: &Storage) {
-        if let Ok(()) = self.change(Save::State, |s, _| s.upload_gone()) {
-            let _ = self.drive(storage).await;
-        } else {
-            self.sync_alarm().await;
-        }
+    async fn upload_gone(&self, storage: &Storage) -> Result<(), ApiError> {
+        let learned = self.change(Save::State, |s, _| s.upload_gone());
+        let driven = self.drive(storage).await;
+        learned.and(driven)
     }
 
     /// Signs the requested part URLs.
@@ -370,8 +368,7 @@ impl UploadSession {
         let now = now_ms();
         self.change(Save::Part(part), |s, _| s.fail_part(part, call.fence, now))?;
         if call.gone {
-            self.change(Save::State, |s, _| s.upload_gone())?;
-            self.drive(storage).await?;
+            self.upload_gone(storage).await?;
             // A completion that landed late: the upload is completed.
             if self.with(|s, _| s.state())? != UploadState::Open {
                 return Err(ApiError::upload_not_open("the upload is no longer open"));
