@@ -58,14 +58,32 @@ impl FileKey {
     /// under a key the header does not commit to (§4). Fails with `key_commitment_failed`:
     /// a wrong key, or a header altered after it was made.
     pub fn derive(&self, header: &Header) -> Result<Keys, FormatError> {
-        let hkdf = self.hkdf(header);
-        commitment_mac(&hkdf, header)
-            .verify_slice(header.commitment())
-            .map_err(|_| FormatError::KeyCommitmentFailed)?;
+        let hkdf = self.committed_hkdf(header)?;
         Ok(Keys {
             content: ContentKey(cipher(&hkdf, CONTENT_INFO)),
             metadata: MetadataKey(cipher(&hkdf, METADATA_INFO)),
         })
+    }
+
+    /// The raw bytes of the content key, after the same commitment check as
+    /// [`derive`](FileKey::derive), for a backend that holds keys elsewhere (the browser
+    /// client imports them into WebCrypto as non-extractable keys). Wiped when dropped;
+    /// the caller must not keep other copies.
+    pub fn derive_content_bytes(
+        &self,
+        header: &Header,
+    ) -> Result<Zeroizing<[u8; 32]>, FormatError> {
+        Ok(expand(&self.committed_hkdf(header)?, CONTENT_INFO))
+    }
+
+    /// HKDF over this key and `header`'s salt, once the header's commitment has checked
+    /// (constant time).
+    fn committed_hkdf(&self, header: &Header) -> Result<Hkdf<Sha256>, FormatError> {
+        let hkdf = self.hkdf(header);
+        commitment_mac(&hkdf, header)
+            .verify_slice(header.commitment())
+            .map_err(|_| FormatError::KeyCommitmentFailed)?;
+        Ok(hkdf)
     }
 
     /// The commitment of §4 for `header`'s committed bytes under this key.
@@ -223,6 +241,20 @@ mod tests {
                 theirs.encrypt(&nonce, &b"x"[..]).unwrap()
             );
         }
+    }
+
+    #[test]
+    fn content_bytes_are_the_content_key() {
+        let (k, salt) = ([8u8; 32], [2u8; 32]);
+        let key = FileKey::from_bytes(k);
+        let header = Header::new(&key, 64, salt).unwrap();
+        let bytes = key.derive_content_bytes(&header).unwrap();
+        assert_eq!(*bytes, reference_hkdf(&k, &salt, b"sealdrop/v2/content"));
+        let other = FileKey::from_bytes([9; 32]);
+        assert_eq!(
+            other.derive_content_bytes(&header).unwrap_err(),
+            FormatError::KeyCommitmentFailed
+        );
     }
 
     #[test]
