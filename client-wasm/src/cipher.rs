@@ -20,7 +20,10 @@
 //! [`open`](RecordCipher::open)s of one cipher in flight at once.
 
 use js_sys::{Array, Reflect, Uint8Array};
-use sealdrop_protocol::format::{ContentKey, FileKey, Header, RecordPosition, TAG_LEN};
+use sealdrop_protocol::format::{
+    ContentKey, FileKey, FormatError, Header, RecordPosition, TAG_LEN, open_record_into,
+    seal_record_into,
+};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{AesGcmParams, CryptoKey, SubtleCrypto};
@@ -135,18 +138,15 @@ impl RecordCipher {
     ) -> Result<Uint8Array, ClientError> {
         position.check_seal(&self.header, plaintext.length() as usize)?;
         match &self.key {
-            Key::AesGcm(key) => Ok(scratch::with(|s| {
-                s.input.resize(plaintext.length() as usize, 0);
-                plaintext.copy_to(&mut s.input);
-                sealdrop_protocol::format::seal_record_into(
+            Key::AesGcm(key) => Ok(through_wasm(plaintext, |input, output| {
+                seal_record_into(
                     key,
                     &self.header,
                     position.index,
                     position.last,
-                    &s.input,
-                    &mut s.output,
+                    input,
+                    output,
                 )
-                .map(|()| Uint8Array::from(&s.output[..]))
             })?),
             Key::WebCrypto { subtle, key } => {
                 let params = self.params(position);
@@ -171,18 +171,15 @@ impl RecordCipher {
         let sealed_len = sealed.length() as usize;
         position.check_open(&self.header, sealed_len)?;
         match &self.key {
-            Key::AesGcm(key) => Ok(scratch::with(|s| {
-                s.input.resize(sealed_len, 0);
-                sealed.copy_to(&mut s.input);
-                sealdrop_protocol::format::open_record_into(
+            Key::AesGcm(key) => Ok(through_wasm(sealed, |input, output| {
+                open_record_into(
                     key,
                     &self.header,
                     position.index,
                     position.last,
-                    &s.input,
-                    &mut s.output,
+                    input,
+                    output,
                 )
-                .map(|()| Uint8Array::from(&s.output[..]))
             })?),
             Key::WebCrypto { .. } => {
                 if let Some(plaintext) = self.decrypt(position, sealed).await? {
@@ -226,6 +223,20 @@ impl RecordCipher {
         params.set_additional_data_u8_array(&self.aad);
         params
     }
+}
+
+/// The aes-gcm backend's step: copies `bytes` into the wasm scratch buffers, runs `f` from
+/// the input to the output, and copies the output back out to a new JS array.
+fn through_wasm(
+    bytes: &Uint8Array,
+    f: impl FnOnce(&[u8], &mut Vec<u8>) -> Result<(), FormatError>,
+) -> Result<Uint8Array, FormatError> {
+    scratch::with(|s| {
+        s.input.resize(bytes.length() as usize, 0);
+        bytes.copy_to(&mut s.input);
+        f(&s.input, &mut s.output)?;
+        Ok(Uint8Array::from(&s.output[..]))
+    })
 }
 
 /// `crypto.subtle` of the global scope (a page or a Worker), if it has one: browsers
