@@ -3,7 +3,7 @@
 // Chromium, so that the WebCrypto a real browser ships is what must agree with the
 // Rust implementation, not Node's; then through the Rust implementation compiled to
 // wasm32, natively and with the records sealed and opened by each backend of the
-// client's record cipher (WebCrypto and aes-gcm), in a page and in a dedicated Worker.
+// client's file cipher (WebCrypto and aes-gcm), records and metadata, in a page and in a dedicated Worker.
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -167,9 +167,9 @@ for (const [what, base, change] of CONTROLS) {
   });
 }
 
-// The same vectors with every record of a stream vector sealed and opened by the client's
-// async record cipher (client-wasm/src/cipher.rs) on each of its backends: both must give
-// exactly the vectors' bytes and errors.
+// The same vectors with the records and metadata of every stream vector sealed and opened
+// by the client's async file cipher (client-wasm/src/cipher.rs) on each of its backends:
+// both must give exactly the vectors' bytes and errors.
 const BACKENDS = ['webcrypto', 'aes-gcm'];
 
 function checkWithBackend(text, backend) {
@@ -197,7 +197,7 @@ for (const backend of BACKENDS) {
   }
 }
 
-test('the record cipher picks WebCrypto on a secure origin', async () => {
+test('the file cipher picks WebCrypto on a secure origin', async () => {
   const backend = await page.evaluate(async (src) => {
     const m = await import(src);
     await m.default();
@@ -241,7 +241,7 @@ test('in a dedicated Worker the WebCrypto backend runs every stream vector', asy
   assert.deepEqual(results.results, streams.map((v) => ({ name: v.name, ok: true })));
 });
 
-test('on an insecure origin (no crypto.subtle) the record cipher falls back to aes-gcm', async () => {
+test('on an insecure origin (no crypto.subtle) the file cipher falls back to aes-gcm', async () => {
   // A hostname that is not localhost is not a secure context over plain http: the page
   // has no crypto.subtle. The browser's requests to it are answered from the test server.
   const insecure = 'http://sealdrop-insecure.test';
@@ -265,7 +265,7 @@ test('on an insecure origin (no crypto.subtle) the record cipher falls back to a
       return m.checkVectorWith(t, b);
     }, [`${insecure}/test/conformance/sealdrop_conformance.js`, threeRecords.text, backend]);
     assert.deepEqual(await check('aes-gcm'), { name: 'three_records', ok: true });
-    await assert.rejects(check('webcrypto'), /no record cipher backend "webcrypto"/);
+    await assert.rejects(check('webcrypto'), /no cipher backend "webcrypto"/);
   } finally {
     await other.close();
   }

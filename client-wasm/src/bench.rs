@@ -1,4 +1,4 @@
-//! `BenchCipher`: the record cipher ([`RecordCipher`]) exposed to `npm run bench`'s
+//! `BenchCipher`: the file cipher ([`FileCipher`]) exposed to `npm run bench`'s
 //! encrypt-only entries, so they time the client's own WebCrypto and aes-gcm paths (the
 //! same Rust, the same JS boundary) rather than a copy of them.
 //!
@@ -12,14 +12,14 @@ use sealdrop_protocol::format::{FileKey, Header, RecordPosition};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
-use crate::cipher::{Backend, RecordCipher};
+use crate::cipher::{Backend, FileCipher};
 use crate::error::ClientError;
 use crate::interop;
 
-/// One file's record cipher on a chosen backend.
+/// One file's cipher on a chosen backend.
 #[wasm_bindgen]
 pub struct BenchCipher {
-    cipher: Rc<RecordCipher>,
+    cipher: Rc<FileCipher>,
 }
 
 #[wasm_bindgen]
@@ -39,7 +39,7 @@ impl BenchCipher {
             let backend = Backend::from_name(&backend)
                 .ok_or_else(|| ClientError::InvalidOption(format!("backend {backend:?}")))?;
             let header = Header::new(&file_key, record_size, salt)?;
-            RecordCipher::with_backend(&file_key, &header, backend).await
+            FileCipher::with_backend(&file_key, &header, backend).await
         };
         match made.await {
             Ok(cipher) => Ok(BenchCipher {

@@ -1,28 +1,30 @@
-//! The record cipher: AES-256-GCM over one file's records, behind one async seam with two
-//! backends.
+//! The file cipher: AES-256-GCM over one file's records and metadata, behind one async
+//! seam with two backends.
 //!
 //! - **WebCrypto** (`crypto.subtle`, through web-sys): the browser's native AES, about
-//!   eight times faster than software AES in wasm (BENCHMARKS.md). The content key is
-//!   imported once per file as a non-extractable `CryptoKey`, and bytes go from a JS
-//!   buffer to WebCrypto and back without passing through wasm memory.
+//!   several times faster than software AES in wasm (BENCHMARKS.md). The content and
+//!   metadata keys are imported once per file as non-extractable `CryptoKey`s, and record
+//!   bytes go from a JS buffer to WebCrypto and back without passing through wasm memory.
 //! - **aes-gcm** (the protocol crate's own path): the fallback where the global scope has
 //!   no `crypto.subtle`, as on an insecure (non-HTTPS, non-localhost) origin.
 //!
-//! Everything but AES itself is the protocol's ([`RecordPosition`]): the nonce, the AAD
-//! (the whole header), the shape checks made before any AES runs, and the refinement of
-//! a failed open into `truncated` / `trailing_data` / `record_auth_failed`. So the two
+//! Everything but AES itself is the protocol's: the nonce, the AAD (the whole header), the
+//! shape checks made before any AES runs and the refinement of a failed open into
+//! `truncated` / `trailing_data` / `record_auth_failed` ([`RecordPosition`]); the
+//! metadata's padded JSON, length and canonical-form checks. So the two
 //! backends cannot disagree on a rule, and the format vectors check that they give the
 //! same bytes (tests/format-vectors.test.mjs). `crypto` is looked up on the global
 //! object, never on `window`, so the same code runs in a dedicated Worker.
 //!
 //! Records are independent (a stateless function of key, header, index and last flag),
-//! so a caller may keep several [`seal`](RecordCipher::seal)s or
-//! [`open`](RecordCipher::open)s of one cipher in flight at once.
+//! so a caller may keep several [`seal`](FileCipher::seal)s or
+//! [`open`](FileCipher::open)s of one cipher in flight at once.
 
 use js_sys::{Array, Reflect, Uint8Array};
 use sealdrop_protocol::format::{
-    ContentKey, FileKey, FormatError, Header, RecordPosition, TAG_LEN, open_record_into,
-    seal_record_into,
+    self, FileKey, FileMetadata, FormatError, Header, METADATA_NONCE_LEN, RecordPosition, TAG_LEN,
+    metadata_plaintext, open_metadata, open_record_into, parse_metadata_plaintext, seal_metadata,
+    seal_record_into, split_sealed_metadata,
 };
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
@@ -32,7 +34,7 @@ use crate::error::ClientError;
 use crate::platform::describe;
 use crate::scratch;
 
-/// Which AES-256-GCM implementation a [`RecordCipher`] uses; its
+/// Which AES-256-GCM implementation a [`FileCipher`] uses; its
 /// [`name`](Backend::name) is what stats show as `cipherBackend`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Backend {
@@ -69,24 +71,25 @@ impl Backend {
     }
 }
 
-/// Seals and opens the records of one file.
-pub(crate) struct RecordCipher {
+/// Seals and opens the records and the metadata of one file.
+pub(crate) struct FileCipher {
     header: Header,
-    /// The header's bytes, the AAD of every record, encoded once.
+    /// The header's bytes, the AAD of every record and of the metadata, encoded once.
     aad: Uint8Array,
-    key: Key,
+    keys: Keys,
 }
 
-enum Key {
+enum Keys {
     WebCrypto {
         subtle: SubtleCrypto,
-        key: CryptoKey,
+        content: CryptoKey,
+        metadata: CryptoKey,
     },
-    /// Boxed: the AES key schedule is much larger than two JS handles.
-    AesGcm(Box<ContentKey>),
+    /// Boxed: the AES key schedules are much larger than three JS handles.
+    AesGcm(Box<format::Keys>),
 }
 
-impl RecordCipher {
+impl FileCipher {
     /// The cipher for the file `file_key` seals under `header`, on the
     /// [detected](Backend::detect) backend. Fails with `key_commitment_failed` if the
     /// header does not commit to the key.
@@ -103,29 +106,34 @@ impl RecordCipher {
         header: &Header,
         backend: Backend,
     ) -> Result<Self, ClientError> {
-        let key = match backend {
-            Backend::AesGcm => Key::AesGcm(Box::new(file_key.derive(header)?.content)),
+        let keys = match backend {
+            Backend::AesGcm => Keys::AesGcm(Box::new(file_key.derive(header)?)),
             Backend::WebCrypto => {
                 let subtle = subtle().ok_or_else(|| {
                     ClientError::Unsupported("crypto.subtle is missing".to_owned())
                 })?;
-                let raw = file_key.derive_content_bytes(header)?;
-                let key = import_key(&subtle, &raw[..]).await?;
-                Key::WebCrypto { subtle, key }
+                let raw = file_key.derive_bytes(header)?;
+                let content = import_key(&subtle, &raw.content[..]).await?;
+                let metadata = import_key(&subtle, &raw.metadata[..]).await?;
+                Keys::WebCrypto {
+                    subtle,
+                    content,
+                    metadata,
+                }
             }
         };
         Ok(Self {
             header: *header,
             aad: Uint8Array::from(&header.encode()[..]),
-            key,
+            keys,
         })
     }
 
     /// Which backend this cipher runs on.
     pub(crate) fn backend(&self) -> Backend {
-        match self.key {
-            Key::WebCrypto { .. } => Backend::WebCrypto,
-            Key::AesGcm(_) => Backend::AesGcm,
+        match self.keys {
+            Keys::WebCrypto { .. } => Backend::WebCrypto,
+            Keys::AesGcm(_) => Backend::AesGcm,
         }
     }
 
@@ -137,27 +145,14 @@ impl RecordCipher {
         plaintext: &Uint8Array,
     ) -> Result<Uint8Array, ClientError> {
         position.check_seal(&self.header, plaintext.length() as usize)?;
-        match &self.key {
-            Key::AesGcm(key) => Ok(through_wasm(plaintext, |input, output| {
-                seal_record_into(
-                    key,
-                    &self.header,
-                    position.index,
-                    position.last,
-                    input,
-                    output,
-                )
+        match &self.keys {
+            Keys::AesGcm(keys) => Ok(through_wasm(plaintext, |input, output| {
+                let (index, last) = (position.index, position.last);
+                seal_record_into(&keys.content, &self.header, index, last, input, output)
             })?),
-            Key::WebCrypto { subtle, key } => {
-                let params = self.params(position);
-                let promise = subtle
-                    .encrypt_with_object_and_js_u8_array(&params, key, plaintext)
-                    .map_err(|e| webcrypto_failed("encrypt", &e))?;
-                let sealed = JsFuture::from(promise)
-                    .await
-                    .map_err(|e| webcrypto_failed("encrypt", &e))?;
-                Ok(Uint8Array::new(&sealed))
-            }
+            Keys::WebCrypto {
+                subtle, content, ..
+            } => encrypt(subtle, content, &self.params(position.nonce()), plaintext).await,
         }
     }
 
@@ -170,23 +165,21 @@ impl RecordCipher {
     ) -> Result<Uint8Array, ClientError> {
         let sealed_len = sealed.length() as usize;
         position.check_open(&self.header, sealed_len)?;
-        match &self.key {
-            Key::AesGcm(key) => Ok(through_wasm(sealed, |input, output| {
-                open_record_into(
-                    key,
-                    &self.header,
-                    position.index,
-                    position.last,
-                    input,
-                    output,
-                )
+        match &self.keys {
+            Keys::AesGcm(keys) => Ok(through_wasm(sealed, |input, output| {
+                let (index, last) = (position.index, position.last);
+                open_record_into(&keys.content, &self.header, index, last, input, output)
             })?),
-            Key::WebCrypto { .. } => {
-                if let Some(plaintext) = self.decrypt(position, sealed).await? {
+            Keys::WebCrypto {
+                subtle, content, ..
+            } => {
+                let at =
+                    |p: RecordPosition| decrypt(subtle, content, self.params(p.nonce()), sealed);
+                if let Some(plaintext) = at(position).await? {
                     return Ok(plaintext);
                 }
                 let refined = match position.refinement(&self.header, sealed_len) {
-                    Some(other) => self.decrypt(other, sealed).await?.is_some(),
+                    Some(other) => at(other).await?.is_some(),
                     None => false,
                 };
                 Err(position.open_failure(refined).into())
@@ -194,34 +187,92 @@ impl RecordCipher {
         }
     }
 
-    /// WebCrypto's decrypt of `sealed` at `position`: `None` if the tag does not check
-    /// (WebCrypto's `OperationError`).
-    async fn decrypt(
+    /// Seals the file's name and type under `nonce` (12 fresh random bytes), as §7 says.
+    pub(crate) async fn seal_metadata(
         &self,
-        position: RecordPosition,
-        sealed: &Uint8Array,
-    ) -> Result<Option<Uint8Array>, ClientError> {
-        let Key::WebCrypto { subtle, key } = &self.key else {
-            unreachable!("decrypt is WebCrypto's");
-        };
-        let promise = subtle
-            .decrypt_with_object_and_js_u8_array(&self.params(position), key, sealed)
-            .map_err(|e| webcrypto_failed("decrypt", &e))?;
-        match JsFuture::from(promise).await {
-            Ok(plaintext) => Ok(Some(Uint8Array::new(&plaintext))),
-            Err(e) if error_name(&e).as_deref() == Some("OperationError") => Ok(None),
-            Err(e) => Err(webcrypto_failed("decrypt", &e)),
+        nonce: [u8; METADATA_NONCE_LEN],
+        metadata: &FileMetadata,
+    ) -> Result<Vec<u8>, ClientError> {
+        match &self.keys {
+            Keys::AesGcm(keys) => Ok(seal_metadata(
+                &keys.metadata,
+                &self.header,
+                nonce,
+                metadata,
+            )?),
+            Keys::WebCrypto {
+                subtle,
+                metadata: key,
+                ..
+            } => {
+                let plaintext = Uint8Array::from(&metadata_plaintext(metadata)?[..]);
+                let sealed = encrypt(subtle, key, &self.params(nonce), &plaintext).await?;
+                let mut out = nonce.to_vec();
+                out.extend(sealed.to_vec());
+                Ok(out)
+            }
         }
     }
 
-    /// `{name: "AES-GCM", iv: nonce(position), additionalData: header}` (tag 128 bits,
-    /// WebCrypto's default and the format's `TAG_LEN`).
-    fn params(&self, position: RecordPosition) -> AesGcmParams {
+    /// Opens sealed metadata, with the checks and errors of §7.
+    pub(crate) async fn open_metadata(&self, sealed: &[u8]) -> Result<FileMetadata, ClientError> {
+        match &self.keys {
+            Keys::AesGcm(keys) => Ok(open_metadata(&keys.metadata, &self.header, sealed)?),
+            Keys::WebCrypto {
+                subtle,
+                metadata: key,
+                ..
+            } => {
+                let (nonce, rest) = split_sealed_metadata(sealed)?;
+                let rest = Uint8Array::from(rest);
+                match decrypt(subtle, key, self.params(nonce), &rest).await? {
+                    Some(plaintext) => Ok(parse_metadata_plaintext(&plaintext.to_vec())?),
+                    None => Err(FormatError::MetadataAuthFailed.into()),
+                }
+            }
+        }
+    }
+
+    /// `{name: "AES-GCM", iv: nonce, additionalData: header}` (tag 128 bits, WebCrypto's
+    /// default and the format's `TAG_LEN`).
+    fn params(&self, nonce: [u8; 12]) -> AesGcmParams {
         const _: () = assert!(TAG_LEN == 16);
-        let params =
-            AesGcmParams::new_with_u8_array("AES-GCM", &Uint8Array::from(&position.nonce()[..]));
+        let params = AesGcmParams::new_with_u8_array("AES-GCM", &Uint8Array::from(&nonce[..]));
         params.set_additional_data_u8_array(&self.aad);
         params
+    }
+}
+
+/// WebCrypto's encrypt: ciphertext then tag.
+async fn encrypt(
+    subtle: &SubtleCrypto,
+    key: &CryptoKey,
+    params: &AesGcmParams,
+    plaintext: &Uint8Array,
+) -> Result<Uint8Array, ClientError> {
+    let promise = subtle
+        .encrypt_with_object_and_js_u8_array(params, key, plaintext)
+        .map_err(|e| webcrypto_failed("encrypt", &e))?;
+    let sealed = JsFuture::from(promise)
+        .await
+        .map_err(|e| webcrypto_failed("encrypt", &e))?;
+    Ok(Uint8Array::new(&sealed))
+}
+
+/// WebCrypto's decrypt: `None` if the tag does not check (WebCrypto's `OperationError`).
+async fn decrypt(
+    subtle: &SubtleCrypto,
+    key: &CryptoKey,
+    params: AesGcmParams,
+    sealed: &Uint8Array,
+) -> Result<Option<Uint8Array>, ClientError> {
+    let promise = subtle
+        .decrypt_with_object_and_js_u8_array(&params, key, sealed)
+        .map_err(|e| webcrypto_failed("decrypt", &e))?;
+    match JsFuture::from(promise).await {
+        Ok(plaintext) => Ok(Some(Uint8Array::new(&plaintext))),
+        Err(e) if error_name(&e).as_deref() == Some("OperationError") => Ok(None),
+        Err(e) => Err(webcrypto_failed("decrypt", &e)),
     }
 }
 

@@ -3,13 +3,13 @@
 //! the code the client ships (compiled to wasm32) agrees with the vectors.
 //!
 //! `checkVector` runs the protocol's native subject compiled to wasm. `checkVectorWith`
-//! runs the records of every stream vector through the client's async record cipher
-//! ([`RecordCipher`]) on a chosen backend (`webcrypto` or `aes-gcm`): since the runner is
-//! synchronous and WebCrypto is not, the cipher first answers every question the runner
-//! will ask about the vector's records (open the section, open it at its known length,
-//! seal the plaintext), then the runner checks those answers through a [`Replay`] subject.
-//! The header, the metadata and the link are the native subject's (no record cipher is
-//! involved in them).
+//! runs the records and metadata of every stream vector through the client's async file
+//! cipher ([`FileCipher`]) on a chosen backend (`webcrypto` or `aes-gcm`): since the
+//! runner is synchronous and WebCrypto is not, the cipher first answers every question
+//! the runner will ask about the vector's records and metadata (open the section, open it
+//! at its known length, seal the plaintext, open and seal the metadata), then the runner
+//! checks those answers through a [`Replay`] subject. Making the header (HMAC only) and
+//! the link are the native subject's.
 //!
 //! Compiled only with the `conformance` feature, into the separate build
 //! `scripts/build.sh` writes to `tests/pages/conformance/`: the published package
@@ -17,13 +17,15 @@
 
 use futures_util::future::join_all;
 use js_sys::Uint8Array;
-use sealdrop_protocol::format::{FileKey, FileMetadata, Header, Layout, RecordPosition, SALT_LEN};
+use sealdrop_protocol::format::{
+    FileKey, FileMetadata, Header, Layout, METADATA_NONCE_LEN, RecordPosition, SALT_LEN,
+};
 use sealdrop_protocol::testkit::{
     self, Case, Failure, Native, StreamCase, StreamExpect, Subject, Vector,
 };
 use thiserror::Error;
 
-use crate::cipher::{Backend, RecordCipher};
+use crate::cipher::{Backend, FileCipher};
 use crate::error::ClientError;
 
 /// Why a vector did not pass.
@@ -37,7 +39,7 @@ pub enum VectorError {
     #[error("{0}")]
     Mismatch(#[from] testkit::Mismatch),
     /// No backend of that name, or this scope lacks it (code `invalid_option`).
-    #[error("no record cipher backend {0:?} here")]
+    #[error("no cipher backend {0:?} here")]
     Backend(String),
 }
 
@@ -59,8 +61,8 @@ pub(crate) fn check_vector(text: &str) -> Result<String, VectorError> {
     Ok(vector.name)
 }
 
-/// Checks one vector file's text with its records sealed and opened by the record cipher
-/// on `backend`, and returns the case name.
+/// Checks one vector file's text with its records and metadata sealed and opened by the
+/// file cipher on `backend`, and returns the case name.
 pub(crate) async fn check_vector_with(text: &str, backend: &str) -> Result<String, VectorError> {
     let vector = Vector::parse(text)?;
     let backend = Backend::from_name(backend)
@@ -74,22 +76,43 @@ pub(crate) async fn check_vector_with(text: &str, backend: &str) -> Result<Strin
     Ok(vector.name)
 }
 
-/// A question about a vector's records, and the record cipher's answer to it.
+/// A question about a vector's records or metadata, for the file cipher.
 #[derive(Debug, PartialEq, Eq)]
 enum Question {
-    Open { section: Vec<u8> },
-    OpenKnownLength { section_length: u64, bytes: Vec<u8> },
-    Seal { plaintext: Vec<u8> },
+    Open {
+        section: Vec<u8>,
+    },
+    OpenKnownLength {
+        section_length: u64,
+        bytes: Vec<u8>,
+    },
+    Seal {
+        plaintext: Vec<u8>,
+    },
+    OpenMetadata {
+        sealed: Vec<u8>,
+    },
+    SealMetadata {
+        nonce: [u8; METADATA_NONCE_LEN],
+        metadata: FileMetadata,
+    },
 }
 
-/// The runner's subject: the record cipher's answers, given in advance, for the record
-/// questions; the native subject for the rest. A question asked that was not answered in
-/// advance fails with `not_answered`, which no vector expects.
+/// The file cipher's answer to a [`Question`].
+#[derive(Debug, Clone)]
+enum Answer {
+    Bytes(Vec<u8>),
+    Metadata(FileMetadata),
+}
+
+/// The runner's subject: the file cipher's answers, given in advance, for the record and
+/// metadata questions; the native subject for the header and the link. A question asked
+/// that was not answered in advance fails with `not_answered`, which no vector expects.
 #[derive(Default)]
 struct Replay {
     file_key: [u8; 32],
     header: Vec<u8>,
-    answers: Vec<(Question, Result<Vec<u8>, Failure>)>,
+    answers: Vec<(Question, Result<Answer, Failure>)>,
 }
 
 impl Replay {
@@ -111,6 +134,29 @@ impl Replay {
             }),
             StreamExpect::Failure { .. } => {}
         }
+        match &case.expect {
+            StreamExpect::Success {
+                metadata: Some(m), ..
+            } => {
+                questions.push(Question::OpenMetadata {
+                    sealed: m.sealed.clone(),
+                });
+                questions.push(Question::SealMetadata {
+                    nonce: m.nonce,
+                    metadata: FileMetadata {
+                        name: m.name.clone(),
+                        mime: m.mime.clone(),
+                    },
+                });
+            }
+            StreamExpect::Failure {
+                metadata: Some(sealed),
+                ..
+            } => questions.push(Question::OpenMetadata {
+                sealed: sealed.clone(),
+            }),
+            _ => {}
+        }
         let mut answers = Vec::new();
         for question in questions {
             let answer = ask(case, backend, &question).await.map_err(failure);
@@ -128,17 +174,28 @@ impl Replay {
         file_key: &[u8; 32],
         header: &[u8],
         question: Question,
-    ) -> Result<Vec<u8>, Failure> {
+    ) -> Result<Answer, Failure> {
         let answered = (*file_key == self.file_key && header == self.header)
             .then(|| self.answers.iter().find(|(q, _)| *q == question))
             .flatten();
         match answered {
             Some((_, answer)) => answer.clone(),
-            None => Err(Failure {
-                code: "not_answered".to_owned(),
-                record: None,
-            }),
+            None => Err(not_answered()),
         }
+    }
+
+    fn bytes(&self, key: &[u8; 32], header: &[u8], question: Question) -> Result<Vec<u8>, Failure> {
+        match self.replay(key, header, question)? {
+            Answer::Bytes(bytes) => Ok(bytes),
+            Answer::Metadata(_) => Err(not_answered()),
+        }
+    }
+}
+
+fn not_answered() -> Failure {
+    Failure {
+        code: "not_answered".to_owned(),
+        record: None,
     }
 }
 
@@ -154,24 +211,24 @@ impl Subject for Replay {
 
     fn open_stream(
         &self,
-        file_key: &[u8; 32],
+        key: &[u8; 32],
         header: &[u8],
         section: &[u8],
     ) -> Result<Vec<u8>, Failure> {
         let section = section.to_vec();
-        self.replay(file_key, header, Question::Open { section })
+        self.bytes(key, header, Question::Open { section })
     }
 
     fn open_known_length(
         &self,
-        file_key: &[u8; 32],
+        key: &[u8; 32],
         header: &[u8],
         section_length: u64,
         bytes: &[u8],
     ) -> Result<Vec<u8>, Failure> {
         let bytes = bytes.to_vec();
-        self.replay(
-            file_key,
+        self.bytes(
+            key,
             header,
             Question::OpenKnownLength {
                 section_length,
@@ -182,31 +239,36 @@ impl Subject for Replay {
 
     fn seal_stream(
         &self,
-        file_key: &[u8; 32],
+        key: &[u8; 32],
         header: &[u8],
         plaintext: &[u8],
     ) -> Result<Vec<u8>, Failure> {
         let plaintext = plaintext.to_vec();
-        self.replay(file_key, header, Question::Seal { plaintext })
+        self.bytes(key, header, Question::Seal { plaintext })
     }
 
     fn open_metadata(
         &self,
-        file_key: &[u8; 32],
+        key: &[u8; 32],
         header: &[u8],
         sealed: &[u8],
     ) -> Result<FileMetadata, Failure> {
-        Native::new().open_metadata(file_key, header, sealed)
+        let sealed = sealed.to_vec();
+        match self.replay(key, header, Question::OpenMetadata { sealed })? {
+            Answer::Metadata(metadata) => Ok(metadata),
+            Answer::Bytes(_) => Err(not_answered()),
+        }
     }
 
     fn seal_metadata(
         &self,
-        file_key: &[u8; 32],
+        key: &[u8; 32],
         header: &[u8],
-        nonce: &[u8; 12],
+        nonce: &[u8; METADATA_NONCE_LEN],
         metadata: &FileMetadata,
     ) -> Result<Vec<u8>, Failure> {
-        Native::new().seal_metadata(file_key, header, nonce, metadata)
+        let (nonce, metadata) = (*nonce, metadata.clone());
+        self.bytes(key, header, Question::SealMetadata { nonce, metadata })
     }
 
     fn parse_link(&self, link: &str) -> Result<[u8; 32], Failure> {
@@ -218,18 +280,17 @@ impl Subject for Replay {
     }
 }
 
-/// Answers one question with the record cipher, in the order of checks a reader makes
+/// Answers one question with the file cipher, in the order of checks a reader makes
 /// (header, commitment, section length, records in order, then the end of the input);
 /// every record of the section is in flight at once.
 async fn ask(
     case: &StreamCase,
     backend: Backend,
     question: &Question,
-) -> Result<Vec<u8>, ClientError> {
+) -> Result<Answer, ClientError> {
     let header = Header::parse(&case.header)?;
     let cipher =
-        RecordCipher::with_backend(&FileKey::from_bytes(case.file_key), &header, backend).await?;
-    let record_size = header.record_size();
+        FileCipher::with_backend(&FileKey::from_bytes(case.file_key), &header, backend).await?;
     if cipher.backend() != backend {
         return Err(ClientError::Unsupported(format!(
             "not on {}",
@@ -237,7 +298,8 @@ async fn ask(
         )));
     }
     let cipher = &cipher;
-    match question {
+    let record_size = header.record_size();
+    let bytes = match question {
         Question::Seal { plaintext } => {
             let layout = Layout::for_plaintext(record_size, plaintext.len() as u64)?;
             let records = (0..layout.record_count()).map(|i| {
@@ -246,15 +308,11 @@ async fn ask(
                 let position = RecordPosition::new(i, layout.is_last(i));
                 async move { cipher.seal(position, &bytes).await }
             });
-            concat(join_all(records).await)
+            concat(join_all(records).await)?
         }
         Question::Open { section } => {
-            open(
-                cipher,
-                Layout::for_section(record_size, section.len() as u64)?,
-                section,
-            )
-            .await
+            let layout = Layout::for_section(record_size, section.len() as u64)?;
+            open(cipher, layout, section).await?
         }
         Question::OpenKnownLength {
             section_length,
@@ -265,14 +323,21 @@ async fn ask(
                 Layout::for_section(record_size, *section_length)?,
                 bytes,
             )
-            .await
+            .await?
         }
-    }
+        Question::OpenMetadata { sealed } => {
+            return Ok(Answer::Metadata(cipher.open_metadata(sealed).await?));
+        }
+        Question::SealMetadata { nonce, metadata } => {
+            cipher.seal_metadata(*nonce, metadata).await?
+        }
+    };
+    Ok(Answer::Bytes(bytes))
 }
 
 /// Opens the records of `layout` that `bytes` holds whole, then reports what
 /// [`Layout::arrived`] says of the rest.
-async fn open(cipher: &RecordCipher, layout: Layout, bytes: &[u8]) -> Result<Vec<u8>, ClientError> {
+async fn open(cipher: &FileCipher, layout: Layout, bytes: &[u8]) -> Result<Vec<u8>, ClientError> {
     let (whole, rest) = layout.arrived(bytes.len() as u64);
     let records = (0..whole).map(|i| {
         let range = layout.sealed_range(i).unwrap_or_default();

@@ -13,7 +13,8 @@
 //! - `transfer`: the scheduler loop both share, retries, cancellation;
 //! - `http`: `fetch` and error classification; `platform`: the global scope (timers,
 //!   clock, random bytes, `AbortSignal`);
-//! - `cipher`: the async record cipher, WebCrypto or (without `crypto.subtle`) aes-gcm;
+//! - `cipher`: the async file cipher (records and metadata), WebCrypto or (without
+//!   `crypto.subtle`) aes-gcm;
 //! - `scratch`: the wasm buffers records are sealed and opened through;
 //! - `fingerprint`: the rule that a retried part is never sent sealed from other bytes;
 //! - `progress`, `link`, `error`, `interop`;
@@ -144,7 +145,7 @@ pub fn check_vector(text: &str) -> Result<JsValue, JsValue> {
 }
 
 /// Conformance hook: runs one test vector file with the records of a stream vector sealed
-/// and opened by the client's record cipher on `backend` (`"webcrypto"` or `"aes-gcm"`).
+/// and opened by the client's file cipher on `backend` (`"webcrypto"` or `"aes-gcm"`).
 /// Resolves to `{ name, ok: true }`, or rejects with a `SealdropError`
 /// (`vector_mismatch`, `invalid_vector`, `invalid_option` for a backend this scope lacks).
 /// Only in the conformance build.
@@ -159,7 +160,7 @@ pub fn check_vector_with(text: String, backend: String) -> Promise {
     })
 }
 
-/// The record cipher backend this scope would use: `"webcrypto"` where `crypto.subtle`
+/// The cipher backend this scope would use: `"webcrypto"` where `crypto.subtle`
 /// exists, `"aes-gcm"` (software AES in wasm) where it does not (an insecure origin).
 #[wasm_bindgen(js_name = cipherBackend)]
 pub fn cipher_backend() -> String {

@@ -65,15 +65,16 @@ impl FileKey {
         })
     }
 
-    /// The raw bytes of the content key, after the same commitment check as
+    /// The raw bytes of the content and metadata keys, after the same commitment check as
     /// [`derive`](FileKey::derive), for a backend that holds keys elsewhere (the browser
     /// client imports them into WebCrypto as non-extractable keys). Wiped when dropped;
     /// the caller must not keep other copies.
-    pub fn derive_content_bytes(
-        &self,
-        header: &Header,
-    ) -> Result<Zeroizing<[u8; 32]>, FormatError> {
-        Ok(expand(&self.committed_hkdf(header)?, CONTENT_INFO))
+    pub fn derive_bytes(&self, header: &Header) -> Result<KeyBytes, FormatError> {
+        let hkdf = self.committed_hkdf(header)?;
+        Ok(KeyBytes {
+            content: expand(&hkdf, CONTENT_INFO),
+            metadata: expand(&hkdf, METADATA_INFO),
+        })
     }
 
     /// HKDF over this key and `header`'s salt, once the header's commitment has checked
@@ -148,6 +149,20 @@ pub struct Keys {
     pub content: ContentKey,
     /// Seals and opens the file name and MIME type.
     pub metadata: MetadataKey,
+}
+
+/// The raw key bytes of one file, from [`FileKey::derive_bytes`], wiped when dropped.
+pub struct KeyBytes {
+    /// The content key's bytes.
+    pub content: Zeroizing<[u8; 32]>,
+    /// The metadata key's bytes.
+    pub metadata: Zeroizing<[u8; 32]>,
+}
+
+impl fmt::Debug for KeyBytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("KeyBytes(<redacted>)")
+    }
 }
 
 /// The content key: AES-256-GCM over the records (§5), its key schedule built once and
@@ -244,16 +259,24 @@ mod tests {
     }
 
     #[test]
-    fn content_bytes_are_the_content_key() {
+    fn key_bytes_are_the_derived_keys() {
         let (k, salt) = ([8u8; 32], [2u8; 32]);
         let key = FileKey::from_bytes(k);
         let header = Header::new(&key, 64, salt).unwrap();
-        let bytes = key.derive_content_bytes(&header).unwrap();
-        assert_eq!(*bytes, reference_hkdf(&k, &salt, b"sealdrop/v2/content"));
+        let bytes = key.derive_bytes(&header).unwrap();
+        assert_eq!(
+            *bytes.content,
+            reference_hkdf(&k, &salt, b"sealdrop/v2/content")
+        );
+        assert_eq!(
+            *bytes.metadata,
+            reference_hkdf(&k, &salt, b"sealdrop/v2/metadata")
+        );
+        assert!(format!("{bytes:?}").contains("redacted"));
         let other = FileKey::from_bytes([9; 32]);
         assert_eq!(
-            other.derive_content_bytes(&header).unwrap_err(),
-            FormatError::KeyCommitmentFailed
+            other.derive_bytes(&header).unwrap_err().code(),
+            "key_commitment_failed"
         );
     }
 

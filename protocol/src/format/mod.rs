@@ -41,12 +41,13 @@ pub use header::{
     DEFAULT_RECORD_SIZE, HEADER_LEN, Header, MAGIC, MAX_RECORD_SIZE, MIN_RECORD_SIZE, SALT_LEN,
     SUITE, VERSION,
 };
-pub use keys::{ContentKey, FILE_KEY_LEN, FileKey, Keys, MetadataKey};
+pub use keys::{ContentKey, FILE_KEY_LEN, FileKey, KeyBytes, Keys, MetadataKey};
 pub use layout::Layout;
 pub use link::{FRAGMENT_PREFIX, encode_fragment, parse_fragment};
 pub use metadata::{
     FileMetadata, MAX_METADATA_PLAINTEXT, MAX_NAME_LEN, MAX_SEALED_METADATA, MAX_TYPE_LEN,
-    METADATA_NONCE_LEN, METADATA_PADDING, MIN_SEALED_METADATA, open_metadata, seal_metadata,
+    METADATA_NONCE_LEN, METADATA_PADDING, MIN_SEALED_METADATA, metadata_plaintext, open_metadata,
+    parse_metadata_plaintext, seal_metadata, split_sealed_metadata,
 };
 pub use record::{
     NONCE_LEN, RecordPosition, open_record, open_record_into, seal_record, seal_record_into,
