@@ -31,7 +31,7 @@ use wasm_bindgen_futures::JsFuture;
 use web_sys::{AesGcmParams, CryptoKey, SubtleCrypto};
 
 use crate::error::ClientError;
-use crate::platform::describe;
+use crate::platform::{self, describe};
 use crate::scratch;
 
 /// Which AES-256-GCM implementation a [`FileCipher`] uses; its
@@ -48,7 +48,7 @@ impl Backend {
     /// The backend this global scope supports best: WebCrypto wherever `crypto.subtle`
     /// exists.
     pub(crate) fn detect() -> Self {
-        if subtle().is_some() {
+        if platform::subtle().is_ok() {
             Self::WebCrypto
         } else {
             Self::AesGcm
@@ -109,9 +109,8 @@ impl FileCipher {
         let keys = match backend {
             Backend::AesGcm => Keys::AesGcm(Box::new(file_key.derive(header)?)),
             Backend::WebCrypto => {
-                let subtle = subtle().ok_or_else(|| {
-                    ClientError::Unsupported("crypto.subtle is missing".to_owned())
-                })?;
+                let subtle = platform::subtle()
+                    .map_err(|_| ClientError::Unsupported("crypto.subtle is missing".to_owned()))?;
                 let raw = file_key.derive_bytes(header)?;
                 let content = import_key(&subtle, &raw.content[..]).await?;
                 let metadata = import_key(&subtle, &raw.metadata[..]).await?;
@@ -288,17 +287,6 @@ fn through_wasm(
         f(&s.input, &mut s.output)?;
         Ok(Uint8Array::from(&s.output[..]))
     })
-}
-
-/// `crypto.subtle` of the global scope (a page or a Worker), if it has one: browsers
-/// leave it out on insecure origins.
-fn subtle() -> Option<SubtleCrypto> {
-    let crypto = Reflect::get(&js_sys::global(), &"crypto".into()).ok()?;
-    if crypto.is_undefined() || crypto.is_null() {
-        return None;
-    }
-    let subtle = Reflect::get(&crypto, &"subtle".into()).ok()?;
-    (!subtle.is_undefined() && !subtle.is_null()).then(|| subtle.unchecked_into())
 }
 
 /// Imports `raw` as a non-extractable AES-GCM key for encrypt and decrypt. The JS copy of

@@ -14,11 +14,14 @@ pub mod testkit;
 
 pub mod api_error;
 pub mod backoff;
+pub mod fingerprint;
 pub mod ids;
 pub mod jwt;
+pub mod lifecycle;
 pub mod plan;
 pub mod progress;
 pub mod range;
+pub mod records;
 pub mod room;
 pub mod scheduler;
 pub mod session;
