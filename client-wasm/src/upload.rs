@@ -27,9 +27,10 @@ use sealdrop_protocol::format::{
     ContentKey, DEFAULT_RECORD_SIZE, FileKey, FileMetadata, Header, Layout, TAG_LEN, seal_metadata,
     seal_record_into,
 };
-use sealdrop_protocol::ids::{FileId, OwnerToken};
+use sealdrop_protocol::ids::{FileId, OwnerToken, ShareToken};
 use sealdrop_protocol::plan::PartPlan;
 use sealdrop_protocol::scheduler::UploadScheduler;
+use sealdrop_protocol::share::{CreateShareRequest, ShareView};
 use sealdrop_protocol::wire::{
     CompleteRequest, CompletedPart, CreateUploadRequest, CreateUploadResponse, FileRecord, PartUrl,
     PartUrlsRequest, PartUrlsResponse, encode_base64,
@@ -171,6 +172,8 @@ async fn run(
         part_size: config.part_size,
         // Idempotent create is the client stream's to adopt (issue 10 §4).
         idempotency_key: None,
+        // The deployment's default lifetime.
+        expires_in: None,
     };
     let uploads_url = format!("{}/api/uploads", config.endpoint);
     let created: CreateUploadResponse = retrying(backoff, || {
@@ -245,9 +248,26 @@ async fn run(
             "complete answered another file".into(),
         ));
     }
+    // The link names a share, the only way others reach a file: a default one (no
+    // password, no limit, the file's lifetime). A retry after a lost answer may make a
+    // second share; only the one answered is linked.
+    let shares_url = format!("{}/api/files/{file_id}/shares", config.endpoint);
+    let default_share = CreateShareRequest::default();
+    let share: ShareView = retrying(backoff, || {
+        http.json(
+            "POST shares",
+            "POST",
+            &shares_url,
+            Some(token),
+            Some(&default_share),
+        )
+    })
+    .await?;
+    let share_token = ShareToken::parse(&share.token)
+        .map_err(|_| ClientError::InvalidResponse("the share token is malformed".into()))?;
     reporter.finish(platform::now_ms());
     Ok(Uploaded {
-        link: link::build(&config.endpoint, &file_id, &file_key),
+        link: link::build(&config.endpoint, &share_token, &file_key),
         file_id: file_id.to_string(),
         size,
     })

@@ -8,8 +8,11 @@
 //! fallback origin (URLs built from a request's `Host` would let a client choose where
 //! other clients' URLs point).
 
+use sealdrop_protocol::account::AccountLimits;
 use sealdrop_protocol::api_error::ApiError;
-use sealdrop_protocol::session::{PART_LEASE_MS, SESSION_TTL_MS};
+use sealdrop_protocol::session::{
+    DEFAULT_FILE_TTL_MS, LifetimePolicy, PART_LEASE_MS, SESSION_TTL_MS,
+};
 use sealdrop_protocol::token::{BlobSigner, DOWNLOAD_URL_TTL_MS, PART_URL_TTL_MS};
 use worker::{Env, Url, console_error};
 
@@ -39,6 +42,12 @@ pub(crate) struct Config {
     pub part_lease_ms: u64,
     /// Which storage provider serves uploads (`STORAGE_MODE`).
     pub storage_mode: StorageMode,
+    /// How long files live (`FILE_TTL_SECONDS`, default 7 days; `FILE_MAX_TTL_SECONDS`,
+    /// default 30 days; `ALLOW_NO_EXPIRY`, default `false`).
+    pub lifetimes: LifetimePolicy,
+    /// Quota and create rate per account (`QUOTA_BYTES`, default 1 TiB;
+    /// `CREATE_RATE_PER_MINUTE`, default 60).
+    pub account_limits: AccountLimits,
     /// Signs and verifies blob URLs with `SIGNING_SECRET` (and derives idempotent ids).
     pub signer: BlobSigner,
 }
@@ -59,8 +68,55 @@ impl Config {
             part_lease_ms: seconds("PART_LEASE_SECONDS", PART_LEASE_MS)?,
             storage_mode: parse_storage_mode(var(env, "STORAGE_MODE").as_deref())
                 .map_err(|why| misconfigured(&format!("STORAGE_MODE: {why}")))?,
+            lifetimes: LifetimePolicy {
+                default_ms: seconds("FILE_TTL_SECONDS", DEFAULT_FILE_TTL_MS)?,
+                max_ms: seconds("FILE_MAX_TTL_SECONDS", DEFAULT_FILE_MAX_TTL_MS)?,
+                allow_never: flag(env, "ALLOW_NO_EXPIRY")?,
+            },
+            account_limits: AccountLimits {
+                quota_bytes: number(env, "QUOTA_BYTES", DEFAULT_QUOTA_BYTES)?,
+                creates_per_minute: number(env, "CREATE_RATE_PER_MINUTE", 60)?,
+            },
             signer: signer(env)?,
         })
+    }
+}
+
+/// The longest file lifetime unless configured: 30 days.
+const DEFAULT_FILE_MAX_TTL_MS: u64 = 30 * 24 * 60 * 60 * 1000;
+/// Stored bytes per account unless configured: 1 TiB.
+const DEFAULT_QUOTA_BYTES: u64 = 1 << 40;
+
+/// A `"true"` / `"false"` var (default `false`).
+fn flag(env: &Env, name: &str) -> Result<bool, ApiError> {
+    parse_flag(var(env, name).as_deref()).map_err(|why| misconfigured(&format!("{name}: {why}")))
+}
+
+fn parse_flag(text: Option<&str>) -> Result<bool, String> {
+    match text.map(str::trim) {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(other) => Err(format!("must be \"true\" or \"false\", not {other:?}")),
+    }
+}
+
+/// A non-negative integer var, or `default` when unset.
+fn number<T: std::str::FromStr>(env: &Env, name: &str, default: T) -> Result<T, ApiError> {
+    parse_number(var(env, name).as_deref(), default)
+        .map_err(|why| misconfigured(&format!("{name}: {why}")))
+}
+
+fn parse_number<T: std::str::FromStr>(text: Option<&str>, default: T) -> Result<T, String> {
+    match text {
+        None => Ok(default),
+        Some(text)
+            if !text.trim().is_empty() && text.trim().bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            text.trim()
+                .parse()
+                .map_err(|_| format!("{text:?} is too large"))
+        }
+        Some(text) => Err(format!("must be a whole number, not {text:?}")),
     }
 }
 
@@ -174,5 +230,19 @@ mod tests {
         );
         assert!(parse_storage_mode(Some("s3")).is_err());
         assert!(parse_storage_mode(Some("local")).is_err());
+    }
+
+    #[test]
+    fn flags_and_numbers() {
+        assert_eq!(parse_flag(None), Ok(false));
+        assert_eq!(parse_flag(Some("true")), Ok(true));
+        assert_eq!(parse_flag(Some(" false ")), Ok(false));
+        assert!(parse_flag(Some("yes")).is_err());
+        assert_eq!(parse_number(None, 5u64), Ok(5));
+        assert_eq!(parse_number(Some("1099511627776"), 5u64), Ok(1 << 40));
+        assert_eq!(parse_number(Some("0"), 5u32), Ok(0));
+        for bad in ["", "-1", "1e3", "4294967296"] {
+            assert!(parse_number(Some(bad), 5u32).is_err(), "{bad:?}");
+        }
     }
 }

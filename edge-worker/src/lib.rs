@@ -7,18 +7,28 @@
 //!
 //! - `routes`: which request is which call; `uploads`, `files`, `blob` handle them.
 //! - `session`: the `UploadSession` Durable Object, one per file id, which carries out
-//!   the session machine's storage steps, and the worker's calls to it.
+//!   the session machine's storage steps (and the file's deletion), and the worker's
+//!   calls to it.
+//! - `share`: the `Share` Durable Object, one per share link.
+//! - `account`: the `Account` Durable Object, one per user or anonymous client: quota
+//!   and create rate.
 //! - `storage`: the storage-provider seam (`r2-binding`).
-//! - `http`: JSON and error answers, CORS, `HEAD`, bounded body reads; `config`: vars,
-//!   secret.
+//! - `http`: JSON and error answers, CORS, `HEAD`, bounded body reads; `internal`:
+//!   calls to objects; `sql`: SQLite values; `config`: vars, secret.
 
+mod account;
 mod config;
 mod http;
+mod internal;
 mod routes;
 mod session;
+mod share;
+mod sql;
 mod storage;
 
+pub use account::object::Account;
 pub use session::object::UploadSession;
+pub use share::object::Share;
 
 use sealdrop_protocol::api_error::ApiError;
 use serde_json::json;
@@ -73,6 +83,8 @@ async fn handle(
     }
     // Every other call needs the configuration: refuse them all when it is unusable.
     let config = Config::from_env(env)?;
+    // Ids this server never signed reach no object: no storage is made by probing.
+    route.check_signed(&config.signer)?;
     match route {
         // Answered before the configuration is read.
         Route::Preflight | Route::Health => Err(ApiError::not_found()),
@@ -82,7 +94,25 @@ async fn handle(
         Route::PartUrls(id) => routes::uploads::forward(req, env, &id, Op::PartUrls).await,
         Route::Complete(id) => routes::uploads::forward(req, env, &id, Op::Complete).await,
         Route::Abort(id) => routes::uploads::forward(req, env, &id, Op::Abort).await,
-        Route::FileRecord(id) => routes::files::get(env, &id).await,
+        Route::FileRecord(id) => routes::files::forward(req, env, &id, Op::File).await,
+        Route::DeleteFile(id) => routes::files::forward(req, env, &id, Op::DeleteFile).await,
+        Route::ListShares(id) => routes::files::forward(req, env, &id, Op::Shares).await,
+        Route::CreateShare(id) => routes::files::create_share(req, env, &id).await,
+        Route::UpdateShare(id, token) => {
+            routes::files::change_share(req, env, &id, token, true).await
+        }
+        Route::RevokeShare(id, token) => {
+            routes::files::change_share(req, env, &id, token, false).await
+        }
+        Route::ShareInfo(token) => routes::shares::info(req, env, &token).await,
+        Route::OpenDownload(token) => routes::shares::open(req, env, &token).await,
+        Route::DownloadUrl(token, download) => routes::shares::url(env, &token, download).await,
+        Route::CompleteDownload(token, download) => {
+            routes::shares::close(req, env, &token, download, true).await
+        }
+        Route::AbandonDownload(token, download) => {
+            routes::shares::close(req, env, &token, download, false).await
+        }
         Route::PutPart(id, part) => routes::blob::put_part(req, env, &config, id, part).await,
         Route::GetBlob(id) => routes::blob::get(req, env, &config, id).await,
     }

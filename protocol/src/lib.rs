@@ -9,6 +9,7 @@
 pub mod format;
 pub mod testkit;
 
+pub mod account;
 pub mod api_error;
 pub mod backoff;
 pub mod ids;
@@ -17,5 +18,6 @@ pub mod progress;
 pub mod range;
 pub mod scheduler;
 pub mod session;
+pub mod share;
 pub mod token;
 pub mod wire;

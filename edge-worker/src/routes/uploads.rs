@@ -1,8 +1,10 @@
 //! `/api/uploads`: creating an upload here (validated before any object exists), every
 //! other call forwarded to the upload's session object, which checks the owner token.
 
+use sealdrop_protocol::account::{AccountKey, account_name};
 use sealdrop_protocol::api_error::ApiError;
 use sealdrop_protocol::ids::{FileId, OwnerToken};
+use sealdrop_protocol::session::{Lifetime, Owner};
 use sealdrop_protocol::wire::{
     CreateUploadRequest, CreateUploadResponse, MAX_COMPLETE_BODY, MAX_JSON_BODY, parse_json,
 };
@@ -10,14 +12,15 @@ use worker::js_sys::Uint8Array;
 use worker::{Env, Headers, Request, Response};
 
 use crate::config::Config;
-use crate::http::{OrApiError as _, json, read_body};
+use crate::http::{OrApiError as _, header, json, read_body};
 use crate::session::calls::{CreateSession, Created, Op};
 use crate::session::client::{SessionStub, owner_headers};
 
-/// `POST /api/uploads`: validates the request (header, metadata, plan), then makes the
-/// file id and owner token (derived from the idempotency key when there is one, so a
-/// retried create reaches the same session; else random), and creates the session.
-/// Only the token's hash leaves here.
+/// `POST /api/uploads`: validates the request (header, metadata, plan, lifetime), then
+/// makes the file id and owner token (derived from the idempotency key when there is
+/// one, so a retried create reaches the same session; else random), and creates the
+/// session, which reserves the bytes at the caller's account. Only the token's hash
+/// leaves here, and of the caller's address only a keyed hash of its network.
 pub(crate) async fn create(
     req: &mut Request,
     env: &Env,
@@ -26,10 +29,18 @@ pub(crate) async fn create(
     let body = read_body(req, MAX_JSON_BODY).await?;
     let request: CreateUploadRequest = parse_json(&body, MAX_JSON_BODY)?;
     let valid = request.validate()?;
+    let lifetime = config
+        .lifetimes
+        .choose(request.expires_in.map(|e| e.seconds()))?;
+    let ip = header(req, "cf-connecting-ip");
+    let account = account_name(
+        config.signer.server_mac(),
+        &AccountKey::Client(ip.as_deref()),
+    );
     let (file_id, owner_token) = match &request.idempotency_key {
         Some(key) => key.derive(config.signer.server_mac()),
         None => (
-            FileId::from_random(random_16()?),
+            config.signer.new_id(random_16()?),
             OwnerToken::from_random(random_16()?),
         ),
     };
@@ -41,6 +52,12 @@ pub(crate) async fn create(
         plan: valid.plan,
         digest: valid.digest,
         idempotent: request.idempotency_key.is_some(),
+        owner: Owner::TokenHolder,
+        account,
+        lifetime_ms: match lifetime {
+            Lifetime::Ms(ms) => Some(ms),
+            Lifetime::Never => None,
+        },
     };
     let call = serde_json::to_string(&create).or_internal("building a create call")?;
     let headers = Headers::new();

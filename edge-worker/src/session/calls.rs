@@ -6,9 +6,10 @@
 //! owner-token hash is. Part-write calls come from the worker's own `/blob` handler
 //! after it verified the URL's signature, so they carry no token.
 
-use sealdrop_protocol::ids::{FileId, OwnerTokenHash};
+use sealdrop_protocol::ids::{FileId, OwnerTokenHash, ShareToken};
 use sealdrop_protocol::plan::PartPlan;
-use sealdrop_protocol::session::WriteGrant;
+use sealdrop_protocol::session::{Owner, WriteGrant};
+use sealdrop_protocol::share::UpdateShareRequest;
 use serde::{Deserialize, Serialize};
 use worker::Method;
 
@@ -25,8 +26,18 @@ pub(crate) enum Op {
     Complete,
     /// `POST /abort` (owner).
     Abort,
-    /// `GET /file`: the record of a completed file.
+    /// `GET /file` (owner): the record of a completed file.
     File,
+    /// `POST /delete` (owner): delete the file.
+    DeleteFile,
+    /// `GET /shares` (owner): every share of the file, with its access records.
+    Shares,
+    /// `POST /shares` (owner), body `CreateShareRequest`: a new share.
+    CreateShare,
+    /// `POST /shares/update` (owner), body [`ShareChange`]: change a share.
+    UpdateShare,
+    /// `POST /shares/revoke` (owner), body [`ShareChange`] (no patch): revoke it.
+    RevokeShare,
     /// `POST /parts/{n}/begin`, body [`BeginPart`], answer [`Grant`].
     BeginPart(u32),
     /// `POST /parts/{n}/renew`, body [`Fenced`], answer [`Grant`].
@@ -47,6 +58,10 @@ impl Op {
             Self::Complete => "/complete".into(),
             Self::Abort => "/abort".into(),
             Self::File => "/file".into(),
+            Self::DeleteFile => "/delete".into(),
+            Self::Shares | Self::CreateShare => "/shares".into(),
+            Self::UpdateShare => "/shares/update".into(),
+            Self::RevokeShare => "/shares/revoke".into(),
             Self::BeginPart(n) => format!("/parts/{n}/begin"),
             Self::RenewPart(n) => format!("/parts/{n}/renew"),
             Self::FinishPart(n) => format!("/parts/{n}/finish"),
@@ -57,7 +72,7 @@ impl Op {
     /// The call's method.
     pub fn method(self) -> Method {
         match self {
-            Self::Status | Self::File => Method::Get,
+            Self::Status | Self::File | Self::Shares => Method::Get,
             _ => Method::Post,
         }
     }
@@ -71,6 +86,11 @@ impl Op {
             "/complete" => Self::Complete,
             "/abort" => Self::Abort,
             "/file" => Self::File,
+            "/delete" => Self::DeleteFile,
+            "/shares" if *method == Method::Get => Self::Shares,
+            "/shares" => Self::CreateShare,
+            "/shares/update" => Self::UpdateShare,
+            "/shares/revoke" => Self::RevokeShare,
             _ => {
                 let (n, action) = path.strip_prefix("/parts/")?.split_once('/')?;
                 if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
@@ -107,6 +127,23 @@ pub(crate) struct CreateSession {
     /// Whether the ids were derived from an idempotency key: then an existing session
     /// with the same digest is this very request, retried.
     pub idempotent: bool,
+    /// Who owns the file.
+    pub owner: Owner,
+    /// The `Account` object its bytes count against.
+    pub account: String,
+    /// How long the completed file lives (`None`: never expires).
+    pub lifetime_ms: Option<u64>,
+}
+
+/// Body of [`Op::UpdateShare`] and [`Op::RevokeShare`].
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct ShareChange {
+    /// The share (already checked to carry this server's MAC).
+    pub token: ShareToken,
+    /// What to change (updates only).
+    #[serde(default)]
+    pub patch: Option<UpdateShareRequest>,
 }
 
 /// Answer of [`Op::Create`] (201, also for a retried idempotent create).
@@ -173,6 +210,11 @@ mod tests {
             Op::Complete,
             Op::Abort,
             Op::File,
+            Op::DeleteFile,
+            Op::Shares,
+            Op::CreateShare,
+            Op::UpdateShare,
+            Op::RevokeShare,
             Op::BeginPart(1),
             Op::RenewPart(10_000),
             Op::FinishPart(7),
@@ -185,7 +227,7 @@ mod tests {
             } else {
                 Method::Get
             };
-            assert_eq!(Op::parse(&other, &op.path()), None, "{op:?}");
+            assert_ne!(Op::parse(&other, &op.path()), Some(op), "{op:?}");
         }
     }
 

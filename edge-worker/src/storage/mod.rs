@@ -4,7 +4,7 @@
 //! (`protocol::session`) asks of storage, plus the URLs clients use: create the
 //! multipart upload, sign a part URL, list the parts (the [`Step::ListParts`] answer:
 //! storage's own listing where it has one, else the session's record), complete, check
-//! the object, abort, sign a download URL. [`Storage`] is the configured one; a second
+//! the object, abort, delete the object, sign a download URL. [`Storage`] is the configured one; a second
 //! provider is a new variant and a new module implementing [`Provider`], and nothing
 //! outside this folder changes.
 //!
@@ -101,6 +101,8 @@ pub(crate) trait Provider {
     async fn object_exists(&self, file_id: &FileId) -> Result<bool, StorageFailure>;
     /// Aborts the upload; an upload storage no longer knows counts as aborted.
     async fn abort(&self, file_id: &FileId, upload_id: &str) -> Result<(), StorageFailure>;
+    /// Deletes the completed object of `file_id`; a missing object counts as deleted.
+    async fn delete_object(&self, file_id: &FileId) -> Result<(), StorageFailure>;
     /// Where to GET (with `Range`) the record section of a completed file.
     fn download_url(&self, file_id: &FileId, now_ms: u64) -> DownloadUrl;
 }
@@ -184,6 +186,11 @@ impl Provider for Storage {
     async fn abort(&self, file_id: &FileId, upload_id: &str) -> Result<(), StorageFailure> {
         match self {
             Self::R2Binding(p) => p.abort(file_id, upload_id).await,
+        }
+    }
+    async fn delete_object(&self, file_id: &FileId) -> Result<(), StorageFailure> {
+        match self {
+            Self::R2Binding(p) => p.delete_object(file_id).await,
         }
     }
     fn download_url(&self, file_id: &FileId, now_ms: u64) -> DownloadUrl {

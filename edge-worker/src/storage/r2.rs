@@ -163,6 +163,14 @@ impl Provider for R2Binding {
         }
     }
 
+    /// R2's delete of a missing key succeeds: deleting twice is deleting once.
+    async fn delete_object(&self, file_id: &FileId) -> Result<(), StorageFailure> {
+        self.bucket
+            .delete(object_key(file_id))
+            .await
+            .map_err(|e| StorageFailure::logged("deleting an object", e))
+    }
+
     fn download_url(&self, file_id: &FileId, now_ms: u64) -> DownloadUrl {
         let claims = BlobClaims {
             expires_at: now_ms.saturating_add(self.download_url_ttl_ms),
@@ -319,8 +327,10 @@ impl R2Binding {
             .head(&key)
             .await
             .map_err(|e| StorageFailure::logged("reading an object", e))?;
+        // The URL's signature proves the file was completed: no object now means it
+        // was deleted (or expired).
         let Some(meta) = meta else {
-            return Err(ApiError::file_not_found());
+            return Err(ApiError::gone());
         };
         let size = meta.size();
         let range = match ByteRange::parse(range, size) {
@@ -368,7 +378,7 @@ impl R2Binding {
             .await
             .map_err(|e| StorageFailure::logged("reading an object", e))?;
         let Some(object) = object else {
-            return Err(ApiError::file_not_found());
+            return Err(ApiError::gone());
         };
         let body = match object.body() {
             Some(body) => body

@@ -12,7 +12,7 @@ use crate::ids::{FileId, OwnerTokenHash};
 use crate::plan::PartPlan;
 use crate::wire::CompletedPart;
 
-use super::{Completing, PartWrite, Phase, RecordedPart, Session};
+use super::{Completing, Deleting, FileTerms, PartWrite, Phase, RecordedPart, Session};
 
 /// The persisted stage of a session: its [`super::UploadState`] refined by the step
 /// due.
@@ -32,13 +32,23 @@ pub enum Stage {
     Completed,
     /// Aborting.
     Aborting,
-    /// Aborted.
+    /// Aborted; its bytes not yet released from the owner's account.
     Aborted,
+    /// Aborted, and its bytes released.
+    AbortedReleased,
+    /// Deleting: deleting the object.
+    DeletingObject,
+    /// Deleting: purging the shares.
+    DeletingShares,
+    /// Deleting: releasing the bytes from the owner's account.
+    ReleasingQuota,
+    /// Deleting: wiping the object's own storage.
+    Wiping,
 }
 
 impl Stage {
     /// Every stage (for exhaustive tests).
-    pub const ALL: [Stage; 8] = [
+    pub const ALL: [Stage; 13] = [
         Stage::Open,
         Stage::Listing,
         Stage::Storing,
@@ -47,6 +57,11 @@ impl Stage {
         Stage::Completed,
         Stage::Aborting,
         Stage::Aborted,
+        Stage::AbortedReleased,
+        Stage::DeletingObject,
+        Stage::DeletingShares,
+        Stage::ReleasingQuota,
+        Stage::Wiping,
     ];
 
     /// A stable name for storage.
@@ -60,6 +75,11 @@ impl Stage {
             Stage::Completed => "completed",
             Stage::Aborting => "aborting",
             Stage::Aborted => "aborted",
+            Stage::AbortedReleased => "aborted-released",
+            Stage::DeletingObject => "deleting-object",
+            Stage::DeletingShares => "deleting-shares",
+            Stage::ReleasingQuota => "releasing-quota",
+            Stage::Wiping => "wiping",
         }
     }
 
@@ -78,6 +98,13 @@ pub struct Snapshot {
     pub plan: PartPlan,
     /// SHA-256 of the owner token.
     pub owner_token_hash: OwnerTokenHash,
+    /// The file's owner, account and lifetime.
+    pub terms: FileTerms,
+    /// When completion was asked for (completing, completed; 0 otherwise): the file's
+    /// lifetime counts from it.
+    pub completion_at: u64,
+    /// The shares of the file (their tokens' random parts).
+    pub shares: Vec<String>,
     /// Creation time (ms since epoch).
     pub created_at: u64,
     /// Expiry of the open session (ms since epoch).
@@ -115,14 +142,17 @@ pub enum RestoreError {
     /// Parts or writes kept by an aborting or aborted session.
     #[error("an aborted session keeps no parts")]
     PartsAfterAbort,
+    /// Shares on an upload that never completed, or a share stage with none.
+    #[error("the shares do not fit the stage")]
+    Shares,
 }
 
 impl Session {
     /// The session as plain data (without the in-memory `driving` flag).
     pub fn snapshot(&self) -> Snapshot {
-        let (stage, completion) = match &self.phase {
-            Phase::Open => (Stage::Open, Vec::new()),
-            Phase::Completing { stage, parts } => (
+        let (stage, completion, completion_at) = match &self.phase {
+            Phase::Open => (Stage::Open, Vec::new(), 0),
+            Phase::Completing { stage, parts, at } => (
                 match stage {
                     Completing::Listing => Stage::Listing,
                     Completing::Storing => Stage::Storing,
@@ -130,15 +160,39 @@ impl Session {
                     Completing::Checking { refused: true } => Stage::CheckingRefused,
                 },
                 parts.clone(),
+                *at,
             ),
-            Phase::Completed { parts } => (Stage::Completed, parts.clone()),
-            Phase::Aborting => (Stage::Aborting, Vec::new()),
-            Phase::Aborted => (Stage::Aborted, Vec::new()),
+            Phase::Completed {
+                parts,
+                completed_at,
+            } => (Stage::Completed, parts.clone(), *completed_at),
+            Phase::Aborting => (Stage::Aborting, Vec::new(), 0),
+            Phase::Aborted { released } => (
+                match released {
+                    false => Stage::Aborted,
+                    true => Stage::AbortedReleased,
+                },
+                Vec::new(),
+                0,
+            ),
+            Phase::Deleting(stage) => (
+                match stage {
+                    Deleting::Object => Stage::DeletingObject,
+                    Deleting::Shares => Stage::DeletingShares,
+                    Deleting::Quota => Stage::ReleasingQuota,
+                    Deleting::Wipe => Stage::Wiping,
+                },
+                Vec::new(),
+                0,
+            ),
         };
         Snapshot {
             file_id: self.file_id.clone(),
             plan: self.plan.clone(),
             owner_token_hash: self.owner_token_hash,
+            terms: self.terms.clone(),
+            completion_at,
+            shares: self.shares.iter().cloned().collect(),
             created_at: self.created_at,
             expires_at: self.expires_at,
             stage,
@@ -155,6 +209,7 @@ impl Session {
         let completing = |stage| Phase::Completing {
             stage,
             parts: s.completion.clone(),
+            at: s.completion_at,
         };
         let phase = match s.stage {
             Stage::Open => Phase::Open,
@@ -164,9 +219,15 @@ impl Session {
             Stage::CheckingRefused => completing(Completing::Checking { refused: true }),
             Stage::Completed => Phase::Completed {
                 parts: s.completion.clone(),
+                completed_at: s.completion_at,
             },
             Stage::Aborting => Phase::Aborting,
-            Stage::Aborted => Phase::Aborted,
+            Stage::Aborted => Phase::Aborted { released: false },
+            Stage::AbortedReleased => Phase::Aborted { released: true },
+            Stage::DeletingObject => Phase::Deleting(Deleting::Object),
+            Stage::DeletingShares => Phase::Deleting(Deleting::Shares),
+            Stage::ReleasingQuota => Phase::Deleting(Deleting::Quota),
+            Stage::Wiping => Phase::Deleting(Deleting::Wipe),
         };
         let needs_parts = matches!(phase, Phase::Completing { .. } | Phase::Completed { .. });
         let in_order = s
@@ -178,10 +239,16 @@ impl Session {
         if needs_parts == s.completion.is_empty() || (needs_parts && !in_order) {
             return Err(RestoreError::Completion);
         }
-        if matches!(phase, Phase::Aborting | Phase::Aborted)
+        if matches!(phase, Phase::Aborting | Phase::Aborted { .. })
             && !(s.recorded.is_empty() && s.writes.is_empty())
         {
             return Err(RestoreError::PartsAfterAbort);
+        }
+        let may_share = matches!(phase, Phase::Completed { .. } | Phase::Deleting(_));
+        if (!may_share && !s.shares.is_empty())
+            || (phase == Phase::Deleting(Deleting::Shares) && s.shares.is_empty())
+        {
+            return Err(RestoreError::Shares);
         }
         let mut recorded = BTreeMap::new();
         for (n, r) in s.recorded {
@@ -211,9 +278,11 @@ impl Session {
             file_id: s.file_id,
             plan: s.plan,
             owner_token_hash: s.owner_token_hash,
+            terms: s.terms,
             created_at: s.created_at,
             expires_at: s.expires_at,
             phase,
+            shares: s.shares.into_iter().collect(),
             recorded,
             writes,
             next_fence: s.next_fence,

@@ -16,7 +16,7 @@
 use crate::api_error::{ApiError, ApiErrorCode};
 use crate::wire::CompletedPart;
 
-use super::{CHECK_RETRY_SECS, Completing, Phase, Session, unquote};
+use super::{CHECK_RETRY_SECS, Completing, Deleting, Phase, Session, unquote};
 
 /// A storage side effect the shell must carry out, then report with
 /// [`Session::on_step`].
@@ -36,6 +36,19 @@ pub enum Step {
     /// Abort the multipart upload; "no such upload" counts as done (it is gone either
     /// way). Answer [`StepOutcome::Aborted`].
     Abort,
+    /// Delete the completed object; a missing object counts as deleted. Answer
+    /// [`StepOutcome::Deleted`].
+    DeleteObject,
+    /// Purge the share object named by this random part of its token (it forgets
+    /// everything); one that holds nothing counts as purged. Answer
+    /// [`StepOutcome::Purged`].
+    PurgeShare(String),
+    /// Release the file's bytes from the owner's account (idempotent). Answer
+    /// [`StepOutcome::Released`].
+    ReleaseQuota,
+    /// Wipe this object's storage (every row and the alarm) and forget the session:
+    /// nothing is reported back, since nothing is left to report to.
+    Wipe,
 }
 
 /// What carrying out a [`Step`] gave.
@@ -52,6 +65,12 @@ pub enum StepOutcome {
     Exists(bool),
     /// [`Step::Abort`]: storage no longer has the multipart upload.
     Aborted,
+    /// [`Step::DeleteObject`]: storage no longer has the object.
+    Deleted,
+    /// [`Step::PurgeShare`]: the share object holds nothing.
+    Purged,
+    /// [`Step::ReleaseQuota`]: the account no longer counts the file's bytes.
+    Released,
     /// Any step: storage failed, or gave no answer. Nothing is known to have changed.
     Failed,
 }
@@ -71,13 +90,21 @@ impl Session {
     /// The step due now, if any, regardless of who carries it out.
     pub fn due_step(&self) -> Option<Step> {
         match &self.phase {
-            Phase::Completing { stage, parts } => Some(match stage {
+            Phase::Completing { stage, parts, .. } => Some(match stage {
                 Completing::Listing => Step::ListParts,
                 Completing::Storing => Step::Complete(parts.clone()),
                 Completing::Checking { .. } => Step::CheckObject,
             }),
             Phase::Aborting => Some(Step::Abort),
-            Phase::Open | Phase::Completed { .. } | Phase::Aborted => None,
+            Phase::Aborted { released: false } => Some(Step::ReleaseQuota),
+            Phase::Deleting(stage) => Some(match stage {
+                Deleting::Object => Step::DeleteObject,
+                // `purging` never leaves this stage with no share to purge.
+                Deleting::Shares => Step::PurgeShare(self.shares.first()?.clone()),
+                Deleting::Quota => Step::ReleaseQuota,
+                Deleting::Wipe => Step::Wipe,
+            }),
+            Phase::Open | Phase::Completed { .. } | Phase::Aborted { released: true } => None,
         }
     }
 
@@ -109,7 +136,7 @@ impl Session {
         if !std::mem::replace(&mut self.driving, false) {
             return Err(ApiError::internal());
         }
-        let phase = std::mem::replace(&mut self.phase, Phase::Aborted);
+        let phase = std::mem::replace(&mut self.phase, Phase::Aborted { released: true });
         let (phase, answer) = self.advance(phase, outcome);
         self.phase = phase;
         answer
@@ -123,6 +150,7 @@ impl Session {
                 Phase::Completing {
                     stage: Completing::Listing,
                     parts,
+                    at,
                 },
                 O::Listed(listed),
             ) => match self.check_listing(&parts, &listed) {
@@ -130,6 +158,7 @@ impl Session {
                     Phase::Completing {
                         stage: Completing::Storing,
                         parts,
+                        at,
                     },
                     Ok(()),
                 ),
@@ -146,16 +175,24 @@ impl Session {
                 Phase::Completing {
                     stage: Completing::Storing,
                     parts,
+                    at,
                 },
                 outcome @ (O::Completed | O::Refused | O::Failed),
             ) => match outcome {
-                O::Completed => (Phase::Completed { parts }, Ok(())),
+                O::Completed => (
+                    Phase::Completed {
+                        parts,
+                        completed_at: at,
+                    },
+                    Ok(()),
+                ),
                 refused => (
                     Phase::Completing {
                         stage: Completing::Checking {
                             refused: refused == O::Refused,
                         },
                         parts,
+                        at,
                     },
                     Ok(()),
                 ),
@@ -164,10 +201,17 @@ impl Session {
                 Phase::Completing {
                     stage: Completing::Checking { refused },
                     parts,
+                    at,
                 },
                 outcome @ (O::Exists(_) | O::Failed),
             ) => match outcome {
-                O::Exists(true) => (Phase::Completed { parts }, Ok(())),
+                O::Exists(true) => (
+                    Phase::Completed {
+                        parts,
+                        completed_at: at,
+                    },
+                    Ok(()),
+                ),
                 O::Exists(false) if refused => {
                     // Storage holds other bytes than recorded for some part, and cannot
                     // say which: nothing recorded can be trusted.
@@ -185,6 +229,7 @@ impl Session {
                     Phase::Completing {
                         stage: Completing::Checking { refused },
                         parts,
+                        at,
                     },
                     Err(ApiError::busy(
                         "the upload is being completed; retry shortly",
@@ -192,9 +237,32 @@ impl Session {
                     )),
                 ),
             },
-            (Phase::Aborting, O::Aborted) => (Phase::Aborted, Ok(())),
+            (Phase::Aborting, O::Aborted) => (Phase::Aborted { released: false }, Ok(())),
             (Phase::Aborting, O::Failed) => (Phase::Aborting, Err(ApiError::storage())),
+            (Phase::Aborted { released: false }, O::Released) => {
+                (Phase::Aborted { released: true }, Ok(()))
+            }
+            (Phase::Deleting(Deleting::Object), O::Deleted) => (self.purging(), Ok(())),
+            (Phase::Deleting(Deleting::Shares), O::Purged) => {
+                self.shares.pop_first();
+                (self.purging(), Ok(()))
+            }
+            (Phase::Deleting(Deleting::Quota), O::Released) => {
+                (Phase::Deleting(Deleting::Wipe), Ok(()))
+            }
+            (phase @ (Phase::Aborted { released: false } | Phase::Deleting(_)), O::Failed) => {
+                (phase, Err(ApiError::storage()))
+            }
             (phase, _) => (phase, Err(ApiError::internal())),
+        }
+    }
+
+    /// The deletion stage after the object is gone: purge the next share, or, with
+    /// none left, release the quota.
+    fn purging(&self) -> Phase {
+        match self.shares.is_empty() {
+            true => Phase::Deleting(Deleting::Quota),
+            false => Phase::Deleting(Deleting::Shares),
         }
     }
 
