@@ -3,7 +3,7 @@
 // build in /pkg); no framework, no build step.
 //
 // In reading order: start-up and routing, sending (a queue of uploads, one at a time,
-// each with its own progress, link and copy button), receiving (the /f/<id>#k1...
+// each with its own progress, link and copy button), receiving (the /s/<token>#k1...
 // page), then small helpers (formatting, errors, saving, DOM).
 
 import init, { Uploader, download, version } from "/pkg/sealdrop_client.js";
@@ -26,8 +26,8 @@ async function main() {
     showFatal("The sealdrop client could not load in this browser.", err);
     return;
   }
-  // The worker serves this page for /f/<fileId> too: that is a download link.
-  if (/^\/f\/[^/]+\/?$/.test(location.pathname)) {
+  // The worker serves this page for /s/<token> too: that is a download link.
+  if (/^\/s\/[^/]+\/?$/.test(location.pathname)) {
     receive();
   } else {
     send();

@@ -94,7 +94,7 @@ impl Uploader {
 
 /// Downloads the file a link names, checks every record and resolves to its
 /// `{ name, type, size, blob }`; no plaintext is released unless the whole file
-/// verified. Rejects with a `SealdropError` (`invalid_link`, `file_not_found`,
+/// verified. Rejects with a `SealdropError` (`invalid_link`, `share_not_found`, `share_exhausted`,
 /// `metadata_auth_failed` for a wrong key, `record_auth_failed` with `.record`, ...).
 #[wasm_bindgen(unchecked_return_type = "Promise<DownloadResult>")]
 pub fn download(
