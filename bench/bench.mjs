@@ -34,13 +34,11 @@ const RECORD_OVERHEAD = 16; // AES-GCM tag per 1 MiB record (docs/FORMAT.md)
 const ENTRY_DEADLINE_MS = 10 * 60_000;
 
 /**
- * Which storage the sealdrop entry runs on. The issue asks for "s3" (nanio, like
- * the baseline); until the worker implements STORAGE_MODE = "s3" the entry runs
- * sealdrop in r2-binding mode (local R2 inside workerd, part bodies through the
- * worker), which is a different storage path: its ratio is not comparable yet.
- * Flip to "s3" when the worker supports it.
+ * Which storage the sealdrop entry runs on: "s3" (nanio, like the baseline), so the
+ * ratio compares the same storage path ("r2-binding" would send part bodies through
+ * the worker into local R2 instead).
  */
-const SEALDROP_PROVIDER = "r2-binding";
+const SEALDROP_PROVIDER = "s3";
 
 // ---- measuring -----------------------------------------------------------------
 

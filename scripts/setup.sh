@@ -151,6 +151,16 @@ if [[ ! -f .dev.vars ]]; then
         echo "SIGNING_SECRET=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')" >.dev.vars
     )
 fi
+# Rooms (docs/PROTOCOL.md): the HS256 secret of room tokens, and the dev-only token
+# route (DEV_LOGIN lives here, never in wrangler.toml). Added to an older .dev.vars too.
+if ! grep -q '^JWT_SECRET=' .dev.vars; then
+    say "adding a random JWT_SECRET to .dev.vars"
+    echo "JWT_SECRET=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')" >>.dev.vars
+fi
+if ! grep -q '^DEV_LOGIN=' .dev.vars; then
+    say "adding DEV_LOGIN=true to .dev.vars (local dev tokens)"
+    echo "DEV_LOGIN=true" >>.dev.vars
+fi
 
 printf 'setup: ready in %s s (node %s, wasm-bindgen %s, worker-build %s, nanio %s)\n' \
     "$(elapsed "$setup_start")" "$(node -p 'process.versions.node')" \

@@ -718,16 +718,27 @@ describe("API details", () => {
     assert.equal(limits.maxParts, 10_000);
     assert.equal(limits.minPartSize, 5 * MiB);
     assert.deepEqual(limits.recordSizes, { min: 16, max: 16 * MiB, default: MiB });
-    // maxPlaintextSize is the largest file with the default record size: its ciphertext
-    // (16 bytes more per record) fits maxObjectSize; one byte more does not.
+    // r2-binding: a part is one Worker request body (R2_MAX_PART_BYTES, 95 MiB).
+    assert.equal(limits.maxPartSize, 95 * MiB);
+    // maxPlaintextSize is the largest file with the default record size: it plans
+    // within every limit, and one byte more does not.
     const header = makeHeader({ recordSize: MiB }).toString("base64");
     const post = (plaintextSize) => fetch(`${server.url}/api/uploads`, json(createBody({ plaintextSize, header })));
     const largest = await post(limits.maxPlaintextSize);
     const created = await largest.json();
     assert.equal(largest.status, 201, JSON.stringify(created));
-    assert.ok(created.plan.ciphertextSize <= limits.maxObjectSize);
-    assert.ok(created.plan.ciphertextSize > limits.maxObjectSize - 16 - MiB);
-    await assertError(await post(limits.maxPlaintextSize + 1), 400, "file_too_large");
+    const { plan } = created;
+    assert.ok(plan.ciphertextSize <= limits.maxObjectSize);
+    assert.ok(plan.partCount <= limits.maxParts && plan.partSize <= limits.maxPartSize);
+    // Tight: the object is full, or every part is as large as a part of whole records
+    // can be.
+    const objectFull = plan.ciphertextSize > limits.maxObjectSize - 16 - MiB;
+    const partsFull = plan.partCount === limits.maxParts && plan.lastPartSize === plan.partSize
+      && plan.partSize + MiB + 16 > limits.maxPartSize;
+    assert.ok(objectFull || partsFull, JSON.stringify(plan));
+    const tooLarge = await post(limits.maxPlaintextSize + 1);
+    assert.match((await tooLarge.clone().json()).error.message, /10000 parts of at most 99614720 bytes/);
+    await assertError(tooLarge, 400, "file_too_large");
   });
 
   test("an oversized chunked JSON body gets a readable 413", async () => {

@@ -68,6 +68,15 @@ for (const provider of PROVIDERS) {
       assert.deepEqual(stack.proxy.partPuts({ ok: true }).sort(), [1, 2, 3]);
     });
 
+    test("a file on a part boundary: two full parts of the smallest size storage takes", async () => {
+      // 10 MiB in 1 MiB records, parts of 5 records (5 MiB + 80 B): the last part is
+      // full too. nanio refuses at Complete what S3 and R2 refuse (parts under 5 MiB).
+      stack.proxy.resetLog();
+      const got = await page.evaluate((size) => window.roundTrip(size), 10 * MiB);
+      assert.ok(got.same, "downloads byte-identical");
+      assert.deepEqual(stack.proxy.partPuts({ ok: true }).sort(), [1, 2]);
+    });
+
     test("a connection reset mid-body reaches the page as a network error, and is retried", async () => {
       stack.proxy.resetLog();
       const failed = stack.proxy.inject({ method: "PUT", partNumber: 3, fault: "reset" });
@@ -75,7 +84,15 @@ for (const provider of PROVIDERS) {
       assert.equal(failed.hits, 1);
       assert.equal(got.networkErrors.length, 1, "the page saw the reset once");
       assert.ok(got.same, "downloads byte-identical");
-      assert.deepEqual(stack.proxy.partPuts().sort(), [1, 2, 3, 3]);
+      // With r2-binding the reset write may still hold its part's lease when the retry
+      // arrives (the worker notices the broken body a moment later): that retry is
+      // turned away with 503 upload_busy and sent again. Whether it happens is timing;
+      // what is not: one reset attempt, one that landed, nothing else.
+      const sent = stack.proxy.requests({ method: "PUT" })
+        .filter((e) => e.partNumber !== null && e.status !== 503)
+        .map((e) => e.partNumber);
+      assert.deepEqual(sent.sort(), [1, 2, 3, 3]);
+      assert.deepEqual(stack.proxy.partPuts({ ok: true }).sort(), [1, 2, 3]);
     });
   });
 }

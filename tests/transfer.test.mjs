@@ -1,8 +1,8 @@
-// End to end, in a real Chromium against the real worker in workerd: files are
-// uploaded encrypted (several at once), downloaded, decrypted and compared by
-// SHA-256; then the worker is stopped and everything its local R2 bucket and
-// Durable Object storage wrote to disk is scanned for plaintext, file names, MIME
-// types and keys.
+// End to end, in a real Chromium against the real worker in workerd, once per storage
+// provider: files are uploaded encrypted (several at once), downloaded, decrypted and
+// compared by SHA-256; then the stack is stopped and everything storage wrote to disk
+// (the local R2 bucket, or nanio's bucket in s3 mode) and the Durable Objects' storage
+// is scanned for plaintext, file names, MIME types and keys.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
@@ -10,15 +10,15 @@ import { spawnSync, execFileSync } from "node:child_process";
 import { mkdtempSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startServer, ROOT } from "./support/server.mjs";
+import { ROOT } from "./support/server.mjs";
 import { launchBrowser, openClientPage } from "./support/browser.mjs";
+import { PROVIDERS, startStack } from "./support/stack.mjs";
 
 const MiB = 1024 * 1024;
 const RECORD = MiB; // the client's default record size (FORMAT.md §3)
 const TAG = 16;
 
 const work = mkdtempSync(join(tmpdir(), "sealdrop-transfer-"));
-const persistDir = join(work, "state");
 // A marker unique to this run, in every file name, so the scan looks for names that
 // cannot be in storage by coincidence.
 const marker = randomBytes(6).toString("hex");
@@ -35,11 +35,7 @@ const FILES = [
 const sha256 = (buf) => createHash("sha256").update(buf).digest("hex");
 const sealedSize = (size) => size + TAG * Math.max(1, Math.ceil(size / RECORD));
 
-let server;
 let browser;
-let page;
-/** Per file: the link and id the upload gave, filled in by the first test. */
-const uploaded = new Map();
 
 before(async () => {
   const dir = join(work, "files");
@@ -50,25 +46,42 @@ before(async () => {
     f.sha256 = sha256(f.bytes);
     writeFileSync(f.path, f.bytes);
   }
-  server = await startServer({ persistDir });
   browser = await launchBrowser();
-  page = await openClientPage(browser, server.url);
-  await page.evaluate(() => {
-    const input = document.createElement("input");
-    input.type = "file";
-    input.multiple = true;
-    input.id = "files";
-    document.body.append(input);
-  });
 });
 
 after(async () => {
   await browser?.close();
-  await server?.stop();
   rmSync(work, { recursive: true, force: true });
 });
 
-describe("encrypted transfer, end to end", () => {
+for (const provider of PROVIDERS) describe(`encrypted transfer, end to end (${provider})`, () => {
+  // Where the worker's Durable Objects (and, in r2-binding mode, R2) and nanio (in s3
+  // mode) keep their data: kept after the stack stops, for the scan.
+  const persistDir = join(work, provider, "state");
+  const s3DataDir = join(work, provider, "s3");
+  /** Per file: the link and id the upload gave, filled in by the first test. */
+  const uploaded = new Map();
+  let stack;
+  let page;
+
+  before(async () => {
+    mkdirSync(s3DataDir, { recursive: true });
+    stack = await startStack({ provider, persistDir, s3DataDir: provider === "s3" ? s3DataDir : undefined });
+    page = await openClientPage(browser, stack.url);
+    await page.evaluate(() => {
+      const input = document.createElement("input");
+      input.type = "file";
+      input.multiple = true;
+      input.id = "files";
+      document.body.append(input);
+    });
+  });
+
+  after(async () => {
+    await page?.close();
+    await stack?.stop();
+  });
+
   test("uploads 0 B, 1 B, 1 MiB + 1 B and 64 MiB at once, with progress", async () => {
     // Real disk-backed File objects, as a person picking files would give.
     await page.setInputFiles("#files", FILES.map((f) => f.path));
@@ -92,7 +105,7 @@ describe("encrypted transfer, end to end", () => {
       // The link names the file's default share; the key travels only in the
       // fragment: 43 base64url characters after "k1.".
       const link = new URL(result.link);
-      assert.equal(link.origin, server.url);
+      assert.equal(link.origin, stack.url);
       assert.match(link.pathname, /^\/s\/[A-Za-z0-9_-]{32}$/);
       assert.match(link.hash, /^#k1\.[A-Za-z0-9_-]{43}$/);
       assert.equal(link.search, "");
@@ -114,8 +127,8 @@ describe("encrypted transfer, end to end", () => {
     for (const f of FILES) {
       const { fileId, link } = uploaded.get(f.name);
       // Only the owner reads the file record directly; everyone else opens a download.
-      assert.equal((await fetch(`${server.url}/api/files/${fileId}`)).status, 401);
-      const shares = `${server.url}/api/shares/${new URL(link).pathname.slice(3)}/downloads`;
+      assert.equal((await fetch(`${stack.url}/api/files/${fileId}`)).status, 401);
+      const shares = `${stack.url}/api/shares/${new URL(link).pathname.slice(3)}/downloads`;
       const res = await fetch(shares, { method: "POST" });
       assert.equal(res.status, 201);
       const { downloadId, file: record } = await res.json();
@@ -124,8 +137,12 @@ describe("encrypted transfer, end to end", () => {
       assert.equal(record.plaintextSize, f.size);
       assert.equal(record.recordSize, RECORD);
       assert.equal(record.ciphertextSize, sealedSize(f.size), `${f.label}: L + 16 per record`);
-      const head = await fetch(record.download.url, { method: "HEAD" });
-      assert.equal(Number(head.headers.get("content-length")), record.ciphertextSize);
+      // The stored object's size, from a one-byte range (a presigned S3 URL is signed
+      // for GET only, so no HEAD).
+      const first = await fetch(record.download.url, { headers: { range: "bytes=0-0" } });
+      assert.equal(first.status, 206);
+      assert.equal(first.headers.get("content-range"), `bytes 0-0/${record.ciphertextSize}`);
+      await first.arrayBuffer();
     }
   });
 
@@ -165,7 +182,7 @@ describe("encrypted transfer, end to end", () => {
   test("the demo app: pick a file, get a link, open it, save the original", async () => {
     const f = FILES[2];
     const app = await browser.newPage();
-    await app.goto(`${server.url}/`);
+    await app.goto(`${stack.url}/`);
     await app.setInputFiles("input[type=file]", f.path);
     const linkLocator = app.locator(`a[href*="/s/"], input[value*="/s/"]`).first();
     await linkLocator.waitFor({ timeout: 60_000 });
@@ -177,7 +194,7 @@ describe("encrypted transfer, end to end", () => {
     await receiver.goto(link);
     const download = await downloadEvent;
     assert.equal(download.suggestedFilename(), f.name);
-    const saved = join(work, "saved.bin");
+    const saved = join(work, provider, "saved.bin");
     await download.saveAs(saved);
     assert.equal(sha256(readFileSync(saved)), f.sha256);
     await receiver.close();
@@ -186,8 +203,8 @@ describe("encrypted transfer, end to end", () => {
   });
 
   test("storage holds no 32-byte window of any plaintext, no file name, type or key", async () => {
-    await server.stop();
-    server = undefined;
+    await stack.stop();
+    stack = undefined;
     const scanner = leakscanBinary();
     const keys = [...uploaded.values()].map(({ link }) => Buffer.from(link.split("#k1.")[1], "base64url"));
     assert.equal(keys.length, FILES.length + 1);
@@ -207,7 +224,7 @@ describe("encrypted transfer, end to end", () => {
 
     // The scan must be able to fail: a planted copy of 40 plaintext bytes and a name
     // in a separate folder are found.
-    const planted = join(work, "planted");
+    const planted = join(work, provider, "planted");
     mkdirSync(planted);
     const big = FILES[3];
     writeFileSync(join(planted, "copy"), Buffer.concat([randomBytes(7), big.bytes.subarray(5000, 5040), Buffer.from(big.name)]));
@@ -215,12 +232,18 @@ describe("encrypted transfer, end to end", () => {
     assert.equal(control.status, 1, `control scan must find the planted leak: ${control.stderr}`);
     assert.equal(JSON.parse(control.stdout).leaks.length, 2);
 
-    // The real scan: everything wrangler's local R2 and Durable Objects wrote.
+    // The real scan: everything wrangler's Durable Objects (and local R2) and, in s3
+    // mode, nanio wrote.
     const stored = listFiles(persistDir);
     const sealedTotal = FILES.reduce((n, f) => n + sealedSize(f.size), 0);
-    assert.ok(stored.some((p) => /r2/i.test(p)), `R2 data is under ${persistDir}`);
     assert.ok(stored.some((p) => /UploadSession/.test(p)), `Durable Object data is under ${persistDir}`);
-    const scan = spawnSync(scanner, [...plaintextArgs, ...secretArgs, persistDir], {
+    if (provider === "s3") {
+      const objects = listFiles(s3DataDir).filter((p) => p.includes(`${join("files", "")}`));
+      assert.ok(objects.length >= FILES.length, `nanio holds the objects under ${s3DataDir}`);
+    } else {
+      assert.ok(stored.some((p) => /r2/i.test(p)), `R2 data is under ${persistDir}`);
+    }
+    const scan = spawnSync(scanner, [...plaintextArgs, ...secretArgs, persistDir, s3DataDir], {
       encoding: "utf8",
       maxBuffer: 64 * MiB,
     });

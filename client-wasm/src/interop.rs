@@ -407,7 +407,7 @@ pub(crate) fn vector_error(error: &VectorError) -> JsValue {
     new_error(&error.to_string(), error.code()).into()
 }
 
-fn new_error(message: &str, code: &str) -> Object {
+pub(crate) fn new_error(message: &str, code: &str) -> Object {
     let js = js_sys::Error::new(message);
     js.set_name("SealdropError");
     let js: Object = js.into();

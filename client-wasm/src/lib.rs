@@ -15,7 +15,8 @@
 //!   clock, random bytes, `AbortSignal`);
 //! - `scratch`: the wasm buffers records are sealed and opened through;
 //! - `fingerprint`: the rule that a retried part is never sent sealed from other bytes;
-//! - `progress`, `link`, `conformance` (`checkVector`), `error`, `interop`.
+//! - `progress`, `link`, `conformance` (`checkVector`), `error`, `interop`;
+//! - `room`: `RoomClient`, a live connection to a room (docs/PROTOCOL.md).
 //!
 //! TypeScript: `pkg/sealdrop_client.d.ts` is generated from these exports and the
 //! hand-written types in `interop`'s `typescript_custom_section`.
@@ -29,6 +30,7 @@ mod interop;
 mod link;
 mod platform;
 mod progress;
+mod room;
 mod scratch;
 mod transfer;
 mod upload;

@@ -1,5 +1,6 @@
-//! The worker's settings: `[vars]` in wrangler.toml and the `SIGNING_SECRET` secret
-//! (`.dev.vars` locally, `wrangler secret put` when deployed).
+//! The worker's settings: `[vars]` in wrangler.toml and the secrets `SIGNING_SECRET`
+//! (and in `s3` mode `S3_ACCESS_KEY_ID`, `S3_SECRET_ACCESS_KEY`), from `.dev.vars`
+//! locally and `wrangler secret put` when deployed.
 //!
 //! Read on every request that needs them (cheap, and a Durable Object may be evicted at
 //! any time, so nothing is kept in memory). A missing or malformed setting is a
@@ -8,20 +9,26 @@
 //! fallback origin (URLs built from a request's `Host` would let a client choose where
 //! other clients' URLs point).
 
+use rusty_s3::Credentials;
 use sealdrop_protocol::account::AccountLimits;
 use sealdrop_protocol::api_error::ApiError;
+use sealdrop_protocol::plan::{DEFAULT_R2_BINDING_MAX_PART_SIZE, ProviderLimits};
 use sealdrop_protocol::session::{
     DEFAULT_FILE_TTL_MS, LifetimePolicy, PART_LEASE_MS, SESSION_TTL_MS,
 };
 use sealdrop_protocol::token::{BlobSigner, DOWNLOAD_URL_TTL_MS, PART_URL_TTL_MS};
 use worker::{Env, Url, console_error};
 
+use crate::storage::s3::S3Settings;
+
 /// Where the record section is stored (`STORAGE_MODE`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub(crate) enum StorageMode {
     /// `r2-binding`: part URLs point at this worker, which pipes the bytes into an R2
     /// multipart upload through the `BUCKET` binding.
     R2Binding,
+    /// `s3`: part and download URLs are presigned for an S3-compatible endpoint.
+    S3(Box<S3Settings>),
 }
 
 /// Everything configurable, parsed and checked.
@@ -42,6 +49,8 @@ pub(crate) struct Config {
     pub part_lease_ms: u64,
     /// Which storage provider serves uploads (`STORAGE_MODE`).
     pub storage_mode: StorageMode,
+    /// What that provider accepts, which every plan satisfies.
+    pub limits: ProviderLimits,
     /// How long files live (`FILE_TTL_SECONDS`, default 7 days; `FILE_MAX_TTL_SECONDS`,
     /// default 30 days; `ALLOW_NO_EXPIRY`, default `false`).
     pub lifetimes: LifetimePolicy,
@@ -59,6 +68,9 @@ impl Config {
             parse_seconds(var(env, name).as_deref(), default)
                 .map_err(|why| misconfigured(&format!("{name}: {why}")))
         };
+        let (storage_mode, limits) =
+            storage(|name| var(env, name).or_else(|| env.secret(name).ok().map(|s| s.to_string())))
+                .map_err(|why| misconfigured(&why))?;
         Ok(Self {
             public_url: parse_public_url(var(env, "PUBLIC_URL").as_deref())
                 .map_err(|why| misconfigured(&format!("PUBLIC_URL: {why}")))?,
@@ -66,8 +78,8 @@ impl Config {
             download_url_ttl_ms: seconds("DOWNLOAD_URL_TTL_SECONDS", DOWNLOAD_URL_TTL_MS)?,
             upload_ttl_ms: seconds("UPLOAD_TTL_SECONDS", SESSION_TTL_MS)?,
             part_lease_ms: seconds("PART_LEASE_SECONDS", PART_LEASE_MS)?,
-            storage_mode: parse_storage_mode(var(env, "STORAGE_MODE").as_deref())
-                .map_err(|why| misconfigured(&format!("STORAGE_MODE: {why}")))?,
+            storage_mode,
+            limits,
             lifetimes: LifetimePolicy {
                 default_ms: seconds("FILE_TTL_SECONDS", DEFAULT_FILE_TTL_MS)?,
                 max_ms: seconds("FILE_MAX_TTL_SECONDS", DEFAULT_FILE_MAX_TTL_MS)?,
@@ -121,7 +133,7 @@ fn parse_number<T: std::str::FromStr>(text: Option<&str>, default: T) -> Result<
 }
 
 /// A string var, or `None` when it is not set.
-fn var(env: &Env, name: &str) -> Option<String> {
+pub(crate) fn var(env: &Env, name: &str) -> Option<String> {
     env.var(name).ok().map(|v| v.to_string())
 }
 
@@ -159,15 +171,6 @@ fn parse_seconds(text: Option<&str>, default_ms: u64) -> Result<u64, String> {
     }
 }
 
-/// `STORAGE_MODE`: `r2-binding` (the default when unset).
-fn parse_storage_mode(text: Option<&str>) -> Result<StorageMode, String> {
-    match text.map(str::trim) {
-        None | Some("r2-binding") => Ok(StorageMode::R2Binding),
-        Some("s3") => Err("\"s3\" is not implemented yet; use \"r2-binding\"".into()),
-        Some(other) => Err(format!("unknown mode {other:?}; use \"r2-binding\"")),
-    }
-}
-
 fn signer(env: &Env) -> Result<BlobSigner, ApiError> {
     // Locally, .dev.vars entries arrive as plain strings; deployed, as secrets. Both
     // read the same way.
@@ -182,14 +185,104 @@ fn signer(env: &Env) -> Result<BlobSigner, ApiError> {
 }
 
 /// Logs a configuration problem and answers `500 internal` (the client learns nothing).
-fn misconfigured(why: &str) -> ApiError {
+pub(crate) fn misconfigured(why: &str) -> ApiError {
     console_error!("configuration error: {why}");
     ApiError::internal()
 }
 
+// ---------------------------------------------------------------------------------
+// Storage: the provider and its limits (pure, so every rule is tested natively)
+// ---------------------------------------------------------------------------------
+
+/// The provider `STORAGE_MODE` names, with its limits, from the settings `lookup`
+/// finds (vars and secrets alike). The error says which setting is wrong and how.
+fn storage(
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<(StorageMode, ProviderLimits), String> {
+    let text = |name: &str| lookup(name).map(|v| v.trim().to_owned());
+    let bytes = |name: &str| -> Result<Option<u64>, String> {
+        text(name)
+            .map(|v| {
+                v.parse::<u64>()
+                    .map_err(|_| format!("{name} must be a number of bytes, not {v:?}"))
+            })
+            .transpose()
+    };
+    match text("STORAGE_MODE").as_deref() {
+        None | Some("r2-binding") => {
+            let max_part = bytes("R2_MAX_PART_BYTES")?.unwrap_or(DEFAULT_R2_BINDING_MAX_PART_SIZE);
+            let limits = ProviderLimits::r2_binding(max_part)
+                .map_err(|e| format!("R2_MAX_PART_BYTES: {e}"))?;
+            Ok((StorageMode::R2Binding, limits))
+        }
+        Some("s3") => {
+            let limits = match bytes("S3_MAX_OBJECT_BYTES")? {
+                None => ProviderLimits::S3,
+                Some(max) => ProviderLimits::S3
+                    .with_max_object_size(max)
+                    .map_err(|e| format!("S3_MAX_OBJECT_BYTES: {e}"))?,
+            };
+            Ok((StorageMode::S3(Box::new(s3_settings(&text)?)), limits))
+        }
+        Some(other) => Err(format!(
+            "unknown STORAGE_MODE {other:?}; use \"r2-binding\" or \"s3\""
+        )),
+    }
+}
+
+/// The `S3_*` settings, every one checked.
+fn s3_settings(text: &impl Fn(&str) -> Option<String>) -> Result<S3Settings, String> {
+    let required = |name: &str| {
+        text(name)
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| format!("STORAGE_MODE = \"s3\" needs {name}"))
+    };
+    let endpoint_text = required("S3_ENDPOINT")?;
+    let endpoint = Url::parse(&endpoint_text)
+        .ok()
+        .filter(|url| {
+            matches!(url.scheme(), "http" | "https")
+                && url.host_str().is_some()
+                && url.username().is_empty()
+                && url.password().is_none()
+                && url.query().is_none()
+                && url.fragment().is_none()
+        })
+        .ok_or_else(|| {
+            format!("S3_ENDPOINT must be an http(s) URL with a host and nothing else, not {endpoint_text:?}")
+        })?;
+    let bucket = required("S3_BUCKET")?;
+    if bucket.contains('/') {
+        return Err(format!("S3_BUCKET must be a bucket name, not {bucket:?}"));
+    }
+    let path_style = match text("S3_PATH_STYLE").as_deref() {
+        None | Some("true") => true,
+        Some("false") => false,
+        Some(other) => {
+            return Err(format!(
+                "S3_PATH_STYLE must be true or false, not {other:?}"
+            ));
+        }
+    };
+    Ok(S3Settings {
+        endpoint,
+        bucket,
+        region: required("S3_REGION")?,
+        path_style,
+        credentials: Credentials::new(
+            required("S3_ACCESS_KEY_ID")?,
+            required("S3_SECRET_ACCESS_KEY")?,
+        ),
+    })
+}
+
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use std::collections::HashMap;
+
+    use sealdrop_protocol::plan::{MIN_MAX_PART_SIZE, R2_MAX_OBJECT_SIZE};
+
     use super::*;
 
     #[test]
@@ -217,19 +310,136 @@ mod tests {
     }
 
     #[test]
-    fn seconds_and_modes() {
+    fn seconds() {
         assert_eq!(parse_seconds(None, 7), Ok(7));
         assert_eq!(parse_seconds(Some(" 2 "), 7), Ok(2_000));
         for bad in ["0", "-1", "x", "", "18446744073709551615"] {
             assert!(parse_seconds(Some(bad), 7).is_err(), "{bad:?}");
         }
-        assert_eq!(parse_storage_mode(None), Ok(StorageMode::R2Binding));
-        assert_eq!(
-            parse_storage_mode(Some("r2-binding")),
-            Ok(StorageMode::R2Binding)
+    }
+
+    const S3_VARS: [(&str, &str); 6] = [
+        ("STORAGE_MODE", "s3"),
+        ("S3_ENDPOINT", "http://127.0.0.1:9000"),
+        ("S3_BUCKET", "sealdrop-files"),
+        ("S3_REGION", "us-east-1"),
+        ("S3_ACCESS_KEY_ID", "AKIDEXAMPLE"),
+        ("S3_SECRET_ACCESS_KEY", "secret"),
+    ];
+
+    fn with(vars: &[(&str, &str)]) -> Result<(StorageMode, ProviderLimits), String> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        storage(|name| vars.get(name).cloned())
+    }
+
+    fn s3_with(changes: &[(&str, Option<&str>)]) -> Result<S3Settings, String> {
+        let mut vars: Vec<(&str, &str)> = S3_VARS.to_vec();
+        for (name, value) in changes {
+            vars.retain(|(k, _)| k != name);
+            if let Some(value) = value {
+                vars.push((name, value));
+            }
+        }
+        match with(&vars)? {
+            (StorageMode::S3(settings), _) => Ok(*settings),
+            other => panic!("not s3: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn r2_binding_is_the_default_with_95_mib_parts() {
+        for vars in [&[][..], &[("STORAGE_MODE", " r2-binding ")]] {
+            let (mode, limits) = with(vars).unwrap();
+            assert!(matches!(mode, StorageMode::R2Binding));
+            assert_eq!(
+                limits,
+                ProviderLimits::r2_binding(95 * 1024 * 1024).unwrap()
+            );
+        }
+        let (_, limits) = with(&[("R2_MAX_PART_BYTES", "209715200")]).unwrap();
+        assert_eq!(limits.max_part_size(), 209_715_200);
+        for bad in ["", "95MiB", "-1", "1000"] {
+            let error = with(&[("R2_MAX_PART_BYTES", bad)]).unwrap_err();
+            assert!(error.starts_with("R2_MAX_PART_BYTES"), "{error}");
+        }
+        assert!(with(&[("R2_MAX_PART_BYTES", &MIN_MAX_PART_SIZE.to_string())]).is_ok());
+    }
+
+    #[test]
+    fn s3_mode_reads_every_setting() {
+        let settings = s3_with(&[]).unwrap();
+        assert_eq!(settings.endpoint.as_str(), "http://127.0.0.1:9000/");
+        assert_eq!(settings.bucket, "sealdrop-files");
+        assert_eq!(settings.region, "us-east-1");
+        assert!(settings.path_style);
+        assert_eq!(settings.credentials.key(), "AKIDEXAMPLE");
+        assert_eq!(settings.credentials.secret(), "secret");
+        assert!(
+            !format!("{settings:?}").contains("secret\""),
+            "Debug hides the secret"
         );
-        assert!(parse_storage_mode(Some("s3")).is_err());
-        assert!(parse_storage_mode(Some("local")).is_err());
+        assert!(
+            !s3_with(&[("S3_PATH_STYLE", Some("false"))])
+                .unwrap()
+                .path_style
+        );
+        let (_, limits) = with(&S3_VARS).unwrap();
+        assert_eq!(limits, ProviderLimits::S3);
+        let mut r2_s3 = S3_VARS.to_vec();
+        let cap = R2_MAX_OBJECT_SIZE.to_string();
+        r2_s3.push(("S3_MAX_OBJECT_BYTES", &cap));
+        assert_eq!(
+            with(&r2_s3).unwrap().1.max_object_size(),
+            R2_MAX_OBJECT_SIZE
+        );
+    }
+
+    #[test]
+    fn s3_mode_refuses_missing_or_bad_settings_naming_them() {
+        for name in [
+            "S3_ENDPOINT",
+            "S3_BUCKET",
+            "S3_REGION",
+            "S3_ACCESS_KEY_ID",
+            "S3_SECRET_ACCESS_KEY",
+        ] {
+            let error = s3_with(&[(name, None)]).unwrap_err();
+            assert!(error.contains(name), "{error}");
+            let error = s3_with(&[(name, Some("  "))]).unwrap_err();
+            assert!(error.contains(name), "{error}");
+        }
+        for endpoint in [
+            "127.0.0.1:9000",
+            "ftp://host",
+            "http://user:pw@host",
+            "https://host/?x=1",
+            "https://host/#f",
+            "not a url",
+        ] {
+            let error = s3_with(&[("S3_ENDPOINT", Some(endpoint))]).unwrap_err();
+            assert!(error.starts_with("S3_ENDPOINT"), "{endpoint}: {error}");
+        }
+        assert!(
+            s3_with(&[("S3_BUCKET", Some("a/b"))])
+                .unwrap_err()
+                .starts_with("S3_BUCKET")
+        );
+        assert!(
+            s3_with(&[("S3_PATH_STYLE", Some("yes"))])
+                .unwrap_err()
+                .starts_with("S3_PATH_STYLE")
+        );
+        let mut vars = S3_VARS.to_vec();
+        vars.push(("S3_MAX_OBJECT_BYTES", "1"));
+        assert!(with(&vars).unwrap_err().starts_with("S3_MAX_OBJECT_BYTES"));
+        assert!(
+            with(&[("STORAGE_MODE", "r2")])
+                .unwrap_err()
+                .contains("unknown STORAGE_MODE")
+        );
     }
 
     #[test]

@@ -12,25 +12,35 @@
 //! - `share`: the `Share` Durable Object, one per share link.
 //! - `account`: the `Account` Durable Object, one per user or anonymous client: quota
 //!   and create rate.
-//! - `storage`: the storage-provider seam (`r2-binding`).
+//! - `storage`: the storage-provider seam: `r2-binding` (`storage::r2`) and `s3`
+//!   (`storage::s3`: presigned URLs, the worker's own calls through `fetch`).
+//! - `sweep`: the cron trigger that aborts multipart uploads no session owns.
 //! - `http`: JSON and error answers, CORS, `HEAD`, bounded body reads; `internal`:
 //!   calls to objects; `sql`: SQLite values; `config`: vars, secret.
+//! - `room`: the `Room` Durable Object, one per room, hosting its WebSockets
+//!   (`/api/rooms/{roomId}/ws`, `routes::rooms`); `routes::dev`: dev tokens.
 
 mod account;
 mod config;
 mod http;
 mod internal;
+// `#[durable_object]` generates undocumented `pub` glue here too.
+#[allow(missing_docs)]
+mod room;
 mod routes;
 mod session;
 mod share;
 mod sql;
 mod storage;
+mod sweep;
 
 pub use account::object::Account;
+pub use room::Room;
 pub use session::object::UploadSession;
 pub use share::object::Share;
 
 use sealdrop_protocol::api_error::ApiError;
+use sealdrop_protocol::wire::Limits;
 use serde_json::json;
 use worker::{Env, Method, Request, Response, Result, event};
 
@@ -44,8 +54,31 @@ use crate::storage::{Provider as _, Storage};
 #[event(fetch)]
 async fn fetch(mut req: Request, env: Env, _ctx: worker::Context) -> Result<Response> {
     let path = req.path();
+    if path.starts_with("/r/") {
+        // A room link: the room page (the key stays in the fragment, unseen here).
+        return env
+            .assets("ASSETS")?
+            .fetch("http://assets/room", None)
+            .await;
+    }
     if !(path.starts_with("/api/") || path.starts_with("/blob/")) {
         return env.assets("ASSETS")?.fetch_request(req).await;
+    }
+    if let Some(room_id) = routes::rooms::ws_path(&path) {
+        // Not through `with_cors`: a 101 answer carries the socket and must pass as is.
+        let room_id = room_id.to_owned();
+        return match routes::rooms::websocket(req, &env, &room_id).await {
+            Ok(response) => Ok(response),
+            Err(e) => http::with_cors(http::error_response(&e)?),
+        };
+    }
+    if path == "/api/dev/token" && routes::dev::enabled(&env) {
+        let response = match req.method() {
+            worker::Method::Post => http::respond(routes::dev::token(&mut req, &env).await)?,
+            worker::Method::Options => return http::preflight(),
+            _ => http::error_response(&ApiError::method_not_allowed())?,
+        };
+        return http::with_cors(response);
     }
     let method = req.method();
     let route = match Route::parse(&method, &path) {
@@ -88,7 +121,10 @@ async fn handle(
     match route {
         // Answered before the configuration is read.
         Route::Preflight | Route::Health => Err(ApiError::not_found()),
-        Route::Limits => http::json(200, &Storage::from_config(env, &config)?.limits()),
+        Route::Limits => {
+            let provider = Storage::from_config(env, &config)?;
+            http::json(200, &Limits::new(provider.name(), &config.limits))
+        }
         Route::CreateUpload => routes::uploads::create(req, env, &config).await,
         Route::UploadStatus(id) => routes::uploads::forward(req, env, &id, Op::Status).await,
         Route::PartUrls(id) => routes::uploads::forward(req, env, &id, Op::PartUrls).await,

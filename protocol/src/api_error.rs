@@ -91,6 +91,8 @@ pub enum ApiErrorCode {
     ShareExhausted,
     /// 410: the share was revoked.
     ShareRevoked,
+    /// 426: a WebSocket URL (`/api/rooms/{roomId}/ws`) asked without `Upgrade: websocket`.
+    UpgradeRequired,
     /// 416: a range outside the object.
     RangeNotSatisfiable,
     /// 429: too many uploads created: retry after `Retry-After` seconds.
@@ -108,7 +110,7 @@ pub enum ApiErrorCode {
 
 impl ApiErrorCode {
     /// Every code, in the order of the API.md table (for exhaustive tests and docs).
-    pub const ALL: [ApiErrorCode; 40] = [
+    pub const ALL: [ApiErrorCode; 41] = [
         Self::InvalidJson,
         Self::InvalidHeader,
         Self::UnsupportedVersion,
@@ -144,6 +146,7 @@ impl ApiErrorCode {
         Self::ShareRevoked,
         Self::BodyTooLarge,
         Self::RangeNotSatisfiable,
+        Self::UpgradeRequired,
         Self::RateLimited,
         Self::TooManyAttempts,
         Self::Internal,
@@ -185,6 +188,7 @@ impl ApiErrorCode {
             | Self::DownloadClosed => 409,
             Self::Gone | Self::ShareExpired | Self::ShareExhausted | Self::ShareRevoked => 410,
             Self::BodyTooLarge => 413,
+            Self::UpgradeRequired => 426,
             Self::RangeNotSatisfiable => 416,
             Self::RateLimited | Self::TooManyAttempts => 429,
             Self::Internal => 500,
@@ -230,6 +234,7 @@ impl ApiErrorCode {
             Self::ShareExpired => "share_expired",
             Self::ShareExhausted => "share_exhausted",
             Self::ShareRevoked => "share_revoked",
+            Self::UpgradeRequired => "upgrade_required",
             Self::RangeNotSatisfiable => "range_not_satisfiable",
             Self::RateLimited => "rate_limited",
             Self::TooManyAttempts => "too_many_attempts",
@@ -473,6 +478,7 @@ mod tests {
         (410, "share_revoked"),
         (413, "body_too_large"),
         (416, "range_not_satisfiable"),
+        (426, "upgrade_required"),
         (429, "rate_limited"),
         (429, "too_many_attempts"),
         (500, "internal"),

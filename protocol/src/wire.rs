@@ -20,7 +20,7 @@ use crate::format::{
     MIN_RECORD_SIZE, MIN_SEALED_METADATA,
 };
 use crate::ids::{FileId, IdempotencyKey, OwnerToken};
-use crate::plan::{MAX_OBJECT_SIZE, MAX_PART_SIZE, MAX_PARTS, MIN_PART_SIZE, PartPlan};
+use crate::plan::{PartPlan, ProviderLimits};
 use crate::session::UploadState;
 
 /// Largest JSON request body, except `complete` (docs/API.md, Limits): 64 KiB.
@@ -103,11 +103,11 @@ impl ExpiresIn {
 impl CreateUploadRequest {
     /// Every check of API.md on this request, in order: the header (`invalid_header`,
     /// `unsupported_version`), the sealed metadata's size (`invalid_metadata`), then a
-    /// part plan for the size (`file_too_large`).
-    pub fn validate(&self) -> Result<ValidCreateUpload, ApiError> {
+    /// part plan for the size within the storage provider's `limits` (`file_too_large`).
+    pub fn validate(&self, limits: &ProviderLimits) -> Result<ValidCreateUpload, ApiError> {
         let header = self.header()?;
         let metadata = self.metadata_bytes()?;
-        let plan = self.plan_with_record_size(header.record_size())?;
+        let plan = self.plan_with_record_size(header.record_size(), limits)?;
         let digest = self.digest(&header.encode(), &metadata);
         Ok(ValidCreateUpload {
             header,
@@ -181,13 +181,18 @@ impl CreateUploadRequest {
         Ok(bytes)
     }
 
-    /// The part plan for this request, given the record size read from its header:
-    /// `400 file_too_large` or `400 invalid_header` when none exists.
-    pub fn plan_with_record_size(&self, record_size: u32) -> Result<PartPlan, ApiError> {
+    /// The part plan for this request within `limits`, given the record size read from
+    /// its header: `400 file_too_large` or `400 invalid_header` when none exists.
+    pub fn plan_with_record_size(
+        &self,
+        record_size: u32,
+        limits: &ProviderLimits,
+    ) -> Result<PartPlan, ApiError> {
         Ok(PartPlan::new(
             self.plaintext_size,
             record_size,
             self.part_size,
+            limits,
         )?)
     }
 }
@@ -436,15 +441,15 @@ pub struct RecordSizes {
 }
 
 impl Limits {
-    /// The limits the part planner applies today, for `provider`.
-    pub fn of_planner(provider: &str) -> Self {
+    /// What the planner applies for `provider`, whose limits are `limits`.
+    pub fn new(provider: &str, limits: &ProviderLimits) -> Self {
         Self {
             provider: provider.to_owned(),
-            min_part_size: MIN_PART_SIZE,
-            max_part_size: MAX_PART_SIZE,
-            max_parts: MAX_PARTS,
-            max_object_size: MAX_OBJECT_SIZE,
-            max_plaintext_size: PartPlan::max_plaintext_size(DEFAULT_RECORD_SIZE).unwrap_or(0),
+            min_part_size: limits.min_part_size(),
+            max_part_size: limits.max_part_size(),
+            max_parts: u64::from(limits.max_parts()),
+            max_object_size: limits.max_object_size(),
+            max_plaintext_size: limits.max_plaintext_size(DEFAULT_RECORD_SIZE).unwrap_or(0),
             record_sizes: RecordSizes {
                 min: MIN_RECORD_SIZE,
                 max: MAX_RECORD_SIZE,
@@ -470,6 +475,8 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    use crate::plan::DEFAULT_R2_BINDING_MAX_PART_SIZE;
+
     fn create(metadata_len: usize) -> CreateUploadRequest {
         CreateUploadRequest {
             plaintext_size: 67_108_864,
@@ -487,7 +494,9 @@ mod tests {
                          "partSize": 16778240 }"#;
         let req: CreateUploadRequest = parse_json(body, MAX_JSON_BODY).unwrap();
         assert_eq!(req.part_size, Some(16_778_240));
-        let plan = req.plan_with_record_size(1 << 20).unwrap();
+        let plan = req
+            .plan_with_record_size(1 << 20, &ProviderLimits::S3)
+            .unwrap();
         assert_eq!(plan.part_count(), 4);
         // partSize is optional.
         let req: CreateUploadRequest = parse_json(
@@ -580,12 +589,12 @@ mod tests {
 
         // The digest is the request's meaning: every field counts but the key.
         let base = create(28);
-        let digest = base.validate().unwrap().digest;
+        let digest = base.validate(&ProviderLimits::S3).unwrap().digest;
         let keyed = CreateUploadRequest {
             idempotency_key: Some(IdempotencyKey::from_random([1; 16])),
             ..base.clone()
         };
-        assert_eq!(keyed.validate().unwrap().digest, digest);
+        assert_eq!(keyed.validate(&ProviderLimits::S3).unwrap().digest, digest);
         let others = [
             CreateUploadRequest {
                 plaintext_size: base.plaintext_size + 1,
@@ -614,27 +623,39 @@ mod tests {
             },
         ];
         for other in others {
-            assert_ne!(other.validate().unwrap().digest, digest, "{other:?}");
+            assert_ne!(
+                other.validate(&ProviderLimits::S3).unwrap().digest,
+                digest,
+                "{other:?}"
+            );
         }
     }
 
     #[test]
     fn limits_answer_what_the_planner_applies() {
-        let limits = Limits::of_planner("r2-binding");
-        let v = serde_json::to_value(&limits).unwrap();
-        assert_eq!(v["provider"], json!("r2-binding"));
-        assert_eq!(v["minPartSize"], json!(MIN_PART_SIZE));
-        assert_eq!(v["maxParts"], json!(10_000));
+        let r2 = ProviderLimits::r2_binding(DEFAULT_R2_BINDING_MAX_PART_SIZE).unwrap();
+        for (name, provider) in [("r2-binding", r2), ("s3", ProviderLimits::S3)] {
+            let limits = Limits::new(name, &provider);
+            let v = serde_json::to_value(&limits).unwrap();
+            assert_eq!(v["provider"], json!(name));
+            assert_eq!(v["minPartSize"], json!(5 * 1024 * 1024));
+            assert_eq!(v["maxPartSize"], json!(provider.max_part_size()));
+            assert_eq!(v["maxParts"], json!(10_000));
+            assert_eq!(v["maxObjectSize"], json!(provider.max_object_size()));
+            assert_eq!(
+                v["recordSizes"],
+                json!({"min": 16, "max": 16_777_216, "default": 1_048_576})
+            );
+            // The largest plaintext plans; one byte more does not.
+            let max = limits.max_plaintext_size;
+            let plan = PartPlan::new(max, DEFAULT_RECORD_SIZE, None, &provider).unwrap();
+            assert!(plan.ciphertext_size() <= limits.max_object_size);
+            assert!(PartPlan::new(max + 1, DEFAULT_RECORD_SIZE, None, &provider).is_err());
+        }
         assert_eq!(
-            v["recordSizes"],
-            json!({"min": 16, "max": 16_777_216, "default": 1_048_576})
+            Limits::new("r2-binding", &r2).max_plaintext_size,
+            985_661_440_000
         );
-        // The largest plaintext plans; one byte more does not.
-        let max = limits.max_plaintext_size;
-        assert!(PartPlan::new(max, DEFAULT_RECORD_SIZE, None).is_ok());
-        assert!(PartPlan::new(max + 1, DEFAULT_RECORD_SIZE, None).is_err());
-        let plan = PartPlan::new(max, DEFAULT_RECORD_SIZE, None).unwrap();
-        assert!(plan.ciphertext_size() <= limits.max_object_size);
     }
 
     #[test]
@@ -664,7 +685,7 @@ mod tests {
     #[test]
     fn header_checks() {
         let req = create(28);
-        let valid = req.validate().unwrap();
+        let valid = req.validate(&ProviderLimits::S3).unwrap();
         assert_eq!(valid.header.record_size(), 1 << 20);
         assert_eq!(encode_base64(&valid.header.encode()), req.header);
         assert_eq!(valid.metadata.len(), 28);
@@ -688,34 +709,39 @@ mod tests {
             (&good[..43], ApiErrorCode::InvalidHeader),
             (&[0u8; 44][..], ApiErrorCode::InvalidHeader),
         ] {
-            assert_eq!(with(bytes).validate().unwrap_err().code, expected);
+            assert_eq!(
+                with(bytes).validate(&ProviderLimits::S3).unwrap_err().code,
+                expected
+            );
         }
         let mut bad = req.clone();
         bad.header = "%%%".into();
         assert_eq!(
-            bad.validate().unwrap_err().code,
+            bad.validate(&ProviderLimits::S3).unwrap_err().code,
             ApiErrorCode::InvalidHeader
         );
         // The header is checked before the metadata, the metadata before the plan.
         let mut both = create(3);
         both.header = "%%%".into();
         assert_eq!(
-            both.validate().unwrap_err().code,
+            both.validate(&ProviderLimits::S3).unwrap_err().code,
             ApiErrorCode::InvalidHeader
         );
         let mut huge = create(28);
         huge.plaintext_size = u64::MAX;
         assert_eq!(
-            huge.validate().unwrap_err().code,
+            huge.validate(&ProviderLimits::S3).unwrap_err().code,
             ApiErrorCode::FileTooLarge
         );
         huge.metadata = String::new();
         assert_eq!(
-            huge.validate().unwrap_err().code,
+            huge.validate(&ProviderLimits::S3).unwrap_err().code,
             ApiErrorCode::InvalidMetadata
         );
         assert_eq!(
-            req.plan_with_record_size(15).unwrap_err().code,
+            req.plan_with_record_size(15, &ProviderLimits::S3)
+                .unwrap_err()
+                .code,
             ApiErrorCode::InvalidHeader
         );
     }
@@ -743,7 +769,7 @@ mod tests {
 
     #[test]
     fn responses_serialize_as_in_api_md() {
-        let plan = PartPlan::new(67_108_864, 1 << 20, None).unwrap();
+        let plan = PartPlan::new(67_108_864, 1 << 20, None, &ProviderLimits::S3).unwrap();
         let file_id = FileId::from_bytes([1; 24]);
         let resp = CreateUploadResponse {
             file_id: file_id.clone(),

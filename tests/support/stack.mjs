@@ -19,12 +19,8 @@ import { startFaultProxy } from "./faultproxy.mjs";
 import { startS3 } from "./s3.mjs";
 import { freePort, startServer } from "./server.mjs";
 
-/**
- * The providers the end-to-end suites run against. "s3" joins once the worker
- * implements STORAGE_MODE = "s3" (the stream building it flips this line); its
- * stack below is ready and its parts are tested in s3.test.mjs / faultproxy.test.mjs.
- */
-export const PROVIDERS = ["r2-binding"];
+/** The providers the end-to-end suites run against, each with its own stack. */
+export const PROVIDERS = ["r2-binding", "s3"];
 
 /**
  * Starts the stack for `provider`.

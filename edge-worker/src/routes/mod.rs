@@ -11,7 +11,9 @@
 //! `HEAD` is allowed wherever `GET` is, and answers what `GET` would without the body.
 
 pub(crate) mod blob;
+pub(crate) mod dev;
 pub(crate) mod files;
+pub(crate) mod rooms;
 pub(crate) mod shares;
 pub(crate) mod uploads;
 

@@ -28,7 +28,7 @@ pub(crate) async fn create(
 ) -> Result<Response, ApiError> {
     let body = read_body(req, MAX_JSON_BODY).await?;
     let request: CreateUploadRequest = parse_json(&body, MAX_JSON_BODY)?;
-    let valid = request.validate()?;
+    let valid = request.validate(&config.limits)?;
     let lifetime = config
         .lifetimes
         .choose(request.expires_in.map(|e| e.seconds()))?;

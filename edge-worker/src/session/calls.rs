@@ -46,6 +46,9 @@ pub(crate) enum Op {
     FinishPart(u32),
     /// `POST /parts/{n}/fail`, body [`Fenced`], answer 204.
     FailPart(u32),
+    /// `POST /owner`, body [`OwnerQuery`], answer `protocol::sweep::Owner`: the
+    /// scheduled sweep asks whether the session still uses an upload storage lists.
+    Owner,
 }
 
 impl Op {
@@ -66,6 +69,7 @@ impl Op {
             Self::RenewPart(n) => format!("/parts/{n}/renew"),
             Self::FinishPart(n) => format!("/parts/{n}/finish"),
             Self::FailPart(n) => format!("/parts/{n}/fail"),
+            Self::Owner => "/owner".into(),
         }
     }
 
@@ -91,6 +95,7 @@ impl Op {
             "/shares" => Self::CreateShare,
             "/shares/update" => Self::UpdateShare,
             "/shares/revoke" => Self::RevokeShare,
+            "/owner" => Self::Owner,
             _ => {
                 let (n, action) = path.strip_prefix("/parts/")?.split_once('/')?;
                 if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
@@ -186,6 +191,13 @@ pub(crate) struct Fenced {
     pub fence: u64,
 }
 
+/// Body of [`Op::Owner`]: an upload of the file's key that storage lists.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct OwnerQuery {
+    pub upload_id: String,
+}
+
 /// Body of [`Op::FinishPart`]: storage accepted the part.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -219,6 +231,7 @@ mod tests {
             Op::RenewPart(10_000),
             Op::FinishPart(7),
             Op::FailPart(3),
+            Op::Owner,
         ];
         for op in ops {
             assert_eq!(Op::parse(&op.method(), &op.path()), Some(op), "{op:?}");

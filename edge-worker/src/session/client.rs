@@ -5,13 +5,14 @@
 //! the middle of its own work ([`SessionStub::begin_part`] and the rest) answer typed
 //! values, the object's refusals parsed back into [`ApiError`]s (with `Retry-After`).
 
-use sealdrop_protocol::api_error::ApiError;
+use sealdrop_protocol::api_error::{ApiError, ApiErrorCode};
 use sealdrop_protocol::ids::FileId;
+use sealdrop_protocol::sweep::Owner;
 use sealdrop_protocol::wire::PutPartResponse;
 use worker::wasm_bindgen::JsValue;
 use worker::{Env, Headers, Request, Response};
 
-use super::calls::{BeginPart, Fenced, FinishPart, Grant, Op};
+use super::calls::{BeginPart, Fenced, FinishPart, Grant, Op, OwnerQuery};
 use crate::http::{OrApiError as _, header};
 use crate::internal::ObjectStub;
 
@@ -80,6 +81,18 @@ impl SessionStub {
         self.stub
             .json::<_, ()>(&Op::FailPart(part).path(), &Fenced { fence })
             .await
+    }
+
+    /// The sweep asks who may still finish upload `upload_id` of this file: no session
+    /// at all (the object holds nothing: `410 gone`), or what the session says.
+    pub async fn owner(&self, upload_id: &str) -> Result<Owner, ApiError> {
+        let query = OwnerQuery {
+            upload_id: upload_id.to_owned(),
+        };
+        match self.stub.json(&Op::Owner.path(), &query).await {
+            Err(e) if e.code == ApiErrorCode::Gone => Ok(Owner::NoSession),
+            other => other,
+        }
     }
 }
 

@@ -27,6 +27,7 @@ use sealdrop_protocol::session::{
     CompleteStart, FileTerms, Lifetime, Session, Step, StepOutcome, UploadState,
 };
 use sealdrop_protocol::share::{CreateShareRequest, ShareView};
+use sealdrop_protocol::sweep::Owner;
 use sealdrop_protocol::wire::{
     CompleteRequest, FileRecord, MAX_COMPLETE_BODY, MAX_JSON_BODY, PartUrlsRequest,
     PartUrlsResponse, PutPartResponse, parse_json,
@@ -38,7 +39,9 @@ use worker::{
     durable_object,
 };
 
-use super::calls::{BeginPart, CreateSession, Created, Fenced, FinishPart, Grant, Op, ShareChange};
+use super::calls::{
+    BeginPart, CreateSession, Created, Fenced, FinishPart, Grant, Op, OwnerQuery, ShareChange,
+};
 use super::store::{FileMeta, SessionStore};
 use crate::account::AccountStub;
 use crate::config::Config;
@@ -113,6 +116,7 @@ impl UploadSession {
             Op::RenewPart(n) => self.renew_part(n, body(&mut req).await?, &config),
             Op::FinishPart(n) => self.finish_part(n, body(&mut req).await?),
             Op::FailPart(n) => self.fail_part(n, body(&mut req).await?),
+            Op::Owner => self.owner(body(&mut req).await?),
             _ => {
                 // Owner calls: the token first, so nothing else leaks to a stranger.
                 let auth = header(&req, "authorization");
@@ -474,6 +478,13 @@ impl UploadSession {
         let now = now_ms();
         self.change(Save::Part(part), |s, _| s.fail_part(part, call.fence, now))?;
         empty(204)
+    }
+
+    /// The sweep asks whether this session may still finish an upload storage lists
+    /// under its key; `404 upload_not_found` if there is no session here.
+    fn owner(&self, call: OwnerQuery) -> Result<Response, ApiError> {
+        let owner = self.with(|s, f| Owner::of(s.state(), f.upload_id == call.upload_id))?;
+        json(200, &owner)
     }
 
     // -- steps -------------------------------------------------------------------

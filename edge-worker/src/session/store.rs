@@ -478,9 +478,10 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use sealdrop_protocol::ids::OwnerToken;
+    use sealdrop_protocol::plan::ProviderLimits;
 
     fn session() -> (Session, FileMeta) {
-        let plan = PartPlan::new(64 << 20, 1 << 20, None).unwrap();
+        let plan = PartPlan::new(64 << 20, 1 << 20, None, &ProviderLimits::S3).unwrap();
         let mut s = Session::new(
             FileId::from_bytes([1; 24]),
             plan,

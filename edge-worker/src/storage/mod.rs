@@ -4,7 +4,8 @@
 //! (`protocol::session`) asks of storage, plus the URLs clients use: create the
 //! multipart upload, sign a part URL, list the parts (the [`Step::ListParts`] answer:
 //! storage's own listing where it has one, else the session's record), complete, check
-//! the object, abort, delete the object, sign a download URL. [`Storage`] is the configured one; a second
+//! the object, abort, delete the object, sign a download URL. [`Storage`] is the
+//! configured one: [`r2::R2Binding`] (`r2-binding`) or [`s3::S3Storage`] (`s3`); another
 //! provider is a new variant and a new module implementing [`Provider`], and nothing
 //! outside this folder changes.
 //!
@@ -12,28 +13,28 @@
 //! [`StorageFailure`] (anything; the step fails and is retried), and for completion
 //! [`CompleteFailure::Refused`] when storage names a part of the list invalid.
 //!
-//! The object key is `files/<fileId>` and the object holds only the record section
-//! (ciphertext). Header, sealed metadata and plan live in the session.
+//! The object key is `files/<fileId>` (`protocol::sweep::object_key`, which the sweep
+//! reads back) and the object holds only the record section (ciphertext). Header,
+//! sealed metadata and plan live in the session.
 //!
 //! [`Step::ListParts`]: sealdrop_protocol::session::Step::ListParts
 
 pub(crate) mod r2;
+pub(crate) mod s3;
 
 use std::fmt::Display;
 
 use sealdrop_protocol::api_error::ApiError;
 use sealdrop_protocol::ids::FileId;
 use sealdrop_protocol::session::ListedPart;
-use sealdrop_protocol::wire::{CompletedPart, DownloadUrl, Limits, PartUrl};
+use sealdrop_protocol::wire::{CompletedPart, DownloadUrl, PartUrl};
 use worker::{Env, console_error};
 
 use crate::config::{Config, StorageMode};
 use r2::R2Binding;
+use s3::S3Storage;
 
-/// The object key of a file's record section.
-pub(crate) fn object_key(file_id: &FileId) -> String {
-    format!("files/{file_id}")
-}
+pub(crate) use sealdrop_protocol::sweep::object_key;
 
 /// Storage failed or gave no answer. The cause is logged where it happened; the
 /// session only needs to know that nothing is known to have changed.
@@ -65,12 +66,8 @@ pub(crate) enum CompleteFailure {
 
 /// One storage provider (the seam; see the module docs).
 pub(crate) trait Provider {
-    /// The name clients see in `GET /api/limits`.
+    /// The name clients see in `GET /api/limits` (its limits are `Config::limits`).
     fn name(&self) -> &'static str;
-    /// What the provider accepts (part sizes and counts, the largest object).
-    fn limits(&self) -> Limits {
-        Limits::of_planner(self.name())
-    }
     /// Starts the multipart upload of `file_id`; answers storage's upload id.
     async fn create_upload(&self, file_id: &FileId) -> Result<String, StorageFailure>;
     /// Where to PUT part `part` (of `size` bytes) of the upload, and until when.
@@ -111,13 +108,18 @@ pub(crate) trait Provider {
 pub(crate) enum Storage {
     /// `r2-binding`: worker-signed URLs, part bodies piped by the worker into R2.
     R2Binding(R2Binding),
+    /// `s3`: presigned URLs, part bodies straight from the client into the bucket.
+    S3(S3Storage),
 }
 
 impl Storage {
     /// The provider `config` names, bound to this environment.
     pub fn from_config(env: &Env, config: &Config) -> Result<Self, ApiError> {
-        match config.storage_mode {
+        match &config.storage_mode {
             StorageMode::R2Binding => Ok(Self::R2Binding(R2Binding::new(env, config)?)),
+            StorageMode::S3(settings) => S3Storage::new(settings, config)
+                .map(Self::S3)
+                .map_err(|e| crate::http::internal("setting up the S3 provider", e)),
         }
     }
 
@@ -126,6 +128,7 @@ impl Storage {
     pub fn r2_binding(&self) -> Option<&R2Binding> {
         match self {
             Self::R2Binding(r2) => Some(r2),
+            Self::S3(_) => None,
         }
     }
 }
@@ -134,16 +137,13 @@ impl Provider for Storage {
     fn name(&self) -> &'static str {
         match self {
             Self::R2Binding(p) => p.name(),
-        }
-    }
-    fn limits(&self) -> Limits {
-        match self {
-            Self::R2Binding(p) => p.limits(),
+            Self::S3(p) => p.name(),
         }
     }
     async fn create_upload(&self, file_id: &FileId) -> Result<String, StorageFailure> {
         match self {
             Self::R2Binding(p) => p.create_upload(file_id).await,
+            Self::S3(p) => p.create_upload(file_id).await,
         }
     }
     fn part_url(
@@ -156,6 +156,7 @@ impl Provider for Storage {
     ) -> PartUrl {
         match self {
             Self::R2Binding(p) => p.part_url(file_id, upload_id, part, size, now_ms),
+            Self::S3(p) => p.part_url(file_id, upload_id, part, size, now_ms),
         }
     }
     async fn list_parts(
@@ -166,6 +167,7 @@ impl Provider for Storage {
     ) -> Result<Vec<ListedPart>, StorageFailure> {
         match self {
             Self::R2Binding(p) => p.list_parts(file_id, upload_id, recorded).await,
+            Self::S3(p) => p.list_parts(file_id, upload_id, recorded).await,
         }
     }
     async fn complete(
@@ -176,26 +178,31 @@ impl Provider for Storage {
     ) -> Result<(), CompleteFailure> {
         match self {
             Self::R2Binding(p) => p.complete(file_id, upload_id, parts).await,
+            Self::S3(p) => p.complete(file_id, upload_id, parts).await,
         }
     }
     async fn object_exists(&self, file_id: &FileId) -> Result<bool, StorageFailure> {
         match self {
             Self::R2Binding(p) => p.object_exists(file_id).await,
+            Self::S3(p) => p.object_exists(file_id).await,
         }
     }
     async fn abort(&self, file_id: &FileId, upload_id: &str) -> Result<(), StorageFailure> {
         match self {
             Self::R2Binding(p) => p.abort(file_id, upload_id).await,
+            Self::S3(p) => p.abort(file_id, upload_id).await,
         }
     }
     async fn delete_object(&self, file_id: &FileId) -> Result<(), StorageFailure> {
         match self {
             Self::R2Binding(p) => p.delete_object(file_id).await,
+            Self::S3(p) => p.delete_object(file_id).await,
         }
     }
     fn download_url(&self, file_id: &FileId, now_ms: u64) -> DownloadUrl {
         match self {
             Self::R2Binding(p) => p.download_url(file_id, now_ms),
+            Self::S3(p) => p.download_url(file_id, now_ms),
         }
     }
 }

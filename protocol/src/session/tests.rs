@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::ids::OwnerToken;
+use crate::plan::ProviderLimits;
 
 const T0: u64 = 1_764_000_000_000;
 const MIB: u64 = 1 << 20;
@@ -11,7 +12,7 @@ const LEASE: u64 = PART_LEASE_MS;
 const FULL: u64 = 16 * (MIB + 16);
 
 fn session(plaintext: u64) -> Session {
-    let plan = PartPlan::new(plaintext, 1 << 20, None).unwrap();
+    let plan = PartPlan::new(plaintext, 1 << 20, None, &ProviderLimits::S3).unwrap();
     let token = OwnerToken::from_random([3; 16]);
     Session::new(
         FileId::from_bytes([1; 24]),

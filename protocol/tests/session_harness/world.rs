@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use sealdrop_protocol::ids::{FileId, OwnerToken};
-use sealdrop_protocol::plan::PartPlan;
+use sealdrop_protocol::plan::{PartPlan, ProviderLimits};
 use sealdrop_protocol::session::{
     CompleteStart, ListedPart, Session, Snapshot, Step, StepOutcome, UploadState, unquote,
 };
@@ -329,7 +329,8 @@ impl World {
         let record = 1024u64;
         let per_part = (5 * 1024 * 1024u64).div_ceil(record + 16);
         let plaintext = per_part * record * u64::from(parts - 1) + 1;
-        let plan = PartPlan::new(plaintext, 1024, Some(per_part * (record + 16))).unwrap();
+        let limits = ProviderLimits::S3;
+        let plan = PartPlan::new(plaintext, 1024, Some(per_part * (record + 16)), &limits).unwrap();
         assert_eq!(plan.part_count(), parts);
         let session = Session::new(
             FileId::from_bytes([1; 24]),

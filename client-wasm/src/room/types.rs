@@ -1,0 +1,61 @@
+//! The TypeScript types of `RoomClient` (in `pkg/sealdrop_client.d.ts`).
+
+use wasm_bindgen::prelude::*;
+
+#[wasm_bindgen(typescript_custom_section)]
+const TYPES: &str = r#"
+/** Options of `RoomClient.connect(link, options)`. */
+export interface RoomClientOptions {
+  /**
+   * A JWT (docs/PROTOCOL.md), or a function returning one (or a Promise of one),
+   * called for every new socket, so an expired token can be replaced.
+   */
+  token: string | (() => string | Promise<string>);
+  /** How long a sent request waits for its answer; default 10000. */
+  requestTimeoutMs?: number;
+  /** Told of every change of `state`. */
+  onStateChange?: (state: RoomConnectionState) => void;
+  /** Listeners registered before the first socket opens, so they hear the join too. */
+  on?: { [E in keyof RoomEvents]?: (data: RoomEvents[E], event: E) => void } & { "*"?: (data: any, event: string) => void };
+}
+
+export type RoomConnectionState = "connecting" | "open" | "reconnecting" | "closed";
+export type RoomRole = "member" | "moderator" | "owner";
+
+/** A chat message with its sealed fields opened (`null` and `sealError` if one did not open). */
+export interface RoomMessage {
+  roomId: string;
+  id: string;
+  seq: number;
+  senderId: string;
+  senderName: string;
+  text: string | null;
+  attachments: (string | null)[];
+  timestamp: string;
+  sealError?: string;
+}
+
+export interface PresenceUser { roomId: string; userId: string; userName: string; devices: number }
+export interface RoomLock { roomId: string; lockedBy: string; lockedByName: string; lockedAt: string; reason?: string | null; sealError?: string }
+export interface HistoryPage { roomId: string; messages: RoomMessage[]; hasMore: boolean }
+export interface MessageAck { messageId: string; seq: number; timestamp: string; duplicate: boolean }
+
+/** Every event `on()` delivers, with its data. Numbered events carry `seq`. */
+export interface RoomEvents {
+  "authentication_successful": { userId: string; userName: string; sessionId: string; role: RoomRole };
+  "authentication_failed": { reason: string; code: "invalid_token" | "expired_token" | "unauthorized" };
+  "room-state": { roomId: string; head: number; lock: RoomLock | null; memberCount: number; reads: Record<string, number>; you: { userId: string; userName: string; role: RoomRole } };
+  "presence": { roomId: string; users: PresenceUser[] };
+  "user-online": PresenceUser;
+  "user-offline": PresenceUser;
+  "user-joined": { roomId: string; userId: string; userName: string; joinedAt: string; seq: number };
+  "user-left": { roomId: string; userId: string; userName: string; joinedAt: string; leftAt: string; seq: number };
+  "new-message": RoomMessage;
+  "history": HistoryPage;
+  "message-read": { roomId: string; userId: string; seq: number };
+  "room-locked": RoomLock & { seq: number };
+  "room-unlocked": { roomId: string; unlockedBy: string; unlockedByName: string; unlockedAt: string; seq: number };
+  "resync-required": { roomId: string; lastSeq: number; oldestSeq: number; head: number; reason: "too_old" | "too_many" | "ahead" };
+  "error": { id?: string; code: string; message: string; retryAfter?: number };
+}
+"#;

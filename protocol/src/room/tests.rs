@@ -1,0 +1,1346 @@
+//! The room machine driven through an in-memory harness that owns the clock, the
+//! storage and the sockets (as quinn-proto's tests own theirs), including evicting the
+//! object between any two inputs.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::cell::Cell;
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use super::frame::EventKind;
+use super::ids::ConnId;
+use super::limits::{HOUR_MS, RoomLimits};
+use super::machine::{Action, Room};
+use super::seal::{RoomKey, SealContext};
+use super::store::{
+    ConnState, Member, PruneInfo, RoomMeta, RoomStore, StoreError, StoredEvent, StoredRoom, Write,
+};
+use crate::jwt::{Audience, Claims, JwtVerifier, Role};
+
+const SECRET: &[u8] = b"room tests secret, 32 bytes long";
+const ROOM: &str = "r1";
+const T0: u64 = 1_800_000_000_000;
+
+// ---------------------------------------------------------------------------------
+// In-memory storage
+// ---------------------------------------------------------------------------------
+
+#[derive(Debug, Default, Clone)]
+struct MemoryStore {
+    meta: Option<RoomMeta>,
+    events: BTreeMap<u64, StoredEvent>,
+    members: BTreeMap<String, Member>,
+    reads: BTreeMap<String, u64>,
+    fail_reads: Cell<bool>,
+    writes: usize,
+}
+
+impl MemoryStore {
+    fn check(&self) -> Result<(), StoreError> {
+        if self.fail_reads.get() {
+            Err(StoreError("injected".into()))
+        } else {
+            Ok(())
+        }
+    }
+
+    fn apply(&mut self, write: Write) {
+        self.writes += 1;
+        match write {
+            Write::Meta(meta) => self.meta = Some(meta),
+            Write::Event(e) => {
+                assert!(
+                    self.events
+                        .keys()
+                        .next_back()
+                        .is_none_or(|last| *last < e.seq),
+                    "events are appended in seq order"
+                );
+                self.events.insert(e.seq, e);
+            }
+            Write::Member(m) => {
+                self.members.insert(m.user_id.clone(), m);
+            }
+            Write::RemoveMember(user) => {
+                self.members.remove(&user);
+            }
+            Write::Read { user_id, seq } => {
+                self.reads.insert(user_id, seq);
+            }
+            Write::Prune { before_at } => self
+                .events
+                .retain(|_, e| e.kind == EventKind::NewMessage || e.at >= before_at),
+        }
+    }
+}
+
+impl RoomStore for MemoryStore {
+    fn load(&self, since: u64) -> Result<StoredRoom, StoreError> {
+        self.check()?;
+        let last = self.events.values().next_back();
+        Ok(StoredRoom {
+            meta: self.meta.clone(),
+            max_seq: last.map_or(0, |e| e.seq),
+            last_at: last.map_or(0, |e| e.at),
+            members: self.members.values().cloned().collect(),
+            reads: self.reads.iter().map(|(u, s)| (u.clone(), *s)).collect(),
+            recent_sends: self
+                .events
+                .values()
+                .filter(|e| e.kind == EventKind::NewMessage && e.at >= since)
+                .map(|e| (e.sender.clone(), e.at))
+                .collect(),
+            oldest_prunable_at: self
+                .events
+                .values()
+                .filter(|e| e.kind != EventKind::NewMessage)
+                .map(|e| e.at)
+                .min(),
+        })
+    }
+
+    fn events_after(&self, after: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
+        self.check()?;
+        Ok(self
+            .events
+            .range(after + 1..)
+            .take(limit)
+            .map(|(_, e)| e.clone())
+            .collect())
+    }
+
+    fn messages_before(&self, before: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
+        self.check()?;
+        Ok(self
+            .events
+            .range(..before)
+            .rev()
+            .filter(|(_, e)| e.kind == EventKind::NewMessage)
+            .take(limit)
+            .map(|(_, e)| e.clone())
+            .collect())
+    }
+
+    fn message_by_request(
+        &self,
+        sender: &str,
+        id: &str,
+    ) -> Result<Option<StoredEvent>, StoreError> {
+        self.check()?;
+        Ok(self
+            .events
+            .values()
+            .find(|e| {
+                e.kind == EventKind::NewMessage
+                    && e.sender == sender
+                    && e.request_id.as_deref() == Some(id)
+            })
+            .cloned())
+    }
+
+    fn prunable(&self, cutoff: u64) -> Result<PruneInfo, StoreError> {
+        self.check()?;
+        let prunable = || {
+            self.events
+                .values()
+                .filter(|e| e.kind != EventKind::NewMessage)
+        };
+        Ok(PruneInfo {
+            through_seq: prunable().filter(|e| e.at < cutoff).map(|e| e.seq).max(),
+            next_oldest_at: prunable().filter(|e| e.at >= cutoff).map(|e| e.at).min(),
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// The harness: one room object, its storage, its sockets, a clock
+// ---------------------------------------------------------------------------------
+
+struct Harness {
+    limits: RoomLimits,
+    room: Option<Room>,
+    store: MemoryStore,
+    /// The platform's view of each open socket's attachment.
+    sockets: BTreeMap<ConnId, Option<ConnState>>,
+    inbox: BTreeMap<ConnId, Vec<Value>>,
+    closed: BTreeMap<ConnId, u16>,
+    pings: BTreeMap<ConnId, u64>,
+    alarm: Option<u64>,
+    now: u64,
+    next_conn: u64,
+    /// Evict the object before every input.
+    evict_always: bool,
+    wakes: usize,
+    requests: u64,
+}
+
+impl Harness {
+    fn new() -> Self {
+        Self::with_limits(RoomLimits::default())
+    }
+
+    fn with_limits(limits: RoomLimits) -> Self {
+        Self {
+            limits,
+            room: None,
+            store: MemoryStore::default(),
+            sockets: BTreeMap::new(),
+            inbox: BTreeMap::new(),
+            closed: BTreeMap::new(),
+            pings: BTreeMap::new(),
+            alarm: None,
+            now: T0,
+            next_conn: 1,
+            evict_always: false,
+            wakes: 0,
+            requests: 0,
+        }
+    }
+
+    /// The live room object, woken from storage and attachments if it was evicted.
+    fn room(&mut self) -> &mut Room {
+        if self.evict_always {
+            self.room = None;
+        }
+        if self.room.is_none() {
+            let conns: Vec<ConnState> = self.sockets.values().flatten().cloned().collect();
+            let verifier = JwtVerifier::new(SECRET, "sealdrop").unwrap();
+            let room = Room::restore(
+                ROOM,
+                self.limits.clone(),
+                verifier,
+                &self.store,
+                conns,
+                self.alarm,
+                self.now,
+            )
+            .expect("restore");
+            self.room = Some(room);
+            self.wakes += 1;
+        }
+        self.room.as_mut().unwrap()
+    }
+
+    fn evict(&mut self) {
+        self.room = None;
+    }
+
+    fn run(&mut self, actions: Vec<Action>) {
+        for action in actions {
+            match action {
+                Action::Store(w) => self.store.apply(w),
+                Action::Send { to, frame } => self.deliver(to, &frame),
+                Action::Broadcast { to, frame } => {
+                    for c in to {
+                        self.deliver(c, &frame);
+                    }
+                }
+                Action::Save(state) => {
+                    let slot = self
+                        .sockets
+                        .get_mut(&state.id)
+                        .expect("save on an open socket");
+                    *slot = Some(state);
+                }
+                Action::Close { conn, code } => {
+                    self.sockets.remove(&conn);
+                    self.closed.insert(conn, code.code());
+                }
+                Action::SetAlarm(at) => self.alarm = at,
+            }
+        }
+    }
+
+    fn deliver(&mut self, to: ConnId, frame: &str) {
+        assert!(
+            self.sockets.contains_key(&to),
+            "frame to a closed socket: {frame}"
+        );
+        let value: Value = serde_json::from_str(frame).expect("frames are JSON");
+        self.inbox.entry(to).or_default().push(value);
+    }
+
+    fn open(&mut self, token: Option<&str>) -> ConnId {
+        let id = ConnId(self.next_conn);
+        self.next_conn += 1;
+        self.sockets.insert(id, None);
+        let now = self.now;
+        let actions = self.room().handle_open(now, id, token);
+        self.run(actions);
+        id
+    }
+
+    /// A socket that authenticated as `user` (and joined, if `join`).
+    fn user(&mut self, user: &str, role: Role, join: bool) -> ConnId {
+        let c = self.open(None);
+        let t = token(user, role, self.now);
+        self.send(c, json!({"event": "authenticate", "data": {"token": t}}));
+        assert_eq!(self.take(c)[0]["event"], "authentication_successful");
+        if join {
+            self.send(c, json!({"event": "join-room", "id": "j"}));
+            let got = self.take(c);
+            assert_eq!(got.last().unwrap()["event"], "ack", "{got:?}");
+        }
+        c
+    }
+
+    fn send(&mut self, conn: ConnId, frame: Value) {
+        self.send_text(conn, &frame.to_string());
+    }
+
+    fn send_text(&mut self, conn: ConnId, text: &str) {
+        let now = self.now;
+        self.room();
+        let room = self.room.as_mut().unwrap();
+        let actions = room.handle_text(now, conn, text, &self.store);
+        self.run(actions);
+    }
+
+    fn binary(&mut self, conn: ConnId) {
+        let now = self.now;
+        let actions = self.room().handle_binary(now, conn);
+        self.run(actions);
+    }
+
+    fn client_close(&mut self, conn: ConnId) {
+        // The closing socket's attachment is still readable while the room handles it.
+        let now = self.now;
+        let actions = self.room().handle_close(now, conn);
+        self.sockets.remove(&conn);
+        self.run(actions);
+    }
+
+    fn advance(&mut self, ms: u64) {
+        self.now += ms;
+        while let Some(at) = self.alarm {
+            if at > self.now {
+                break;
+            }
+            self.alarm = None;
+            let now = self.now;
+            self.room();
+            let (room, pings) = (self.room.as_mut().unwrap(), &self.pings);
+            let actions = room.handle_alarm(now, |c| pings.get(&c).copied(), &self.store);
+            self.run(actions);
+        }
+    }
+
+    fn take(&mut self, conn: ConnId) -> Vec<Value> {
+        self.inbox.remove(&conn).unwrap_or_default()
+    }
+
+    /// The frames of one event name `conn` received, draining its inbox.
+    fn events(&mut self, conn: ConnId, name: &str) -> Vec<Value> {
+        self.take(conn)
+            .into_iter()
+            .filter(|f| f["event"] == name)
+            .collect()
+    }
+
+    /// Sends a request and returns its answer (`ack` or `error`) for `id`.
+    /// Each request gets a fresh id (a repeated `send-message` id is a resend).
+    fn request(&mut self, conn: ConnId, event: &str, data: Value) -> Value {
+        self.requests += 1;
+        let id = format!("q{}", self.requests);
+        self.send(conn, json!({"event": event, "data": data, "id": id}));
+        let answers: Vec<Value> = self
+            .take(conn)
+            .into_iter()
+            .filter(|f| (f["event"] == "ack" || f["event"] == "error") && f["data"]["id"] == id)
+            .collect();
+        assert_eq!(answers.len(), 1, "one answer to {event}: {answers:?}");
+        answers.into_iter().next().unwrap()
+    }
+}
+
+fn token(user: &str, role: Role, now_ms: u64) -> String {
+    token_with(user, ROOM, role, now_ms / 1000 + 3600)
+}
+
+fn token_with(user: &str, room: &str, role: Role, exp: u64) -> String {
+    let claims = Claims {
+        sub: user.into(),
+        name: Some(format!("{user} (name)")),
+        aud: Audience::One("sealdrop".into()),
+        exp,
+        nbf: None,
+        iat: None,
+        rooms: BTreeMap::from([(room.into(), role)]),
+    };
+    JwtVerifier::new(SECRET, "sealdrop").unwrap().mint(&claims)
+}
+
+fn sealed(text: &str, sender: &str) -> String {
+    let ctx = SealContext {
+        event: "new-message",
+        sender,
+        field: "text",
+    };
+    RoomKey::from_bytes([5; 32])
+        .cipher(ROOM)
+        .seal(&ctx, text.as_bytes(), [1; 12])
+}
+
+fn code(answer: &Value) -> &str {
+    answer["data"]["code"].as_str().unwrap_or("")
+}
+
+// ---------------------------------------------------------------------------------
+// Authentication
+// ---------------------------------------------------------------------------------
+
+#[test]
+fn authenticates_by_frame_or_by_protocol_header() {
+    let mut h = Harness::new();
+    let a = h.open(None);
+    let t = token("alice", Role::Member, h.now);
+    let ack = h.request(a, "authenticate", json!({"token": t}));
+    assert_eq!(ack["event"], "ack");
+    assert_eq!(ack["data"]["userId"], "alice");
+    assert_eq!(ack["data"]["sessionId"], a.session_id());
+
+    let t = token("bob", Role::Moderator, h.now);
+    let b = h.open(Some(&t));
+    let got = h.take(b);
+    assert_eq!(got[0]["event"], "authentication_successful");
+    assert_eq!(got[0]["data"]["role"], "moderator");
+    assert_eq!(got[0]["data"]["userName"], "bob (name)");
+    // Authenticating twice is refused; the socket stays.
+    assert_eq!(
+        code(&h.request(b, "authenticate", json!({"token": t}))),
+        "already_authenticated"
+    );
+    assert!(h.sockets.contains_key(&b));
+}
+
+#[test]
+fn every_bad_token_is_refused_and_closed_with_its_code() {
+    let now_s = T0 / 1000;
+    let verifier = JwtVerifier::new(SECRET, "sealdrop").unwrap();
+    let other = JwtVerifier::new(b"another secret that is 32 bytes!", "sealdrop").unwrap();
+    let claims = |aud: &str, exp: u64, nbf: Option<u64>, room: &str| Claims {
+        sub: "u".into(),
+        name: None,
+        aud: Audience::One(aud.into()),
+        exp,
+        nbf,
+        iat: None,
+        rooms: BTreeMap::from([(room.into(), Role::Owner)]),
+    };
+    let cases = [
+        ("garbage".to_owned(), "invalid_token", 4001),
+        (
+            other.mint(&claims("sealdrop", now_s + 99, None, ROOM)),
+            "invalid_token",
+            4001,
+        ),
+        (
+            verifier.mint(&claims("sealdrop", now_s - 61, None, ROOM)),
+            "expired_token",
+            4002,
+        ),
+        (
+            verifier.mint(&claims("sealdrop", now_s + 999, Some(now_s + 61), ROOM)),
+            "invalid_token",
+            4001,
+        ),
+        (
+            verifier.mint(&claims("elsewhere", now_s + 99, None, ROOM)),
+            "invalid_token",
+            4001,
+        ),
+        (
+            verifier.mint(&claims("sealdrop", now_s + 99, None, "r2")),
+            "unauthorized",
+            4003,
+        ),
+    ];
+    for (t, expected, close) in cases {
+        let mut h = Harness::new();
+        let c = h.open(None);
+        h.send(
+            c,
+            json!({"event": "authenticate", "data": {"token": t}, "id": "a"}),
+        );
+        let got = h.take(c);
+        assert_eq!(got[0]["event"], "authentication_failed", "{got:?}");
+        assert_eq!(got[0]["data"]["code"], expected);
+        assert_eq!(got[1]["event"], "error");
+        assert_eq!(got[1]["data"]["id"], "a");
+        assert_eq!(h.closed.get(&c), Some(&close), "{expected}");
+        assert_eq!(h.room().conn_count(), 0);
+    }
+}
+
+#[test]
+fn events_before_authentication_are_refused_and_the_socket_kept() {
+    let mut h = Harness::new();
+    let c = h.open(None);
+    for (event, data) in [
+        ("join-room", json!({})),
+        ("send-message", json!({"text": sealed("x", "alice")})),
+        ("history", json!({})),
+        ("leave-room", json!({})),
+    ] {
+        assert_eq!(
+            code(&h.request(c, event, data)),
+            "not_authenticated",
+            "{event}"
+        );
+    }
+    // A malformed frame is refused as malformed first.
+    assert_eq!(
+        code(&h.request(c, "send-message", json!({}))),
+        "invalid_data"
+    );
+    let t = token("alice", Role::Member, h.now);
+    assert_eq!(
+        h.request(c, "authenticate", json!({"token": t}))["event"],
+        "ack"
+    );
+}
+
+#[test]
+fn a_socket_that_never_authenticates_is_closed_after_the_timeout_even_across_eviction() {
+    let mut h = Harness::new();
+    let c = h.open(None);
+    assert_eq!(h.alarm, Some(T0 + 10_000));
+    h.evict();
+    h.advance(9_999);
+    assert!(h.sockets.contains_key(&c));
+    h.advance(1);
+    assert_eq!(h.closed.get(&c), Some(&4008));
+    // An authenticated one is not.
+    let a = h.user("alice", Role::Member, false);
+    h.advance(60_000);
+    assert!(h.sockets.contains_key(&a));
+}
+
+#[test]
+fn connection_limits() {
+    let limits = RoomLimits {
+        max_devices_per_user: 2,
+        max_connections: 4,
+        ..RoomLimits::default()
+    };
+    let mut h = Harness::with_limits(limits);
+    h.user("alice", Role::Member, false);
+    h.user("alice", Role::Member, false);
+    let third = h.open(None);
+    let t = token("alice", Role::Member, h.now);
+    h.send(
+        third,
+        json!({"event": "authenticate", "data": {"token": t}}),
+    );
+    assert_eq!(code(&h.take(third)[0]), "too_many_connections");
+    assert_eq!(h.closed.get(&third), Some(&4009));
+    h.user("bob", Role::Member, false);
+    h.open(None);
+    let over = h.open(None);
+    assert_eq!(h.closed.get(&over), Some(&4009));
+}
+
+// ---------------------------------------------------------------------------------
+// Joining, leaving, presence
+// ---------------------------------------------------------------------------------
+
+#[test]
+fn join_sends_state_presence_and_history_then_the_ack() {
+    let mut h = Harness::new();
+    let a = h.user("alice", Role::Owner, true);
+    h.request(a, "send-message", json!({"text": sealed("hi", "alice")}));
+    let b = h.user("bob", Role::Member, false);
+    h.send(
+        b,
+        json!({"event": "join-room", "data": {"roomId": ROOM, "userId": "bob"}, "id": "j"}),
+    );
+    let got = h.take(b);
+    let names: Vec<&str> = got.iter().map(|f| f["event"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        ["room-state", "presence", "history", "user-joined", "ack"]
+    );
+    assert_eq!(got[0]["data"]["you"]["userId"], "bob");
+    assert_eq!(got[0]["data"]["memberCount"], 2);
+    assert_eq!(got[0]["data"]["head"], 3); // alice joined, message, bob joined
+    let users = &got[1]["data"]["users"];
+    assert_eq!(users.as_array().unwrap().len(), 2);
+    assert_eq!(got[2]["data"]["messages"][0]["senderId"], "alice");
+    assert_eq!(got[2]["data"]["hasMore"], false);
+    assert_eq!(got[3]["seq"], 3);
+    assert_eq!(got[4]["data"]["head"], 3);
+    // Alice sees bob join, with his device count.
+    let seen = h.take(a);
+    assert_eq!(seen[0]["event"], "user-joined");
+    assert_eq!(seen[0]["data"]["userName"], "bob (name)");
+    assert_eq!(seen[1]["event"], "user-online");
+    assert_eq!(seen[1]["data"]["devices"], 1);
+}
+
+#[test]
+fn presence_counts_devices_and_goes_offline_with_the_last_one() {
+    let mut h = Harness::new();
+    let watcher = h.user("carol", Role::Member, true);
+    let phone = h.user("alice", Role::Member, true);
+    assert_eq!(h.events(watcher, "user-joined").len(), 1);
+    let laptop = h.user("alice", Role::Member, true);
+    let got = h.take(watcher);
+    // The second device is not a new member: no user-joined, only the device count.
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0]["event"], "user-online");
+    assert_eq!(got[0]["data"]["devices"], 2);
+    assert_eq!(
+        h.room().presence(),
+        [("alice".into(), 2), ("carol".into(), 1)]
+    );
+    h.client_close(phone);
+    let got = h.take(watcher);
+    assert_eq!(
+        (got[0]["event"].as_str(), &got[0]["data"]["devices"]),
+        (Some("user-online"), &json!(1))
+    );
+    h.client_close(laptop);
+    let got = h.take(watcher);
+    assert_eq!(
+        (got[0]["event"].as_str(), &got[0]["data"]["devices"]),
+        (Some("user-offline"), &json!(0))
+    );
+    // Still a member: coming back is not a new join.
+    let back = h.user("alice", Role::Member, true);
+    let _ = back;
+    let got = h.take(watcher);
+    assert_eq!(
+        got.iter().filter(|f| f["event"] == "user-joined").count(),
+        0
+    );
+}
+
+#[test]
+fn leave_room_ends_membership_on_every_device() {
+    let mut h = Harness::new();
+    let watcher = h.user("carol", Role::Member, true);
+    let one = h.user("alice", Role::Member, true);
+    let two = h.user("alice", Role::Member, true);
+    h.take(watcher);
+    h.take(one);
+    let ack = h.request(one, "leave-room", json!({}));
+    assert_eq!(ack["event"], "ack");
+    let left = h.take(watcher);
+    assert_eq!(left[0]["event"], "user-left");
+    assert_eq!(left[0]["data"]["userId"], "alice");
+    assert!(left[0]["data"]["leftAt"].is_string());
+    assert_eq!(left[1]["event"], "user-offline");
+    assert_eq!(h.events(two, "user-left").len(), 1);
+    // Both devices are out of the room now.
+    assert_eq!(
+        code(&h.request(two, "send-message", json!({"text": sealed("x", "alice")}))),
+        "not_joined"
+    );
+    assert_eq!(h.room().presence(), [("carol".into(), 1)]);
+    assert!(!h.store.members.contains_key("alice"));
+    // Joining again makes a new member.
+    h.request(two, "join-room", json!({}));
+    assert_eq!(h.events(watcher, "user-joined").len(), 1);
+}
+
+#[test]
+fn the_room_and_user_in_a_frame_must_be_this_socket_s() {
+    let mut h = Harness::new();
+    let a = h.user("alice", Role::Moderator, true);
+    assert_eq!(
+        code(&h.request(a, "join-room", json!({"roomId": "r2"}))),
+        "wrong_room"
+    );
+    assert_eq!(
+        code(&h.request(a, "lock-room", json!({"userId": "bob"}))),
+        "forbidden"
+    );
+    assert_eq!(
+        code(&h.request(
+            a,
+            "send-message",
+            json!({"roomId": "other", "text": sealed("x", "alice")})
+        )),
+        "wrong_room"
+    );
+    assert_eq!(
+        h.request(a, "join-room", json!({"roomId": ROOM, "userId": "alice"}))["event"],
+        "ack"
+    );
+}
+
+// ---------------------------------------------------------------------------------
+// Chat
+// ---------------------------------------------------------------------------------
+
+#[test]
+fn messages_are_numbered_broadcast_to_every_device_and_acked() {
+    let mut h = Harness::new();
+    let a = h.user("alice", Role::Member, true);
+    let a2 = h.user("alice", Role::Member, true);
+    let b = h.user("bob", Role::Member, true);
+    for c in [a, a2, b] {
+        h.take(c);
+    }
+    let text = sealed("hello", "alice");
+    let ack = h.request(
+        a,
+        "send-message",
+        json!({"text": text, "attachments": [sealed("a", "alice")]}),
+    );
+    // alice joined (1), bob joined (2); alice's second device is no new member.
+    assert_eq!(ack["data"]["seq"], 3);
+    assert_eq!(ack["data"]["messageId"], "m3");
+    assert_eq!(ack["data"]["duplicate"], false);
+    for c in [a2, b] {
+        let got = h.events(c, "new-message");
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0]["seq"], 3);
+        assert_eq!(got[0]["data"]["text"], text);
+        assert_eq!(got[0]["data"]["senderName"], "alice (name)");
+        assert_eq!(got[0]["data"]["attachments"].as_array().unwrap().len(), 1);
+    }
+    // Order: seqs increase by one, in the order sent, from any sender.
+    for i in 0..5 {
+        let from = if i % 2 == 0 { a } else { b };
+        let sender = if i % 2 == 0 { "alice" } else { "bob" };
+        h.request(
+            from,
+            "send-message",
+            json!({"text": sealed(&format!("{i}"), sender)}),
+        );
+    }
+    let seqs: Vec<u64> = h
+        .events(a2, "new-message")
+        .iter()
+        .map(|f| f["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, [4, 5, 6, 7, 8]);
+}
+
+#[test]
+fn a_resent_request_gets_the_same_message_not_a_second_one() {
+    let mut h = Harness::new();
+    let a = h.user("alice", Role::Member, true);
+    let b = h.user("bob", Role::Member, true);
+    h.take(a);
+    h.take(b);
+    let frame =
+        json!({"event": "send-message", "data": {"text": sealed("once", "alice")}, "id": "msg-1"});
+    h.send(a, frame.clone());
+    let first = h.take(a).into_iter().find(|f| f["event"] == "ack").unwrap();
+    // The connection drops before the ack arrives; the client resends on a new socket.
+    h.client_close(a);
+    let a = h.user("alice", Role::Member, true);
+    h.send(a, frame);
+    let again = h.take(a).into_iter().find(|f| f["event"] == "ack").unwrap();
+    assert_eq!(again["data"]["seq"], first["data"]["seq"]);
+    assert_eq!(again["data"]["duplicate"], true);
+    assert_eq!(h.events(b, "new-message").len(), 1);
+    // The same id from another user is another message.
+    let ack = h.request(b, "send-message", json!({"text": sealed("x", "bob")}));
+    assert_eq!(ack["data"]["duplicate"], false);
+}
+
+#[test]
+fn history_pages_backwards_without_gaps_or_repeats() {
+    let mut h = Harness::new();
+    let a = h.user("alice", Role::Member, true);
+    h.limits.messages_per_window = 1000;
+    h.evict();
+    for i in 0..120 {
+        h.now += 100; // within the frame rate
+        h.request(
+            a,
+            "send-message",
+            json!({"text": sealed(&i.to_string(), "alice")}),
+        );
+    }
+    let mut seen = Vec::new();
+    let mut before = None;
+    loop {
+        let mut data = json!({"limit": 50});
+        if let Some(b) = before {
+            data["beforeSeq"] = json!(b);
+        }
+        let page = h.request(a, "history", data);
+        let messages = page["data"]["messages"].as_array().unwrap().clone();
+        let seqs: Vec<u64> = messages
+            .iter()
+            .map(|m| m["seq"].as_u64().unwrap())
+            .collect();
+        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "oldest first");
+        seen.splice(0..0, seqs.iter().copied());
+        before = seqs.first().copied();
+        if page["data"]["hasMore"] == false {
+            break;
+        }
+    }
+    assert_eq!(
+        seen,
+        (2..=121).collect::<Vec<u64>>(),
+        "every message once (seq 1 is the join)"
+    );
+    assert_eq!(
+        code(&h.request(a, "history", json!({"limit": 0}))),
+        "invalid_data"
+    );
+    assert_eq!(
+        code(&h.request(a, "history", json!({"limit": 101}))),
+        "invalid_data"
+    );
+    // Without an id the page comes as a `history` event.
+    h.send(a, json!({"event": "history", "data": {"limit": 2}}));
+    let got = h.events(a, "history");
+    assert_eq!(got[0]["data"]["messages"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn thirty_messages_a_minute_per_user_even_across_eviction() {
+    let mut h = Harness::new();
+    let a = h.user("alice", Role::Member, true);
+    let b = h.user("bob", Role::Member, true);
+    for i in 0..30 {
+        h.now += 100;
+        if i == 15 {
+            h.evict(); // the allowance is rebuilt from stored send times
+        }
+        let ack = h.request(a, "send-message", json!({"text": sealed("x", "alice")}));
+        assert_eq!(ack["event"], "ack", "message {i}");
+    }
+    let refused = h.request(a, "send-message", json!({"text": sealed("x", "alice")}));
+    assert_eq!(code(&refused), "rate_limited");
+    let retry = refused["data"]["retryAfter"].as_u64().unwrap();
+    assert_eq!(retry, 58); // the first left the window 57.1 s from now: whole seconds, rounded up
+    // Others are not limited by alice's rate.
+    assert_eq!(
+        h.request(b, "send-message", json!({"text": sealed("x", "bob")}))["event"],
+        "ack"
+    );
+    h.advance(retry * 1000);
+    assert_eq!(
+        h.request(a, "send-message", json!({"text": sealed("x", "alice")}))["event"],
+        "ack"
+    );
+}
+
+#[test]
+fn a_flood_of_frames_is_rate_limited_per_connection() {
+    let mut h = Harness::new();
+    let a = h.user("alice", Role::Member, true);
+    let mut limited = 0;
+    for _ in 0..100 {
+        let answer = h.request(a, "history", json!({"limit": 1}));
+        if code(&answer) == "rate_limited" {
+            limited += 1;
+            assert!(answer["data"]["retryAfter"].as_u64().unwrap() >= 1);
+        }
+    }
+    // Burst 60, minus the two frames the helper used to authenticate and join.
+    assert_eq!(limited, 100 - 58);
+    h.advance(5_000);
+    assert_eq!(h.request(a, "history", json!({"limit": 1}))["event"], "ack");
+}
+
+#[test]
+fn read_receipts_only_move_forward() {
+    let mut h = Harness::new();
+    let a = h.user("alice", Role::Member, true);
+    let b = h.user("bob", Role::Member, true);
+    h.request(a, "send-message", json!({"text": sealed("1", "alice")}));
+    h.request(a, "send-message", json!({"text": sealed("2", "alice")}));
+    h.take(a);
+    h.take(b);
+    let ack = h.request(b, "mark-as-read", json!({"seq": 4}));
+    assert_eq!(ack["data"]["seq"], 4);
+    let read = h.events(a, "message-read");
+    assert_eq!(
+        read[0]["data"],
+        json!({"roomId": ROOM, "userId": "bob", "seq": 4})
+    );
+    assert_eq!(read[0]["seq"], 5); // the event's own seq
+    // Going back changes nothing and tells no one.
+    assert_eq!(
+        h.request(b, "mark-as-read", json!({"seq": 3}))["data"]["seq"],
+        4
+    );
+    assert!(h.events(a, "message-read").is_empty());
+    assert_eq!(
+        code(&h.request(b, "mark-as-read", json!({"seq": 99}))),
+        "invalid_seq"
+    );
+    // A later join sees the mark in the state.
+    let c = h.user("carol", Role::Member, false);
+    h.send(c, json!({"event": "join-room"}));
+    let state = h.events(c, "room-state");
+    assert_eq!(state[0]["data"]["reads"]["bob"], 4);
+}
+
+#[test]
+fn sealed_fields_are_checked_for_form_and_size() {
+    let mut h = Harness::new();
+    let a = h.user("alice", Role::Moderator, true);
+    let long = "A".repeat(16 * 1024 + 1);
+    for (data, needle) in [
+        (
+            json!({"text": "hello in the clear"}),
+            "text is not a sealed payload",
+        ),
+        (json!({"text": long}), "over the limit"),
+        (
+            json!({"text": sealed("x", "alice"), "attachments": ["nope"]}),
+            "attachments[0]",
+        ),
+        (
+            json!({"text": sealed("x", "alice"), "attachments": vec![sealed("a", "alice"); 9]}),
+            "at most 8",
+        ),
+    ] {
+        let answer = h.request(a, "send-message", data);
+        assert_eq!(code(&answer), "invalid_data");
+        assert!(
+            answer["data"]["message"].as_str().unwrap().contains(needle),
+            "{answer}"
+        );
+    }
+    assert_eq!(
+        code(&h.request(a, "lock-room", json!({"reason": "in the clear"}))),
+        "invalid_data"
+    );
+    assert_eq!(h.store.events.len(), 1, "nothing refused was stored");
+}
+
+// ---------------------------------------------------------------------------------
+// Locks
+// ---------------------------------------------------------------------------------
+
+#[test]
+fn moderators_lock_and_a_locked_room_admits_no_new_members() {
+    let mut h = Harness::new();
+    let member = h.user("alice", Role::Member, true);
+    let moderator = h.user("mod", Role::Moderator, true);
+    h.take(member);
+    assert_eq!(
+        code(&h.request(member, "lock-room", json!({}))),
+        "forbidden"
+    );
+    let reason = RoomKey::from_bytes([5; 32]).cipher(ROOM).seal(
+        &SealContext {
+            event: "room-locked",
+            sender: "mod",
+            field: "reason",
+        },
+        b"spam",
+        [2; 12],
+    );
+    let ack = h.request(moderator, "lock-room", json!({"reason": reason}));
+    assert_eq!(ack["data"]["changed"], true);
+    assert_eq!(ack["data"]["seq"], 3);
+    let locked = h.events(member, "room-locked");
+    assert_eq!(locked[0]["data"]["lockedBy"], "mod");
+    assert_eq!(locked[0]["data"]["lockedByName"], "mod (name)");
+    assert_eq!(locked[0]["data"]["reason"], reason);
+    // Locking again changes nothing.
+    assert_eq!(
+        h.request(moderator, "lock-room", json!({}))["data"]["changed"],
+        false
+    );
+
+    let newcomer = h.user("zoe", Role::Member, false);
+    let refused = h.request(newcomer, "join-room", json!({}));
+    assert_eq!(code(&refused), "room_locked");
+    // A member who was already in comes back (a reconnect); so does a moderator.
+    h.client_close(member);
+    let back = h.user("alice", Role::Member, false);
+    assert_eq!(h.request(back, "join-room", json!({}))["event"], "ack");
+    let new_mod = h.user("mod2", Role::Moderator, false);
+    assert_eq!(h.request(new_mod, "join-room", json!({}))["event"], "ack");
+    // The lock survives eviction, and the state shows it.
+    h.evict();
+    let state = h.request(back, "join-room", json!({}));
+    let _ = state;
+    let ack = h.request(moderator, "unlock-room", json!({}));
+    assert_eq!(ack["data"]["changed"], true);
+    assert_eq!(
+        h.events(back, "room-unlocked")[0]["data"]["unlockedBy"],
+        "mod"
+    );
+    assert_eq!(h.request(newcomer, "join-room", json!({}))["event"], "ack");
+}
+
+// ---------------------------------------------------------------------------------
+// Bad input
+// ---------------------------------------------------------------------------------
+
+#[test]
+fn every_bad_frame_gets_a_precise_error_and_the_room_keeps_working() {
+    let mut h = Harness::new();
+    let a = h.user("alice", Role::Member, true);
+    let b = h.user("bob", Role::Member, true);
+    h.take(a);
+    let huge = format!(
+        r#"{{"event":"send-message","data":{{"text":"{}"}}}}"#,
+        "A".repeat(70_000)
+    );
+    let cases: Vec<(String, &str)> = vec![
+        ("{not json".into(), "invalid_json"),
+        ("[]".into(), "invalid_json"),
+        (r#"{"event":"send-message","id":7}"#.into(), "invalid_frame"),
+        (r#"{"id":"x"}"#.into(), "invalid_frame"),
+        (
+            r#"{"event":"send-message","bogus":1}"#.into(),
+            "invalid_frame",
+        ),
+        (r#"{"event":"teleport"}"#.into(), "unknown_event"),
+        (r#"{"event":"send-message"}"#.into(), "invalid_data"),
+        (
+            r#"{"event":"send-message","data":{"text":1}}"#.into(),
+            "invalid_data",
+        ),
+        (
+            r#"{"event":"mark-as-read","data":{"seq":"1"}}"#.into(),
+            "invalid_data",
+        ),
+        (
+            r#"{"event":"history","data":{"beforeSeq":-4}}"#.into(),
+            "invalid_data",
+        ),
+        (huge, "frame_too_large"),
+    ];
+    for (text, expected) in cases {
+        h.send_text(a, &text);
+        let got = h.take(a);
+        assert_eq!(got.len(), 1, "{text:.60}: {got:?}");
+        assert_eq!(code(&got[0]), expected, "{text:.60}");
+        // The socket and the room still work.
+        let ack = h.request(
+            a,
+            "send-message",
+            json!({"text": sealed("still here", "alice")}),
+        );
+        assert_eq!(ack["event"], "ack", "after {expected}");
+        assert_eq!(h.events(b, "new-message").len(), 1);
+    }
+    h.binary(a);
+    assert_eq!(code(&h.take(a)[0]), "invalid_frame");
+    assert!(h.sockets.contains_key(&a));
+}
+
+#[test]
+fn a_storage_failure_changes_nothing_and_answers_internal() {
+    let mut h = Harness::new();
+    let a = h.user("alice", Role::Member, true);
+    let b = h.user("bob", Role::Member, false);
+    h.store.fail_reads.set(true);
+    let writes = h.store.writes;
+    assert_eq!(code(&h.request(b, "join-room", json!({}))), "internal");
+    assert_eq!(code(&h.request(a, "history", json!({}))), "internal");
+    assert_eq!(
+        code(&h.request(a, "send-message", json!({"text": sealed("x", "alice")}))),
+        "internal"
+    );
+    assert_eq!(h.store.writes, writes);
+    h.store.fail_reads.set(false);
+    assert_eq!(h.request(b, "join-room", json!({}))["event"], "ack");
+}
+
+// ---------------------------------------------------------------------------------
+// Reconnection and replay
+// ---------------------------------------------------------------------------------
+
+#[test]
+fn a_reconnect_with_its_last_seq_gets_exactly_what_it_missed_before_live_events() {
+    let mut h = Harness::new();
+    let a = h.user("alice", Role::Member, true);
+    let b = h.user("bob", Role::Member, true);
+    for i in 0..3 {
+        h.request(
+            a,
+            "send-message",
+            json!({"text": sealed(&format!("{i}"), "alice")}),
+        );
+    }
+    let last_seen = h
+        .take(b)
+        .iter()
+        .filter_map(|f| f["seq"].as_u64())
+        .max()
+        .unwrap();
+    h.client_close(b);
+    h.take(a);
+    // Missed while away: two messages, a read mark.
+    h.request(
+        a,
+        "send-message",
+        json!({"text": sealed("while away 1", "alice")}),
+    );
+    h.request(
+        a,
+        "send-message",
+        json!({"text": sealed("while away 2", "alice")}),
+    );
+    h.request(a, "mark-as-read", json!({"seq": 7}));
+    let b = h.user("bob", Role::Member, false);
+    h.send(
+        b,
+        json!({"event": "join-room", "data": {"lastSeq": last_seen}, "id": "j"}),
+    );
+    let got = h.take(b);
+    let names: Vec<&str> = got.iter().map(|f| f["event"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "room-state",
+            "presence",
+            "new-message",
+            "new-message",
+            "message-read",
+            "ack"
+        ]
+    );
+    let seqs: Vec<u64> = got.iter().filter_map(|f| f["seq"].as_u64()).collect();
+    assert_eq!(seqs, [last_seen + 1, last_seen + 2, last_seen + 3]);
+    assert_eq!(got[5]["data"]["replayed"], 3);
+    assert_eq!(got[5]["data"]["resync"], false);
+}
+
+#[test]
+fn replay_holds_for_the_whole_window_and_an_older_gap_asks_for_a_resync() {
+    let limits = RoomLimits {
+        idle_timeout_ms: 0,
+        ..RoomLimits::default()
+    };
+    let mut h = Harness::with_limits(limits);
+    let a = h.user("alice", Role::Member, true);
+    let b = h.user("bob", Role::Member, true);
+    h.client_close(b); // bob's last seq: 2
+    // Events spread over 30 hours; prunable ones older than 24 h go.
+    for hour in 0..30 {
+        let head = h.room().head();
+        h.request(a, "mark-as-read", json!({"seq": head}));
+        h.request(
+            a,
+            "send-message",
+            json!({"text": sealed(&format!("h{hour}"), "alice")}),
+        );
+        h.advance(HOUR_MS);
+    }
+    assert!(
+        h.store.meta.as_ref().unwrap().floor > 2,
+        "old events were pruned"
+    );
+    assert!(
+        h.store
+            .events
+            .values()
+            .filter(|e| e.kind == EventKind::NewMessage)
+            .count()
+            == 30,
+        "messages stay"
+    );
+    let b = h.user("bob", Role::Member, false);
+    h.send(
+        b,
+        json!({"event": "join-room", "data": {"lastSeq": 2}, "id": "j"}),
+    );
+    let got = h.take(b);
+    let names: Vec<&str> = got.iter().map(|f| f["event"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "room-state",
+            "presence",
+            "resync-required",
+            "history",
+            "ack"
+        ]
+    );
+    assert_eq!(got[2]["data"]["reason"], "too_old");
+    assert_eq!(got[4]["data"]["resync"], true);
+    // A gap inside the last 24 hours still replays.
+    let floor = h.store.meta.as_ref().unwrap().floor;
+    let recent = h
+        .store
+        .events
+        .values()
+        .filter(|e| e.at >= h.now - 23 * HOUR_MS)
+        .map(|e| e.seq)
+        .min()
+        .unwrap();
+    assert!(recent > floor);
+    let c = h.user("bob", Role::Member, false);
+    let ack = h.request(c, "join-room", json!({"lastSeq": recent}));
+    assert_eq!(ack["data"]["resync"], false);
+    // A seq from the future (the room was reset) resyncs too.
+    let d = h.user("bob", Role::Member, false);
+    h.send(d, json!({"event": "join-room", "data": {"lastSeq": 9999}}));
+    assert_eq!(h.events(d, "resync-required")[0]["data"]["reason"], "ahead");
+}
+
+#[test]
+fn too_long_a_gap_asks_for_a_resync() {
+    let limits = RoomLimits {
+        max_replay_events: 5,
+        ..RoomLimits::default()
+    };
+    let mut h = Harness::with_limits(limits);
+    let a = h.user("alice", Role::Member, true);
+    for _ in 0..6 {
+        h.request(a, "send-message", json!({"text": sealed("x", "alice")}));
+    }
+    let b = h.user("bob", Role::Member, false);
+    h.send(b, json!({"event": "join-room", "data": {"lastSeq": 1}}));
+    assert_eq!(
+        h.events(b, "resync-required")[0]["data"]["reason"],
+        "too_many"
+    );
+}
+
+// ---------------------------------------------------------------------------------
+// Hibernation: the room is only a cache of storage and attachments
+// ---------------------------------------------------------------------------------
+
+/// A script of everything a room does, run once normally and once with the object
+/// evicted before every single input: every socket must receive the same frames.
+fn scripted(evict_always: bool) -> (BTreeMap<ConnId, Vec<Value>>, BTreeMap<ConnId, u16>, usize) {
+    let limits = RoomLimits {
+        idle_timeout_ms: 0,
+        ..RoomLimits::default()
+    };
+    let mut h = Harness::with_limits(limits);
+    h.evict_always = evict_always;
+    let mut log: BTreeMap<ConnId, Vec<Value>> = BTreeMap::new();
+    let mut keep = |h: &mut Harness| {
+        for (c, frames) in std::mem::take(&mut h.inbox) {
+            log.entry(c).or_default().extend(frames);
+        }
+    };
+    let a = h.user("alice", Role::Owner, true);
+    let a2 = h.user("alice", Role::Owner, true);
+    let b = h.user("bob", Role::Member, true);
+    keep(&mut h);
+    let silent = h.open(None);
+    for i in 0..4 {
+        h.now += 1000;
+        h.send(a, json!({"event": "send-message", "data": {"text": sealed(&format!("{i}"), "alice")}, "id": format!("m{i}")}));
+        h.send(
+            b,
+            json!({"event": "mark-as-read", "data": {"seq": h.store.events.len()}, "id": "r"}),
+        );
+    }
+    h.send(
+        a,
+        json!({"event": "send-message", "data": {"text": sealed("0", "alice")}, "id": "m0"}),
+    );
+    h.send(a2, json!({"event": "lock-room", "id": "l"}));
+    let z = h.user("zoe", Role::Member, false);
+    h.send(z, json!({"event": "join-room", "id": "j"}));
+    h.client_close(a);
+    h.send(
+        b,
+        json!({"event": "history", "data": {"limit": 3}, "id": "h"}),
+    );
+    h.send(b, json!({"event": "teleport", "id": "t"}));
+    h.advance(10_000); // `silent` never authenticated
+    h.send(a2, json!({"event": "unlock-room", "id": "u"}));
+    h.send(z, json!({"event": "join-room", "id": "j2"}));
+    h.send(a2, json!({"event": "leave-room", "id": "bye"}));
+    let _ = silent;
+    keep(&mut h);
+    let wakes = h.wakes;
+    (log, h.closed, wakes)
+}
+
+#[test]
+fn a_room_evicted_before_every_input_behaves_exactly_like_one_that_never_was() {
+    let (steady, steady_closed, steady_wakes) = scripted(false);
+    let (evicted, evicted_closed, evicted_wakes) = scripted(true);
+    assert_eq!(steady_wakes, 1);
+    assert!(evicted_wakes > 20);
+    assert_eq!(steady_closed, evicted_closed);
+    assert_eq!(steady.len(), evicted.len());
+    for (conn, frames) in &steady {
+        assert_eq!(Some(frames), evicted.get(conn), "frames of {conn:?}");
+    }
+    assert!(steady.values().map(Vec::len).sum::<usize>() > 60);
+}
+
+#[test]
+fn presence_survives_hibernation() {
+    let mut h = Harness::new();
+    let a = h.user("alice", Role::Member, true);
+    h.user("alice", Role::Member, true);
+    h.user("bob", Role::Member, true);
+    h.evict();
+    let c = h.user("carol", Role::Member, false);
+    h.send(c, json!({"event": "join-room"}));
+    let presence = h.events(c, "presence");
+    let users = presence[0]["data"]["users"].as_array().unwrap().clone();
+    let got: Vec<(String, u64)> = users
+        .iter()
+        .map(|u| {
+            (
+                u["userId"].as_str().unwrap().to_owned(),
+                u["devices"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [("alice".into(), 2), ("bob".into(), 1), ("carol".into(), 1)]
+    );
+    // And a device closing after the wake is counted from the restored state.
+    h.evict();
+    h.client_close(a);
+    assert_eq!(h.room().presence()[0], ("alice".into(), 1));
+}
+
+// ---------------------------------------------------------------------------------
+// The alarm
+// ---------------------------------------------------------------------------------
+
+#[test]
+fn silent_sockets_are_closed_at_the_idle_timeout_and_pinging_ones_are_not() {
+    let mut h = Harness::new();
+    let watcher = h.user("carol", Role::Member, true);
+    let silent = h.user("alice", Role::Member, true);
+    h.take(watcher);
+    // The watcher pings (answered by the platform, which records when).
+    for minute in 1..=10 {
+        h.pings.insert(watcher, T0 + minute * 60_000);
+        h.advance(60_000);
+    }
+    assert_eq!(h.closed.get(&silent), Some(&4010));
+    assert!(h.sockets.contains_key(&watcher));
+    assert_eq!(
+        h.events(watcher, "user-offline")[0]["data"]["userId"],
+        "alice"
+    );
+}
+
+#[test]
+fn the_alarm_is_only_set_when_something_needs_it() {
+    let limits = RoomLimits {
+        idle_timeout_ms: 0,
+        ..RoomLimits::default()
+    };
+    let mut h = Harness::with_limits(limits);
+    let a = h.user("alice", Role::Member, false);
+    assert_eq!(
+        h.alarm, None,
+        "no deadline, no idle check, nothing to prune"
+    );
+    h.request(a, "join-room", json!({}));
+    // user-joined is prunable: pruning is due a replay window after it.
+    assert_eq!(h.alarm, Some(T0 + 24 * HOUR_MS));
+    let writes = h.store.writes;
+    for _ in 0..5 {
+        h.request(a, "send-message", json!({"text": sealed("x", "alice")}));
+    }
+    assert_eq!(
+        h.store.writes,
+        writes + 5,
+        "one write per message, no alarm churn"
+    );
+}
