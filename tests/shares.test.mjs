@@ -15,6 +15,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { assertError, bearer, createBody, json, newUpload, until, uploadAll } from "./support/api.mjs";
+import { mint } from "./rooms/support.mjs";
 import { ROOT, startServer } from "./support/server.mjs";
 
 const SECOND = 1000;
@@ -284,6 +285,56 @@ describe("file lifetime", () => {
     await until(() => leakscan(storageDirs(server.persistDir), { plaintext: [data] }).status === 0, "nothing left", 100);
     const named = leakscan(objectData(server.persistDir), { secrets: [up.fileId] });
     assert.equal(named.status, 0, JSON.stringify(named.report));
+  });
+});
+
+// ---------------------------------------------------------------------------------
+// JWT users
+// ---------------------------------------------------------------------------------
+
+describe("JWT users", () => {
+  test("a file created with a JWT is its user's: the user's later tokens, and the owner token, prove it", async () => {
+    const u = server.url;
+    const alice = await mint({ sub: `alice-${randomId()}` });
+    const res = await fetch(`${u}/api/uploads`, {
+      ...json(createBody()),
+      headers: { "content-type": "application/json", authorization: `Bearer ${alice}` },
+    });
+    const created = await res.json();
+    assert.equal(res.status, 201, JSON.stringify(created));
+    // The upload runs on its owner token as any other.
+    const up = await newUpload(u); // another, anonymous upload: not Alice's
+    const file = `${u}/api/files/${created.fileId}`;
+    const parts = await fetch(`${u}/api/uploads/${created.fileId}/part-urls`, {
+      ...json({ partNumbers: [1] }),
+      headers: { "content-type": "application/json", ...bearer(created.ownerToken) },
+    });
+    const [{ url }] = (await parts.json()).urls;
+    const put = await fetch(url, { method: "PUT", body: randomBytes(created.plan.ciphertextSize) });
+    const { etag } = await put.json();
+    const done = await fetch(`${u}/api/uploads/${created.fileId}/complete`, {
+      ...json({ parts: [{ partNumber: 1, etag }] }),
+      headers: { "content-type": "application/json", ...bearer(created.ownerToken) },
+    });
+    assert.equal(done.status, 200);
+    // Alice, with a fresh token: owner. Bob, with a valid token: not. A forged or
+    // expired token: 401, never anonymous.
+    const again = await mint({ sub: JSON.parse(Buffer.from(alice.split(".")[1], "base64url")).sub });
+    assert.equal((await fetch(file, { headers: bearer(again) })).status, 200);
+    assert.equal((await fetch(file, { headers: bearer(created.ownerToken) })).status, 200);
+    await assertError(await fetch(file, { headers: bearer(await mint({ sub: "bob" })) }), 401, "unauthorized");
+    await assertError(await fetch(file, { headers: bearer(await mint({ secret: new TextEncoder().encode(randomBytes(32).toString("hex")) })) }), 401, "unauthorized");
+    await assertError(await fetch(file, { headers: bearer(await mint({ exp: 1 })) }), 401, "unauthorized");
+    const share = await fetch(`${file}/shares`, { ...json({ downloadLimit: 1 }), headers: { "content-type": "application/json", ...bearer(again) } });
+    assert.equal(share.status, 201);
+    // An anonymous file is not any JWT user's.
+    await assertError(await fetch(`${u}/api/files/${up.fileId}`, { headers: bearer(again) }), 401, "unauthorized");
+    // A forged JWT on create is refused rather than made anonymous.
+    const forged = await fetch(`${u}/api/uploads`, {
+      ...json(createBody()),
+      headers: { "content-type": "application/json", authorization: `Bearer ${alice.slice(0, -2)}xx` },
+    });
+    await assertError(forged, 401, "unauthorized");
   });
 });
 

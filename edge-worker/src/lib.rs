@@ -16,11 +16,13 @@
 //!   (`storage::s3`: presigned URLs, the worker's own calls through `fetch`).
 //! - `sweep`: the cron trigger that aborts multipart uploads no session owns.
 //! - `http`: JSON and error answers, CORS, `HEAD`, bounded body reads; `internal`:
-//!   calls to objects; `sql`: SQLite values; `config`: vars, secret.
+//!   calls to objects; `caller`: JWT users; `sql`: SQLite values; `config`: vars,
+//!   secret.
 //! - `room`: the `Room` Durable Object, one per room, hosting its WebSockets
 //!   (`/api/rooms/{roomId}/ws`, `routes::rooms`); `routes::dev`: dev tokens.
 
 mod account;
+mod caller;
 mod config;
 mod http;
 mod internal;

@@ -21,7 +21,7 @@ pub(crate) async fn forward(
     op: Op,
 ) -> Result<Response, ApiError> {
     SessionStub::get(env, file_id)?
-        .call(op, owner_headers(req)?, None)
+        .call(op, owner_headers(req, env)?, None)
         .await
 }
 
@@ -35,7 +35,7 @@ pub(crate) async fn create_share(
     SessionStub::get(env, file_id)?
         .call(
             Op::CreateShare,
-            owner_headers(req)?,
+            owner_headers(req, env)?,
             Some(Uint8Array::from(body.as_slice()).into()),
         )
         .await
@@ -58,7 +58,7 @@ pub(crate) async fn change_share(
     };
     let change = serde_json::to_string(&ShareChange { token, patch })
         .or_internal("building a share call")?;
-    let headers = owner_headers(req)?;
+    let headers = owner_headers(req, env)?;
     headers
         .set("content-type", "application/json")
         .or_internal("building a share call")?;

@@ -11,6 +11,7 @@ use sealdrop_protocol::wire::{
 use worker::js_sys::Uint8Array;
 use worker::{Env, Headers, Request, Response};
 
+use crate::caller;
 use crate::config::Config;
 use crate::http::{OrApiError as _, header, json, read_body};
 use crate::session::calls::{CreateSession, Created, Op};
@@ -32,11 +33,19 @@ pub(crate) async fn create(
     let lifetime = config
         .lifetimes
         .choose(request.expires_in.map(|e| e.seconds()))?;
+    // A JWT user owns the file and its bytes count against the user's account; else
+    // the owner token's holder does, counted against the client's network.
+    let user = caller::user(req, env)?;
     let ip = header(req, "cf-connecting-ip");
-    let account = account_name(
-        config.signer.server_mac(),
-        &AccountKey::Client(ip.as_deref()),
-    );
+    let key = match &user {
+        Some(sub) => AccountKey::User(sub),
+        None => AccountKey::Client(ip.as_deref()),
+    };
+    let account = account_name(config.signer.server_mac(), &key);
+    let owner = match user {
+        Some(sub) => Owner::User { sub },
+        None => Owner::TokenHolder,
+    };
     let (file_id, owner_token) = match &request.idempotency_key {
         Some(key) => key.derive(config.signer.server_mac()),
         None => (
@@ -52,7 +61,7 @@ pub(crate) async fn create(
         plan: valid.plan,
         digest: valid.digest,
         idempotent: request.idempotency_key.is_some(),
-        owner: Owner::TokenHolder,
+        owner,
         account,
         lifetime_ms: match lifetime {
             Lifetime::Ms(ms) => Some(ms),
@@ -101,7 +110,7 @@ pub(crate) async fn forward(
         None => None,
     };
     SessionStub::get(env, file_id)?
-        .call(op, owner_headers(req)?, body)
+        .call(op, owner_headers(req, env)?, body)
         .await
 }
 

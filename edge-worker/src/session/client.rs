@@ -13,6 +13,7 @@ use worker::wasm_bindgen::JsValue;
 use worker::{Env, Headers, Request, Response};
 
 use super::calls::{BeginPart, Fenced, FinishPart, Grant, Op, OwnerQuery};
+use crate::caller::{self, USER_HEADER};
 use crate::http::{OrApiError as _, header};
 use crate::internal::ObjectStub;
 
@@ -96,13 +97,19 @@ impl SessionStub {
     }
 }
 
-/// Headers for an owner call: the caller's `Authorization`.
-pub(crate) fn owner_headers(req: &Request) -> Result<Headers, ApiError> {
+/// Headers for an owner call: the caller's `Authorization` and, when it is a JWT
+/// this deployment signed, the verified user ([`USER_HEADER`]); `401` for a JWT that
+/// does not verify.
+pub(crate) fn owner_headers(req: &Request, env: &Env) -> Result<Headers, ApiError> {
     let headers = Headers::new();
-    if let Some(auth) = header(req, "authorization") {
-        headers
-            .set("authorization", &auth)
-            .or_internal("building a session call")?;
+    let ctx = "building a session call";
+    match caller::user(req, env)? {
+        Some(sub) => headers.set(USER_HEADER, &sub).or_internal(ctx)?,
+        None => {
+            if let Some(auth) = header(req, "authorization") {
+                headers.set("authorization", &auth).or_internal(ctx)?;
+            }
+        }
     }
     Ok(headers)
 }

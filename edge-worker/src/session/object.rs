@@ -44,6 +44,7 @@ use super::calls::{
 };
 use super::store::{FileMeta, SessionStore};
 use crate::account::AccountStub;
+use crate::caller::USER_HEADER;
 use crate::config::Config;
 use crate::http::{self, OrApiError as _, empty, header, json, quote_etag, respond};
 use crate::share::{FileInfo, ShareStub};
@@ -119,8 +120,10 @@ impl UploadSession {
             Op::Owner => self.owner(body(&mut req).await?),
             _ => {
                 // Owner calls: the token first, so nothing else leaks to a stranger.
+                // The worker sets the user header itself (a verified JWT's `sub`).
                 let auth = header(&req, "authorization");
-                self.with(|s, _| s.check_owner(auth.as_deref(), None))??;
+                let user = header(&req, USER_HEADER);
+                self.with(|s, _| s.check_owner(auth.as_deref(), user.as_deref()))??;
                 self.settle(&storage).await;
                 match op {
                     Op::Status => self.status(&storage).await,
