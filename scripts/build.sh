@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Builds the browser client (client-wasm/pkg, copied to web/pkg) and the worker
-# (edge-worker/build). Cargo builds incrementally; the wasm-bindgen and worker-build
-# post-processing is skipped when its output is newer than the wasm cargo produced.
+# Builds the browser client (client-wasm/pkg, copied to web/pkg), its conformance
+# build (tests/pages/conformance) and the worker (edge-worker/build). Cargo builds
+# incrementally; the wasm-bindgen and worker-build post-processing is skipped when its
+# output is newer than the wasm cargo produced.
 # Needs the tools from scripts/setup.sh. SEALDROP_WASM_OPT=0 skips wasm-opt on the worker.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
@@ -43,5 +44,25 @@ build_worker() {
     (cd edge-worker && worker-build "${args[@]}")
 }
 
+# The same client with the `conformance` feature (its `checkVector` test hook) for
+# tests/format-vectors.test.mjs, served from tests/pages/conformance/ (gitignored). A
+# profile of its own keeps it apart from the release build and cheap: unoptimized,
+# incremental.
+build_conformance() {
+    cargo build --profile conformance --target wasm32-unknown-unknown -p sealdrop-client \
+        --features conformance
+    local wasm="$WASM_TARGET_DIR/../conformance/sealdrop_client.wasm" pkg="tests/pages/conformance"
+    if [[ -f "$pkg/sealdrop_conformance_bg.wasm" && "$pkg/sealdrop_conformance_bg.wasm" -nt "$wasm" ]]; then
+        echo "tests/pages/conformance is up to date"
+        return
+    fi
+    rm -rf "$pkg.tmp"
+    # Its own file names, so no test page shares a name with the app's web/pkg/ files.
+    wasm-bindgen --target web --no-typescript --out-name sealdrop_conformance \
+        --out-dir "$pkg.tmp" "$wasm"
+    rm -rf "$pkg" && mv "$pkg.tmp" "$pkg"
+}
+
 step "build client (wasm)" build_client
+step "build conformance client (wasm)" build_conformance
 step "build worker (wasm)" build_worker

@@ -17,8 +17,12 @@ if [[ "${SKIP_RUST_CHECKS:-0}" != 1 ]]; then
         --all-targets -- -D warnings
     step "clippy (wasm32)" cargo clippy -p sealdrop-client -p sealdrop-edge \
         --target wasm32-unknown-unknown -- -D warnings
+    step "clippy (wasm32, conformance build)" cargo clippy -p sealdrop-client \
+        --target wasm32-unknown-unknown --features conformance -- -D warnings
     step "cargo test (native)" cargo test -p sealdrop-protocol -p leakscan -p sealdrop-client \
         -p sealdrop-edge
+    step "test vectors match their generator" \
+        cargo run -q -p sealdrop-protocol --example gen_vectors -- --check
 else
     echo "SKIP_RUST_CHECKS=1: skipping fmt, clippy and cargo test"
 fi

@@ -27,6 +27,13 @@ const MiB = 1024 * 1024;
 // Helpers
 // ---------------------------------------------------------------------------------
 
+/** `url` with the first character of its signature changed (never to itself). */
+function tamperedSig(url) {
+  const sig = new URL(url).searchParams.get("sig");
+  const flipped = sig[0] === "A" ? `B${sig.slice(1)}` : `A${sig.slice(1)}`;
+  return url.replace(`sig=${sig}`, `sig=${flipped}`);
+}
+
 /**
  * Starts a PUT of `bytes` to `url` with its full Content-Length, sends the first
  * `sent` bytes and holds the rest. `finish()` sends the rest, `breakOff()` drops the
@@ -224,7 +231,7 @@ describe("a multi-part upload, end to end", () => {
     await assertError(res, 416, "range_not_satisfiable");
     await assertError(await fetch(url, { headers: { range: "bytes=-0" } }), 416, "range_not_satisfiable");
     // A tampered or bent download URL.
-    await assertError(await fetch(url.replace(/sig=./, "sig=A")), 403, "token_invalid");
+    await assertError(await fetch(tamperedSig(url)), 403, "token_invalid");
   });
 
   test("DELETE after complete answers 409 upload_not_open, and so does a late PUT", async () => {
@@ -316,14 +323,17 @@ describe("create refuses bad requests", () => {
     await assertError(await post({ header: "", metadata: "" }), 400, "invalid_json");
   });
 
-  test("a header that is not v1: invalid_header / unsupported_version", async () => {
+  test("a header that is not v2: invalid_header / unsupported_version", async () => {
     const header = (h) => createBody({ header: h.toString("base64") });
     await assertError(await post(header(makeHeader({ magic: "SDRQ" }))), 400, "invalid_header");
-    await assertError(await post(header(makeHeader({ version: 2 }))), 400, "unsupported_version");
+    await assertError(await post(header(makeHeader({ version: 1 }))), 400, "unsupported_version");
+    await assertError(await post(header(makeHeader({ version: 3 }))), 400, "unsupported_version");
     await assertError(await post(header(makeHeader({ suite: 2 }))), 400, "unsupported_version");
     await assertError(await post(header(makeHeader({ recordSize: 15 }))), 400, "invalid_header");
     await assertError(await post(header(makeHeader({ recordSize: 16 * MiB + 1 }))), 400, "invalid_header");
-    await assertError(await post(header(makeHeader().subarray(0, 43))), 400, "invalid_header");
+    await assertError(await post(header(makeHeader().subarray(0, 75))), 400, "invalid_header");
+    // A version 1 header is 44 bytes: the length is checked first.
+    await assertError(await post(header(makeHeader({ version: 1 }).subarray(0, 44))), 400, "invalid_header");
     await assertError(await post(createBody({ header: "%%%" })), 400, "invalid_header");
   });
 
@@ -404,10 +414,8 @@ describe("owner calls", () => {
   test("blob URLs: tampered, bent to another part or size: 403 token_invalid", async () => {
     const [{ url }] = await up.urls([1]);
     const body = up.partBytes(1);
-    const sig = new URL(url).searchParams.get("sig");
-    const flipped = sig[0] === "A" ? `B${sig.slice(1)}` : `A${sig.slice(1)}`;
     for (const bad of [
-      url.replace(`sig=${sig}`, `sig=${flipped}`),
+      tamperedSig(url),
       url.replace(`/${up.fileId}/1?`, `/${up.fileId}/2?`),
       url.replace(/size=\d+/, "size=5"),
       url.replace(/exp=\d+/, (m) => `exp=${Number(m.slice(4)) + 1000}`),
@@ -865,7 +873,7 @@ describe("expiry", () => {
     await new Promise((r) => setTimeout(r, Math.max(0, expiresAt - Date.now()) + 300));
     await assertError(await fetch(url, { method: "PUT", body: up.partBytes(1) }), 403, "token_expired");
     // A tampered URL stays token_invalid after its expiry (the signature is checked first).
-    await assertError(await fetch(url.replace(/sig=./, "sig=A"), { method: "PUT", body: up.partBytes(1) }), 403, "token_invalid");
+    await assertError(await fetch(tamperedSig(url), { method: "PUT", body: up.partBytes(1) }), 403, "token_invalid");
     // Past the upload's expiry nothing is accepted, and the alarm aborts it.
     await assertError(
       await fetch(`${shortTtl.url}/api/uploads/${up.fileId}/part-urls`, {

@@ -284,7 +284,7 @@ describe("links and keys", () => {
     assert.equal(got.requests, 0);
   });
 
-  test("a wrong key: metadata_auth_failed, and no content is fetched", async () => {
+  test("a wrong key: key_commitment_failed, and no content is fetched", async () => {
     const { result } = await uploadInPage(2 * MiB);
     const [head] = result.value.link.split("#");
     const wrong = `${head}#k1.${Buffer.alloc(32, 7).toString("base64url")}`;
@@ -294,7 +294,7 @@ describe("links and keys", () => {
       return { r, ranges: net.log.filter((e) => e.range).length };
     }, wrong);
     assert.equal(got.r.ok, false);
-    assert.equal(got.r.code, "metadata_auth_failed");
+    assert.equal(got.r.code, "key_commitment_failed");
     assert.equal(got.ranges, 0, "no content request");
   });
 

@@ -30,3 +30,12 @@ test("@sealdrop/client's types declare version() and the wasm init", () => {
   assert.match(dts, /export function version\(\): string;/);
   assert.match(dts, /export default function __wbg_init/);
 });
+
+test("@sealdrop/client ships no test hook; the conformance build has it", () => {
+  // checkVector exists only with the `conformance` feature (tests/pages/conformance,
+  // for tests/format-vectors.test.mjs); the published package and the demo app lack it.
+  for (const file of [join(dir, pkg.types), join(dir, pkg.module ?? pkg.main), join(ROOT, "web/pkg/sealdrop_client.js")]) {
+    assert.doesNotMatch(readFileSync(file, "utf8"), /checkVector/, file);
+  }
+  assert.match(readFileSync(join(ROOT, "tests/pages/conformance/sealdrop_conformance.js"), "utf8"), /export function checkVector\(/);
+});

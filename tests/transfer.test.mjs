@@ -176,7 +176,7 @@ for (const provider of PROVIDERS) describe(`encrypted transfer, end to end (${pr
       }
     }, wrongKey);
     assert.equal(outcome.ok, false, "a wrong key must not decrypt");
-    assert.equal(outcome.code, "metadata_auth_failed");
+    assert.equal(outcome.code, "key_commitment_failed");
   });
 
   test("the demo app: pick a file, get a link, open it, save the original", async () => {

@@ -286,6 +286,7 @@ const HINTS = {
   read_failed: "The file could not be read. Was it moved or changed during the upload?",
   invalid_link: "This link is incomplete or damaged: it must end with “#k1.” and the key.",
   file_not_found: "There is no such file. It may have expired, or its upload never finished.",
+  key_commitment_failed: "The key in this link does not open this file: the link is wrong or damaged.",
   metadata_auth_failed: "The key in this link does not open this file: the link is wrong or damaged.",
   record_auth_failed: "The stored file is damaged: part of it failed its integrity check. Nothing was saved.",
   truncated: "The stored file is incomplete. Nothing was saved.",

@@ -87,8 +87,8 @@ async fn run(
     let record = source.open().await?;
 
     let header = Header::parse(&decode(&record.header, "header")?)?;
-    let keys = link.key.derive(&header);
-    // A wrong key stops here, before any content is fetched.
+    // A wrong key stops here (`key_commitment_failed`), before any content is fetched.
+    let keys = link.key.derive(&header)?;
     let metadata = open_metadata(
         &keys.metadata,
         &header,
@@ -415,6 +415,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+    use sealdrop_protocol::format::FileKey;
     use sealdrop_protocol::ids::FileId;
     use sealdrop_protocol::wire::DownloadUrl;
 
@@ -440,7 +441,7 @@ mod tests {
     }
 
     fn refused(record: &FileRecord) -> String {
-        let header = Header::new(R, [0; 32]).unwrap();
+        let header = Header::new(&FileKey::from_bytes([0; 32]), R, [0; 32]).unwrap();
         checked_layout(&header, record)
             .unwrap_err()
             .code()
@@ -449,7 +450,7 @@ mod tests {
 
     #[test]
     fn a_consistent_record_gives_its_layout() {
-        let header = Header::new(R, [0; 32]).unwrap();
+        let header = Header::new(&FileKey::from_bytes([0; 32]), R, [0; 32]).unwrap();
         for (plaintext, records) in [(0, 1), (1, 1), (u64::from(R), 1), (3 * u64::from(R) + 5, 4)] {
             let layout = checked_layout(&header, &record(plaintext, plaintext + 16 * records))
                 .unwrap_or_else(|e| panic!("{plaintext}: {e}"));

@@ -9,6 +9,7 @@ use sealdrop_protocol::format::{FileMetadata, MAX_RECORD_SIZE, MIN_RECORD_SIZE};
 use wasm_bindgen::prelude::*;
 use web_sys::{AbortSignal, Blob, File};
 
+#[cfg(feature = "conformance")]
 use crate::conformance::VectorError;
 use crate::download::{DownloadRequest, Downloaded};
 use crate::error::ClientError;
@@ -109,16 +110,10 @@ export interface DownloadResult extends FileInfo {
   blob: Blob;
 }
 
-/** What `checkVector` returns for a vector that passes. */
-export interface VectorResult {
-  name: string;
-  ok: true;
-}
-
 /**
  * Every rejection and throw of this package. `code` is stable: an API code from the
  * server (`file_not_found`, `upload_not_open`, ...), a format code (`invalid_header`,
- * `record_auth_failed`, `truncated`, `metadata_auth_failed`, ...), or one of
+ * `key_commitment_failed`, `record_auth_failed`, `truncated`, ...), or one of
  * `network`, `http_<status>`, `cancelled`, `invalid_option`, `invalid_link`,
  * `invalid_response`, `read_failed`, `part_failed`, `unsupported`.
  */
@@ -342,7 +337,18 @@ pub(crate) fn call_metadata(callback: &Function, metadata: &FileMetadata, size: 
     }
 }
 
+#[cfg(feature = "conformance")]
+#[wasm_bindgen(typescript_custom_section)]
+const CONFORMANCE_TYPES: &str = r#"
+/** What `checkVector` returns for a vector that passes. */
+export interface VectorResult {
+  name: string;
+  ok: true;
+}
+"#;
+
 /// `{ name, ok: true }`.
+#[cfg(feature = "conformance")]
 pub(crate) fn vector_passed(name: &str) -> JsValue {
     let object = Object::new();
     set(&object, "name", &JsValue::from_str(name));
@@ -403,6 +409,7 @@ pub(crate) fn error(error: &ClientError) -> JsValue {
 }
 
 /// The JS `Error` for a vector that did not pass.
+#[cfg(feature = "conformance")]
 pub(crate) fn vector_error(error: &VectorError) -> JsValue {
     new_error(&error.to_string(), error.code()).into()
 }

@@ -15,12 +15,16 @@
 //!   clock, random bytes, `AbortSignal`);
 //! - `scratch`: the wasm buffers records are sealed and opened through;
 //! - `fingerprint`: the rule that a retried part is never sent sealed from other bytes;
-//! - `progress`, `link`, `conformance` (`checkVector`), `error`, `interop`;
-//! - `room`: `RoomClient`, a live connection to a room (docs/PROTOCOL.md).
+//! - `progress`, `link`, `error`, `interop`;
+//! - `room`: `RoomClient`, a live connection to a room (docs/PROTOCOL.md);
+//! - `conformance` (`checkVector`): a test hook, only in the conformance build
+//!   (`--features conformance`, `tests/pages/conformance/`), never in the published
+//!   package.
 //!
 //! TypeScript: `pkg/sealdrop_client.d.ts` is generated from these exports and the
 //! hand-written types in `interop`'s `typescript_custom_section`.
 
+#[cfg(feature = "conformance")]
 mod conformance;
 mod download;
 mod error;
@@ -39,6 +43,7 @@ use js_sys::Promise;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
+#[cfg(feature = "conformance")]
 pub use conformance::VectorError;
 pub use error::ClientError;
 
@@ -96,8 +101,9 @@ impl Uploader {
 
 /// Downloads the file a link names, checks every record and resolves to its
 /// `{ name, type, size, blob }`; no plaintext is released unless the whole file
-/// verified. Rejects with a `SealdropError` (`invalid_link`, `share_not_found`, `share_exhausted`,
-/// `metadata_auth_failed` for a wrong key, `record_auth_failed` with `.record`, ...).
+/// verified. Rejects with a `SealdropError` (`invalid_link`, `share_not_found`,
+/// `share_exhausted`, `key_commitment_failed` for a wrong key, `record_auth_failed` with
+/// `.record`, ...).
 #[wasm_bindgen(unchecked_return_type = "Promise<DownloadResult>")]
 pub fn download(
     #[wasm_bindgen(unchecked_param_type = "string")] link: JsValue,
@@ -118,6 +124,8 @@ pub fn download(
 /// Conformance hook: runs one test vector file (docs/FORMAT.md §9) through this
 /// build's format implementation. Returns `{ name, ok: true }`, or throws a
 /// `SealdropError` (`vector_mismatch`, `invalid_vector`) that says what disagreed.
+/// Only in the conformance build: the published package has no test hook.
+#[cfg(feature = "conformance")]
 #[wasm_bindgen(js_name = checkVector, unchecked_return_type = "VectorResult")]
 pub fn check_vector(text: &str) -> Result<JsValue, JsValue> {
     conformance::check_vector(text)

@@ -155,8 +155,8 @@ async fn run(
         platform::random_bytes(buf)?;
     }
     let file_key = FileKey::from_bytes(key);
-    let header = Header::new(config.record_size, salt)?;
-    let keys = file_key.derive(&header);
+    let header = Header::new(&file_key, config.record_size, salt)?;
+    let keys = file_key.derive(&header)?;
     let metadata = FileMetadata {
         name: request.name.clone(),
         mime: request.mime.clone(),

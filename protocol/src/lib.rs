@@ -7,6 +7,9 @@
 //! and a Durable Object) agree byte for byte.
 
 pub mod format;
+/// The test-vector runner: a conformance hook, compiled only with the `conformance`
+/// feature so the product (the worker, the npm package) does not carry it.
+#[cfg(feature = "conformance")]
 pub mod testkit;
 
 pub mod account;

@@ -1,11 +1,12 @@
 //! The test vectors of docs/FORMAT.md §9 as data: their text form, and a runner that checks
 //! any implementation of the format against them.
 //!
+//! Only built with the `conformance` feature: it is a test hook, not part of the product.
 //! Pure like the rest of the crate: it reads and writes text, never directories. The native
 //! test (`protocol/tests/vectors.rs`) reads `tests/vectors/*.txt` and calls
 //! [`check_files`]; a shell that wraps the format in another way (the wasm build, a JS
-//! bridge) implements [`Subject`] over its own entry points and calls the same function,
-//! for example with the files embedded by `include_str!`.
+//! bridge) implements [`Subject`] over its own entry points, or runs [`Native`] compiled
+//! for its target, and calls the same functions.
 
 use core::fmt;
 use std::collections::BTreeMap;
@@ -13,49 +14,89 @@ use std::collections::BTreeMap;
 use thiserror::Error;
 
 use crate::format::{
-    FileKey, FileMetadata, FormatError, Header, METADATA_NONCE_LEN, open_metadata, open_stream,
-    seal_metadata, seal_stream,
+    FileKey, FileMetadata, FormatError, HEADER_LEN, Header, METADATA_NONCE_LEN, SALT_LEN,
+    StreamOpener, encode_fragment, open_metadata, open_stream, parse_fragment, seal_metadata,
+    seal_stream,
 };
 
 // ---------------------------------------------------------------------------------------
 // The cases
 // ---------------------------------------------------------------------------------------
 
-/// Every case §9 names. A vector directory must hold a file `<name>.txt` for each, so a
-/// deleted file fails [`check_files`] rather than silently shrinking the suite.
+/// Every case §9 names, in its order. A vector directory must hold a file `<name>.txt` for
+/// each, so a deleted file fails [`check_files`] rather than silently shrinking the suite.
 pub const CASES: &[&str] = &[
+    // Success.
     "empty",
     "one_byte",
     "one_record_exact",
     "one_record_plus_one",
     "three_records",
     "default_record_size_one_byte",
+    "metadata_name_at_limit",
+    // The header.
+    "header_short",
+    "header_long",
+    "v1_header",
+    "bad_magic",
+    "unsupported_version",
+    "unknown_suite",
+    "nonzero_reserved",
+    "record_size_too_small",
+    "record_size_too_large",
+    "header_errors_length_first",
+    "header_errors_magic_before_version",
+    "header_errors_version_before_rest",
+    // The commitment.
+    "wrong_commitment",
+    "wrong_header_salt",
+    "wrong_header_record_size",
+    "commitment_fails_records_open",
+    // The records.
     "tampered_tag",
     "tampered_ciphertext",
     "swapped_records",
     "dropped_last_record",
     "extra_record",
-    "wrong_header_salt",
-    "wrong_header_record_size",
-    "bad_magic",
-    "unsupported_version",
+    "other_header_same_key",
+    "other_record_size_same_key",
+    // Lengths.
     "empty_record_appended",
     "short_section",
     "short_last_record",
+    "known_length_cut_inside_record",
+    "known_length_cut_at_boundary",
+    "known_length_extra_bytes",
+    // The metadata.
     "tampered_metadata",
     "noncanonical_metadata",
+    "metadata_too_short",
+    "metadata_too_long",
+    "metadata_padding_not_minimal",
+    "metadata_name_too_long",
+    "metadata_type_too_long",
+    // The link.
+    "link_good",
+    "link_good_with_hash",
+    "link_wrong_prefix",
+    "link_short",
+    "link_long",
+    "link_noncanonical_last_char",
+    "link_bad_alphabet",
 ];
 
-/// The error codes a vector may expect (§6, §7).
-const CODES: &[&str] = &[
-    "invalid_header",
-    "unsupported_version",
-    "invalid_length",
-    "record_auth_failed",
-    "truncated",
-    "trailing_data",
-    "metadata_auth_failed",
-    "invalid_metadata",
+/// The error codes a vector may expect (§6), and whether each names a record.
+const CODES: &[(&str, bool)] = &[
+    ("invalid_link", false),
+    ("invalid_header", false),
+    ("unsupported_version", false),
+    ("key_commitment_failed", false),
+    ("invalid_length", false),
+    ("record_auth_failed", true),
+    ("truncated", true),
+    ("trailing_data", true),
+    ("invalid_metadata", false),
+    ("metadata_auth_failed", false),
 ];
 
 /// One test vector: one file of `tests/vectors/`.
@@ -65,28 +106,73 @@ pub struct Vector {
     pub name: String,
     /// Comment lines (without their `# `), kept so a written vector explains itself.
     pub comments: Vec<String>,
+    /// What the case holds and expects, by kind.
+    pub case: Case,
+}
+
+/// A vector's kind (`kind:`), with the fields that kind has.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Case {
+    /// `kind: stream`: a header, a record section and maybe sealed metadata.
+    Stream(StreamCase),
+    /// `kind: link`: a link fragment.
+    Link(LinkCase),
+}
+
+/// A `stream` vector.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamCase {
     /// The file key `K`.
     pub file_key: [u8; 32],
     /// The header bytes; not necessarily a valid header (see `bad_magic`).
     pub header: Vec<u8>,
-    /// The record section.
+    /// The record section, as it arrives.
     pub ciphertext: Vec<u8>,
-    /// What opening must give.
-    pub expect: Expect,
-    /// The optional metadata fields.
-    pub metadata: Option<MetadataCase>,
+    /// What must happen.
+    pub expect: StreamExpect,
 }
 
-/// The expected outcome of a vector.
+/// The expected outcome of a `stream` vector.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Expect {
-    /// Everything opens; the plaintext is this, and sealing it gives the ciphertext back.
+pub enum StreamExpect {
+    /// Everything opens, and sealing gives the same bytes back.
     Success {
         /// The file's plaintext.
         plaintext: Vec<u8>,
+        /// The sealed metadata and what it holds.
+        metadata: Option<MetadataCase>,
     },
-    /// The first check to fail (header, then records, then metadata) fails with this.
-    Failure(Failure),
+    /// The first check to fail (header, commitment, records, metadata) fails so.
+    Failure {
+        /// The expected error.
+        failure: Failure,
+        /// The section length a reader is told before the bytes arrive, if any.
+        section_length: Option<u64>,
+        /// Sealed metadata, checked after the records.
+        metadata: Option<Vec<u8>>,
+    },
+}
+
+/// The metadata of a `stream` success vector.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetadataCase {
+    /// The sealed metadata.
+    pub sealed: Vec<u8>,
+    /// The nonce sealing used.
+    pub nonce: [u8; METADATA_NONCE_LEN],
+    /// The file name.
+    pub name: String,
+    /// The MIME type.
+    pub mime: String,
+}
+
+/// A `link` vector.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkCase {
+    /// The fragment (what follows `#` in a link, perhaps with the `#`).
+    pub link: String,
+    /// The key it holds, or the error it gets.
+    pub expect: Result<[u8; 32], Failure>,
 }
 
 /// An error as vectors name it: a code and, for record errors, the record index.
@@ -116,17 +202,21 @@ impl fmt::Display for Failure {
     }
 }
 
-/// The metadata fields of a vector.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MetadataCase {
-    /// The nonce sealing used.
-    pub nonce: [u8; METADATA_NONCE_LEN],
-    /// The file name.
-    pub name: String,
-    /// The MIME type.
-    pub mime: String,
-    /// The sealed metadata.
-    pub sealed: Vec<u8>,
+impl Vector {
+    /// The expected error, for a failure case.
+    pub fn failure(&self) -> Option<&Failure> {
+        match &self.case {
+            Case::Stream(StreamCase {
+                expect: StreamExpect::Failure { failure, .. },
+                ..
+            })
+            | Case::Link(LinkCase {
+                expect: Err(failure),
+                ..
+            }) => Some(failure),
+            _ => None,
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -143,27 +233,59 @@ pub struct ParseError {
     pub message: String,
 }
 
+/// Every key of §9, in the order [`Vector::to_text`] writes them.
 const KEYS: &[&str] = &[
     "name",
+    "kind",
     "expect",
     "error",
     "record",
     "file_key",
     "header",
+    "section_length",
     "plaintext",
     "ciphertext",
+    "metadata",
     "metadata_nonce",
     "metadata_name",
     "metadata_type",
-    "metadata",
+    "link",
 ];
 
+/// The fields of one file, `key -> (line number, value)`, each taken at most once.
+struct Fields<'a> {
+    map: BTreeMap<&'a str, (usize, &'a str)>,
+}
+
+impl<'a> Fields<'a> {
+    fn take(&mut self, key: &str) -> Option<(usize, &'a str)> {
+        self.map.remove(key)
+    }
+
+    fn require(&mut self, key: &str) -> Result<(usize, &'a str), ParseError> {
+        self.take(key).ok_or_else(|| ParseError {
+            line: 0,
+            message: format!("missing {key:?}"),
+        })
+    }
+
+    /// Refuses whatever was not taken: a key that does not belong to this kind and outcome.
+    fn finish(self, what: &str) -> Result<(), ParseError> {
+        match self.map.into_iter().min_by_key(|(_, (line, _))| *line) {
+            Some((key, (line, _))) => Err(ParseError {
+                line,
+                message: format!("{key:?} does not belong to {what}"),
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
 impl Vector {
-    /// Reads the text form of §9. Unknown and repeated keys, and fields that do not belong
-    /// to the expected outcome, are errors: a typo must not skip a check.
+    /// Reads the text form of §9. Unknown and repeated keys, and keys that do not belong to
+    /// the case's kind and outcome, are errors: a typo must not skip a check.
     pub fn parse(text: &str) -> Result<Self, ParseError> {
-        // key -> (line number, value)
-        let mut fields: BTreeMap<&str, (usize, &str)> = BTreeMap::new();
+        let mut map = BTreeMap::new();
         let mut comments = Vec::new();
         for (number, line) in text.lines().enumerate() {
             let number = number + 1;
@@ -191,58 +313,18 @@ impl Vector {
             if !KEYS.contains(&key) {
                 return Err(err(format!("unknown key {key:?}")));
             }
-            if fields.insert(key, (number, value)).is_some() {
+            if map.insert(key, (number, value)).is_some() {
                 return Err(err(format!("repeated key {key:?}")));
             }
         }
+        let mut fields = Fields { map };
 
-        let get = |key: &str| fields.get(key).copied();
-        let missing = |key: &str| ParseError {
-            line: 0,
-            message: format!("missing {key:?}"),
-        };
-        let require = |key: &str| get(key).ok_or_else(|| missing(key));
-        let forbid = |key: &str, why: &str| match get(key) {
-            Some((line, _)) => Err(ParseError {
-                line,
-                message: format!("{key:?} {why}"),
-            }),
-            None => Ok(()),
-        };
-
-        let name = require("name")?.1.to_owned();
-        let file_key = fixed::<32>(require("file_key")?)?;
-        let header = hex_field(require("header")?)?;
-        let ciphertext = hex_field(require("ciphertext")?)?;
-        let expect = match require("expect")? {
-            (_, "success") => {
-                forbid("error", "is only for failures")?;
-                forbid("record", "is only for failures")?;
-                Expect::Success {
-                    plaintext: hex_field(require("plaintext")?)?,
-                }
-            }
-            (_, "failure") => {
-                forbid("plaintext", "is only for successes")?;
-                let (line, code) = require("error")?;
-                if !CODES.contains(&code) {
-                    return Err(ParseError {
-                        line,
-                        message: format!("unknown error code {code:?}"),
-                    });
-                }
-                let record = match get("record") {
-                    None => None,
-                    Some((line, value)) => Some(value.parse().map_err(|_| ParseError {
-                        line,
-                        message: format!("record must be a decimal index, got {value:?}"),
-                    })?),
-                };
-                Expect::Failure(Failure {
-                    code: code.to_owned(),
-                    record,
-                })
-            }
+        let name = fields.require("name")?.1.to_owned();
+        let kind = fields.require("kind")?;
+        let expect = fields.require("expect")?;
+        let failure = match expect {
+            (_, "success") => None,
+            (_, "failure") => Some(failure(&mut fields)?),
             (line, other) => {
                 return Err(ParseError {
                     line,
@@ -250,35 +332,28 @@ impl Vector {
                 });
             }
         };
-        let metadata_keys = [
-            "metadata_nonce",
-            "metadata_name",
-            "metadata_type",
-            "metadata",
-        ];
-        let metadata = match metadata_keys.map(get) {
-            [None, None, None, None] => None,
-            [Some(nonce), Some(name), Some(mime), Some(sealed)] => Some(MetadataCase {
-                nonce: fixed::<METADATA_NONCE_LEN>(nonce)?,
-                name: json_string(name)?,
-                mime: json_string(mime)?,
-                sealed: hex_field(sealed)?,
-            }),
-            _ => {
+        let case = match kind {
+            (_, "stream") => Case::Stream(stream_case(&mut fields, failure)?),
+            (_, "link") => {
+                let link = fields.require("link")?.1.to_owned();
+                let expect = match failure {
+                    None => Ok(fixed::<32>(fields.require("file_key")?)?),
+                    Some(failure) => Err(failure),
+                };
+                Case::Link(LinkCase { link, expect })
+            }
+            (line, other) => {
                 return Err(ParseError {
-                    line: 0,
-                    message: "the four metadata fields go together".into(),
+                    line,
+                    message: format!("kind is stream or link, got {other:?}"),
                 });
             }
         };
+        fields.finish(&format!("a {} {} case", kind.1, expect.1))?;
         Ok(Self {
             name,
             comments,
-            file_key,
-            header,
-            ciphertext,
-            expect,
-            metadata,
+            case,
         })
     }
 
@@ -286,22 +361,26 @@ impl Vector {
     /// [`parse`](Vector::parse) reads back to the same vector.
     pub fn to_text(&self) -> String {
         let mut out = String::new();
+        for comment in &self.comments {
+            out.push_str(if comment.is_empty() { "#" } else { "# " });
+            out.push_str(comment);
+            out.push('\n');
+        }
         let mut line = |key: &str, value: &str| {
             out.push_str(key);
             out.push_str(": ");
             out.push_str(value);
             out.push('\n');
         };
-        let mut comments = String::new();
-        for comment in &self.comments {
-            comments.push_str(if comment.is_empty() { "#" } else { "# " });
-            comments.push_str(comment);
-            comments.push('\n');
-        }
         line("name", &self.name);
-        match &self.expect {
-            Expect::Success { .. } => line("expect", "success"),
-            Expect::Failure(failure) => {
+        let kind = match self.case {
+            Case::Stream(_) => "stream",
+            Case::Link(_) => "link",
+        };
+        line("kind", kind);
+        match self.failure() {
+            None => line("expect", "success"),
+            Some(failure) => {
                 line("expect", "failure");
                 line("error", &failure.code);
                 if let Some(record) = failure.record {
@@ -309,19 +388,136 @@ impl Vector {
                 }
             }
         }
-        line("file_key", &hex(&self.file_key));
-        line("header", &hex(&self.header));
-        if let Expect::Success { plaintext } = &self.expect {
-            line("plaintext", &hex(plaintext));
+        match &self.case {
+            Case::Stream(s) => {
+                line("file_key", &hex(&s.file_key));
+                line("header", &hex(&s.header));
+                match &s.expect {
+                    StreamExpect::Success {
+                        plaintext,
+                        metadata,
+                    } => {
+                        line("plaintext", &hex(plaintext));
+                        line("ciphertext", &hex(&s.ciphertext));
+                        if let Some(m) = metadata {
+                            line("metadata", &hex(&m.sealed));
+                            line("metadata_nonce", &hex(&m.nonce));
+                            line("metadata_name", &json_quote(&m.name));
+                            line("metadata_type", &json_quote(&m.mime));
+                        }
+                    }
+                    StreamExpect::Failure {
+                        section_length,
+                        metadata,
+                        ..
+                    } => {
+                        if let Some(length) = section_length {
+                            line("section_length", &length.to_string());
+                        }
+                        line("ciphertext", &hex(&s.ciphertext));
+                        if let Some(sealed) = metadata {
+                            line("metadata", &hex(sealed));
+                        }
+                    }
+                }
+            }
+            Case::Link(l) => {
+                if let Ok(key) = &l.expect {
+                    line("file_key", &hex(key));
+                }
+                line("link", &l.link);
+            }
         }
-        line("ciphertext", &hex(&self.ciphertext));
-        if let Some(m) = &self.metadata {
-            line("metadata_nonce", &hex(&m.nonce));
-            line("metadata_name", &json_quote(&m.name));
-            line("metadata_type", &json_quote(&m.mime));
-            line("metadata", &hex(&m.sealed));
+        out
+    }
+}
+
+/// `error` and `record` of a failure case: a known code, and a record exactly when the
+/// code names one.
+fn failure(fields: &mut Fields) -> Result<Failure, ParseError> {
+    let (line, code) = fields.require("error")?;
+    let Some(&(code, names_record)) = CODES.iter().find(|(c, _)| *c == code) else {
+        return Err(ParseError {
+            line,
+            message: format!("unknown error code {code:?}"),
+        });
+    };
+    let record = match (fields.take("record"), names_record) {
+        (None, false) => None,
+        (Some((line, value)), true) => Some(value.parse().map_err(|_| ParseError {
+            line,
+            message: format!("record must be a decimal index, got {value:?}"),
+        })?),
+        (None, true) => {
+            return Err(ParseError {
+                line,
+                message: format!("{code} names a record: `record:` is missing"),
+            });
         }
-        comments + &out
+        (Some((line, _)), false) => {
+            return Err(ParseError {
+                line,
+                message: format!("{code} names no record"),
+            });
+        }
+    };
+    Ok(Failure {
+        code: code.to_owned(),
+        record,
+    })
+}
+
+fn stream_case(fields: &mut Fields, failure: Option<Failure>) -> Result<StreamCase, ParseError> {
+    let file_key = fixed::<32>(fields.require("file_key")?)?;
+    let header = hex_field(fields.require("header")?)?;
+    let ciphertext = hex_field(fields.require("ciphertext")?)?;
+    let metadata = fields.take("metadata").map(hex_field).transpose()?;
+    let expect = match failure {
+        None => {
+            let plaintext = hex_field(fields.require("plaintext")?)?;
+            let metadata = match metadata {
+                None => None,
+                Some(sealed) => Some(MetadataCase {
+                    sealed,
+                    nonce: fixed::<METADATA_NONCE_LEN>(fields.require("metadata_nonce")?)?,
+                    name: json_string(fields.require("metadata_name")?)?,
+                    mime: json_string(fields.require("metadata_type")?)?,
+                }),
+            };
+            StreamExpect::Success {
+                plaintext,
+                metadata,
+            }
+        }
+        Some(failure) => {
+            let section_length = match fields.take("section_length") {
+                None => None,
+                Some((line, value)) => Some(decimal(line, value)?),
+            };
+            StreamExpect::Failure {
+                failure,
+                section_length,
+                metadata,
+            }
+        }
+    };
+    Ok(StreamCase {
+        file_key,
+        header,
+        ciphertext,
+        expect,
+    })
+}
+
+fn decimal(line: usize, value: &str) -> Result<u64, ParseError> {
+    let digits = !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit());
+    let canonical = value == "0" || !value.starts_with('0');
+    match value.parse() {
+        Ok(n) if digits && canonical => Ok(n),
+        _ => Err(ParseError {
+            line,
+            message: format!("expected a decimal number, got {value:?}"),
+        }),
     }
 }
 
@@ -379,15 +575,31 @@ fn json_quote(value: &str) -> String {
 // ---------------------------------------------------------------------------------------
 
 /// An implementation of the format under test, through plain bytes, so that a shell can
-/// plug in its own entry points. Errors are reported as [`Failure`]s and carry no
-/// plaintext.
+/// plug in its own entry points. Headers are raw and may be invalid; errors are reported
+/// as [`Failure`]s and carry no plaintext.
 pub trait Subject {
-    /// Opens a record section whole (§6); the header is raw and may be invalid.
+    /// Makes the header for a new file (§3, §4), commitment included.
+    fn make_header(
+        &self,
+        file_key: &[u8; 32],
+        record_size: u32,
+        salt: &[u8; SALT_LEN],
+    ) -> Result<Vec<u8>, Failure>;
+    /// Opens a record section whole, its length being that of `section` (§6).
     fn open_stream(
         &self,
         file_key: &[u8; 32],
         header: &[u8],
         section: &[u8],
+    ) -> Result<Vec<u8>, Failure>;
+    /// Opens a record section whose length `section_length` the reader is told before
+    /// `bytes` arrive, which may be fewer or more (§6).
+    fn open_known_length(
+        &self,
+        file_key: &[u8; 32],
+        header: &[u8],
+        section_length: u64,
+        bytes: &[u8],
     ) -> Result<Vec<u8>, Failure>;
     /// Seals a plaintext whole (§5).
     fn seal_stream(
@@ -411,25 +623,77 @@ pub trait Subject {
         nonce: &[u8; METADATA_NONCE_LEN],
         metadata: &FileMetadata,
     ) -> Result<Vec<u8>, Failure>;
+    /// Reads the file key from a link fragment (§8).
+    fn parse_link(&self, link: &str) -> Result<[u8; 32], Failure>;
+    /// The link fragment (without `#`) of a file key (§8).
+    fn encode_link(&self, file_key: &[u8; 32]) -> String;
 }
 
 /// This crate's implementation, through [`crate::format`].
+///
+/// [`Native::new`] opens a section whole with [`open_stream`]; [`Native::chunked`] reads
+/// every section through [`StreamOpener`] fed a few bytes at a time, as a downloader does.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Native;
+pub struct Native {
+    chunk: Option<usize>,
+}
+
+impl Native {
+    /// Opens whole sections with [`open_stream`].
+    pub const fn new() -> Self {
+        Self { chunk: None }
+    }
+
+    /// Feeds every section to a [`StreamOpener`] `chunk` bytes at a time (at least one).
+    pub const fn chunked(chunk: usize) -> Self {
+        Self { chunk: Some(chunk) }
+    }
+}
 
 impl Subject for Native {
+    fn make_header(
+        &self,
+        file_key: &[u8; 32],
+        record_size: u32,
+        salt: &[u8; SALT_LEN],
+    ) -> Result<Vec<u8>, Failure> {
+        let header = Header::new(&FileKey::from_bytes(*file_key), record_size, *salt)?;
+        Ok(header.encode().to_vec())
+    }
+
     fn open_stream(
         &self,
         file_key: &[u8; 32],
         header: &[u8],
         section: &[u8],
     ) -> Result<Vec<u8>, Failure> {
+        if self.chunk.is_some() {
+            return self.open_known_length(file_key, header, section.len() as u64, section);
+        }
         let header = Header::parse(header)?;
         Ok(open_stream(
             &FileKey::from_bytes(*file_key),
             &header,
             section,
         )?)
+    }
+
+    fn open_known_length(
+        &self,
+        file_key: &[u8; 32],
+        header: &[u8],
+        section_length: u64,
+        bytes: &[u8],
+    ) -> Result<Vec<u8>, Failure> {
+        let header = Header::parse(header)?;
+        let key = FileKey::from_bytes(*file_key).derive(&header)?.content;
+        let mut opener = StreamOpener::new(key, header, section_length)?;
+        let mut out = Vec::new();
+        for piece in bytes.chunks(self.chunk.unwrap_or(bytes.len()).max(1)) {
+            opener.feed(piece, &mut out)?;
+        }
+        opener.finish()?;
+        Ok(out)
     }
 
     fn seal_stream(
@@ -453,7 +717,7 @@ impl Subject for Native {
         sealed: &[u8],
     ) -> Result<FileMetadata, Failure> {
         let header = Header::parse(header)?;
-        let keys = FileKey::from_bytes(*file_key).derive(&header);
+        let keys = FileKey::from_bytes(*file_key).derive(&header)?;
         Ok(open_metadata(&keys.metadata, &header, sealed)?)
     }
 
@@ -465,8 +729,16 @@ impl Subject for Native {
         metadata: &FileMetadata,
     ) -> Result<Vec<u8>, Failure> {
         let header = Header::parse(header)?;
-        let keys = FileKey::from_bytes(*file_key).derive(&header);
+        let keys = FileKey::from_bytes(*file_key).derive(&header)?;
         Ok(seal_metadata(&keys.metadata, &header, *nonce, metadata)?)
+    }
+
+    fn parse_link(&self, link: &str) -> Result<[u8; 32], Failure> {
+        Ok(*parse_fragment(link)?.as_bytes())
+    }
+
+    fn encode_link(&self, file_key: &[u8; 32]) -> String {
+        encode_fragment(&FileKey::from_bytes(*file_key))
     }
 }
 
@@ -482,64 +754,113 @@ pub struct Mismatch {
 
 /// Checks `subject` against one vector, as §9 requires.
 ///
-/// Success: the ciphertext opens to exactly the plaintext, the plaintext seals to exactly
-/// the ciphertext, and the metadata opens to its name and type and seals back to its bytes.
-/// Failure: the first check to fail, in the order header, records, metadata, fails with
-/// exactly the expected code and record (the `Result` shape guarantees that no plaintext
-/// came back with the error).
+/// Stream success: the header is what the subject makes from its key, record size and
+/// salt; the ciphertext opens to exactly the plaintext; the plaintext seals to exactly the
+/// ciphertext; the metadata opens to its name and type and seals back to its bytes. Stream
+/// failure: the first check to fail, in the order header (commitment included), records,
+/// metadata, fails with exactly the expected code and record (the `Result` shape
+/// guarantees that no plaintext came back with the error). Link: the fragment gives the
+/// key and the key gives the fragment back, or the fragment is refused.
 pub fn check(vector: &Vector, subject: &dyn Subject) -> Result<(), Mismatch> {
     let mismatch = |message: String| Mismatch {
         case: vector.name.clone(),
         message,
     };
-    let (key, header) = (&vector.file_key, &vector.header[..]);
-    match &vector.expect {
-        Expect::Success { plaintext } => {
-            match subject.open_stream(key, header, &vector.ciphertext) {
+    match &vector.case {
+        Case::Stream(s) => check_stream(s, subject).map_err(mismatch),
+        Case::Link(l) => check_link(l, subject).map_err(mismatch),
+    }
+}
+
+fn check_stream(case: &StreamCase, subject: &dyn Subject) -> Result<(), String> {
+    let (key, header) = (&case.file_key, &case.header[..]);
+    match &case.expect {
+        StreamExpect::Success {
+            plaintext,
+            metadata,
+        } => {
+            let (Some(size), Some(salt)) = (header.get(8..12), header.get(12..44)) else {
+                return Err("a success case needs a whole header".into());
+            };
+            let size = u32::from_be_bytes(size.try_into().map_err(|_| "record size")?);
+            let salt: [u8; SALT_LEN] = salt.try_into().map_err(|_| "salt")?;
+            match subject.make_header(key, size, &salt) {
+                Ok(made) if made == header && made.len() == HEADER_LEN => {}
+                Ok(_) => return Err("made another header (commitment?)".into()),
+                Err(f) => return Err(format!("making the header failed: {f}")),
+            }
+            match subject.open_stream(key, header, &case.ciphertext) {
                 Ok(opened) if opened == *plaintext => {}
-                Ok(_) => return Err(mismatch("opened to another plaintext".into())),
-                Err(f) => return Err(mismatch(format!("open failed: {f}"))),
+                Ok(_) => return Err("opened to another plaintext".into()),
+                Err(f) => return Err(format!("open failed: {f}")),
             }
             match subject.seal_stream(key, header, plaintext) {
-                Ok(sealed) if sealed == vector.ciphertext => {}
-                Ok(_) => return Err(mismatch("sealed to another ciphertext".into())),
-                Err(f) => return Err(mismatch(format!("seal failed: {f}"))),
+                Ok(sealed) if sealed == case.ciphertext => {}
+                Ok(_) => return Err("sealed to another ciphertext".into()),
+                Err(f) => return Err(format!("seal failed: {f}")),
             }
-            if let Some(m) = &vector.metadata {
+            if let Some(m) = metadata {
                 let expected = FileMetadata {
                     name: m.name.clone(),
                     mime: m.mime.clone(),
                 };
                 match subject.open_metadata(key, header, &m.sealed) {
                     Ok(opened) if opened == expected => {}
-                    Ok(opened) => return Err(mismatch(format!("metadata opened to {opened:?}"))),
-                    Err(f) => return Err(mismatch(format!("metadata open failed: {f}"))),
+                    Ok(opened) => return Err(format!("metadata opened to {opened:?}")),
+                    Err(f) => return Err(format!("metadata open failed: {f}")),
                 }
                 match subject.seal_metadata(key, header, &m.nonce, &expected) {
                     Ok(sealed) if sealed == m.sealed => {}
-                    Ok(_) => return Err(mismatch("metadata sealed to other bytes".into())),
-                    Err(f) => return Err(mismatch(format!("metadata seal failed: {f}"))),
+                    Ok(_) => return Err("metadata sealed to other bytes".into()),
+                    Err(f) => return Err(format!("metadata seal failed: {f}")),
                 }
             }
             Ok(())
         }
-        Expect::Failure(expected) => {
-            let outcome = match (
-                subject.open_stream(key, header, &vector.ciphertext),
-                &vector.metadata,
-            ) {
-                (Err(f), _) => Err(f),
-                (Ok(_), Some(m)) => subject.open_metadata(key, header, &m.sealed).map(|_| ()),
-                (Ok(_), None) => Ok(()),
+        StreamExpect::Failure {
+            failure,
+            section_length,
+            metadata,
+        } => {
+            let opened = match section_length {
+                None => subject.open_stream(key, header, &case.ciphertext),
+                Some(length) => subject.open_known_length(key, header, *length, &case.ciphertext),
             };
-            match outcome {
-                Err(f) if f == *expected => Ok(()),
-                Err(f) => Err(mismatch(format!("expected {expected}, got {f}"))),
-                Ok(()) => Err(mismatch(format!(
-                    "expected {expected}, but everything opened"
-                ))),
+            let outcome = opened.and_then(|_| match metadata {
+                Some(sealed) => subject.open_metadata(key, header, sealed).map(|_| ()),
+                None => Ok(()),
+            });
+            expect_failure(failure, outcome)
+        }
+    }
+}
+
+fn check_link(case: &LinkCase, subject: &dyn Subject) -> Result<(), String> {
+    let parsed = subject.parse_link(&case.link);
+    match &case.expect {
+        Ok(key) => {
+            match parsed {
+                Ok(got) if got == *key => {}
+                Ok(_) => return Err("the link gave another key".into()),
+                Err(f) => return Err(format!("parsing the link failed: {f}")),
+            }
+            let encoded = subject.encode_link(key);
+            let link = case.link.strip_prefix('#').unwrap_or(&case.link);
+            if encoded == link {
+                Ok(())
+            } else {
+                Err(format!("the key encodes to another link: {encoded:?}"))
             }
         }
+        Err(failure) => expect_failure(failure, parsed.map(|_| ())),
+    }
+}
+
+fn expect_failure(expected: &Failure, outcome: Result<(), Failure>) -> Result<(), String> {
+    match outcome {
+        Err(f) if f == *expected => Ok(()),
+        Err(f) => Err(format!("expected {expected}, got {f}")),
+        Ok(()) => Err(format!("expected {expected}, but everything opened")),
     }
 }
 
@@ -597,54 +918,115 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
-    const SAMPLE: &str = "# a comment\n#\nname: x\nexpect: failure\nerror: truncated\nrecord: 1\n\
+    const SAMPLE: &str = "# a comment\n#\nname: x\nkind: stream\nexpect: failure\n\
+        error: truncated\nrecord: 1\n\
         file_key: 000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n\
-        header: 53445250\nciphertext: \nmetadata_nonce: 000000000000000000000000\n\
-        metadata_name: \"r\\u00e9sum\\u00e9 \\\"q\\\"\"\nmetadata_type: \"\"\nmetadata: ff\n";
+        header: 53445250\nsection_length: 300\nciphertext: \nmetadata: ff\n";
+
+    const SUCCESS: &str = "name: y\nkind: stream\nexpect: success\n\
+        file_key: 000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n\
+        header: 53445250\nplaintext: 00\nciphertext: 01\nmetadata: ff\n\
+        metadata_nonce: 000000000000000000000000\n\
+        metadata_name: \"r\\u00e9sum\\u00e9 \\\"q\\\"\"\nmetadata_type: \"\"\n";
+
+    const LINK: &str = "name: z\nkind: link\nexpect: success\n\
+        file_key: 000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n\
+        link: k1.AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8\n";
 
     #[test]
     fn parse_and_write_round_trip() {
         let v = Vector::parse(SAMPLE).unwrap();
         assert_eq!(v.comments, ["a comment", ""]);
         assert_eq!(
-            v.expect,
-            Expect::Failure(Failure {
+            v.failure(),
+            Some(&Failure {
                 code: "truncated".into(),
                 record: Some(1)
             })
         );
-        assert_eq!(v.header, b"SDRP");
-        assert!(v.ciphertext.is_empty());
-        assert_eq!(v.metadata.as_ref().unwrap().name, "résumé \"q\"");
-        assert_eq!(Vector::parse(&v.to_text()).unwrap(), v);
+        let Case::Stream(s) = &v.case else {
+            panic!("a stream case")
+        };
+        assert_eq!(s.header, b"SDRP");
+        assert!(s.ciphertext.is_empty());
+        assert!(matches!(
+            s.expect,
+            StreamExpect::Failure {
+                section_length: Some(300),
+                ..
+            }
+        ));
+        for text in [SAMPLE, SUCCESS, LINK] {
+            let v = Vector::parse(text).unwrap();
+            assert_eq!(Vector::parse(&v.to_text()).unwrap(), v, "{text}");
+        }
+        let Case::Stream(StreamCase {
+            expect: StreamExpect::Success {
+                metadata: Some(m), ..
+            },
+            ..
+        }) = Vector::parse(SUCCESS).unwrap().case
+        else {
+            panic!("a success case with metadata")
+        };
+        assert_eq!(m.name, "résumé \"q\"");
         // An empty value survives an editor that strips trailing spaces.
         let stripped = v.to_text().replace("ciphertext: \n", "ciphertext:\n");
         assert_eq!(Vector::parse(&stripped).unwrap(), v);
+        assert!(LINK.contains(&Native::new().encode_link(&core::array::from_fn(|i| i as u8))));
     }
 
     #[test]
     fn parse_refuses_what_could_skip_a_check() {
-        let bad = |from: &str, to: &str| {
-            assert!(SAMPLE.contains(from));
-            Vector::parse(&SAMPLE.replacen(from, to, 1)).unwrap_err()
+        let bad = |text: &str, from: &str, to: &str| {
+            assert!(text.contains(from), "{from}");
+            Vector::parse(&text.replacen(from, to, 1)).unwrap_err()
         };
         assert_eq!(
-            bad("record: 1", "recrod: 1").message,
+            bad(SAMPLE, "record: 1", "recrod: 1").message,
             "unknown key \"recrod\""
         );
-        bad("record: 1", "record: 1\nrecord: 2");
-        bad("record: 1", "plaintext: 00");
-        bad("error: truncated", "error: truncted");
-        bad("error: truncated\n", "");
-        bad("expect: failure", "expect: fail");
-        bad("header: 53445250", "header: 5344525");
-        bad("header: 53445250", "header: 534452zz");
-        bad("header: 53445250", "header:53445250");
-        bad("file_key: 00", "file_key: ");
-        bad("metadata: ff\n", "");
-        bad("metadata_type: \"\"", "metadata_type: plain");
-        bad("name: x\n", "");
-        bad("name: x", "name x");
+        for (text, from, to) in [
+            (SAMPLE, "record: 1", "record: 1\nrecord: 2"),
+            (SAMPLE, "record: 1", "plaintext: 00"),
+            (SAMPLE, "record: 1", ""),
+            (SAMPLE, "record: 1", "record: x"),
+            (SAMPLE, "error: truncated", "error: truncted"),
+            (
+                SAMPLE,
+                "error: truncated\nrecord: 1",
+                "error: invalid_header\nrecord: 1",
+            ),
+            (SAMPLE, "error: truncated\n", ""),
+            (SAMPLE, "expect: failure", "expect: fail"),
+            (SAMPLE, "kind: stream", "kind: streams"),
+            (SAMPLE, "kind: stream\n", ""),
+            (SAMPLE, "header: 53445250", "header: 5344525"),
+            (SAMPLE, "header: 53445250", "header: 534452zz"),
+            (SAMPLE, "header: 53445250", "header:53445250"),
+            (SAMPLE, "file_key: 00", "file_key: "),
+            (SAMPLE, "section_length: 300", "section_length: 0300"),
+            (SAMPLE, "section_length: 300", "section_length: -3"),
+            (SAMPLE, "section_length: 300", "section_length: "),
+            (SAMPLE, "metadata: ff", "metadata: ff\nmetadata_nonce: 00"),
+            (SAMPLE, "metadata: ff", "metadata: ff\nlink: k1."),
+            (SAMPLE, "name: x\n", ""),
+            (SAMPLE, "name: x", "name x"),
+            (SUCCESS, "metadata_type: \"\"", "metadata_type: plain"),
+            (SUCCESS, "metadata_type: \"\"\n", ""),
+            (SUCCESS, "plaintext: 00\n", ""),
+            (SUCCESS, "plaintext: 00", "plaintext: 00\nsection_length: 1"),
+            (SUCCESS, "plaintext: 00", "plaintext: 00\nerror: truncated"),
+            (LINK, "file_key: 00", "header: 00"),
+            (LINK, "link: k1.", "ciphertext: 00\nlink: k1."),
+            (
+                LINK,
+                "expect: success",
+                "expect: failure\nerror: invalid_link",
+            ),
+        ] {
+            bad(text, from, to);
+        }
     }
 
     #[test]
@@ -652,8 +1034,33 @@ mod tests {
         let f = Failure::from(FormatError::TrailingData { record: 4 });
         assert_eq!(f.to_string(), "trailing_data (record 4)");
         assert_eq!(
-            Failure::from(FormatError::MetadataAuthFailed).to_string(),
-            "metadata_auth_failed"
+            Failure::from(FormatError::KeyCommitmentFailed).to_string(),
+            "key_commitment_failed"
         );
+    }
+
+    #[test]
+    fn every_format_code_a_reader_reports_is_a_vector_code() {
+        for error in [
+            FormatError::InvalidHeader(""),
+            FormatError::UnsupportedVersion {
+                version: 0,
+                suite: 0,
+            },
+            FormatError::KeyCommitmentFailed,
+            FormatError::InvalidLength(""),
+            FormatError::RecordAuthFailed { record: 0 },
+            FormatError::Truncated { record: 0 },
+            FormatError::TrailingData { record: 0 },
+            FormatError::MetadataAuthFailed,
+            FormatError::InvalidMetadata(""),
+            FormatError::InvalidLink(""),
+        ] {
+            let entry = CODES.iter().find(|(code, _)| *code == error.code());
+            assert_eq!(
+                entry.map(|(_, names)| *names),
+                Some(error.record().is_some())
+            );
+        }
     }
 }

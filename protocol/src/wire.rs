@@ -55,7 +55,7 @@ pub fn encode_base64(bytes: &[u8]) -> String {
 pub struct CreateUploadRequest {
     /// Plaintext bytes of the file.
     pub plaintext_size: u64,
-    /// The 44-byte header, standard base64.
+    /// The 76-byte header, standard base64.
     pub header: String,
     /// The sealed metadata, standard base64.
     pub metadata: String,
@@ -360,7 +360,7 @@ pub struct FileRecord {
     pub ciphertext_size: u64,
     /// Plaintext bytes per record.
     pub record_size: u32,
-    /// The 44-byte header, standard base64.
+    /// The 76-byte header, standard base64.
     pub header: String,
     /// The sealed metadata, standard base64.
     pub metadata: String,
@@ -473,6 +473,7 @@ pub struct DownloadUrl {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+    use crate::format::FileKey;
     use serde_json::json;
 
     use crate::plan::DEFAULT_R2_BINDING_MAX_PART_SIZE;
@@ -480,7 +481,11 @@ mod tests {
     fn create(metadata_len: usize) -> CreateUploadRequest {
         CreateUploadRequest {
             plaintext_size: 67_108_864,
-            header: encode_base64(&Header::new(1 << 20, [9; 32]).unwrap().encode()),
+            header: encode_base64(
+                &Header::new(&FileKey::from_bytes([8; 32]), 1 << 20, [9; 32])
+                    .unwrap()
+                    .encode(),
+            ),
             metadata: encode_base64(&vec![1u8; metadata_len]),
             part_size: None,
             idempotency_key: None,
@@ -618,7 +623,11 @@ mod tests {
                 ..base.clone()
             },
             CreateUploadRequest {
-                header: encode_base64(&Header::new(1 << 20, [8; 32]).unwrap().encode()),
+                header: encode_base64(
+                    &Header::new(&FileKey::from_bytes([8; 32]), 1 << 20, [8; 32])
+                        .unwrap()
+                        .encode(),
+                ),
                 ..base.clone()
             },
         ];
@@ -691,13 +700,15 @@ mod tests {
         assert_eq!(valid.metadata.len(), 28);
         assert_eq!(valid.plan.part_count(), 4);
 
-        let good = Header::new(1 << 20, [9; 32]).unwrap().encode();
+        let good = Header::new(&FileKey::from_bytes([8; 32]), 1 << 20, [9; 32])
+            .unwrap()
+            .encode();
         let with = |bytes: &[u8]| CreateUploadRequest {
             header: encode_base64(bytes),
             ..req.clone()
         };
         let mut version = good;
-        version[4] = 2;
+        version[4] = 3;
         let mut magic = good;
         magic[0] = b'X';
         let mut record_size = good;
@@ -706,8 +717,8 @@ mod tests {
             (&version[..], ApiErrorCode::UnsupportedVersion),
             (&magic[..], ApiErrorCode::InvalidHeader),
             (&record_size[..], ApiErrorCode::InvalidHeader),
-            (&good[..43], ApiErrorCode::InvalidHeader),
-            (&[0u8; 44][..], ApiErrorCode::InvalidHeader),
+            (&good[..75], ApiErrorCode::InvalidHeader),
+            (&[0u8; 76][..], ApiErrorCode::InvalidHeader),
         ] {
             assert_eq!(
                 with(bytes).validate(&ProviderLimits::S3).unwrap_err().code,
@@ -824,7 +835,7 @@ mod tests {
         let record = FileRecord::new(
             file_id,
             &plan,
-            &[0u8; 44],
+            &[0u8; 76],
             &[0u8; 28],
             (7, Some(9)),
             DownloadUrl {

@@ -1,4 +1,4 @@
-// Independent implementation of the sealdrop v1 encrypted stream format
+// Independent implementation of the sealdrop v2 encrypted stream format
 // (docs/FORMAT.md) on the browser's WebCrypto, written from the document alone.
 //
 // It exists so that two implementations (this one and the Rust one in protocol/)
@@ -7,14 +7,15 @@
 //
 // Browser APIs only (crypto.subtle, crypto.getRandomValues, TextEncoder/Decoder); no
 // dependencies. Reader errors are `Error`s with `.code` set to the exact strings of
-// FORMAT.md §6/§7/§8 and `.record` set where the error names a record. Misuse by the
+// FORMAT.md §3-§8 and `.record` set where the error names a record. Misuse by the
 // caller (wrong types, a writer asked for an impossible record) throws TypeError or
 // RangeError, which have no `.code`.
 
 const subtle = globalThis.crypto.subtle;
 const utf8 = new TextEncoder();
 
-export const HEADER_SIZE = 44;
+export const HEADER_SIZE = 76;
+export const COMMITTED_SIZE = 44; // header[0..44], what the commitment covers
 export const TAG_SIZE = 16;
 export const NONCE_SIZE = 12;
 export const FILE_KEY_SIZE = 32;
@@ -29,15 +30,21 @@ export const METADATA_MIN_SEALED = NONCE_SIZE + TAG_SIZE; // 28
 export const METADATA_MAX_SEALED = NONCE_SIZE + METADATA_MAX_PLAINTEXT + TAG_SIZE; // 2076
 
 const MAGIC = [0x53, 0x44, 0x52, 0x50]; // "SDRP"
-const INFO_CONTENT = utf8.encode('sealdrop/v1/content');
-const INFO_METADATA = utf8.encode('sealdrop/v1/metadata');
+const VERSION = 2;
+const SUITE = 1;
+const INFO_CONTENT = utf8.encode('sealdrop/v2/content');
+const INFO_METADATA = utf8.encode('sealdrop/v2/metadata');
+const INFO_COMMIT = utf8.encode('sealdrop/v2/commit');
 const LINK_PREFIX = 'k1.';
 
 /** The reader error codes of FORMAT.md §6 (the only values `.code` takes on reads). */
 export const ERROR_CODES = Object.freeze([
-  'invalid_header', 'unsupported_version', 'invalid_length', 'record_auth_failed',
-  'truncated', 'trailing_data', 'metadata_auth_failed', 'invalid_metadata',
+  'invalid_link', 'invalid_header', 'unsupported_version', 'key_commitment_failed',
+  'invalid_length', 'record_auth_failed', 'truncated', 'trailing_data',
+  'invalid_metadata', 'metadata_auth_failed',
 ]);
+/** The three codes that name a record (§6). */
+export const RECORD_CODES = Object.freeze(['record_auth_failed', 'truncated', 'trailing_data']);
 
 /** Makes an Error carrying a spec error code and, where one applies, the record index. */
 export function formatError(code, message, record) {
@@ -50,7 +57,11 @@ export function formatError(code, message, record) {
 // ---------------------------------------------------------------------------
 // §3 Header
 
-/** Parses and checks a 44-byte header; throws invalid_header / unsupported_version. */
+/**
+ * Parses and checks a 76-byte header in the order of §3 (length, magic, version, suite,
+ * then reserved bytes and R); throws invalid_header / unsupported_version. The
+ * commitment needs the file key: deriveKeys() checks it.
+ */
 export function parseHeader(bytes) {
   bytes = asBytes(bytes, 'header');
   if (bytes.length !== HEADER_SIZE) {
@@ -59,11 +70,8 @@ export function parseHeader(bytes) {
   if (MAGIC.some((b, i) => bytes[i] !== b)) {
     throw formatError('invalid_header', 'bad magic (expected "SDRP")');
   }
-  // The version and suite are checked before the reserved field and R: a later
-  // version may give those bytes another meaning, so for it "unsupported" is the
-  // true reason, not "invalid". (§3 does not fix an order; see the report.)
-  if (bytes[4] !== 1) throw formatError('unsupported_version', `version ${bytes[4]}`);
-  if (bytes[5] !== 1) throw formatError('unsupported_version', `suite ${bytes[5]}`);
+  if (bytes[4] !== VERSION) throw formatError('unsupported_version', `version ${bytes[4]}`);
+  if (bytes[5] !== SUITE) throw formatError('unsupported_version', `suite ${bytes[5]}`);
   if (bytes[6] !== 0 || bytes[7] !== 0) {
     throw formatError('invalid_header', 'reserved field is not zero');
   }
@@ -72,17 +80,21 @@ export function parseHeader(bytes) {
     throw formatError('invalid_header', `record size ${recordSize} out of range`);
   }
   return Object.freeze({
-    version: 1,
-    suite: 1,
+    version: VERSION,
+    suite: SUITE,
     recordSize,
     salt: bytes.slice(12, 44),
+    commitment: bytes.slice(COMMITTED_SIZE, HEADER_SIZE),
     // A private copy: the header is the AAD of everything, it must not change under us.
     bytes: bytes.slice(),
   });
 }
 
-/** Encodes a v1 header; salt defaults to 32 fresh random bytes, R to 1 MiB. */
-export function encodeHeader({ recordSize = DEFAULT_RECORD_SIZE, salt } = {}) {
+/**
+ * Encodes a v2 header for the file key K, commitment included (§3, §4); salt defaults to
+ * 32 fresh random bytes, R to 1 MiB.
+ */
+export async function encodeHeader(fileKey, { recordSize = DEFAULT_RECORD_SIZE, salt } = {}) {
   if (!Number.isInteger(recordSize) || recordSize < MIN_RECORD_SIZE || recordSize > MAX_RECORD_SIZE) {
     throw new RangeError(`record size must be an integer in ${MIN_RECORD_SIZE}..${MAX_RECORD_SIZE}`);
   }
@@ -90,10 +102,13 @@ export function encodeHeader({ recordSize = DEFAULT_RECORD_SIZE, salt } = {}) {
   if (salt.length !== 32) throw new RangeError('salt must be 32 bytes');
   const out = new Uint8Array(HEADER_SIZE);
   out.set(MAGIC, 0);
-  out[4] = 1;
-  out[5] = 1;
+  out[4] = VERSION;
+  out[5] = SUITE;
   new DataView(out.buffer).setUint32(8, recordSize);
   out.set(salt, 12);
+  const commitKey = await hkdfKey(await importFileKey(fileKey), salt, INFO_COMMIT, COMMIT_KEY_ALGORITHM, ['sign']);
+  const committed = out.subarray(0, COMMITTED_SIZE);
+  out.set(new Uint8Array(await subtle.sign('HMAC', commitKey, committed)), COMMITTED_SIZE);
   return out;
 }
 
@@ -107,20 +122,40 @@ function asHeader(header) {
 // ---------------------------------------------------------------------------
 // §4 Keys
 
-/** Derives the §4 content and metadata AES-256-GCM keys (non-extractable) from K and the header salt. */
-export async function deriveKeys(fileKey, header) {
+const AES_KEY_ALGORITHM = { name: 'AES-GCM', length: 256 };
+// The commit key is the 32 bytes HKDF gives, used as an HMAC-SHA256 key.
+const COMMIT_KEY_ALGORITHM = { name: 'HMAC', hash: 'SHA-256', length: 256 };
+
+async function importFileKey(fileKey) {
   fileKey = asBytes(fileKey, 'file key');
   if (fileKey.length !== FILE_KEY_SIZE) throw new RangeError('file key must be 32 bytes');
-  const { salt } = asHeader(header);
-  const ikm = await subtle.importKey('raw', fileKey, 'HKDF', false, ['deriveKey']);
-  const derive = (info) => subtle.deriveKey(
-    { name: 'HKDF', hash: 'SHA-256', salt, info },
-    ikm,
-    { name: 'AES-GCM', length: 256 },
-    false,
-    ['encrypt', 'decrypt'],
-  );
-  const [contentKey, metadataKey] = await Promise.all([derive(INFO_CONTENT), derive(INFO_METADATA)]);
+  return subtle.importKey('raw', fileKey, 'HKDF', false, ['deriveKey']);
+}
+
+// HKDF-SHA256(IKM = K, salt, info, L = 32) as a non-extractable WebCrypto key.
+function hkdfKey(ikm, salt, info, algorithm, usages) {
+  return subtle.deriveKey({ name: 'HKDF', hash: 'SHA-256', salt, info }, ikm, algorithm, false, usages);
+}
+
+/**
+ * Checks the header's commitment with K (§4: HMAC verification, constant time), then
+ * derives the content and metadata AES-256-GCM keys (non-extractable). Throws
+ * key_commitment_failed, before any key that opens anything exists, if the header does
+ * not commit to K.
+ */
+export async function deriveKeys(fileKey, header) {
+  const h = asHeader(header);
+  const ikm = await importFileKey(fileKey);
+  const commitKey = await hkdfKey(ikm, h.salt, INFO_COMMIT, COMMIT_KEY_ALGORITHM, ['verify']);
+  const committed = h.bytes.subarray(0, COMMITTED_SIZE);
+  if (!(await subtle.verify('HMAC', commitKey, h.commitment, committed))) {
+    throw formatError('key_commitment_failed', 'the header does not commit to this key');
+  }
+  const usages = ['encrypt', 'decrypt'];
+  const [contentKey, metadataKey] = await Promise.all([
+    hkdfKey(ikm, h.salt, INFO_CONTENT, AES_KEY_ALGORITHM, usages),
+    hkdfKey(ikm, h.salt, INFO_METADATA, AES_KEY_ALGORITHM, usages),
+  ]);
   return { contentKey, metadataKey };
 }
 
@@ -225,17 +260,36 @@ export function sectionLayout(recordSize, sectionLength) {
  * authenticated; otherwise throws the §6 error (refined with the opposite last flag).
  */
 export async function openSection(contentKey, header, section) {
-  const h = asHeader(header);
   section = asBytes(section, 'record section');
-  const { count, sealedSize, plaintextLength } = sectionLayout(h.recordSize, section.length);
+  return openKnownLength(contentKey, header, section.length, section);
+}
+
+/**
+ * Opens a record section whose length C the reader was told before the bytes arrived
+ * (§6): the layout comes from C alone. Input that ends early is `truncated` at the first
+ * record that did not arrive whole; input past C is `trailing_data` at N. Records that
+ * did arrive are checked first, in order.
+ */
+export async function openKnownLength(contentKey, header, sectionLength, bytes) {
+  const h = asHeader(header);
+  bytes = asBytes(bytes, 'record section');
+  const { count, sealedSize, lastSealedLength, plaintextLength } = sectionLayout(h.recordSize, sectionLength);
   const out = new Uint8Array(plaintextLength);
   try {
     for (let i = 0; i < count; i++) {
-      const sealed = section.subarray(i * sealedSize, Math.min((i + 1) * sealedSize, section.length));
       const last = i === count - 1;
+      const start = i * sealedSize;
+      const end = start + (last ? lastSealedLength : sealedSize);
+      if (end > bytes.length) {
+        throw formatError('truncated', `the input ended before record ${i} arrived whole`, i);
+      }
+      const sealed = bytes.subarray(start, end);
       const pt = await tryOpenRecord(contentKey, h, i, last, sealed);
       if (pt === null) throw await refineFailure(contentKey, h, i, last, sealed);
       out.set(pt, i * h.recordSize);
+    }
+    if (bytes.length > sectionLength) {
+      throw formatError('trailing_data', `${bytes.length - sectionLength} bytes follow the ${sectionLength}-byte section`, count);
     }
   } catch (e) {
     out.fill(0); // nothing that was opened before the failure leaves this function
@@ -275,11 +329,18 @@ export async function sealSection(contentKey, header, plaintext) {
   return out;
 }
 
-/** Opens `header || section` pieces with the file key K: parse header, derive, open section. */
+/** Opens `header || section` pieces with the file key K: parse header, check the commitment, open section. */
 export async function openStream(fileKey, headerBytes, section) {
   const h = parseHeader(headerBytes);
   const { contentKey } = await deriveKeys(fileKey, h);
   return openSection(contentKey, h, section);
+}
+
+/** Like openStream, for a reader told the section length before the bytes arrive (§6). */
+export async function openStreamKnownLength(fileKey, headerBytes, sectionLength, bytes) {
+  const h = parseHeader(headerBytes);
+  const { contentKey } = await deriveKeys(fileKey, h);
+  return openKnownLength(contentKey, h, sectionLength, bytes);
 }
 
 /** Seals a plaintext under K and the given header bytes; returns the record section. */
@@ -340,8 +401,11 @@ export function decodeMetadataPlaintext(bytes) {
   if (keys.length !== 2 || keys[0] !== 'name' || keys[1] !== 'type') throw bad('keys are not exactly "name","type"');
   const { name, type } = value;
   if (typeof name !== 'string' || typeof type !== 'string') throw bad('name or type is not a string');
+  // §7: a reader enforces the limits too, on the UTF-8 bytes of the decoded strings.
+  if (utf8.encode(name).length > METADATA_MAX_NAME) throw bad('name is over 1,024 bytes of UTF-8');
+  if (utf8.encode(type).length > METADATA_MAX_TYPE) throw bad('type is over 255 bytes of UTF-8');
   // Strict: the plaintext must be byte for byte what a writer produces (key order, no
-  // whitespace, padding, escapes, limits). Anything else did not come from a writer
+  // whitespace, minimal padding, escapes). Anything else did not come from a writer
   // of this format, even if it authenticated.
   let canonical;
   try {
@@ -486,18 +550,17 @@ export function fromHex(text) {
 // §9 Test vectors
 
 const VECTOR_KEYS = [
-  'name', 'expect', 'error', 'record', 'file_key', 'header', 'plaintext', 'ciphertext',
-  'metadata_nonce', 'metadata_name', 'metadata_type', 'metadata',
+  'name', 'kind', 'expect', 'error', 'record', 'file_key', 'header', 'section_length',
+  'plaintext', 'ciphertext', 'metadata', 'metadata_nonce', 'metadata_name', 'metadata_type',
+  'link',
 ];
-const METADATA_KEYS = ['metadata_nonce', 'metadata_name', 'metadata_type', 'metadata'];
-const RECORD_CODES = ['record_auth_failed', 'truncated', 'trailing_data'];
-const STREAM_CODES = ['invalid_header', 'unsupported_version', 'invalid_length', ...RECORD_CODES];
+const STREAM_CODES = ['invalid_header', 'unsupported_version', 'key_commitment_failed', 'invalid_length', ...RECORD_CODES];
 const METADATA_CODES = ['metadata_auth_failed', 'invalid_metadata'];
 
 /**
  * Parses one §9 vector file strictly: unknown or repeated keys, missing required
- * keys, keys that do not belong to the case's `expect`, and malformed values are all
- * errors, so that a typo can never silently skip a check.
+ * keys, keys that do not belong to the case's kind and outcome, and malformed values
+ * are all errors, so that a typo can never silently skip a check.
  */
 export function parseVector(text) {
   if (typeof text !== 'string') throw new TypeError('vector text must be a string');
@@ -508,80 +571,92 @@ export function parseVector(text) {
     const line = line0.endsWith('\r') ? line0.slice(0, -1) : line0;
     const where = `line ${n + 1}`;
     if (line.startsWith('#')) return;
-    // Blank lines are not in §9's grammar; they are accepted as harmless separators.
-    if (line === '') return;
+    if (line === '') return; // §9: blank lines are ignored
     const colon = line.indexOf(':');
     if (colon <= 0) throw new Error(`vector ${where}: not "key: value": ${JSON.stringify(line)}`);
     const key = line.slice(0, colon);
     const rest = line.slice(colon + 1);
     if (!VECTOR_KEYS.includes(key)) throw new Error(`vector ${where}: unknown key ${JSON.stringify(key)}`);
     if (raw.has(key)) throw new Error(`vector ${where}: key ${key} repeated`);
-    // "key: value" with one space; a bare "key:" is taken as an empty value, since
-    // editors strip the trailing space of "plaintext: ".
+    // "key: value" with one space; "key:" alone is an empty value (§9).
     if (rest !== '' && !rest.startsWith(' ')) throw new Error(`vector ${where}: no space after "${key}:"`);
     raw.set(key, rest.slice(1));
   });
 
+  // Every field is taken at most once; whatever is left at the end does not belong.
+  const take = (key) => {
+    const value = raw.get(key);
+    raw.delete(key);
+    return value;
+  };
   const need = (key) => {
     if (!raw.has(key)) throw new Error(`vector: missing key ${key}`);
-    return raw.get(key);
-  };
-  const forbid = (key, why) => {
-    if (raw.has(key)) throw new Error(`vector: key ${key} not allowed ${why}`);
+    return take(key);
   };
   const hex = (key, size) => {
     let b;
     try {
       b = fromHex(need(key));
-    } catch {
-      throw new Error(`vector: ${key} is not hex`);
+    } catch (e) {
+      if (e instanceof TypeError) throw new Error(`vector: ${key} is not hex`);
+      throw e;
     }
     if (size !== undefined && b.length !== size) throw new Error(`vector: ${key} is ${b.length} bytes, not ${size}`);
     return b;
   };
+  const jsonString = (key) => {
+    let s;
+    try {
+      s = JSON.parse(need(key));
+    } catch {
+      throw new Error(`vector: ${key} is not a JSON string`);
+    }
+    if (typeof s !== 'string') throw new Error(`vector: ${key} is not a JSON string`);
+    return s;
+  };
+  const decimal = (key) => {
+    const t = need(key);
+    if (!/^(0|[1-9][0-9]*)$/.test(t)) throw new Error(`vector: ${key} is not a decimal number`);
+    const n = Number(t);
+    if (!Number.isSafeInteger(n)) throw new Error(`vector: ${key} is too large`);
+    return n;
+  };
 
   const v = { name: need('name') };
   if (!/^[a-z0-9_]+$/.test(v.name)) throw new Error(`vector: bad name ${JSON.stringify(v.name)}`);
+  v.kind = need('kind');
+  if (v.kind !== 'stream' && v.kind !== 'link') throw new Error(`vector ${v.name}: kind must be stream or link`);
   v.expect = need('expect');
   if (v.expect !== 'success' && v.expect !== 'failure') throw new Error(`vector ${v.name}: expect must be success or failure`);
-  v.fileKey = hex('file_key', FILE_KEY_SIZE);
-  v.header = hex('header'); // not checked here: failure cases carry bad headers on purpose
-  v.ciphertext = hex('ciphertext');
-  if (v.expect === 'success') {
-    forbid('error', 'in a success case');
-    forbid('record', 'in a success case');
-    v.plaintext = hex('plaintext');
-  } else {
-    forbid('plaintext', 'in a failure case');
+  const success = v.expect === 'success';
+  if (!success) {
     v.error = need('error');
     if (!ERROR_CODES.includes(v.error)) throw new Error(`vector ${v.name}: unknown error code ${JSON.stringify(v.error)}`);
-    if (raw.has('record')) {
-      if (!/^(0|[1-9][0-9]*)$/.test(raw.get('record'))) throw new Error(`vector ${v.name}: record is not a decimal index`);
-      v.record = Number(raw.get('record'));
-      if (!Number.isSafeInteger(v.record)) throw new Error(`vector ${v.name}: record index too large`);
-    }
+    if (RECORD_CODES.includes(v.error)) v.record = decimal('record');
   }
-  const present = METADATA_KEYS.filter((k) => raw.has(k));
-  if (present.length !== 0 && present.length !== METADATA_KEYS.length) {
-    throw new Error(`vector ${v.name}: metadata fields come all four together, have only ${present.join(', ')}`);
-  }
-  if (present.length) {
-    const jsonString = (key) => {
-      let s;
-      try {
-        s = JSON.parse(raw.get(key));
-      } catch {
-        throw new Error(`vector ${v.name}: ${key} is not a JSON string`);
+
+  if (v.kind === 'stream') {
+    v.fileKey = hex('file_key', FILE_KEY_SIZE);
+    v.header = hex('header'); // not checked here: failure cases carry bad headers on purpose
+    v.ciphertext = hex('ciphertext');
+    if (raw.has('metadata')) v.metadata = { sealed: hex('metadata') };
+    if (success) {
+      v.plaintext = hex('plaintext');
+      if (v.metadata) {
+        v.metadata.nonce = hex('metadata_nonce', NONCE_SIZE);
+        v.metadata.name = jsonString('metadata_name');
+        v.metadata.type = jsonString('metadata_type');
       }
-      if (typeof s !== 'string') throw new Error(`vector ${v.name}: ${key} is not a JSON string`);
-      return s;
-    };
-    v.metadata = {
-      nonce: hex('metadata_nonce', NONCE_SIZE),
-      name: jsonString('metadata_name'),
-      type: jsonString('metadata_type'),
-      sealed: hex('metadata'),
-    };
+    } else if (raw.has('section_length')) {
+      v.sectionLength = decimal('section_length');
+    }
+  } else {
+    v.link = need('link');
+    if (success) v.fileKey = hex('file_key', FILE_KEY_SIZE);
+  }
+  const leftover = [...raw.keys()];
+  if (leftover.length) {
+    throw new Error(`vector ${v.name}: ${leftover.join(', ')} do(es) not belong to a ${v.kind} ${v.expect} case`);
   }
   return v;
 }
@@ -590,16 +665,22 @@ export function parseVector(text) {
  * Runs everything §9 requires for one vector; resolves to { name, ok: true } or
  * rejects with an Error saying exactly what differed.
  *
- * Success: open → exact plaintext, seal → exact ciphertext, and (when present)
- * metadata open → name/type and seal under the nonce → exact bytes.
- * Failure: the error code decides what is exercised (stream codes: opening the
- * stream; metadata codes: opening the metadata) and both the code and the record
- * index must match exactly (a vector without `record:` expects an error naming none).
+ * Stream success: make the header from K, R and salt → exact header; open → exact
+ * plaintext; seal → exact ciphertext; and (when present) metadata open → name/type and
+ * seal under the nonce → exact bytes. Stream failure: header (commitment included),
+ * records (told section_length first, when given), then metadata; the first error must
+ * have exactly the code and record expected. Link: parse → K and K → the link, or
+ * invalid_link.
  */
 export async function checkVector(text) {
   const v = parseVector(text);
   const fail = (msg) => new Error(`vector ${v.name}: ${msg}`);
+  if (v.kind === 'link') return checkLinkVector(v, fail);
   if (v.expect === 'success') {
+    if (v.header.length < COMMITTED_SIZE) throw fail('a success case needs a whole header');
+    const recordSize = new DataView(v.header.buffer, v.header.byteOffset).getUint32(8);
+    const made = await encodeHeader(v.fileKey, { recordSize, salt: v.header.slice(12, 44) });
+    compareBytes(fail, 'made header', v.header, made);
     let pt;
     try {
       pt = await openStream(v.fileKey, v.header, v.ciphertext);
@@ -625,20 +706,43 @@ export async function checkVector(text) {
     return { name: v.name, ok: true };
   }
 
-  let attempt;
-  if (STREAM_CODES.includes(v.error)) {
-    attempt = async () => {
-      const pt = await openStream(v.fileKey, v.header, v.ciphertext);
-      return `stream opened to ${pt.length} bytes of plaintext`;
-    };
-  } else if (METADATA_CODES.includes(v.error)) {
-    if (!v.metadata) throw fail(`error ${v.error} needs the metadata fields`);
-    attempt = async () => {
-      const { metadataKey } = await deriveKeys(v.fileKey, v.header);
-      const m = await openMetadata(metadataKey, v.header, v.metadata.sealed);
-      return `metadata opened to ${JSON.stringify(m)}`;
-    };
+  if (!STREAM_CODES.includes(v.error) && !METADATA_CODES.includes(v.error)) {
+    throw fail(`${v.error} is not an error a stream case can expect`);
   }
+  return expectFailure(v, fail, async () => {
+    const pt = v.sectionLength === undefined
+      ? await openStream(v.fileKey, v.header, v.ciphertext)
+      : await openStreamKnownLength(v.fileKey, v.header, v.sectionLength, v.ciphertext);
+    if (!v.metadata) return `the stream opened to ${pt.length} bytes of plaintext`;
+    const { metadataKey } = await deriveKeys(v.fileKey, v.header);
+    const m = await openMetadata(metadataKey, v.header, v.metadata.sealed);
+    return `everything opened, the metadata to ${JSON.stringify(m)}`;
+  });
+}
+
+async function checkLinkVector(v, fail) {
+  if (v.expect === 'failure') {
+    return expectFailure(v, fail, async () => {
+      parseLinkFragment(v.link);
+      return 'the link parsed to a key';
+    });
+  }
+  let key;
+  try {
+    key = parseLinkFragment(v.link);
+  } catch (e) {
+    throw fail(`parsing the link failed (${describeError(e)}), expected success`);
+  }
+  compareBytes(fail, 'key from the link', v.fileKey, key);
+  const encoded = encodeLinkFragment(v.fileKey);
+  const expected = v.link.startsWith('#') ? v.link.slice(1) : v.link;
+  if (encoded !== expected) throw fail(`the key encodes to ${JSON.stringify(encoded)}`);
+  return { name: v.name, ok: true };
+}
+
+// Runs `attempt` (which returns a description of what opened) and requires the exact
+// error of the vector: its code, and its record (none when the vector has none).
+async function expectFailure(v, fail, attempt) {
   let got;
   try {
     got = await attempt();

@@ -4,14 +4,17 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 
-/** A 44-byte header (FORMAT.md §3): magic SDRP, version, suite, reserved, R, salt. */
-export function makeHeader({ recordSize = 1024, version = 1, suite = 1, magic = "SDRP" } = {}) {
-  const h = Buffer.alloc(44);
+/**
+ * A 76-byte header (FORMAT.md §3): magic SDRP, version, suite, reserved, R, salt and a
+ * commitment. The server has no key, so it cannot tell a random commitment from a real one.
+ */
+export function makeHeader({ recordSize = 1024, version = 2, suite = 1, magic = "SDRP" } = {}) {
+  const h = Buffer.alloc(76);
   h.write(magic, 0, "latin1");
   h[4] = version;
   h[5] = suite;
   h.writeUInt32BE(recordSize, 8);
-  randomBytes(32).copy(h, 12);
+  randomBytes(64).copy(h, 12);
   return h;
 }
 

@@ -108,7 +108,28 @@ export async function startS3({ dataDir, bucket = "sealdrop-test", region = "us-
   }
   service.child.stdout.resume(); // nothing more is printed there; never let it block
 
-  const endpoint = `http://127.0.0.1:${port}`;
+  const s3 = {
+    ...s3Client({ endpoint: `http://127.0.0.1:${port}`, region, bucket, accessKeyId, secretAccessKey }),
+    dataDir, logFile: service.logFile,
+    pid: service.child.pid,
+    stop,
+  };
+
+  try {
+    await checkS3(await s3.request("PUT", ""));
+  } catch (err) {
+    await stop();
+    throw new Error(`nanio refused to create bucket ${bucket}: ${err.message} (log ${service.logFile}):\n${tail(service.logFile)}`);
+  }
+  return s3;
+}
+
+/**
+ * A client for one bucket of any S3 endpoint (path-style), signing with aws4fetch:
+ * the requests startS3's answer makes, for other servers too (the benchmark's).
+ * @param {{ endpoint: string, region: string, bucket: string, accessKeyId: string, secretAccessKey: string }} options
+ */
+export function s3Client({ endpoint, region, bucket, accessKeyId, secretAccessKey }) {
   const aws = new AwsClient({ accessKeyId, secretAccessKey, region, service: "s3" });
 
   /** Path-style URL of `key` in the bucket (the bucket itself for ""), at `origin`. */
@@ -120,8 +141,7 @@ export async function startS3({ dataDir, bucket = "sealdrop-test", region = "us-
   };
 
   const s3 = {
-    endpoint, region, bucket, accessKeyId, secretAccessKey, dataDir, logFile: service.logFile,
-    pid: service.child.pid,
+    endpoint, region, bucket, accessKeyId, secretAccessKey,
     objectUrl,
 
     /**
@@ -184,15 +204,6 @@ export async function startS3({ dataDir, bucket = "sealdrop-test", region = "us-
       const res = await checkS3(await s3.request("GET", key));
       return Buffer.from(await res.arrayBuffer());
     },
-
-    stop,
   };
-
-  try {
-    await checkS3(await s3.request("PUT", ""));
-  } catch (err) {
-    await stop();
-    throw new Error(`nanio refused to create bucket ${bucket}: ${err.message} (log ${service.logFile}):\n${tail(service.logFile)}`);
-  }
   return s3;
 }

@@ -1,4 +1,4 @@
-//! The one error type of the format, with the stable codes of docs/FORMAT.md §6–§8.
+//! The one error type of the format, with the stable codes of docs/FORMAT.md §3–§8.
 
 use thiserror::Error;
 
@@ -11,7 +11,7 @@ use thiserror::Error;
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
 pub enum FormatError {
-    /// The header is not a well-formed 44-byte v1 header (length, magic, reserved bytes or
+    /// The header is not a well-formed 76-byte v2 header (length, magic, reserved bytes or
     /// record size).
     #[error("invalid header: {0}")]
     InvalidHeader(&'static str),
@@ -24,6 +24,11 @@ pub enum FormatError {
         /// The suite byte found.
         suite: u8,
     },
+
+    /// The header's commitment does not match the file key (§4): the key is not this
+    /// file's, or the header was altered. Checked before anything is opened.
+    #[error("the key does not match the header's commitment")]
+    KeyCommitmentFailed,
 
     /// A length no valid stream can have: a record section shorter than one tag, a last
     /// record too short to hold a tag, an empty last record in a non-empty file, or a record
@@ -39,19 +44,23 @@ pub enum FormatError {
         record: u64,
     },
 
-    /// The record in last position authenticates only as a non-last record: the stream was
-    /// cut at a record boundary.
-    #[error("the stream is truncated after record {record}")]
+    /// The stream ends early: the record in last position authenticates only as a non-last
+    /// record (the stream was cut at a record boundary), or fewer bytes arrived than the
+    /// known section length.
+    #[error("the stream is truncated at record {record}")]
     Truncated {
-        /// Index of the record that was sealed as not the last.
+        /// The first record the reader could not accept (§6): the record in last position,
+        /// or the first that did not arrive whole.
         record: u64,
     },
 
-    /// A record before the last position authenticates only as the last record: something
-    /// follows the real end of the stream.
-    #[error("data follows the last record (record {record})")]
+    /// Something follows the real end of the stream: a record before the last position
+    /// authenticates only as the last record, or more bytes arrived than the known
+    /// section length.
+    #[error("data follows the last record (at record {record})")]
     TrailingData {
-        /// Index of the real last record.
+        /// The first record the reader could not accept (§6): the real last record, or `N`
+        /// for bytes past a known section length.
         record: u64,
     },
 
@@ -59,8 +68,8 @@ pub enum FormatError {
     #[error("the metadata failed to authenticate")]
     MetadataAuthFailed,
 
-    /// The sealed metadata has an impossible length, or its plaintext is not the JSON
-    /// object of §7.
+    /// The sealed metadata has an impossible length, or its plaintext is not exactly the
+    /// canonical form of §7 for a name and type within the limits.
     #[error("invalid metadata: {0}")]
     InvalidMetadata(&'static str),
 
@@ -79,6 +88,7 @@ impl FormatError {
         match self {
             Self::InvalidHeader(_) => "invalid_header",
             Self::UnsupportedVersion { .. } => "unsupported_version",
+            Self::KeyCommitmentFailed => "key_commitment_failed",
             Self::InvalidLength(_) => "invalid_length",
             Self::RecordAuthFailed { .. } => "record_auth_failed",
             Self::Truncated { .. } => "truncated",

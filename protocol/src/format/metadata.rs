@@ -64,9 +64,13 @@ pub fn seal_metadata(
     Ok(out)
 }
 
-/// Opens sealed metadata: `invalid_metadata` for an impossible length or a plaintext that
-/// is not exactly the canonical padded JSON of §7 (what [`seal_metadata`] writes for the
-/// same name and type), `metadata_auth_failed` for a failed tag.
+/// Opens sealed metadata, checking in the order of §7: `invalid_metadata` for an impossible
+/// length, `metadata_auth_failed` for a failed tag, `invalid_metadata` for a plaintext that
+/// is not exactly the canonical padded JSON (what [`seal_metadata`] writes for the same
+/// name and type) of a name and type within the limits.
+///
+/// The key must come from [`FileKey::derive`](super::FileKey::derive), which has checked the
+/// header's commitment.
 pub fn open_metadata(
     key: &MetadataKey,
     header: &Header,
@@ -87,18 +91,24 @@ pub fn open_metadata(
         .map_err(|_| FormatError::MetadataAuthFailed)?;
     let metadata: FileMetadata = serde_json::from_slice(&buffer)
         .map_err(|_| FormatError::InvalidMetadata("not a {\"name\",\"type\"} JSON object"))?;
-    // serde_json accepts any key order, whitespace, escapes and padding; §9 accepts only
+    // A reader enforces the writer's limits too, on the decoded strings' UTF-8 bytes.
+    if metadata.name.len() > MAX_NAME_LEN || metadata.mime.len() > MAX_TYPE_LEN {
+        return Err(FormatError::InvalidMetadata(
+            "the name is over 1,024 bytes or the type over 255",
+        ));
+    }
+    // serde_json accepts any key order, whitespace, escapes and padding; §7 accepts only
     // the exact form a writer seals, so one metadata has exactly one plaintext.
     match padded_json(&metadata) {
         Ok(canonical) if canonical == buffer => Ok(metadata),
         _ => Err(FormatError::InvalidMetadata(
-            "not in the exact JSON form and padding of §7",
+            "not in the exact JSON form and minimal padding of §7",
         )),
     }
 }
 
-/// The JSON of `metadata` followed by spaces up to the smallest multiple of 64 bytes that
-/// holds it, within the limits of §7.
+/// `canonical(name, type)` of §7: the JSON of `metadata` followed by spaces up to the
+/// smallest multiple of 64 bytes that holds it, within the limits (`metadata_too_large`).
 pub(crate) fn padded_json(metadata: &FileMetadata) -> Result<Vec<u8>, FormatError> {
     if metadata.name.len() > MAX_NAME_LEN {
         return Err(FormatError::MetadataTooLarge(
@@ -135,11 +145,9 @@ mod tests {
     }
 
     fn setup() -> (MetadataKey, Header) {
-        let header = Header::new(64, [2; 32]).unwrap();
-        (
-            FileKey::from_bytes([1; 32]).derive(&header).metadata,
-            header,
-        )
+        let key = FileKey::from_bytes([1; 32]);
+        let header = Header::new(&key, 64, [2; 32]).unwrap();
+        (key.derive(&header).unwrap().metadata, header)
     }
 
     #[test]
@@ -197,7 +205,7 @@ mod tests {
             bad[i] ^= 1;
             assert_eq!(code(&bad), "metadata_auth_failed", "byte {i}");
         }
-        let other = Header::new(65, [2; 32]).unwrap();
+        let other = Header::new(&FileKey::from_bytes([1; 32]), 65, [2; 32]).unwrap();
         assert_eq!(
             open_metadata(&key, &other, &sealed).unwrap_err().code(),
             "metadata_auth_failed"
@@ -273,5 +281,28 @@ mod tests {
         }
         let ok = open_metadata(&key, &header, &seal_raw(&canonical));
         assert_eq!(ok.unwrap(), meta("a/é", "b"));
+
+        // Canonical in form but over a limit, counted in UTF-8 bytes of the decoded
+        // strings: refused by the reader as by the writer.
+        let json = |name: &str, mime: &str| {
+            let mut bytes = serde_json::to_vec(&meta(name, mime)).unwrap();
+            bytes.resize(bytes.len().next_multiple_of(64), b' ');
+            bytes
+        };
+        let long_name = "n".repeat(1023) + "é";
+        assert_eq!(long_name.chars().count(), 1024);
+        for (bad, ok) in [
+            (json(&long_name, ""), json(&"n".repeat(1024), "")),
+            (json("", &"t".repeat(256)), json("", &"t".repeat(255))),
+        ] {
+            let err = open_metadata(&key, &header, &seal_raw(&bad)).unwrap_err();
+            assert_eq!(err.code(), "invalid_metadata");
+            assert!(open_metadata(&key, &header, &seal_raw(&ok)).is_ok());
+        }
+        // The limit is on the name, not on its escaped JSON.
+        let quotes = meta(&("\"".repeat(500) + &"é".repeat(262)), "");
+        assert_eq!(quotes.name.len(), 1024);
+        let sealed = seal_metadata(&key, &header, [0; 12], &quotes).unwrap();
+        assert_eq!(open_metadata(&key, &header, &sealed).unwrap(), quotes);
     }
 }

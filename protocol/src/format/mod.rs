@@ -1,13 +1,16 @@
-//! The v1 encrypted stream format (docs/FORMAT.md, the authoritative text).
+//! The v2 encrypted stream format (docs/FORMAT.md, the authoritative text).
 //!
-//! A file of `L` bytes becomes a 44-byte [`Header`], a record section of `N` sealed
+//! A file of `L` bytes becomes a 76-byte [`Header`] that commits to the file key, a record
+//! section of `N` sealed
 //! records (the STREAM construction of Hoang, Reyhanitabar, Rogaway and Vizár: AES-256-GCM
 //! with nonces binding each record's index and whether it is the last), and sealed
 //! [`FileMetadata`]. The file key `K` travels only in the link's fragment.
 //!
 //! In reading order:
-//! - [`header`](Header): the header, the AAD of everything sealed;
-//! - [`FileKey`]: `K` and the content and metadata keys derived from it with HKDF;
+//! - [`header`](Header): the header, the AAD of everything sealed, and its commitment to
+//!   the file key (AES-GCM alone does not commit to its key);
+//! - [`FileKey`]: `K`, and the content and metadata keys derived from it with HKDF once
+//!   the header's commitment checks ([`FileKey::derive`] is the only way to them);
 //! - [`Layout`]: where each record sits, from the plaintext size or the section length;
 //! - [`seal_record`] / [`open_record`]: one record, a stateless function of
 //!   (key, header, index, last), so records seal and open in parallel and out of order;

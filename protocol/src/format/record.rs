@@ -168,8 +168,9 @@ mod tests {
     use crate::format::FileKey;
 
     fn setup() -> (ContentKey, Header) {
-        let header = Header::new(16, [5; 32]).unwrap();
-        (FileKey::from_bytes([4; 32]).derive(&header).content, header)
+        let key = FileKey::from_bytes([4; 32]);
+        let header = Header::new(&key, 16, [5; 32]).unwrap();
+        (key.derive(&header).unwrap().content, header)
     }
 
     #[test]

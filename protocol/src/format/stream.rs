@@ -6,13 +6,14 @@ use super::{ContentKey, FileKey, FormatError, Header, Layout, open_record_into, 
 /// Seals a whole plaintext into its record section (`L + 16 N` bytes).
 ///
 /// For tests, vectors and small files; the uploader seals record by record with
-/// [`seal_record_into`] and a [`Layout`]. `file_key` must never seal another file.
+/// [`seal_record_into`] and a [`Layout`]. `file_key` must never seal another file, and
+/// `header` must be the one made for it (`key_commitment_failed` otherwise).
 pub fn seal_stream(
     file_key: &FileKey,
     header: &Header,
     plaintext: &[u8],
 ) -> Result<Vec<u8>, FormatError> {
-    let key = file_key.derive(header).content;
+    let key = file_key.derive(header)?.content;
     let layout = Layout::for_plaintext(header.record_size(), plaintext.len() as u64)?;
     let capacity = usize::try_from(layout.section_len())
         .map_err(|_| FormatError::InvalidLength("the record section does not fit in memory"))?;
@@ -26,14 +27,14 @@ pub fn seal_stream(
     Ok(out)
 }
 
-/// Opens a whole record section, releasing the plaintext only once every record, the last
-/// included, has authenticated.
+/// Opens a whole record section, releasing the plaintext only once the header's commitment
+/// and every record, the last included, have checked.
 pub fn open_stream(
     file_key: &FileKey,
     header: &Header,
     section: &[u8],
 ) -> Result<Vec<u8>, FormatError> {
-    let key = file_key.derive(header).content;
+    let key = file_key.derive(header)?.content;
     let mut opener = StreamOpener::new(key, *header, section.len() as u64)?;
     let mut out = Vec::with_capacity(opener.layout().plaintext_size() as usize);
     opener.feed(section, &mut out)?;
@@ -99,14 +100,12 @@ impl StreamOpener {
 
     /// Takes the next bytes of the section, in any chunking, and appends the plaintext of
     /// every record they complete to `out`. Bytes past the end of the section are
-    /// `trailing_data`.
+    /// `trailing_data` naming `N`, the index a next record would have (§6).
     pub fn feed(&mut self, mut bytes: &[u8], out: &mut Vec<u8>) -> Result<(), FormatError> {
         self.check_not_failed()?;
         while !bytes.is_empty() {
             let Some(need) = self.next_sealed_len() else {
-                return Err(self.fail(FormatError::TrailingData {
-                    record: self.layout.last_index(),
-                }));
+                return Err(self.past_the_end());
             };
             // `need` is at most R + 16 <= 16 MiB + 16, so it fits in a usize.
             let need = need as usize;
@@ -135,13 +134,12 @@ impl StreamOpener {
     ///
     /// Fails with `invalid_length` if `sealed` is not exactly
     /// [`next_sealed_len`](StreamOpener::next_sealed_len) bytes or bytes fed earlier wait
-    /// for the rest of a record, and with `trailing_data` once the last record has opened.
+    /// for the rest of a record, and with `trailing_data` (naming `N`) once the last record
+    /// has opened.
     pub fn push_record(&mut self, sealed: &[u8]) -> Result<Vec<u8>, FormatError> {
         self.check_not_failed()?;
         let Some(need) = self.next_sealed_len() else {
-            return Err(self.fail(FormatError::TrailingData {
-                record: self.layout.last_index(),
-            }));
+            return Err(self.past_the_end());
         };
         if !self.pending.is_empty() || sealed.len() as u64 != need {
             return Err(self.fail(FormatError::InvalidLength(
@@ -154,8 +152,9 @@ impl StreamOpener {
     }
 
     /// Ends the stream: `Ok` only if every record, the last included, has authenticated.
-    /// A section that stopped early is `truncated`, naming the first record that never
-    /// arrived.
+    /// A section that stopped early is `truncated`, naming the first record that did not
+    /// arrive whole (§6): the one in which the input ended, or the one after a record
+    /// boundary.
     pub fn finish(self) -> Result<(), FormatError> {
         self.check_not_failed()?;
         match self.next_record() {
@@ -173,6 +172,13 @@ impl StreamOpener {
             }
             Err(e) => Err(self.fail(e)),
         }
+    }
+
+    /// Bytes after the whole section: the first record not accepted is the `N`th.
+    fn past_the_end(&mut self) -> FormatError {
+        self.fail(FormatError::TrailingData {
+            record: self.layout.record_count(),
+        })
     }
 
     fn fail(&mut self, error: FormatError) -> FormatError {

@@ -13,7 +13,16 @@ fn key() -> FileKey {
 }
 
 fn header(record_size: u32) -> Header {
-    Header::new(record_size, core::array::from_fn(|i| 0x80 + i as u8)).unwrap()
+    Header::new(
+        &key(),
+        record_size,
+        core::array::from_fn(|i| 0x80 + i as u8),
+    )
+    .unwrap()
+}
+
+fn content_key(h: &Header) -> ContentKey {
+    key().derive(h).unwrap().content
 }
 
 fn plaintext(len: usize) -> Vec<u8> {
@@ -51,7 +60,7 @@ fn round_trip_at_every_boundary() {
         assert_eq!(section.len() as u64, layout.section_len(), "L = {len}");
         assert_eq!(open_stream(&key(), &h, &section).unwrap(), pt, "L = {len}");
         // Every record opens alone, given only its index and the layout.
-        let keys = key().derive(&h);
+        let keys = key().derive(&h).unwrap();
         for (i, sealed) in records(&h, &section).iter().enumerate() {
             let i = i as u64;
             let r = layout.plaintext_range(i).unwrap();
@@ -66,7 +75,7 @@ fn records_seal_independently_and_in_any_order() {
     let h = header(R);
     let pt = plaintext(3 * RU + 5);
     let layout = Layout::for_plaintext(R, pt.len() as u64).unwrap();
-    let keys = key().derive(&h);
+    let keys = key().derive(&h).unwrap();
     let mut section = Vec::new();
     for i in (0..layout.record_count()).rev() {
         let r = layout.plaintext_range(i).unwrap();
@@ -132,16 +141,22 @@ fn stream_errors_name_the_record() {
 fn another_header_fails_every_record() {
     let h = header(R);
     let section = seal_stream(&key(), &h, &plaintext(2 * RU)).unwrap();
-    let other_salt = Header::new(R, [0x81; 32]).unwrap();
+    // Valid headers for the same key (their commitments check): the AAD differs.
+    let other_salt = Header::new(&key(), R, [0x81; 32]).unwrap();
     let other_size = header(R + 1);
     for other in [other_salt, other_size] {
         let err = open_stream(&key(), &other, &section).unwrap_err();
         assert_eq!(err, FormatError::RecordAuthFailed { record: 0 });
     }
+    // Another key fails the commitment before any record is tried.
     let other_key = FileKey::from_bytes([0; 32]);
     assert_eq!(
-        open_stream(&other_key, &h, &section).unwrap_err().record(),
-        Some(0)
+        open_stream(&other_key, &h, &section),
+        Err(FormatError::KeyCommitmentFailed)
+    );
+    assert_eq!(
+        seal_stream(&other_key, &h, &[1]),
+        Err(FormatError::KeyCommitmentFailed)
     );
 }
 
@@ -160,8 +175,7 @@ fn opener_in_any_chunking_matches_open_stream() {
     let pt = plaintext(3 * RU + 7);
     let section = seal_stream(&key(), &h, &pt).unwrap();
     for chunk in [1, 7, 16, RU, RU + 16, RU + 17, section.len()] {
-        let mut opener =
-            StreamOpener::new(key().derive(&h).content, h, section.len() as u64).unwrap();
+        let mut opener = StreamOpener::new(content_key(&h), h, section.len() as u64).unwrap();
         let mut out = Vec::new();
         for piece in section.chunks(chunk) {
             opener.feed(piece, &mut out).unwrap();
@@ -178,7 +192,7 @@ fn opener_releases_only_authenticated_records_and_stays_failed() {
     let pt = plaintext(3 * RU);
     let mut section = seal_stream(&key(), &h, &pt).unwrap();
     section[(RU + 16) + 3] ^= 1; // inside record 1
-    let mut opener = StreamOpener::new(key().derive(&h).content, h, section.len() as u64).unwrap();
+    let mut opener = StreamOpener::new(content_key(&h), h, section.len() as u64).unwrap();
     let mut out = Vec::new();
     let err = opener.feed(&section, &mut out).unwrap_err();
     assert_eq!(err, FormatError::RecordAuthFailed { record: 1 });
@@ -194,7 +208,7 @@ fn opener_push_record_and_early_end() {
     let h = header(R);
     let pt = plaintext(RU + 3);
     let section = seal_stream(&key(), &h, &pt).unwrap();
-    let new = || StreamOpener::new(key().derive(&h).content, h, section.len() as u64).unwrap();
+    let new = || StreamOpener::new(content_key(&h), h, section.len() as u64).unwrap();
 
     let mut opener = new();
     assert_eq!(opener.next_record(), Some(0));
@@ -203,9 +217,10 @@ fn opener_push_record_and_early_end() {
     assert_eq!(opener.next_sealed_len(), Some(3 + 16));
     assert_eq!(opener.push_record(&section[RU + 16..]).unwrap(), &pt[RU..]);
     assert_eq!(opener.next_record(), None);
+    // Past a known section length, the first record not accepted is N = 2.
     assert_eq!(
         opener.push_record(&[0; 19]),
-        Err(FormatError::TrailingData { record: 1 })
+        Err(FormatError::TrailingData { record: 2 })
     );
 
     let mut opener = new();
@@ -213,7 +228,14 @@ fn opener_push_record_and_early_end() {
     opener.feed(&section, &mut out).unwrap();
     assert_eq!(
         opener.feed(&[0], &mut out),
-        Err(FormatError::TrailingData { record: 1 })
+        Err(FormatError::TrailingData { record: 2 })
+    );
+    let mut opener = new();
+    let mut longer = section.clone();
+    longer.push(0);
+    assert_eq!(
+        opener.feed(&longer, &mut Vec::new()),
+        Err(FormatError::TrailingData { record: 2 })
     );
 
     let mut opener = new();
@@ -223,9 +245,16 @@ fn opener_push_record_and_early_end() {
         "invalid_length"
     );
 
+    // Short of a known section length: the first record that did not arrive whole.
     let mut opener = new();
     opener.feed(&section[..RU + 20], &mut Vec::new()).unwrap();
     assert_eq!(opener.finish(), Err(FormatError::Truncated { record: 1 }));
+    let mut opener = new();
+    opener.feed(&section[..RU + 16], &mut Vec::new()).unwrap();
+    assert_eq!(opener.finish(), Err(FormatError::Truncated { record: 1 }));
+    let mut opener = new();
+    opener.feed(&section[..RU + 15], &mut Vec::new()).unwrap();
+    assert_eq!(opener.finish(), Err(FormatError::Truncated { record: 0 }));
     let opener = new();
     assert_eq!(opener.finish(), Err(FormatError::Truncated { record: 0 }));
 }
@@ -270,7 +299,12 @@ proptest! {
         let mut bytes = h.encode();
         bytes[at] ^= flip;
         let result = Header::parse(&bytes).and_then(|other| open_stream(&key(), &other, &section));
-        prop_assert!(result.is_err());
+        // Refused by the header checks or the commitment, before any record is tried.
+        let code = result.unwrap_err().code();
+        prop_assert!(
+            ["invalid_header", "unsupported_version", "key_commitment_failed"].contains(&code),
+            "byte {}: {}", at, code
+        );
     }
 
     #[test]
@@ -301,7 +335,7 @@ proptest! {
     ) {
         let h = header(R);
         let section = seal_stream(&key(), &h, &pt).unwrap();
-        let mut opener = StreamOpener::new(key().derive(&h).content, h, section.len() as u64).unwrap();
+        let mut opener = StreamOpener::new(content_key(&h), h, section.len() as u64).unwrap();
         let mut out = Vec::new();
         let mut rest = &section[..];
         for cut in cuts.iter().cycle() {
