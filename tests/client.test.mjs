@@ -1,15 +1,24 @@
 // The browser client (@sealdrop/client, the wasm build in web/pkg) on its own terms, in
-// headless Chromium against the real worker: progress events, cancellation, links and
-// keys, the options, concurrency, retries and error codes.
+// headless Chromium against the real worker: progress events, the Upload handle and
+// cancel, links and keys, the options, concurrency, retries and error codes. Faults
+// at the storage side (stalls, Retry-After, busy sessions, attempts running out,
+// pause, cancel), once per provider through the fault proxy, are
+// tests/faults.test.mjs.
 //
-// The page's `fetch` is wrapped (the client looks `fetch` up at each call) so the
-// tests can see every request the client makes, count PUTs in flight, and inject
-// faults (a network error, a 502, an expired URL, a flipped ciphertext byte, short,
-// long or mislabelled ranges, a tampered file record, storage's XML 403) on top of
-// the real worker. The full upload/download/privacy suite is tests/transfer.test.mjs.
+// Two ways to see and steer requests on top of the real worker: the page's `fetch` is
+// wrapped (the client looks `fetch` up at each call) for the JSON calls and ranged
+// GETs (a flipped ciphertext byte, short, long or mislabelled ranges, a tampered file
+// record), and part PUTs, which the client sends with XMLHttpRequest, go through
+// Playwright routing (tests/support/puts.mjs: count them by part, answer 403/500/503,
+// fail, or hold them unanswered). Resuming after a reload or a killed browser is
+// tests/resume.test.mjs; the full upload/download/privacy suite is
+// tests/transfer.test.mjs.
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { after, before, beforeEach, describe, test } from "node:test";
 import { launchBrowser, openClientPage } from "./support/browser.mjs";
+import { addPageHelpers } from "./support/page-helpers.mjs";
+import { watchPuts } from "./support/puts.mjs";
 import { startServer } from "./support/server.mjs";
 
 const MiB = 1024 * 1024;
@@ -17,58 +26,35 @@ const MiB = 1024 * 1024;
 let server;
 let browser;
 let page;
+/** The part PUTs of `page` (tests/support/puts.mjs). */
+let puts;
 
 before(async () => {
   [server, browser] = await Promise.all([startServer(), launchBrowser()]);
   page = await openClientPage(browser, server.url);
+  puts = await watchPuts(page);
+  await addPageHelpers(page);
   await page.evaluate(() => {
-    /** Random bytes of `size` as a Blob (getRandomValues gives 64 KiB at a time). */
-    window.randomBlob = (size) => {
-      const parts = [];
-      for (let left = size; left > 0; left -= 65536) {
-        parts.push(crypto.getRandomValues(new Uint8Array(Math.min(left, 65536))));
-      }
-      return new Blob(parts);
-    };
-    window.sha256 = async (blob) => {
-      const digest = await crypto.subtle.digest("SHA-256", await blob.arrayBuffer());
-      return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
-    };
-    /** Runs `promise`; resolves to its value, or to the error's code and fields. */
-    window.outcome = async (promise) => {
-      try {
-        return { ok: true, value: await promise };
-      } catch (e) {
-        return {
-          ok: false, name: e.name, code: e.code, message: e.message, status: e.status,
-          record: e.record, part: e.part, attempts: e.attempts, cause: e.cause?.code,
-          isError: e instanceof Error,
-        };
-      }
-    };
-
-    /** Uploads `blob` in ~5 MiB parts while `net.before` injects faults, then clears
-     *  the hook, downloads, and tells whether the bytes survived and what was sent. */
-    window.uploadThroughInjectedFaults = async (blob) => {
-      const up = await outcome(new sealdrop.Uploader({ partSize: 5 * 1024 * 1024 + 80 }).upload(blob));
-      net.before = null;
+    /** Uploads `blob` in ~5 MiB parts while faults are injected, then downloads it,
+     *  and tells whether the bytes survived and how often part URLs were asked for. */
+    window.uploadThroughInjectedFaults = async (blob, options = {}) => {
+      const up = await outcome(new sealdrop.Uploader({ partSize: 5 * 1024 * 1024 + 80, ...options }).upload(blob));
       const down = up.ok ? await sealdrop.download(up.value.link) : null;
       return {
         up,
         same: down ? (await sha256(down.blob)) === (await sha256(blob)) : false,
-        puts: net.log.filter((e) => e.method === "PUT").length,
         partUrlCalls: net.log.filter((e) => e.path.endsWith("/part-urls")).length,
       };
     };
 
-    // The fetch wrapper: a log of every request, PUTs in flight, and hooks.
+    // The fetch wrapper: a log of every request, and hooks.
     const realFetch = window.fetch.bind(window);
     const net = {
-      log: [], putsInFlight: 0, maxPutsInFlight: 0, putDelay: 0,
+      log: [],
       before: null, // (entry, init) => Response | undefined; may throw
       after: null, // (entry, response) => Response | undefined
       reset() {
-        Object.assign(net, { log: [], putsInFlight: 0, maxPutsInFlight: 0, putDelay: 0, before: null, after: null });
+        Object.assign(net, { log: [], before: null, after: null });
       },
     };
     window.net = net;
@@ -84,18 +70,8 @@ before(async () => {
       net.log.push(entry);
       const injected = await net.before?.(entry, init);
       if (injected) return injected;
-      const isPut = entry.method === "PUT";
-      if (isPut) {
-        net.putsInFlight += 1;
-        net.maxPutsInFlight = Math.max(net.maxPutsInFlight, net.putsInFlight);
-      }
-      try {
-        const res = await realFetch(input, init);
-        if (isPut && net.putDelay) await new Promise((r) => setTimeout(r, net.putDelay));
-        return (await net.after?.(entry, res)) ?? res;
-      } finally {
-        if (isPut) net.putsInFlight -= 1;
-      }
+      const res = await realFetch(input, init);
+      return (await net.after?.(entry, res)) ?? res;
     };
   });
 });
@@ -106,8 +82,11 @@ after(async () => {
 });
 
 beforeEach(async () => {
+  puts.reset();
   await page.evaluate(() => window.net.reset());
 });
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** Uploads a random file of `size` bytes in the page; returns the events and result. */
 async function uploadInPage(size, uploaderOptions = {}, name = "file.bin") {
@@ -211,26 +190,31 @@ describe("round trips", () => {
 
 describe("cancel with an AbortSignal", () => {
   test("mid-upload: rejects with code cancelled, stops sending and deletes the upload", async () => {
-    const got = await page.evaluate(async () => {
-      const controller = new AbortController();
+    // The signal fires while the first part is on its way (held unanswered).
+    puts.handler = (put, route) => puts.hold(route);
+    const started = page.evaluate(async () => {
+      window.controller = new AbortController();
       let created;
       net.after = async (entry, res) => {
         if (entry.method === "POST" && entry.path === "/api/uploads") created = await res.clone().json();
       };
-      net.before = (entry) => {
-        if (entry.method === "PUT") controller.abort(); // as the first PUT starts
-      };
-      const result = await outcome(new sealdrop.Uploader({ partSize: 5 * 1024 * 1024 }).upload(
+      const result = await outcome(new sealdrop.Uploader({ partSize: 5 * 1024 * 1024, concurrency: 1 }).upload(
         randomBlob(20 * 1024 * 1024), { signal: controller.signal }));
       const logAtReject = net.log.length;
       await new Promise((r) => setTimeout(r, 1000));
       return { result, created, log: net.log, logAtReject };
     });
+    await puts.until((log) => log.length === 1);
+    await page.evaluate(() => controller.abort());
+    const got = await started;
     assert.equal(got.result.ok, false);
     assert.equal(got.result.code, "cancelled");
     assert.equal(got.result.name, "SealdropError");
     assert.ok(got.result.isError, "rejects with an Error");
     assert.equal(got.log.length, got.logAtReject, "no request after the rejection");
+    assert.deepEqual(puts.parts(), [1], "no part after the first");
+    await puts.until((log) => log[0].outcome !== "pending");
+    assert.equal(puts.log[0].outcome, "failed", "the part in flight was aborted");
     const del = got.log.filter((e) => e.method === "DELETE");
     assert.deepEqual(del.map((e) => e.path), [`/api/uploads/${got.created.fileId}`], "the upload is deleted");
     const status = await fetch(`${server.url}/api/uploads/${got.created.fileId}`, {
@@ -352,22 +336,22 @@ describe("options", () => {
       (await outcome(new sealdrop.Uploader().upload("not a file"))).code,
       (await outcome(new sealdrop.Uploader().upload(new Blob([]), { onProgress: 5 }))).code,
       (await outcome(new sealdrop.Uploader().upload(new Blob([]), { signal: {} }))).code,
-      (await outcome(sealdrop.download("http://x/f/AAAAAAAAAAAAAAAAAAAAAA#k1.", { concurrency: 99 }))).code,
+      (await outcome(sealdrop.download("http://x/s/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA#k1.", { concurrency: 99 }))).code,
     ]);
     assert.deepEqual(got, ["invalid_option", "invalid_option", "invalid_option", "invalid_option"]);
   });
 
   for (const concurrency of [1, 3]) {
     test(`concurrency ${concurrency}: exactly that many PUTs in flight at most`, async () => {
-      await page.evaluate(() => { net.putDelay = 300; }); // hold each PUT open so they overlap
+      // Hold each PUT a moment before it goes on, so that they overlap.
+      puts.handler = async () => {
+        await sleep(300);
+        return false;
+      };
       const { result } = await uploadInPage(30 * MiB, { concurrency, partSize: 5 * MiB + 80 });
       assert.ok(result.ok, result.message);
-      const got = await page.evaluate(() => ({
-        max: net.maxPutsInFlight,
-        puts: net.log.filter((e) => e.method === "PUT").length,
-      }));
-      assert.equal(got.puts, 6);
-      assert.equal(got.max, concurrency);
+      assert.deepEqual(puts.countByPart(), { 1: 1, 2: 1, 3: 1, 4: 1, 5: 1, 6: 1 });
+      assert.equal(puts.maxInFlight, concurrency);
     });
   }
 });
@@ -375,54 +359,145 @@ describe("options", () => {
 describe("retries", () => {
   test("a network error and an expired URL are retried; the file arrives intact", async () => {
     const size = 11 * MiB;
-    const got = await page.evaluate(async (size) => {
-      let puts = 0;
-      net.before = (entry) => {
-        if (entry.method !== "PUT") return undefined;
-        puts += 1;
-        if (puts === 1) throw new TypeError("Failed to fetch (injected)");
-        if (puts === 2) {
-          return new Response(JSON.stringify({ error: { code: "token_expired", message: "injected" } }),
-            { status: 403, headers: { "content-type": "application/json" } });
-        }
-        return undefined;
-      };
-      const blob = randomBlob(size);
-      return uploadThroughInjectedFaults(blob);
-    }, size);
+    let n = 0;
+    puts.handler = (put, route) => {
+      n += 1;
+      if (n === 1) return puts.fail(route);
+      if (n === 2) {
+        return puts.answer(route, 403, {
+          body: JSON.stringify({ error: { code: "token_expired", message: "injected" } }),
+          headers: { "content-type": "application/json" },
+        });
+      }
+      return false;
+    };
+    const got = await page.evaluate((size) => uploadThroughInjectedFaults(randomBlob(size)), size);
     assert.ok(got.up.ok, got.up.message);
     assert.ok(got.same, "downloaded byte-identical");
-    assert.equal(got.puts, 3 + 2, "3 parts, one retried after a network error, one re-sent after re-signing");
+    assert.equal(puts.log.length, 3 + 2, "3 parts, one retried after a network error, one re-sent after re-signing");
     assert.equal(got.partUrlCalls, 2, "one batch, then a fresh URL for the expired one");
   });
 
-  test("a part failing every attempt: part_failed with the attempts and the last error", async () => {
-    const got = await page.evaluate(async () => {
-      net.before = (entry) => entry.method === "PUT"
-        ? new Response("bad gateway", { status: 502 })
-        : undefined;
-      return outcome(new sealdrop.Uploader({ maxAttempts: 2 }).upload(randomBlob(1000)));
+  test("an error that cannot be retried fails at once with its own code, and deletes nothing", async () => {
+    puts.handler = (put, route) => puts.answer(route, 400, {
+      body: JSON.stringify({ error: { code: "part_size_mismatch", message: "injected" } }),
+      headers: { "content-type": "application/json" },
     });
-    assert.equal(got.code, "part_failed");
-    assert.equal(got.part, 1);
-    assert.equal(got.attempts, 2);
-    assert.equal(got.cause, "http_502");
-    const puts = await page.evaluate(() => net.log.filter((e) => e.method === "PUT").length);
-    assert.equal(puts, 2);
-  });
-
-  test("an error that cannot be retried fails at once with its own code", async () => {
     const got = await page.evaluate(async () => {
-      net.before = (entry) => entry.method === "PUT"
-        ? new Response(JSON.stringify({ error: { code: "part_size_mismatch", message: "injected" } }),
-          { status: 400, headers: { "content-type": "application/json" } })
-        : undefined;
-      const r = await outcome(new sealdrop.Uploader().upload(randomBlob(1000)));
-      return { r, puts: net.log.filter((e) => e.method === "PUT").length };
+      const up = new sealdrop.Uploader().upload(randomBlob(1000));
+      const r = await outcome(up);
+      return { r, state: up.state, error: up.error?.code, deletes: net.log.filter((e) => e.method === "DELETE").length };
     });
     assert.equal(got.r.code, "part_size_mismatch");
     assert.equal(got.r.status, 400);
-    assert.equal(got.puts, 1);
+    assert.equal(got.state, "failed");
+    assert.equal(got.error, "part_size_mismatch");
+    assert.equal(got.deletes, 0, "a failed upload is not deleted on the server");
+    assert.equal(puts.log.length, 1);
+  });
+});
+
+describe("idempotent create", () => {
+  test("a create whose answer is lost is sent again and reaches the same upload", async () => {
+    const got = await page.evaluate(async () => {
+      let first;
+      net.after = async (entry, res) => {
+        if (entry.method !== "POST" || entry.path !== "/api/uploads" || first) return undefined;
+        first = await res.clone().json();
+        throw new TypeError("Failed to fetch (injected: the answer was lost)");
+      };
+      const r = await outcome(new sealdrop.Uploader().upload(randomBlob(1000)));
+      return { r, first, creates: net.log.filter((e) => e.method === "POST" && e.path === "/api/uploads").length };
+    });
+    assert.ok(got.r.ok, got.r.message);
+    assert.equal(got.creates, 2);
+    assert.equal(got.r.value.fileId, got.first.fileId, "the retried create answered the same upload");
+  });
+
+  test("a cancel before the create answered deletes the upload the create made", async () => {
+    const got = await page.evaluate(async () => {
+      let made;
+      let hold = true;
+      net.after = async (entry, res) => {
+        if (entry.method !== "POST" || entry.path !== "/api/uploads" || !hold) return undefined;
+        hold = false;
+        made = await res.clone().json();
+        return new Promise(() => {}); // this answer never arrives
+      };
+      const up = new sealdrop.Uploader().upload(randomBlob(1000));
+      while (!made) await new Promise((r) => setTimeout(r, 20));
+      await up.cancel();
+      return {
+        r: await outcome(up), made,
+        creates: net.log.filter((e) => e.method === "POST" && e.path === "/api/uploads").length,
+        deletes: net.log.filter((e) => e.method === "DELETE").map((e) => e.path),
+      };
+    });
+    assert.equal(got.r.code, "cancelled");
+    assert.equal(got.creates, 2, "the create was sent again to learn the upload");
+    assert.deepEqual(got.deletes, [`/api/uploads/${got.made.fileId}`]);
+    const status = await fetch(`${server.url}/api/uploads/${got.made.fileId}`, {
+      headers: { authorization: `Bearer ${got.made.ownerToken}` },
+    });
+    assert.equal((await status.json()).state, "aborted", "no orphan session is left");
+  });
+});
+
+describe("the Upload handle", () => {
+  /** Starts a 4-part upload in the page as `window.up`, recording its states. */
+  function startUpload(options = {}) {
+    return page.evaluate((options) => {
+      window.states = [];
+      window.blob = randomBlob(20 * 1024 * 1024 - 3); // 4 parts of 5 records
+      window.up = new sealdrop.Uploader({ concurrency: 1, partSize: 5 * 1024 * 1024 + 80, ...options }).upload(blob, {
+        onStateChange: (state, error) => states.push([state, error?.code ?? null]),
+      });
+      window.settled = outcome(up);
+      net.after = async (entry, res) => {
+        if (entry.method === "POST" && entry.path === "/api/uploads") window.created = await res.clone().json();
+        return undefined;
+      };
+    }, options);
+  }
+
+  test("cancel of a failed upload deletes its session; cancel of a done one does nothing", async () => {
+    puts.handler = (put, route) => puts.answer(route, 409, {
+      body: JSON.stringify({ error: { code: "part_size_mismatch", message: "injected" } }),
+      headers: { "content-type": "application/json" },
+    });
+    await startUpload();
+    const failed = await page.evaluate(async () => {
+      const r = await settled;
+      const state = up.state;
+      await up.cancel();
+      return { r, state, after: up.state, created, deletes: net.log.filter((e) => e.method === "DELETE").length };
+    });
+    assert.equal(failed.r.code, "part_size_mismatch");
+    assert.equal(failed.state, "failed");
+    assert.equal(failed.after, "cancelled");
+    assert.equal(failed.deletes, 1);
+    puts.handler = null;
+    const done = await page.evaluate(async () => {
+      net.reset();
+      const up = new sealdrop.Uploader().upload(randomBlob(10));
+      const r = await up;
+      await up.cancel();
+      return { state: up.state, deletes: net.log.filter((e) => e.method === "DELETE").length, link: r.link };
+    });
+    assert.equal(done.state, "done");
+    assert.equal(done.deletes, 0);
+  });
+
+  test("an Upload is awaitable and its state follows the upload", async () => {
+    const got = await page.evaluate(async () => {
+      const up = new sealdrop.Uploader().upload(randomBlob(10), { name: "n.txt" });
+      const first = up.state;
+      const thenable = typeof up.then === "function";
+      const result = await up;
+      const again = await up; // awaiting twice gives the same result
+      return { first, thenable, keys: Object.keys(result).sort(), same: result.link === again.link, state: up.state, error: up.error };
+    });
+    assert.deepEqual(got, { first: "starting", thenable: true, keys: ["fileId", "link", "size"], same: true, state: "done", error: null });
   });
 });
 
@@ -550,37 +625,28 @@ describe("a lying or failing server", () => {
 });
 
 describe("re-signing and re-sealing parts", () => {
-  const xml403 = () => new Response('<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code>'
-    + "<Message>Request has expired</Message></Error>", { status: 403, headers: { "content-type": "application/xml" } });
+  const xml403 = '<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code>'
+    + "<Message>Request has expired</Message></Error>";
+  const refuse = (route) => puts.answer(route, 403, { body: xml403, headers: { "content-type": "application/xml" } });
 
   test("a part PUT refused once with an XML 403 (a presigned URL expired): a fresh URL, then success", async () => {
-    const got = await page.evaluate(async (xml403) => {
-      const refuse = new Function(`return (${xml403})();`);
-      let puts = 0;
-      net.before = (entry) => (entry.method === "PUT" && puts++ === 0 ? refuse() : undefined);
-      const blob = randomBlob(11 * 1024 * 1024);
-      return uploadThroughInjectedFaults(blob);
-    }, xml403.toString());
+    puts.handler = (put, route) => (puts.log.length === 1 ? refuse(route) : false);
+    const got = await page.evaluate(() => uploadThroughInjectedFaults(randomBlob(11 * 1024 * 1024)));
     assert.ok(got.up.ok, got.up.message);
     assert.ok(got.same, "downloaded byte-identical");
-    assert.equal(got.puts, 3 + 1, "3 parts, one sent again with its fresh URL");
+    assert.equal(puts.log.length, 3 + 1, "3 parts, one sent again with its fresh URL");
     assert.equal(got.partUrlCalls, 2, "one batch, then a fresh URL for the refused one");
   });
 
   test("a second 403 with the fresh URL fails with the 403", async () => {
-    const got = await page.evaluate(async (xml403) => {
-      const refuse = new Function(`return (${xml403})();`);
-      net.before = (entry) => (entry.method === "PUT" ? refuse() : undefined);
+    puts.handler = (put, route) => refuse(route);
+    const got = await page.evaluate(async () => {
       const r = await outcome(new sealdrop.Uploader().upload(randomBlob(1000)));
-      return {
-        r,
-        puts: net.log.filter((e) => e.method === "PUT").length,
-        partUrlCalls: net.log.filter((e) => e.path.endsWith("/part-urls")).length,
-      };
-    }, xml403.toString());
+      return { r, partUrlCalls: net.log.filter((e) => e.path.endsWith("/part-urls")).length };
+    });
     assert.equal(got.r.code, "http_403");
     assert.equal(got.r.status, 403);
-    assert.equal(got.puts, 2);
+    assert.equal(puts.log.length, 2);
     assert.equal(got.partUrlCalls, 2);
   });
 
@@ -589,42 +655,41 @@ describe("re-signing and re-sealing parts", () => {
   // simulate). The part's retry re-reads and re-seals it under the same nonces.
   for (const change of [false, true]) {
     test(change
-      ? "a part retried after the file changed is never sent again: read_failed"
+      ? "a part retried after the file changed is never sent again: file_changed"
       : "a part retried over unchanged bytes is re-sealed identically and sent", async () => {
-      const got = await page.evaluate(async (change) => {
+      await page.evaluate(() => {
         const first = randomBlob(3000);
         const second = randomBlob(3000);
-        let current = first;
+        window.current = first;
+        window.swap = () => { window.current = second; };
         class ChangingBlob extends Blob {
-          slice(start, end) { return current.slice(start, end); }
+          slice(start, end) { return window.current.slice(start, end); }
         }
-        const file = new ChangingBlob([first]);
-        const bodies = [];
-        net.before = async (entry, init) => {
-          if (entry.method !== "PUT") return undefined;
-          bodies.push(await sha256(init.body));
-          if (bodies.length > 1) return undefined;
-          if (change) current = second;
-          return new Response("injected", { status: 500 });
-        };
-        const r = await outcome(new sealdrop.Uploader().upload(file));
-        return {
-          r,
-          bodies,
-          deletes: net.log.filter((e) => e.method === "DELETE").length,
-          link: r.ok ? r.value.link : null,
-        };
-      }, change);
+        window.changing = new ChangingBlob([first]);
+      });
+      const bodies = [];
+      puts.handler = async (put, route) => {
+        bodies.push(createHash("sha256").update(route.request().postDataBuffer() ?? Buffer.alloc(0)).digest("hex"));
+        if (bodies.length > 1) return false;
+        if (change) await page.evaluate(() => swap());
+        return puts.answer(route, 500);
+      };
+      const got = await page.evaluate(async () => {
+        const up = new sealdrop.Uploader({ persist: false }).upload(changing);
+        const r = await outcome(up);
+        return { r, state: up.state, deletes: net.log.filter((e) => e.method === "DELETE").length };
+      });
       if (change) {
         assert.equal(got.r.ok, false);
-        assert.equal(got.r.code, "read_failed");
-        assert.match(got.r.message, /changed during the upload/);
-        assert.equal(got.bodies.length, 1, "the second ciphertext never left the page");
-        assert.equal(got.deletes, 1, "the failed upload is deleted");
+        assert.equal(got.r.code, "file_changed");
+        assert.match(got.r.message, /reads differently/);
+        assert.equal(got.state, "failed");
+        assert.equal(bodies.length, 1, "the second ciphertext never left the page");
+        assert.equal(got.deletes, 0, "a failed upload is not deleted on the server");
       } else {
         assert.ok(got.r.ok, got.r.message);
-        assert.equal(got.bodies.length, 2);
-        assert.equal(got.bodies[0], got.bodies[1], "the same ciphertext, byte for byte");
+        assert.equal(bodies.length, 2);
+        assert.equal(bodies[0], bodies[1], "the same ciphertext, byte for byte");
       }
     });
   }

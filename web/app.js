@@ -1,10 +1,12 @@
-// sealdrop demo app: pick or drop files to get encrypted-upload links, open a link
-// to download, verify and save the file. Plain JS over @sealdrop/client (the wasm
-// build in /pkg); no framework, no build step.
+// sealdrop demo app: pick or drop files to get encrypted-upload links, pause, resume or
+// cancel each upload, pick up uploads a reload or a crash interrupted, and open a link
+// to download, verify and save the file. Plain JS over @sealdrop/client (the wasm build
+// in /pkg); no framework, no build step.
 //
-// In reading order: start-up and routing, sending (a queue of uploads, one at a time,
-// each with its own progress, link and copy button), receiving (the /s/<token>#k1...
-// page), then small helpers (formatting, errors, saving, DOM).
+// In reading order: start-up and routing, sending (choosing files, a queue of uploads,
+// one at a time, each card with its progress, controls and link), unfinished uploads
+// (resume / discard), leaving the page, receiving (the /s/<token>#k1... page), then
+// small helpers (formatting, errors, saving, DOM).
 
 import init, { Uploader, download, version } from "/pkg/sealdrop_client.js";
 
@@ -26,11 +28,16 @@ async function main() {
     showFatal("The sealdrop client could not load in this browser.", err);
     return;
   }
-  // The worker serves this page for /s/<token> too: that is a download link.
-  if (/^\/s\/[^/]+\/?$/.test(location.pathname)) {
+  // The worker serves this page for every path that is not a file: / sends, /s/...
+  // is a download link, anything else is a mistake worth saying so.
+  const path = location.pathname;
+  if (path === "/" || path === "/index.html") {
+    send();
+  } else if (/^\/s\/[^/]+\/?$/.test(path)) {
     receive();
   } else {
-    send();
+    document.title = "Not a sealdrop link · sealdrop";
+    $("nowhere").hidden = false;
   }
 }
 
@@ -45,10 +52,16 @@ function showFatal(text, err) {
 // Sending
 // ---------------------------------------------------------------------------------
 
-/** Uploads waiting their turn; one runs at a time so each gets the full connection. */
+let uploader;
+/** Every upload card of this page, for the leave-page warning. */
+const cards = [];
+/** Cards waiting their turn; one uploads at a time so each gets the full connection. */
 const queue = [];
 let pumping = false;
-let uploader;
+
+/** Where the browser can open files with the File System Access API, the upload keeps
+ *  the file's handle, and a resume after a crash needs no re-picking. */
+const canKeepHandles = typeof window.showOpenFilePicker === "function";
 
 function send() {
   $("send").hidden = false;
@@ -60,9 +73,21 @@ function send() {
   }
   const input = $("file-input");
   input.addEventListener("change", () => {
-    addFiles(input.files);
+    addFiles([...input.files].map((file) => ({ file })));
     input.value = ""; // choosing the same file again fires change again
   });
+  if (canKeepHandles) {
+    $("choose").addEventListener("click", async (e) => {
+      e.preventDefault();
+      let handles;
+      try {
+        handles = await window.showOpenFilePicker({ multiple: true });
+      } catch {
+        return; // the person closed the picker
+      }
+      addFiles(await Promise.all(handles.map(async (handle) => ({ file: await handle.getFile(), handle }))));
+    });
+  }
 
   // Dropping files anywhere on the page.
   let depth = 0;
@@ -80,98 +105,190 @@ function send() {
   document.addEventListener("dragover", (e) => {
     if (hasFiles(e)) e.preventDefault();
   });
-  document.addEventListener("drop", (e) => {
+  document.addEventListener("drop", async (e) => {
     if (!hasFiles(e)) return;
     e.preventDefault();
     depth = 0;
     document.body.classList.remove("dragging");
-    addFiles(e.dataTransfer.files);
+    addFiles(await droppedFiles(e.dataTransfer));
   });
+
+  window.addEventListener("beforeunload", warnBeforeLeaving);
+  listUnfinished();
 }
 
-function addFiles(files) {
-  for (const file of files) {
-    const job = { file, controller: new AbortController(), view: uploadView(file) };
-    job.view.cancel.addEventListener("click", () => job.controller.abort());
-    $("uploads").append(job.view.root);
-    queue.push(job);
+/** The dropped files, with their handles where the browser gives them. */
+async function droppedFiles(transfer) {
+  const items = [...transfer.items].filter((item) => item.kind === "file");
+  // Read every handle before awaiting any: the items are only valid during the event.
+  const handles = items.map((item) => item.getAsFileSystemHandle?.() ?? null);
+  const files = items.map((item) => item.getAsFile());
+  const out = [];
+  for (const [i, file] of files.entries()) {
+    const handle = await handles[i]?.catch(() => null);
+    out.push(handle?.kind === "file" ? { file, handle } : { file });
+  }
+  return out;
+}
+
+function addFiles(picked) {
+  for (const { file, handle } of picked) {
+    const card = uploadCard(file.name, file.size);
+    card.start = () => uploader.upload(file, { handle, ...card.callbacks });
+    $("uploads").append(card.root);
+    cards.push(card);
+    queue.push(card);
   }
   pump();
 }
 
+/** Starts the queued uploads one at a time: the next starts once the current one is
+ *  done, failed, cancelled or paused (a paused one resumes beside it). */
 async function pump() {
   if (pumping) return;
   pumping = true;
   while (queue.length > 0) {
-    await runUpload(queue.shift());
+    const card = queue.shift();
+    if (card.cancelledEarly) continue;
+    card.begin(card.start());
+    await card.settledOrPaused();
   }
   pumping = false;
 }
 
-async function runUpload(job) {
-  const { file, controller, view } = job;
-  if (controller.signal.aborted) {
-    view.failed({ code: "cancelled" });
-    return;
-  }
-  view.started();
-  try {
-    const { link } = await uploader.upload(file, {
-      signal: controller.signal,
-      onProgress: (p) => view.progress(p),
-    });
-    view.done(link);
-  } catch (err) {
-    view.failed(err);
-  }
-}
-
-/** The list item of one upload, and the ways it changes. */
-function uploadView(file) {
+/**
+ * The list item of one upload: progress, Pause/Resume and Cancel while it runs, the
+ * link when it is done, plain words when it stops.
+ */
+function uploadCard(fileName, fileSize) {
   const root = el("li", { className: "transfer" });
   const id = `upload-${crypto.randomUUID()}`;
-  const name = el("h3", { className: "name", id: `${id}-name`, textContent: file.name || "(unnamed)" });
-  const meta = el("p", { className: "meta", textContent: formatBytes(file.size) });
+  const name = el("h3", { className: "name", id: `${id}-name`, textContent: fileName || "(unnamed)" });
+  const meta = el("p", { className: "meta", textContent: formatBytes(fileSize) });
   const bar = el("progress", { max: 1, value: 0 });
   bar.setAttribute("aria-labelledby", name.id);
   const detail = el("p", { className: "detail" });
   const status = el("p", { className: "status", textContent: "Waiting…" });
   status.setAttribute("aria-live", "polite");
-  const cancel = el("button", { type: "button", textContent: "Cancel" });
-  cancel.setAttribute("aria-describedby", name.id);
-  const actions = el("div", { className: "actions" }, cancel);
+  const pause = el("button", { type: "button", textContent: "Pause", className: "pause" });
+  const cancel = el("button", { type: "button", textContent: "Cancel", className: "cancel" });
+  for (const b of [pause, cancel]) b.setAttribute("aria-describedby", name.id);
+  const actions = el("div", { className: "actions" }, pause, cancel);
   root.append(name, meta, bar, detail, status, actions);
   const announce = milestones(status, "Uploading");
+  let upload = null;
+  let wake = () => {};
 
-  return {
+  const card = {
     root,
-    cancel,
-    started() {
+    cancelledEarly: false,
+    callbacks: {
+      onProgress: (p) => {
+        showProgress(bar, detail, p);
+        if (upload?.state === "uploading") announce(p);
+      },
+      onStateChange: (state, error) => show(state, error),
+    },
+    /** The card follows `up` from now on. */
+    begin(up) {
+      upload = up;
       status.textContent = "Encrypting and uploading…";
+      show(up.state, up.error);
+      up.then((r) => done(r.link), () => {});
     },
-    progress(p) {
-      showProgress(bar, detail, p);
-      announce(p);
+    /** Resolves when the upload ends or pauses. */
+    settledOrPaused() {
+      return new Promise((resolve) => {
+        wake = resolve;
+        if (["paused", "done", "failed", "cancelled"].includes(upload?.state)) resolve();
+      });
     },
-    done(link) {
-      root.classList.add("done");
-      detail.textContent = "";
-      status.textContent = "Uploaded. Anyone with this link can download and decrypt the file:";
-      const input = el("input", { type: "text", readOnly: true, id: `${id}-link` });
-      input.setAttribute("value", link);
-      input.addEventListener("focus", () => input.select());
-      const label = el("label", { className: "visually-hidden", htmlFor: input.id, textContent: `Link for ${file.name}` });
-      const copy = el("button", { type: "button", className: "primary", textContent: "Copy link" });
-      copy.addEventListener("click", () => copyLink(link, input, copy, status));
-      actions.replaceWith(el("div", { className: "link-row" }, label, input, copy));
-    },
-    failed(err) {
-      root.classList.add("failed");
-      detail.textContent = "";
-      status.replaceChildren(describe(err));
-      cancel.remove();
+    /** An upload that runs and could not be picked up again after the page closed. */
+    wouldBeLost() {
+      return upload && !upload.resumable && ["starting", "uploading", "paused", "completing"].includes(upload.state);
     },
   };
+
+  pause.addEventListener("click", () => {
+    if (upload?.state === "paused") upload.resume();
+    else upload?.pause();
+  });
+  cancel.addEventListener("click", async () => {
+    if (!upload) {
+      // Still waiting its turn: nothing was sent.
+      card.cancelledEarly = true;
+      show("cancelled", null);
+      return;
+    }
+    cancel.disabled = true;
+    try {
+      await upload.cancel();
+      status.textContent = "Cancelled. Nothing of it is kept.";
+    } catch (err) {
+      status.replaceChildren(describe(err, "Cancelled, but the server could not delete what was sent yet: "));
+    }
+  });
+
+  function show(state, error) {
+    root.dataset.state = state;
+    root.classList.toggle("paused", state === "paused");
+    pause.textContent = state === "paused" ? "Resume" : "Pause";
+    pause.disabled = !["starting", "uploading", "paused"].includes(state);
+    switch (state) {
+      case "starting":
+      case "uploading":
+        status.classList.remove("warning");
+        status.textContent = "Encrypting and uploading…";
+        break;
+      case "paused":
+        status.classList.toggle("warning", Boolean(error));
+        status.replaceChildren(error
+          ? describe(error, "Paused: ", " Resume to try again.")
+          : "Paused. Resume to send the rest.");
+        wake();
+        break;
+      case "completing":
+        status.textContent = "Finishing…";
+        pause.disabled = true;
+        break;
+      case "failed":
+        root.classList.add("failed");
+        detail.textContent = "";
+        status.replaceChildren(describe(error, "The upload failed: "));
+        // What was sent stays on the server until it expires; Discard deletes it now.
+        cancel.textContent = "Discard";
+        cancel.disabled = false;
+        pause.remove();
+        wake();
+        break;
+      case "cancelled":
+        root.classList.remove("failed");
+        root.classList.add("cancelled");
+        detail.textContent = "";
+        status.textContent = "Cancelled.";
+        actions.remove();
+        wake();
+        break;
+      default:
+        break;
+    }
+  }
+
+  function done(link) {
+    root.classList.add("done");
+    detail.textContent = "";
+    status.textContent = "Uploaded. Anyone with this link can download and decrypt the file:";
+    const input = el("input", { type: "text", readOnly: true, id: `${id}-link` });
+    input.setAttribute("value", link);
+    input.addEventListener("focus", () => input.select());
+    const label = el("label", { className: "visually-hidden", htmlFor: input.id, textContent: `Link for ${fileName}` });
+    const copy = el("button", { type: "button", className: "primary", textContent: "Copy link" });
+    copy.addEventListener("click", () => copyLink(link, input, copy, status));
+    actions.replaceWith(el("div", { className: "link-row" }, label, input, copy));
+    wake();
+  }
+
+  return card;
 }
 
 async function copyLink(link, input, button, status) {
@@ -187,8 +304,127 @@ async function copyLink(link, input, button, status) {
 }
 
 // ---------------------------------------------------------------------------------
+// Unfinished uploads
+// ---------------------------------------------------------------------------------
+
+/** Lists the uploads this browser kept that a reload or a crash interrupted. */
+async function listUnfinished() {
+  let pending;
+  try {
+    pending = await Uploader.pending();
+  } catch (err) {
+    console.warn("sealdrop: unfinished uploads cannot be listed here", err);
+    return;
+  }
+  const list = $("pending");
+  list.replaceChildren(...pending.map(pendingItem));
+  $("unfinished").hidden = pending.length === 0;
+}
+
+/** One unfinished upload: Resume (through its saved handle, with one permission
+ *  prompt, or by picking the file again) and Discard. */
+function pendingItem(pending) {
+  const root = el("li", { className: "transfer pending" });
+  const name = el("h3", { className: "name", textContent: pending.name || "(unnamed)" });
+  const when = new Date(pending.createdAt).toLocaleString();
+  const meta = el("p", { className: "meta", textContent: `${formatBytes(pending.size)} · started ${when}` });
+  const status = el("p", { className: "status" });
+  status.setAttribute("aria-live", "polite");
+  const resume = el("button", { type: "button", className: "primary", textContent: pending.handle ? "Resume" : "Choose the file and resume" });
+  const discard = el("button", { type: "button", textContent: "Discard" });
+  for (const b of [resume, discard]) b.setAttribute("aria-label", `${b.textContent}: ${pending.name}`);
+  root.append(name, meta, status, el("div", { className: "actions" }, resume, discard));
+
+  resume.addEventListener("click", async () => {
+    let file;
+    if (pending.handle) {
+      // One prompt, on this click: reading the file again needs the person's consent.
+      const granted = await readPermission(pending.handle);
+      if (!granted) {
+        status.textContent = "The browser did not allow reading the file. Try again, or choose it yourself.";
+        return;
+      }
+    } else {
+      file = await pickAgain();
+      if (!file) return;
+    }
+    const card = uploadCard(pending.name, pending.size);
+    $("uploads").prepend(card.root);
+    cards.push(card);
+    card.begin(uploader.resume(pending, { file, ...card.callbacks }));
+    root.remove();
+    $("unfinished").hidden = $("pending").children.length === 0;
+  });
+
+  discard.addEventListener("click", async () => {
+    discard.disabled = true;
+    resume.disabled = true;
+    status.textContent = "Deleting…";
+    try {
+      await uploader.discard(pending);
+      root.remove();
+      $("unfinished").hidden = $("pending").children.length === 0;
+    } catch (err) {
+      status.replaceChildren(describe(err, "It could not be deleted: "));
+      discard.disabled = false;
+      resume.disabled = false;
+    }
+  });
+  return root;
+}
+
+async function readPermission(handle) {
+  if (typeof handle.queryPermission !== "function") return true; // e.g. an OPFS handle
+  if ((await handle.queryPermission({ mode: "read" })) === "granted") return true;
+  return (await handle.requestPermission({ mode: "read" })) === "granted";
+}
+
+/** Opens the file picker once and resolves to the chosen file (or null). */
+function pickAgain() {
+  const input = $("repick-input");
+  return new Promise((resolve) => {
+    input.value = "";
+    input.addEventListener("change", () => resolve(input.files[0] ?? null), { once: true });
+    input.addEventListener("cancel", () => resolve(null), { once: true });
+    input.click();
+  });
+}
+
+// ---------------------------------------------------------------------------------
+// Leaving the page
+// ---------------------------------------------------------------------------------
+
+/** Asks before leaving only when an upload would be lost: one this browser could not
+ *  keep (no IndexedDB), which no reload can pick up again. Kept uploads resume. */
+function warnBeforeLeaving(event) {
+  if (cards.some((card) => card.wouldBeLost())) {
+    event.preventDefault();
+    event.returnValue = "";
+  }
+}
+
+// ---------------------------------------------------------------------------------
 // Receiving
 // ---------------------------------------------------------------------------------
+
+/** What is wrong with this page's address as a download link, in words; null if its
+ *  shape is right (the client then checks the key against the file). */
+function linkProblem() {
+  const token = location.pathname.slice("/s/".length).replace(/\/$/, "");
+  if (!/^[A-Za-z0-9_-]+$/.test(token)) {
+    return "This address is not a sealdrop link. A download link looks like /s/<share token>#k1.<key>.";
+  }
+  if (token.length !== 32) {
+    return "The share token in this link is wrong: it must be 32 letters, digits, “-” or “_”. Check that the whole link was copied.";
+  }
+  if (!location.hash.startsWith("#k1.")) {
+    return "This link has no key: it must end with “#k1.” and the key. Check that the whole link was copied.";
+  }
+  if (location.hash.length !== "#k1.".length + 43) {
+    return "The key in this link is damaged: it is not 43 characters long. Check that the whole link was copied.";
+  }
+  return null;
+}
 
 async function receive() {
   $("receive").hidden = false;
@@ -203,8 +439,21 @@ async function receive() {
   const controller = new AbortController();
   cancel.addEventListener("click", () => controller.abort());
   const announce = milestones(status, "Downloading");
-  status.textContent = "Decrypting the file's name…";
 
+  const fail = (content) => {
+    card.classList.add("failed");
+    card.setAttribute("aria-busy", "false");
+    if (name.textContent === "Opening the link…") name.textContent = "This file cannot be opened";
+    detail.textContent = "";
+    status.replaceChildren(content);
+    cancel.remove();
+  };
+  const problem = linkProblem();
+  if (problem) {
+    fail(problem);
+    return;
+  }
+  status.textContent = "Decrypting the file's name…";
   try {
     const file = await download(location.href, {
       signal: controller.signal,
@@ -228,12 +477,7 @@ async function receive() {
     saveAgain.hidden = false;
     saveAgain.addEventListener("click", () => save(file.blob, file.name));
   } catch (err) {
-    card.classList.add("failed");
-    card.setAttribute("aria-busy", "false");
-    if (name.textContent === "Opening the link…") name.textContent = "This file cannot be opened";
-    detail.textContent = "";
-    status.replaceChildren(describe(err));
-    cancel.remove();
+    fail(err?.code === "cancelled" ? "Cancelled. Nothing was saved." : describe(err));
   }
 }
 
@@ -278,13 +522,17 @@ function milestones(status, verb) {
   };
 }
 
-/** Plain words for the codes a person may meet, and the code itself. */
+/** Plain words for the codes a person may meet. */
 const HINTS = {
-  cancelled: "Cancelled.",
-  network: "The connection failed. Check the network and try again.",
-  part_failed: "The upload kept failing and was stopped. Try again.",
-  read_failed: "The file could not be read. Was it moved or changed during the upload?",
-  invalid_link: "This link is incomplete or damaged: it must end with “#k1.” and the key.",
+  network: "The connection failed. Check the network.",
+  stalled: "The connection stopped moving.",
+  part_failed: "The upload kept failing.",
+  read_failed: "The file could not be read. Was it moved or deleted?",
+  file_changed: "This is not the same file as when the upload began, or it changed since. Nothing was sent.",
+  persist_failed: "This browser could not keep the upload's progress.",
+  upload_not_open: "The upload no longer exists on the server (it expired or was deleted).",
+  upload_not_found: "The upload no longer exists on the server (it expired or was deleted).",
+  invalid_link: "This link is incomplete or damaged. Check that the whole link was copied.",
   file_not_found: "There is no such file. It may have expired, or its upload never finished.",
   key_commitment_failed: "The key in this link does not open this file: the link is wrong or damaged.",
   metadata_auth_failed: "The key in this link does not open this file: the link is wrong or damaged.",
@@ -292,15 +540,16 @@ const HINTS = {
   truncated: "The stored file is incomplete. Nothing was saved.",
   trailing_data: "The stored file has unexpected data at its end. Nothing was saved.",
   metadata_too_large: "The file name is too long.",
-  file_too_large: "The file is too large (the limit is 5 TiB).",
+  file_too_large: "The file is too large for this server.",
 };
 
-function describe(err) {
+/** `before` + plain words for `err` + `after`, with the error's code for reference. */
+function describe(err, before = "", after = "") {
   const code = err?.code ?? "error";
   let text = HINTS[code] ?? err?.message ?? String(err);
   if (typeof err?.record === "number") text += ` (record ${err.record})`;
   const frag = document.createDocumentFragment();
-  frag.append(`${text} `, el("code", { textContent: code }));
+  frag.append(`${before}${text}${after} `, el("code", { textContent: code }));
   return frag;
 }
 

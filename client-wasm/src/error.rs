@@ -7,7 +7,8 @@
 
 use std::borrow::Cow;
 
-use sealdrop_protocol::backoff::should_retry;
+use sealdrop_protocol::backoff::Retry;
+use sealdrop_protocol::fingerprint::FileChanged;
 use sealdrop_protocol::format::FormatError;
 use thiserror::Error;
 
@@ -25,6 +26,8 @@ pub enum ClientError {
         code: String,
         /// The server's human text.
         message: String,
+        /// The answer's `Retry-After`, in ms from when it arrived.
+        retry_after_ms: Option<u64>,
     },
 
     /// A failing HTTP status without the JSON error body (storage, a proxy...):
@@ -35,6 +38,8 @@ pub enum ClientError {
         status: u16,
         /// Which request it was, for the message.
         what: &'static str,
+        /// The answer's `Retry-After`, in ms from when it arrived.
+        retry_after_ms: Option<u64>,
     },
 
     /// No HTTP answer at all: connection refused or reset, DNS, CORS (code `network`).
@@ -44,6 +49,15 @@ pub enum ClientError {
         what: &'static str,
         /// What the browser said.
         detail: String,
+    },
+
+    /// A request made no progress for `stallTimeoutMs` and was aborted (code `stalled`).
+    #[error("{what} made no progress for {after_ms} ms")]
+    Stalled {
+        /// Which request it was.
+        what: &'static str,
+        /// How long it went without progress.
+        after_ms: u64,
     },
 
     /// The format refused something: the header, a record (`.record` names it), the
@@ -63,10 +77,21 @@ pub enum ClientError {
     #[error("invalid link: {0}")]
     InvalidLink(&'static str),
 
-    /// The file could not be read (code `read_failed`): it was deleted, moved or
-    /// changed on disk while it was being uploaded.
+    /// The file could not be read (code `read_failed`): it was deleted or moved, or
+    /// the page lost its permission to read it.
     #[error("the file could not be read: {0}")]
     ReadFailed(String),
+
+    /// The file is not the one the upload began with, or changed on disk since (code
+    /// `file_changed`). Nothing sealed from it is sent: a part sealed again under the
+    /// same nonces from other bytes would leak both plaintexts.
+    #[error("the file changed: {0}")]
+    FileChanged(String),
+
+    /// The browser's storage (IndexedDB, WebCrypto) refused to keep the upload's state
+    /// (code `persist_failed`): nothing that would need it is sent.
+    #[error("the upload's state could not be kept in this browser: {0}")]
+    PersistFailed(String),
 
     /// The server answered 2xx with something this client cannot use (code
     /// `invalid_response`).
@@ -91,6 +116,12 @@ pub enum ClientError {
     Unsupported(String),
 }
 
+impl From<FileChanged> for ClientError {
+    fn from(e: FileChanged) -> Self {
+        ClientError::FileChanged(e.0)
+    }
+}
+
 impl ClientError {
     /// The stable code for `.code`.
     pub fn code(&self) -> Cow<'static, str> {
@@ -98,11 +129,14 @@ impl ClientError {
             Self::Api { code, .. } => Cow::Owned(code.clone()),
             Self::Http { status, .. } => Cow::Owned(format!("http_{status}")),
             Self::Network { .. } => Cow::Borrowed("network"),
+            Self::Stalled { .. } => Cow::Borrowed("stalled"),
             Self::Format(e) => Cow::Borrowed(e.code()),
             Self::Cancelled => Cow::Borrowed("cancelled"),
             Self::InvalidOption(_) => Cow::Borrowed("invalid_option"),
             Self::InvalidLink(_) => Cow::Borrowed("invalid_link"),
             Self::ReadFailed(_) => Cow::Borrowed("read_failed"),
+            Self::FileChanged(_) => Cow::Borrowed("file_changed"),
+            Self::PersistFailed(_) => Cow::Borrowed("persist_failed"),
             Self::InvalidResponse(_) => Cow::Borrowed("invalid_response"),
             Self::PartFailed { .. } => Cow::Borrowed("part_failed"),
             Self::Unsupported(_) => Cow::Borrowed("unsupported"),
@@ -126,13 +160,34 @@ impl ClientError {
         }
     }
 
-    /// Whether another attempt may succeed: network errors, 5xx, 408 and 429, as
-    /// [`should_retry`] decides. Everything else fails the same way again.
-    pub fn is_retryable(&self) -> bool {
+    /// What another attempt may do: network errors and stalls, 5xx, 408 and 429 may
+    /// succeed (after the server's `Retry-After`); `503 upload_busy` is waited out
+    /// without using an attempt. Everything else fails the same way again.
+    pub fn retry(&self) -> Retry {
         match self {
-            Self::Network { .. } => should_retry(None),
-            Self::Api { status, .. } | Self::Http { status, .. } => should_retry(Some(*status)),
-            _ => false,
+            Self::Network { .. } | Self::Stalled { .. } => Retry::Later { after_ms: None },
+            Self::Api {
+                status,
+                code,
+                retry_after_ms,
+                ..
+            } => Retry::for_status(*status, code == "upload_busy", *retry_after_ms),
+            Self::Http {
+                status,
+                retry_after_ms,
+                ..
+            } => Retry::for_status(*status, false, *retry_after_ms),
+            _ => Retry::Never,
+        }
+    }
+
+    /// Whether an upload that met this error pauses (and `resume()` may finish it)
+    /// rather than fails: retryable errors whose attempts ran out, and a browser
+    /// storage that refused to write (space may be freed).
+    pub fn is_resumable(&self) -> bool {
+        match self {
+            Self::PartFailed { .. } | Self::PersistFailed(_) => true,
+            other => other.retry() != Retry::Never,
         }
     }
 
@@ -150,67 +205,114 @@ impl ClientError {
 mod tests {
     use super::*;
 
+    fn api(status: u16, code: &str, retry_after_ms: Option<u64>) -> ClientError {
+        ClientError::Api {
+            status,
+            code: code.into(),
+            message: "text".into(),
+            retry_after_ms,
+        }
+    }
+
+    fn http(status: u16) -> ClientError {
+        ClientError::Http {
+            status,
+            what: "PUT part",
+            retry_after_ms: None,
+        }
+    }
+
     #[test]
     fn codes_are_stable() {
-        let api = ClientError::Api {
-            status: 404,
-            code: "file_not_found".into(),
-            message: "no such file".into(),
-        };
-        assert_eq!(api.code(), "file_not_found");
-        assert_eq!(api.status(), Some(404));
-        assert!(!api.is_retryable());
-        let http = ClientError::Http {
-            status: 502,
-            what: "PUT part",
-        };
-        assert_eq!(http.code(), "http_502");
-        assert!(http.is_retryable());
+        let not_found = api(404, "file_not_found", None);
+        assert_eq!(not_found.code(), "file_not_found");
+        assert_eq!(not_found.status(), Some(404));
+        assert_eq!(http(502).code(), "http_502");
         let net = ClientError::Network {
             what: "PUT part",
             detail: "Failed to fetch".into(),
         };
         assert_eq!(net.code(), "network");
-        assert!(net.is_retryable());
+        let stalled = ClientError::Stalled {
+            what: "PUT part",
+            after_ms: 30_000,
+        };
+        assert_eq!(stalled.code(), "stalled");
         let record = ClientError::from(FormatError::RecordAuthFailed { record: 7 });
         assert_eq!(record.code(), "record_auth_failed");
         assert_eq!(record.record(), Some(7));
         assert_eq!(ClientError::Cancelled.code(), "cancelled");
+        assert_eq!(ClientError::FileChanged("x".into()).code(), "file_changed");
+        assert_eq!(
+            ClientError::PersistFailed("x".into()).code(),
+            "persist_failed"
+        );
         let failed = ClientError::PartFailed {
             part: 3,
             attempts: 6,
             last: Box::new(net),
         };
         assert_eq!(failed.code(), "part_failed");
-        assert!(!failed.is_retryable());
-        for (status, retry) in [
-            (408, true),
-            (429, true),
-            (500, true),
-            (400, false),
-            (403, false),
+    }
+
+    #[test]
+    fn what_is_retried_and_what_pauses() {
+        let later = Retry::Later { after_ms: None };
+        for (error, retry) in [
+            (http(408), later),
+            (http(429), later),
+            (http(500), later),
+            (http(503), later),
+            (http(400), Retry::Never),
+            (http(403), Retry::Never),
+            (http(404), Retry::Never),
+            (
+                ClientError::Stalled {
+                    what: "GET range",
+                    after_ms: 1,
+                },
+                later,
+            ),
+            (
+                api(503, "upload_busy", Some(2_000)),
+                Retry::Busy {
+                    after_ms: Some(2_000),
+                },
+            ),
+            (
+                api(502, "storage_error", Some(1_000)),
+                Retry::Later {
+                    after_ms: Some(1_000),
+                },
+            ),
+            // upload_busy is a wait only on a 503.
+            (api(409, "upload_busy", None), Retry::Never),
+            (api(409, "upload_not_open", None), Retry::Never),
+            (ClientError::FileChanged(String::new()), Retry::Never),
+            (ClientError::Cancelled, Retry::Never),
         ] {
-            let e = ClientError::Http { status, what: "x" };
-            assert_eq!(e.is_retryable(), retry, "{status}");
+            assert_eq!(error.retry(), retry, "{error}");
+            // Retryable errors whose attempts ran out pause the upload; others fail it.
+            assert_eq!(error.is_resumable(), retry != Retry::Never, "{error}");
         }
-        let expired = ClientError::Api {
-            status: 403,
-            code: "token_expired".into(),
-            message: String::new(),
+        let exhausted = ClientError::PartFailed {
+            part: 1,
+            attempts: 6,
+            last: Box::new(http(500)),
         };
-        assert!(expired.may_need_fresh_url());
+        assert_eq!(exhausted.retry(), Retry::Never, "never retried as such");
+        assert!(exhausted.is_resumable());
+        assert!(ClientError::PersistFailed(String::new()).is_resumable());
+        assert!(!ClientError::ReadFailed(String::new()).is_resumable());
+    }
+
+    #[test]
+    fn any_403_may_need_a_fresh_url() {
+        assert!(api(403, "token_expired", None).may_need_fresh_url());
         // Storage's XML 403 (no JSON error body) asks for a fresh URL as well.
-        let storage = ClientError::Http {
-            status: 403,
-            what: "PUT part",
-        };
-        assert!(storage.may_need_fresh_url());
-        assert!(!storage.is_retryable());
+        assert!(http(403).may_need_fresh_url());
         for other in [
-            ClientError::Http {
-                status: 404,
-                what: "GET range",
-            },
+            http(404),
             ClientError::Network {
                 what: "PUT part",
                 detail: String::new(),

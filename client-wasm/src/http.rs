@@ -1,26 +1,33 @@
-//! HTTP with `fetch`: the JSON calls of docs/API.md, part `PUT`s and ranged `GET`s,
-//! every failure classified into a [`ClientError`].
+//! HTTP: the JSON calls of docs/API.md and ranged `GET`s with `fetch`, every failure
+//! classified into a [`ClientError`]. Part `PUT`s go through XHR ([`crate::xhr`]),
+//! the one API with upload progress.
 //!
-//! One [`Http`] serves one transfer. All its requests carry the transfer's own
-//! `AbortSignal`, so cancelling aborts every request in flight at once, and a request
-//! that fails because of that is reported as `cancelled`, never as a network error.
+//! Every request is owned by its future: dropping the future (a pause, a cancel, a
+//! stall, a failed sibling part) aborts the request at once through its own
+//! `AbortController`. Every request is also watched for stalls ([`crate::stall`]): no
+//! answer, or no body bytes, for `stallTimeoutMs` aborts it with `stalled`, which is
+//! retried like a network error.
 
 use std::ops::Range;
 
-use js_sys::{ArrayBuffer, Uint8Array};
+use js_sys::{Object, Reflect, Uint8Array};
+use sealdrop_protocol::backoff::parse_retry_after;
 use serde::Deserialize;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{AbortController, AbortSignal, Blob, Headers, RequestInit, Response};
+use web_sys::{AbortController, Headers, ReadableStreamDefaultReader, RequestInit, Response};
 
 use crate::error::ClientError;
 use crate::platform;
+use crate::stall::Watchdog;
 
-/// Issues the requests of one transfer.
+/// Issues requests, each with its own abort and stall watch.
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct Http {
-    controller: AbortController,
+    /// `stallTimeoutMs`.
+    pub stall_ms: u64,
 }
 
 /// The lenient shape of an error body: any code string is kept, so codes added by a
@@ -37,67 +44,90 @@ struct ErrorDetail {
     message: String,
 }
 
+/// The error for a failing status: the API's JSON error when the body is one,
+/// `http_<status>` otherwise, with the `Retry-After` the answer carried.
+pub(crate) fn status_error(
+    what: &'static str,
+    status: u16,
+    body: &str,
+    retry_after: Option<&str>,
+) -> ClientError {
+    let retry_after_ms = retry_after.and_then(|v| parse_retry_after(v, platform::now_ms()));
+    match serde_json::from_str::<ErrorBody>(body) {
+        Ok(body) => ClientError::Api {
+            status,
+            code: body.error.code,
+            message: body.error.message,
+            retry_after_ms,
+        },
+        Err(_) => ClientError::Http {
+            status,
+            what,
+            retry_after_ms,
+        },
+    }
+}
+
+/// Aborts its request when dropped (after the request finished, that does nothing).
+struct AbortOnDrop(AbortController);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 impl Http {
-    /// A client whose requests can all be aborted with [`Http::abort`].
-    pub(crate) fn new() -> Result<Self, ClientError> {
-        let controller = AbortController::new().map_err(|e| {
-            ClientError::Unsupported(format!("AbortController: {}", platform::describe(&e)))
-        })?;
-        Ok(Self { controller })
-    }
-
-    /// Aborts every request in flight and every later one.
-    pub(crate) fn abort(&self) {
-        self.controller.abort();
-    }
-
-    fn signal(&self) -> AbortSignal {
-        self.controller.signal()
-    }
-
-    /// Sends one request and returns the response if its status is 2xx; any other
-    /// status becomes an `Api` error (JSON error body) or an `Http` error.
-    async fn send(
+    /// Runs one request: `fetch` with its own abort, the failing statuses turned into
+    /// errors, `read` applied to a 2xx answer, all under the stall watch.
+    async fn request<T>(
         &self,
         what: &'static str,
         method: &str,
         url: &str,
         headers: &[(&str, &str)],
         body: Option<&JsValue>,
-    ) -> Result<Response, ClientError> {
+        read: impl AsyncFnOnce(Response, &Watchdog) -> Result<T, ClientError>,
+    ) -> Result<T, ClientError> {
+        let controller = AbortController::new().map_err(|e| {
+            ClientError::Unsupported(format!("AbortController: {}", platform::describe(&e)))
+        })?;
         let init = RequestInit::new();
         init.set_method(method);
-        init.set_signal(Some(&self.signal()));
+        init.set_signal(Some(&controller.signal()));
         if !headers.is_empty() {
-            let h = Headers::new().map_err(|e| self.unexpected(what, &e))?;
+            let h = Headers::new().map_err(|e| unexpected(what, &e))?;
             for (name, value) in headers {
-                h.set(name, value).map_err(|e| self.unexpected(what, &e))?;
+                h.set(name, value).map_err(|e| unexpected(what, &e))?;
             }
             init.set_headers(&h);
         }
         if let Some(body) = body {
             init.set_body(body);
         }
-        let response = platform::fetch(url, &init)?
-            .await
-            .map_err(|e| self.failed(what, &e))?;
-        let response: Response = response
-            .dyn_into()
-            .map_err(|_| ClientError::Unsupported("fetch did not give a Response".into()))?;
-        if response.ok() {
-            return Ok(response);
-        }
-        let status = response.status();
-        // The body of an error is small; if it cannot be read, the status still speaks.
-        let text = self.text(what, &response).await.unwrap_or_default();
-        Err(match serde_json::from_str::<ErrorBody>(&text) {
-            Ok(body) => ClientError::Api {
-                status,
-                code: body.error.code,
-                message: body.error.message,
-            },
-            Err(_) => ClientError::Http { status, what },
-        })
+        let _abort = AbortOnDrop(controller);
+        let dog = Watchdog::new(self.stall_ms);
+        let work = async {
+            let response = platform::fetch(url, &init)?
+                .await
+                .map_err(|e| network(what, &e))?;
+            let response: Response = response
+                .dyn_into()
+                .map_err(|_| ClientError::Unsupported("fetch did not give a Response".into()))?;
+            dog.touch();
+            if !response.ok() {
+                let status = response.status();
+                // The body of an error is small; if it cannot be read, the status speaks.
+                let text = text(what, &response).await.unwrap_or_default();
+                let retry_after = response.headers().get("Retry-After").ok().flatten();
+                return Err(status_error(what, status, &text, retry_after.as_deref()));
+            }
+            read(response, &dog).await
+        };
+        dog.guard(work).await.unwrap_or(Err(ClientError::Stalled {
+            what,
+            after_ms: dog.limit_ms(),
+        }))
     }
 
     /// A JSON call of docs/API.md: `body` serialized as JSON, `Authorization: Bearer`
@@ -124,12 +154,19 @@ impl Http {
             }
             None => None,
         };
-        let response = self
-            .send(what, method, url, &headers, body.as_ref())
-            .await?;
-        let text = self.text(what, &response).await?;
-        serde_json::from_str(&text)
-            .map_err(|e| ClientError::InvalidResponse(format!("{what}: {e}")))
+        self.request(
+            what,
+            method,
+            url,
+            &headers,
+            body.as_ref(),
+            async |response, _| {
+                let text = text(what, &response).await?;
+                serde_json::from_str(&text)
+                    .map_err(|e| ClientError::InvalidResponse(format!("{what}: {e}")))
+            },
+        )
+        .await
     }
 
     /// A call whose answer has no body to read (`DELETE`).
@@ -145,38 +182,17 @@ impl Http {
             .iter()
             .map(|b| ("Authorization", b.as_str()))
             .collect();
-        self.send(what, method, url, &headers, None).await?;
-        Ok(())
-    }
-
-    /// `PUT`s a part's bytes and returns the ETag storage answered: from the `ETag`
-    /// header (S3, R2), or else from a JSON `{"etag":...}` body (docs/API.md).
-    pub(crate) async fn put_blob(&self, url: &str, body: &Blob) -> Result<String, ClientError> {
-        const WHAT: &str = "PUT part";
-        let response = self.send(WHAT, "PUT", url, &[], Some(body)).await?;
-        if let Ok(Some(etag)) = response.headers().get("ETag")
-            && !etag.is_empty()
-        {
-            return Ok(etag);
-        }
-        #[derive(Deserialize)]
-        struct PutAnswer {
-            etag: String,
-        }
-        let text = self.text(WHAT, &response).await?;
-        match serde_json::from_str::<PutAnswer>(&text) {
-            Ok(answer) if !answer.etag.is_empty() => Ok(answer.etag),
-            _ => Err(ClientError::InvalidResponse(
-                "a part PUT answered without an ETag (is it exposed by CORS?)".into(),
-            )),
-        }
+        self.request(what, method, url, &headers, None, async |_, _| Ok(()))
+            .await
     }
 
     /// `GET`s bytes `start..end` (end exclusive, `start < end`) of `url` with a `Range`
     /// header. A `200` (whole object) is accepted when the range is the whole object.
     /// A declared `Content-Length` or `Content-Range` that is not the range asked for
-    /// is refused before the body is read (a lying server must not make the page buffer
-    /// gigabytes); the caller still checks the length of what arrived.
+    /// is refused before the body is read, and the body is read chunk by chunk (each
+    /// one progress for the stall watch) and refused as soon as it runs past the range:
+    /// a lying server must not make the page buffer gigabytes. A shorter body is
+    /// returned as it is; the caller reports what it lacks.
     pub(crate) async fn get_range(
         &self,
         url: &str,
@@ -186,55 +202,96 @@ impl Http {
     ) -> Result<Uint8Array, ClientError> {
         const WHAT: &str = "GET range";
         let range = format!("bytes={start}-{}", end - 1);
-        let response = self
-            .send(WHAT, "GET", url, &[("Range", &range)], None)
-            .await?;
-        let headers = response.headers();
-        let header = |name: &str| headers.get(name).ok().flatten();
-        check_range_answer(
-            response.status(),
-            RangeHeaders {
-                content_length: header("Content-Length").as_deref(),
-                content_range: header("Content-Range").as_deref(),
-                content_encoding: header("Content-Encoding").as_deref(),
+        let asked = end - start;
+        self.request(
+            WHAT,
+            "GET",
+            url,
+            &[("Range", &range)],
+            None,
+            async |response, dog| {
+                let headers = response.headers();
+                let header = |name: &str| headers.get(name).ok().flatten();
+                check_range_answer(
+                    response.status(),
+                    RangeHeaders {
+                        content_length: header("Content-Length").as_deref(),
+                        content_range: header("Content-Range").as_deref(),
+                        content_encoding: header("Content-Encoding").as_deref(),
+                    },
+                    start..end,
+                    whole_len,
+                )
+                .map_err(ClientError::InvalidResponse)?;
+                read_body(&response, asked, dog).await
             },
-            start..end,
-            whole_len,
         )
-        .map_err(ClientError::InvalidResponse)?;
-        let buffer = JsFuture::from(response.array_buffer().map_err(|e| self.failed(WHAT, &e))?)
-            .await
-            .map_err(|e| self.failed(WHAT, &e))?;
-        let buffer: ArrayBuffer = buffer
-            .dyn_into()
-            .map_err(|_| ClientError::Unsupported("arrayBuffer() gave no ArrayBuffer".into()))?;
-        Ok(Uint8Array::new(&buffer))
+        .await
     }
+}
 
-    async fn text(&self, what: &'static str, response: &Response) -> Result<String, ClientError> {
-        let promise = response.text().map_err(|e| self.failed(what, &e))?;
-        let text = JsFuture::from(promise)
+/// Reads a body of at most `limit` bytes into one array, touching `dog` per chunk.
+async fn read_body(
+    response: &Response,
+    limit: u64,
+    dog: &Watchdog,
+) -> Result<Uint8Array, ClientError> {
+    const WHAT: &str = "GET range";
+    let limit =
+        u32::try_from(limit).map_err(|_| ClientError::Unsupported("a range over 4 GiB".into()))?;
+    let out = Uint8Array::new_with_length(limit);
+    let Some(body) = response.body() else {
+        return Ok(out.subarray(0, 0));
+    };
+    let reader: ReadableStreamDefaultReader = body.get_reader().unchecked_into();
+    let mut got: u32 = 0;
+    loop {
+        let chunk: Object = JsFuture::from(reader.read())
             .await
-            .map_err(|e| self.failed(what, &e))?;
-        Ok(text.as_string().unwrap_or_default())
-    }
-
-    /// A rejected fetch or body read: `cancelled` if this transfer was aborted, else a
-    /// network error.
-    fn failed(&self, what: &'static str, error: &JsValue) -> ClientError {
-        if self.signal().aborted() {
-            ClientError::Cancelled
-        } else {
-            ClientError::Network {
-                what,
-                detail: platform::describe(error),
-            }
+            .map_err(|e| network(WHAT, &e))?
+            .unchecked_into();
+        if Reflect::get(&chunk, &"done".into())
+            .ok()
+            .and_then(|d| d.as_bool())
+            == Some(true)
+        {
+            return Ok(out.subarray(0, got));
         }
+        let value: Uint8Array = Reflect::get(&chunk, &"value".into())
+            .ok()
+            .and_then(|v| v.dyn_into().ok())
+            .ok_or_else(|| ClientError::Unsupported("a body chunk is not bytes".into()))?;
+        let len = value.length();
+        if len > limit - got {
+            return Err(ClientError::InvalidResponse(format!(
+                "a range answered more than the {limit} bytes asked for"
+            )));
+        }
+        out.set(&value, got);
+        got += len;
+        dog.touch();
     }
+}
 
-    fn unexpected(&self, what: &'static str, error: &JsValue) -> ClientError {
-        ClientError::Unsupported(format!("{what}: {}", platform::describe(error)))
+async fn text(what: &'static str, response: &Response) -> Result<String, ClientError> {
+    let promise = response.text().map_err(|e| network(what, &e))?;
+    let text = JsFuture::from(promise)
+        .await
+        .map_err(|e| network(what, &e))?;
+    Ok(text.as_string().unwrap_or_default())
+}
+
+/// A rejected fetch or body read: a network error (a request aborted on purpose is
+/// dropped with its future and never reports).
+fn network(what: &'static str, error: &JsValue) -> ClientError {
+    ClientError::Network {
+        what,
+        detail: platform::describe(error),
     }
+}
+
+fn unexpected(what: &'static str, error: &JsValue) -> ClientError {
+    ClientError::Unsupported(format!("{what}: {}", platform::describe(error)))
 }
 
 /// The headers of a ranged `GET`'s answer that say how much body follows (absent ones

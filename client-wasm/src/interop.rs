@@ -4,7 +4,7 @@
 //! `Error`s with a stable `.code`. Nothing outside this module (and the thin exports
 //! in `lib.rs`) touches an untyped `JsValue`.
 
-use js_sys::{Function, Object, Reflect};
+use js_sys::{Array, Function, Object, Reflect};
 use sealdrop_protocol::format::{FileMetadata, MAX_RECORD_SIZE, MIN_RECORD_SIZE};
 use wasm_bindgen::prelude::*;
 use web_sys::{AbortSignal, Blob, File};
@@ -14,15 +14,19 @@ use crate::conformance::VectorError;
 use crate::download::{DownloadRequest, Downloaded};
 use crate::error::ClientError;
 use crate::link;
+use crate::persist::Entry;
 use crate::platform;
 use crate::progress::Snapshot;
-use crate::upload::{UploadConfig, UploadRequest, Uploaded};
+use crate::stall::DEFAULT_STALL_MS;
+use crate::upload::{Source, UploadConfig, UploadRequest, Uploaded};
 
 /// Largest `concurrency`. Chromium opens at most 6 connections per host over
 /// HTTP/1.1; more helps over HTTP/2 and with presigned URLs on another host.
 pub(crate) const MAX_CONCURRENCY: u32 = 16;
 /// Largest `maxAttempts`.
 pub(crate) const MAX_ATTEMPTS: u32 = 100;
+/// Largest `stallTimeoutMs`: one hour.
+pub(crate) const MAX_STALL_MS: u64 = 3_600_000;
 /// Largest integer a JS number holds exactly.
 const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
 
@@ -42,9 +46,30 @@ export interface UploaderOptions {
   partSize?: number;
   /** Plaintext bytes per sealed record, 16 to 16 MiB; default 1 MiB (1048576). */
   recordSize?: number;
-  /** Attempts per part and per API call before giving up, the first included; default 6. */
+  /**
+   * Attempts per part and per API call, the first included; default 6. When they run
+   * out the upload is paused with `upload.error` set, and `resume()` tries again.
+   */
   maxAttempts?: number;
+  /**
+   * A request that makes no progress for this long (ms) is aborted and retried;
+   * default 30000. Part uploads report progress as their bytes leave.
+   */
+  stallTimeoutMs?: number;
+  /**
+   * Keep each upload in this browser's IndexedDB so it can be resumed after a reload
+   * or a crash (`Uploader.pending()`); default true. Where IndexedDB or WebCrypto is
+   * missing, uploads run without it (`upload.resumable` is false).
+   */
+  persist?: boolean;
 }
+
+/** What `upload.state` says. */
+export type UploadState =
+  "starting" | "uploading" | "paused" | "completing" | "done" | "failed" | "cancelled";
+
+/** Called whenever `upload.state` changes, with `upload.error` (or null). */
+export type StateChangeCallback = (state: UploadState, error: SealdropError | null) => void;
 
 /** A progress event, in plaintext bytes. `bytesDone` never decreases. */
 export interface TransferProgress {
@@ -65,12 +90,46 @@ export type ProgressCallback = (progress: TransferProgress) => void;
 /** Options of `uploader.upload(file, options)`. */
 export interface UploadOptions {
   onProgress?: ProgressCallback;
-  /** Aborting it stops the upload, deletes it on the server and rejects with code `cancelled`. */
+  onStateChange?: StateChangeCallback;
+  /** Aborting it is `upload.cancel()`: the upload rejects with code `cancelled`. */
   signal?: AbortSignal;
   /** The file name sealed into the metadata; default `file.name` (a `Blob`: ""). */
   name?: string;
   /** The MIME type sealed into the metadata; default `file.type`. */
   type?: string;
+  /**
+   * The `FileSystemFileHandle` the file came from (`showOpenFilePicker`): kept with
+   * the upload, so a resume after a reload reads the file through it, without asking
+   * the person to pick it again (the page needs read permission then).
+   */
+  handle?: FileSystemFileHandle;
+}
+
+/** Options of `uploader.resume(pending, options)`. */
+export interface ResumeOptions {
+  /** The file, picked again; default: read through the upload's saved handle. */
+  file?: Blob;
+  onProgress?: ProgressCallback;
+  onStateChange?: StateChangeCallback;
+  signal?: AbortSignal;
+}
+
+/** An unfinished upload this browser kept (`Uploader.pending()`). */
+export interface PendingUpload {
+  /** Its local id (also `upload.id`). */
+  id: string;
+  /** The name and type sealed into its metadata, and the file's size. */
+  name: string;
+  type: string;
+  size: number;
+  /** When it began (ms since the epoch). */
+  createdAt: number;
+  /** Where it is being uploaded. */
+  endpoint: string;
+  /** The file id, once the server opened the upload; null before. */
+  fileId: string | null;
+  /** The handle the file was opened from, if any: resume without picking it again. */
+  handle: FileSystemFileHandle | null;
 }
 
 /** What `upload` resolves to. */
@@ -101,6 +160,8 @@ export interface DownloadOptions {
   onMetadata?: (file: FileInfo) => void;
   /** Ranged requests at once, 1 to 16; default 4. */
   concurrency?: number;
+  /** A range that makes no progress for this long (ms) is aborted and retried; default 30000. */
+  stallTimeoutMs?: number;
   /** Aborting it stops the download and rejects with code `cancelled`. */
   signal?: AbortSignal;
 }
@@ -114,8 +175,9 @@ export interface DownloadResult extends FileInfo {
  * Every rejection and throw of this package. `code` is stable: an API code from the
  * server (`file_not_found`, `upload_not_open`, ...), a format code (`invalid_header`,
  * `key_commitment_failed`, `record_auth_failed`, `truncated`, ...), or one of
- * `network`, `http_<status>`, `cancelled`, `invalid_option`, `invalid_link`,
- * `invalid_response`, `read_failed`, `part_failed`, `unsupported`.
+ * `network`, `stalled`, `http_<status>`, `cancelled`, `invalid_option`,
+ * `invalid_link`, `invalid_response`, `read_failed`, `file_changed`, `part_failed`,
+ * `persist_failed`, `unsupported`.
  */
 export interface SealdropError extends Error {
   name: "SealdropError";
@@ -164,6 +226,12 @@ pub(crate) fn uploader_config(options: &JsValue) -> Result<UploadConfig, ClientE
     if let Some(n) = bag.integer("maxAttempts", 1, MAX_ATTEMPTS.into())? {
         config.max_attempts = n as u32;
     }
+    if let Some(n) = bag.integer("stallTimeoutMs", 1, MAX_STALL_MS)? {
+        config.stall_ms = n;
+    }
+    if let Some(persist) = bag.boolean("persist")? {
+        config.persist = persist;
+    }
     Ok(config)
 }
 
@@ -172,9 +240,7 @@ pub(crate) fn upload_request(
     file: &JsValue,
     options: &JsValue,
 ) -> Result<UploadRequest, ClientError> {
-    let file: Blob = file
-        .dyn_ref::<Blob>()
-        .cloned()
+    let file = blob(file)
         .ok_or_else(|| ClientError::InvalidOption("upload needs a File or a Blob".into()))?;
     let bag = Bag::new(options, "upload options")?;
     let name = match bag.string("name")? {
@@ -185,13 +251,57 @@ pub(crate) fn upload_request(
         Some(mime) => mime,
         None => file.type_(),
     };
+    let handle = match bag.get("handle")? {
+        Some(handle) if handle.is_object() => handle,
+        Some(_) => return Err(bag.invalid("handle", "must be a FileSystemFileHandle")),
+        None => JsValue::UNDEFINED,
+    };
     Ok(UploadRequest {
-        file,
-        name,
-        mime,
+        source: Source::Fresh {
+            file,
+            name,
+            mime,
+            handle,
+        },
         on_progress: bag.function("onProgress")?,
+        on_state_change: bag.function("onStateChange")?,
         signal: bag.signal("signal")?,
     })
+}
+
+/// Reads `resume(pending, options)`.
+pub(crate) fn resume_request(
+    pending: &JsValue,
+    options: &JsValue,
+) -> Result<UploadRequest, ClientError> {
+    let id = pending_id(pending)?;
+    let bag = Bag::new(options, "resume options")?;
+    let file = match bag.get("file")? {
+        Some(value) => {
+            Some(blob(&value).ok_or_else(|| bag.invalid("file", "must be a File or a Blob"))?)
+        }
+        None => None,
+    };
+    Ok(UploadRequest {
+        source: Source::Saved { id, file },
+        on_progress: bag.function("onProgress")?,
+        on_state_change: bag.function("onStateChange")?,
+        signal: bag.signal("signal")?,
+    })
+}
+
+/// The id of a `PendingUpload` (or the id itself).
+pub(crate) fn pending_id(pending: &JsValue) -> Result<String, ClientError> {
+    pending
+        .as_string()
+        .or_else(|| Reflect::get(pending, &"id".into()).ok()?.as_string())
+        .ok_or_else(|| {
+            ClientError::InvalidOption("pass a PendingUpload from Uploader.pending()".into())
+        })
+}
+
+fn blob(value: &JsValue) -> Option<Blob> {
+    value.dyn_ref::<Blob>().cloned()
 }
 
 /// Reads `download(link, options)`.
@@ -210,6 +320,9 @@ pub(crate) fn download_request(
         concurrency: bag
             .integer("concurrency", 1, u64::from(MAX_CONCURRENCY))?
             .map_or(4, |n| n as u32),
+        stall_ms: bag
+            .integer("stallTimeoutMs", 1, MAX_STALL_MS)?
+            .unwrap_or(DEFAULT_STALL_MS),
         signal: bag.signal("signal")?,
     })
 }
@@ -266,6 +379,16 @@ impl Bag {
         }
     }
 
+    fn boolean(&self, name: &str) -> Result<Option<bool>, ClientError> {
+        let Some(value) = self.get(name)? else {
+            return Ok(None);
+        };
+        value
+            .as_bool()
+            .map(Some)
+            .ok_or_else(|| self.invalid(name, "must be true or false"))
+    }
+
     fn string(&self, name: &str) -> Result<Option<String>, ClientError> {
         let Some(value) = self.get(name)? else {
             return Ok(None);
@@ -312,6 +435,33 @@ pub(crate) fn uploaded(result: &Uploaded) -> JsValue {
     set(&object, "link", &JsValue::from_str(&result.link));
     set(&object, "size", &number(result.size));
     object.into()
+}
+
+/// The `PendingUpload` objects of `Uploader.pending()`.
+pub(crate) fn pending_list(entries: &[Entry]) -> JsValue {
+    let list = Array::new();
+    for Entry { saved, handle } in entries {
+        let object = Object::new();
+        set(&object, "id", &JsValue::from_str(&saved.id));
+        set(&object, "name", &JsValue::from_str(&saved.name));
+        set(&object, "type", &JsValue::from_str(&saved.mime));
+        set(&object, "size", &number(saved.file.size));
+        set(&object, "createdAt", &number(saved.created_at));
+        set(&object, "endpoint", &JsValue::from_str(&saved.endpoint));
+        let file_id = saved
+            .session
+            .as_ref()
+            .map_or(JsValue::NULL, |s| JsValue::from_str(s.file_id.as_str()));
+        set(&object, "fileId", &file_id);
+        let handle = if handle.is_object() {
+            handle.clone()
+        } else {
+            JsValue::NULL
+        };
+        set(&object, "handle", &handle);
+        list.push(&object);
+    }
+    list.into()
 }
 
 /// `{ name, type, size, blob }`.

@@ -6,46 +6,64 @@
 //!
 //! This file is the whole JS surface, kept thin: each export reads its arguments
 //! through [`interop`], runs a plain Rust future, and converts the outcome back. The
-//! rules (format, part plan, scheduler, backoff, throughput) are the
-//! `sealdrop-protocol` crate's; the modules here carry them out with browser APIs:
+//! rules (format, part plan, scheduler, backoff, the upload's lifecycle, the
+//! fingerprints that keep nonces safe) are the `sealdrop-protocol` crate's; the
+//! modules here carry them out with browser APIs:
 //!
-//! - `upload` / `download`: the two flows;
+//! - `upload` / `download`: the two flows; `control`: an upload's state as the
+//!   person controls it (pause, resume, cancel);
 //! - `transfer`: the scheduler loop both share, retries, cancellation;
-//! - `http`: `fetch` and error classification; `platform`: the global scope (timers,
-//!   clock, random bytes, `AbortSignal`);
-//! - `scratch`: the wasm buffers records are sealed and opened through;
-//! - `fingerprint`: the rule that a retried part is never sent sealed from other bytes;
+//! - `http` (`fetch`), `xhr` (part `PUT`s, with upload progress), `stall` (aborting a
+//!   request that makes no progress); `part_urls`;
+//! - `seal` and `scratch`: sealing a part from the file through the wasm buffers;
+//! - `persist` and `idb`: what IndexedDB keeps to resume after a reload or a crash;
+//! - `platform`: the global scope (timers, clock, random bytes, `AbortSignal`);
 //! - `progress`, `link`, `error`, `interop`;
 //! - `room`: `RoomClient`, a live connection to a room (docs/PROTOCOL.md);
 //! - `conformance` (`checkVector`): a test hook, only in the conformance build
 //!   (`--features conformance`, `tests/pages/conformance/`), never in the published
 //!   package.
 //!
+//! Nothing here touches `window` or `document`: the same build runs in a page and in
+//! a dedicated Web Worker (XHR, `fetch`, IndexedDB and `crypto.subtle` exist in both).
+//!
 //! TypeScript: `pkg/sealdrop_client.d.ts` is generated from these exports and the
 //! hand-written types in `interop`'s `typescript_custom_section`.
 
 #[cfg(feature = "conformance")]
 mod conformance;
+mod control;
 mod download;
 mod error;
-mod fingerprint;
 mod http;
+mod idb;
 mod interop;
 mod link;
+mod part_urls;
+mod persist;
 mod platform;
 mod progress;
 mod room;
 mod scratch;
+mod seal;
+mod stall;
 mod transfer;
 mod upload;
+mod xhr;
 
-use js_sys::Promise;
+use std::rc::Rc;
+
+use js_sys::{Function, Promise, Reflect};
+use sealdrop_protocol::lifecycle::State;
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::future_to_promise;
+use wasm_bindgen_futures::{JsFuture, future_to_promise};
 
 #[cfg(feature = "conformance")]
 pub use conformance::VectorError;
 pub use error::ClientError;
+
+use crate::persist::Store;
+use crate::upload::{Job, UploadConfig, UploadRequest};
 
 /// The version of this client build, as `sealdrop-client/<crate version>`.
 #[wasm_bindgen]
@@ -55,15 +73,19 @@ pub fn version() -> String {
 
 /// Uploads files end-to-end encrypted: each file is sealed in the browser under a
 /// fresh key, sent in parts straight to the URLs the server hands out, and becomes a
-/// link whose fragment carries the key.
+/// link whose fragment carries the key. Uploads survive failed requests and stalls,
+/// can be paused, resumed and cancelled, and (kept in IndexedDB) resumed after a
+/// reload or a crash of the browser.
 ///
 /// ```js
 /// const uploader = new Uploader({ concurrency: 4 });
-/// const { link } = await uploader.upload(file, { onProgress: (p) => console.log(p.bytesDone) });
+/// const upload = uploader.upload(file, { onProgress: (p) => console.log(p.bytesDone) });
+/// upload.pause(); upload.resume();
+/// const { link } = await upload;
 /// ```
 #[wasm_bindgen]
 pub struct Uploader {
-    config: upload::UploadConfig,
+    config: UploadConfig,
 }
 
 #[wasm_bindgen]
@@ -77,25 +99,212 @@ impl Uploader {
         Ok(Uploader { config })
     }
 
-    /// Seals and uploads `file`; resolves to its `{ fileId, link, size }`. Rejects
-    /// with a `SealdropError` (see its `code`). Several uploads may run at once.
-    #[wasm_bindgen(unchecked_return_type = "Promise<UploadResult>")]
+    /// Seals and uploads `file`. The `Upload` is awaitable: it resolves to
+    /// `{ fileId, link, size }`, or rejects with a `SealdropError`. Several uploads
+    /// may run at once.
     pub fn upload(
         &self,
         #[wasm_bindgen(unchecked_param_type = "Blob")] file: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "UploadOptions")] options: JsValue,
+    ) -> Upload {
+        match interop::upload_request(&file, &options) {
+            Ok(request) => Upload::start(self.config.clone(), request),
+            Err(e) => Upload::refused(&e),
+        }
+    }
+
+    /// Continues an unfinished upload this browser kept (from `Uploader.pending()`):
+    /// asks the server which parts storage holds and sends only the rest. Pass the
+    /// file again as `options.file`, unless the upload kept a `FileSystemFileHandle`
+    /// (then it is read through the handle). A file that is not the same fails with
+    /// `file_changed` before anything is sent.
+    pub fn resume(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "PendingUpload")] pending: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "ResumeOptions")] options: JsValue,
+    ) -> Upload {
+        match interop::resume_request(&pending, &options) {
+            Ok(request) => Upload::start(self.config.clone(), request),
+            Err(e) => Upload::refused(&e),
+        }
+    }
+
+    /// Deletes an unfinished upload on the server and forgets it in this browser.
+    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
+    pub fn discard(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "PendingUpload")] pending: JsValue,
     ) -> Promise {
-        let request = match interop::upload_request(&file, &options) {
-            Ok(request) => request,
+        let id = match interop::pending_id(&pending) {
+            Ok(id) => id,
             Err(e) => return Promise::reject(&interop::error(&e)),
         };
         let config = self.config.clone();
         future_to_promise(async move {
-            match upload::upload(&config, request).await {
+            let (store, entry) = Store::load(&id).await.map_err(|e| interop::error(&e))?;
+            let saved = entry.saved;
+            let known = upload::Known::of_saved(&saved);
+            upload::discard(&config, &saved.endpoint, known, Some(store))
+                .await
+                .map(|()| JsValue::UNDEFINED)
+                .map_err(|e| interop::error(&e))
+        })
+    }
+
+    /// The unfinished uploads this browser kept (on this origin), oldest first.
+    #[wasm_bindgen(unchecked_return_type = "Promise<PendingUpload[]>")]
+    pub fn pending() -> Promise {
+        future_to_promise(async {
+            persist::pending()
+                .await
+                .map(|entries| interop::pending_list(&entries))
+                .map_err(|e| interop::error(&e))
+        })
+    }
+}
+
+/// One upload: awaitable (`await upload` gives `{ fileId, link, size }`), with
+/// `pause()`, `resume()`, `cancel()` and its `state`.
+#[wasm_bindgen]
+pub struct Upload {
+    /// `None` for an upload refused before it began (bad arguments)...
+    job: Option<Rc<Job>>,
+    /// ...and why.
+    refused: Option<ClientError>,
+    /// Settles when the upload ends.
+    promise: Promise,
+}
+
+impl Upload {
+    fn start(config: UploadConfig, request: UploadRequest) -> Upload {
+        let signal = request.signal.clone();
+        let job = Rc::new(Job::new(config, request));
+        let running = job.clone();
+        let promise = future_to_promise(async move {
+            match running.drive(signal).await {
                 Ok(done) => Ok(interop::uploaded(&done)),
                 Err(e) => Err(interop::error(&e)),
             }
+        });
+        Upload::quiet(&promise);
+        Upload {
+            job: Some(job),
+            refused: None,
+            promise,
+        }
+    }
+
+    fn refused(error: &ClientError) -> Upload {
+        let promise = Promise::reject(&interop::error(error));
+        Upload::quiet(&promise);
+        Upload {
+            job: None,
+            refused: Some(error.clone()),
+            promise,
+        }
+    }
+
+    /// An upload nobody awaits (the demo watches `onStateChange` instead) must not
+    /// report its rejection as unhandled: the handle's `then` still rejects.
+    fn quiet(promise: &Promise) {
+        thread_local! {
+            static IGNORE: Closure<dyn FnMut(JsValue)> = Closure::new(|_| {});
+        }
+        IGNORE.with(|ignore| {
+            let _ = promise.catch(ignore);
+        });
+    }
+}
+
+#[wasm_bindgen]
+impl Upload {
+    /// `"starting"`, `"uploading"`, `"paused"`, `"completing"`, `"done"`, `"failed"`
+    /// or `"cancelled"`.
+    #[wasm_bindgen(getter, unchecked_return_type = "UploadState")]
+    pub fn state(&self) -> String {
+        self.job
+            .as_ref()
+            .map_or(State::Failed, |job| job.control.state())
+            .as_str()
+            .to_owned()
+    }
+
+    /// Why the upload is paused (its attempts ran out: `resume()` tries again) or
+    /// failed; `null` otherwise.
+    #[wasm_bindgen(getter, unchecked_return_type = "SealdropError | null")]
+    pub fn error(&self) -> JsValue {
+        self.job
+            .as_ref()
+            .and_then(|job| job.control.error())
+            .or_else(|| self.refused.clone())
+            .map_or(JsValue::NULL, |e| interop::error(&e))
+    }
+
+    /// Whether the upload is kept in this browser, so it can be resumed after a
+    /// reload or a crash (`Uploader.pending()` lists it).
+    #[wasm_bindgen(getter)]
+    pub fn resumable(&self) -> bool {
+        self.job.as_ref().is_some_and(|job| job.is_kept())
+    }
+
+    /// The id `Uploader.pending()` lists a kept upload under; `undefined` otherwise.
+    #[wasm_bindgen(getter)]
+    pub fn id(&self) -> Option<String> {
+        self.job.as_ref().and_then(|job| job.kept_id())
+    }
+
+    /// Stops sending: no new part starts and the parts in flight are aborted (they
+    /// are sent again on resume). Does nothing unless starting or uploading.
+    pub fn pause(&self) {
+        if let Some(job) = &self.job {
+            job.control.pause();
+        }
+    }
+
+    /// Continues a paused upload, also one paused because its attempts ran out.
+    pub fn resume(&self) {
+        if let Some(job) = &self.job {
+            job.control.resume();
+        }
+    }
+
+    /// Cancels: aborts the requests in flight, deletes the upload on the server and
+    /// forgets it in this browser; the upload rejects with `cancelled`. Resolves once
+    /// the server has deleted it. Does nothing to a finished upload.
+    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
+    pub fn cancel(&self) -> Promise {
+        let Some(job) = self.job.clone() else {
+            return Promise::resolve(&JsValue::UNDEFINED);
+        };
+        let running = self.promise.clone();
+        future_to_promise(async move {
+            if job.control.state() == State::Done {
+                return Ok(JsValue::UNDEFINED);
+            }
+            let was_running = !job.control.state().is_final();
+            job.control.cancel();
+            if was_running {
+                // The running upload stops its requests, then deletes the session.
+                let _ = JsFuture::from(running).await;
+            }
+            job.discard()
+                .await
+                .map(|()| JsValue::UNDEFINED)
+                .map_err(|e| interop::error(&e))
         })
+    }
+
+    /// Makes an `Upload` awaitable (`PromiseLike<UploadResult>`).
+    #[wasm_bindgen(unchecked_return_type = "Promise<any>")]
+    pub fn then(
+        &self,
+        #[wasm_bindgen(unchecked_optional_param_type = "((result: UploadResult) => any) | null")]
+        on_fulfilled: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "((error: SealdropError) => any) | null")]
+        on_rejected: JsValue,
+    ) -> Result<JsValue, JsValue> {
+        let then: Function = Reflect::get(&self.promise, &"then".into())?.dyn_into()?;
+        then.call2(&self.promise, &on_fulfilled, &on_rejected)
     }
 }
 

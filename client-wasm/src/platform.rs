@@ -1,5 +1,5 @@
 //! What the client takes from the JS global scope: `fetch`, timers, the clock, random
-//! bytes, `location`, and `AbortSignal`s.
+//! bytes, `location`, `indexedDB`, `crypto.subtle`, and `AbortSignal`s.
 //!
 //! Everything is looked up on the global object rather than on `window`, so the same
 //! build runs in a page and, later, in a dedicated Web Worker (roadmap: throughput).
@@ -65,9 +65,34 @@ pub(crate) fn random_u32() -> Result<u32, ClientError> {
     getrandom::u32().map_err(|e| ClientError::Unsupported(format!("crypto random: {e}")))
 }
 
+/// `globalThis[name]`, unless it is missing (`undefined` or `null`).
+fn global_property(name: &str) -> Option<JsValue> {
+    Reflect::get(&js_sys::global(), &name.into())
+        .ok()
+        .filter(|v| !v.is_undefined() && !v.is_null())
+}
+
+/// The global `indexedDB` (pages and workers have it; an opaque origin may not).
+pub(crate) fn indexed_db() -> Result<web_sys::IdbFactory, ClientError> {
+    global_property("indexedDB")
+        .and_then(|v| v.dyn_into().ok())
+        .ok_or_else(|| ClientError::PersistFailed("this browser context has no IndexedDB".into()))
+}
+
+/// `crypto.subtle` (only in secure contexts: https, or http on localhost).
+pub(crate) fn subtle() -> Result<web_sys::SubtleCrypto, ClientError> {
+    global_property("crypto")
+        .and_then(|c| Reflect::get(&c, &"subtle".into()).ok())
+        .filter(|s| !s.is_undefined() && !s.is_null())
+        .and_then(|s| s.dyn_into().ok())
+        .ok_or_else(|| {
+            ClientError::PersistFailed("crypto.subtle is missing (not a secure context)".into())
+        })
+}
+
 /// `location.origin` of the page or worker, if it has one.
 pub(crate) fn location_origin() -> Option<String> {
-    let location = Reflect::get(&js_sys::global(), &"location".into()).ok()?;
+    let location = global_property("location")?;
     Reflect::get(&location, &"origin".into()).ok()?.as_string()
 }
 

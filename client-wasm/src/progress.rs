@@ -52,15 +52,19 @@ impl Reporter {
         }
     }
 
-    /// The first report, before any part is sent.
-    pub(crate) fn start(&mut self, now_ms: u64) {
+    /// The first report, before any part is sent; `parts_done` parts of `bytes_done`
+    /// plaintext bytes were sent before (a resumed upload).
+    pub(crate) fn start(&mut self, now_ms: u64, bytes_done: u64, parts_done: u32) {
+        self.bytes_done = bytes_done.min(self.bytes_total);
+        self.parts_done = parts_done.min(self.parts_total);
         self.meter.record(now_ms, self.bytes_done);
         self.report(now_ms);
     }
 
     /// A part of `bytes` plaintext bytes succeeded.
     pub(crate) fn part_done(&mut self, now_ms: u64, bytes: u64) {
-        self.parts_done += 1;
+        // A part sent again (storage lost it) succeeds twice: never report more than all.
+        self.parts_done = (self.parts_done + 1).min(self.parts_total);
         self.bytes_done = (self.bytes_done + bytes).min(self.bytes_total);
         self.meter.record(now_ms, self.bytes_done);
         self.report(now_ms);

@@ -34,23 +34,3 @@ pub(crate) fn with<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
         f(&mut scratch)
     })
 }
-
-/// How many records of `record_size` plaintext bytes make about `bytes` bytes
-/// (at least one).
-pub(crate) fn records_in(bytes: u64, record_size: u32) -> u64 {
-    (bytes / u64::from(record_size.max(1))).max(1)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn groups_hold_whole_records() {
-        assert_eq!(records_in(GROUP_BYTES, 1 << 20), 1);
-        assert_eq!(records_in(GROUP_BYTES, 16 << 20), 1);
-        assert_eq!(records_in(4 * GROUP_BYTES, 1 << 20), 4);
-        assert_eq!(records_in(GROUP_BYTES, 16), 65_536);
-        assert_eq!(records_in(GROUP_BYTES, 3 << 20), 1);
-    }
-}

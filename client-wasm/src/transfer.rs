@@ -1,12 +1,13 @@
-//! The loop both transfers share: the protocol's sans-IO [`UploadScheduler`] decides
-//! which part goes next, how many are in flight and when a failed one is retried; this
-//! module only carries its actions out with futures and timers. Also: retrying one
-//! API call with the same backoff, and racing a transfer against its `AbortSignal`.
+//! The loop both transfers share: the protocol's sans-IO [`PartScheduler`] decides which
+//! part goes next, how many are in flight and when a failed one is retried; this module
+//! only carries its actions out with futures and timers. Also: retrying one API call
+//! by the same rules, and racing a transfer against its `AbortSignal`.
 //!
 //! Downloads use the same scheduler with "parts" that are ranges of records: the rules
-//! (bounded concurrency, retry with full-jitter backoff, give up after N attempts)
-//! are the same, so they live in one place.
+//! (bounded concurrency, retry with full-jitter backoff and `Retry-After`, give up
+//! after N attempts) are the same, so they live in one place.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::pin;
@@ -14,25 +15,26 @@ use std::pin::pin;
 use futures_util::StreamExt;
 use futures_util::future::{Either, select};
 use futures_util::stream::FuturesUnordered;
-use sealdrop_protocol::backoff::Backoff;
-use sealdrop_protocol::scheduler::{Action, FailReason, UploadScheduler};
+use sealdrop_protocol::backoff::{Attempts, Backoff, GiveUp};
+use sealdrop_protocol::scheduler::{Action, PartScheduler};
 
 use crate::error::ClientError;
-use crate::http::Http;
 use crate::platform::{self, AbortWatch};
 use crate::progress::Reporter;
 
-/// Runs every part through `scheduler` until all have succeeded, and returns the
+/// Runs parts through `scheduler` until all have succeeded, and returns the
 /// `(part, etag)` list of [`Action::Done`].
 ///
 /// `attempt(part)` makes one attempt at a part; `keep(part, value)` takes a
 /// successful attempt's value and returns the ETag to record (empty for downloads) and
 /// the plaintext bytes the part holds, for progress. A part that fails with a
-/// retryable error is retried after its backoff delay; one that is given up fails the
-/// run with its own error (not retryable) or `part_failed` (attempts exhausted).
+/// retryable error is retried after its wait; one that is given up ends the run with
+/// its own error (not retryable) or `part_failed` (attempts exhausted). Dropping the
+/// returned future drops every attempt in flight, which aborts their requests; the
+/// caller then tells the scheduler with [`PartScheduler::pause`].
 pub(crate) async fn run_parts<T, F, Fut, K>(
-    scheduler: &mut UploadScheduler,
-    reporter: &mut Reporter,
+    scheduler: &RefCell<PartScheduler>,
+    reporter: &RefCell<Reporter>,
     mut attempt: F,
     mut keep: K,
 ) -> Result<Vec<(u32, String)>, ClientError>
@@ -45,8 +47,9 @@ where
     let mut last_errors: BTreeMap<u32, ClientError> = BTreeMap::new();
     loop {
         let now = platform::now_ms();
-        reporter.tick(now);
-        let wait = match scheduler.poll(now) {
+        reporter.borrow_mut().tick(now);
+        let action = scheduler.borrow_mut().poll(now);
+        let wait = match action {
             Action::Start { part } => {
                 let future = attempt(part);
                 running.push(async move { (part, future.await) });
@@ -58,20 +61,19 @@ where
                     ClientError::Unsupported(format!("part {part} failed without an error"))
                 });
                 return Err(match reason {
-                    FailReason::NotRetryable => last,
-                    FailReason::AttemptsExhausted { attempts } => ClientError::PartFailed {
+                    GiveUp::NotRetryable => last,
+                    GiveUp::AttemptsExhausted { attempts } => ClientError::PartFailed {
                         part,
                         attempts,
                         last: Box::new(last),
                     },
                 });
             }
-            Action::Cancelled => return Err(ClientError::Cancelled),
             Action::WaitUntil(t) => Some(t.saturating_sub(now)),
             Action::Idle => None,
         };
         // Wake for the first of: a part finishing, a retry falling due, a progress tick.
-        let timeout = match (wait, reporter.next_tick_in(now)) {
+        let timeout = match (wait, reporter.borrow().next_tick_in(now)) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
@@ -94,59 +96,54 @@ where
         match result {
             Ok(value) => {
                 let (etag, bytes) = keep(part, value);
-                if scheduler.on_part_succeeded(part, etag) {
-                    reporter.part_done(now, bytes);
+                if scheduler.borrow_mut().on_part_succeeded(part, etag) {
+                    reporter.borrow_mut().part_done(now, bytes);
                 }
             }
-            Err(ClientError::Cancelled) => return Err(ClientError::Cancelled),
             Err(error) => {
                 let random = platform::random_u32()?;
-                scheduler.on_part_failed(part, now, error.is_retryable(), random);
+                scheduler
+                    .borrow_mut()
+                    .on_part_failed(part, now, error.retry(), random);
                 last_errors.insert(part, error);
             }
         }
     }
 }
 
-/// Makes `call` until it succeeds, fails with an error that is not retryable, or has
-/// been tried `backoff.max_attempts` times, waiting the backoff's full-jitter delay
-/// between attempts. For the JSON calls, which are idempotent or harmless to repeat.
+/// Makes `call` until it succeeds or [`Attempts`] gives it up: a failure that is not
+/// retryable, or `backoff.max_attempts` failures (busy answers are waited out apart).
+/// Answers the last error then. For the JSON calls, which are idempotent or harmless to
+/// repeat.
 pub(crate) async fn retrying<T, F, Fut>(backoff: Backoff, mut call: F) -> Result<T, ClientError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, ClientError>>,
 {
-    let mut attempts = 0;
+    let mut attempts = Attempts::default();
     loop {
-        attempts += 1;
-        match call().await {
-            Err(e) if e.is_retryable() && backoff.allows_another(attempts) => {
-                let delay = backoff.delay_ms(attempts - 1, platform::random_u32()?);
-                platform::sleep(delay).await;
-            }
-            outcome => return outcome,
+        let error = match call().await {
+            Ok(value) => return Ok(value),
+            Err(error) => error,
+        };
+        match attempts.on_failure(&backoff, error.retry(), platform::random_u32()?) {
+            Ok(wait) => platform::sleep(wait).await,
+            Err(_) => return Err(error),
         }
     }
 }
 
 /// Runs `operation` unless the caller's signal fires first; then drops the operation
-/// (and with it every buffer it held) and answers `cancelled`. Either way, once the
-/// operation has failed, every request of `http` still in flight (the other parts of a
-/// failed upload, the other ranges of a download) is aborted.
+/// (and with it every request and buffer it held) and answers `cancelled`.
 pub(crate) async fn cancellable<T>(
     watch: &AbortWatch,
-    http: &Http,
     operation: impl Future<Output = Result<T, ClientError>>,
 ) -> Result<T, ClientError> {
     if watch.is_aborted() {
         return Err(ClientError::Cancelled);
     }
-    let outcome = match select(pin!(operation), watch.aborted()).await {
+    match select(pin!(operation), watch.aborted()).await {
         Either::Left((outcome, _)) => outcome,
         Either::Right(_) => Err(ClientError::Cancelled),
-    };
-    if outcome.is_err() {
-        http.abort();
     }
-    outcome
 }

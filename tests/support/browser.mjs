@@ -14,7 +14,7 @@ import { chromium } from "playwright-core";
 
 // Flags that work as root on these machines (see TOOLCHAIN notes); playwright adds
 // --headless itself and refuses --user-data-dir (the profile is the first argument).
-const ARGS = [
+export const ARGS = [
   "--no-sandbox",
   "--disable-gpu",
   "--disable-quic",

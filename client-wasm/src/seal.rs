@@ -1,0 +1,154 @@
+//! Sealing a part straight from the file: read its plaintext a slice at a time
+//! (`Blob.slice`), seal its records through the scratch buffers, and hand back the
+//! sealed records as one `Blob` with the part's tag fingerprint.
+//!
+//! Memory: one read of at most [`READ_BYTES`] of plaintext while a part is sealed, and
+//! the part's sealed records as JS arrays; never the whole file. A part sealed again (a
+//! retry, a resume) is read and sealed again rather than kept while it waits: sealing
+//! is deterministic, and the fingerprint proves it ([`sealdrop_protocol::fingerprint`]).
+
+use std::ops::Range;
+
+use futures_util::lock::Mutex;
+use js_sys::{Array, ArrayBuffer, Uint8Array};
+use sealdrop_protocol::fingerprint::{PartFingerprint, TagDigest};
+use sealdrop_protocol::format::{ContentKey, Header, Layout, TAG_LEN, seal_record_into};
+use sealdrop_protocol::plan::PartPlan;
+use sealdrop_protocol::records::{plaintext_span, records_in, runs};
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+use web_sys::Blob;
+
+use crate::error::ClientError;
+use crate::platform;
+use crate::scratch;
+
+/// Plaintext read from the file per `Blob.slice(...).arrayBuffer()` (whole records,
+/// at least one).
+pub(crate) const READ_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Everything needed to seal any part of one file, in any order.
+pub(crate) struct Sealer {
+    /// One part seals at a time, in the order parts start: the first part's `PUT`
+    /// begins as soon as it alone is sealed, while the next one seals, instead of
+    /// every part in flight sealing side by side and all finishing together.
+    turn: Mutex<()>,
+    file: Blob,
+    header: Header,
+    key: ContentKey,
+    layout: Layout,
+    plan: PartPlan,
+}
+
+impl Sealer {
+    pub(crate) fn new(
+        file: Blob,
+        header: Header,
+        key: ContentKey,
+        layout: Layout,
+        plan: PartPlan,
+    ) -> Self {
+        Self {
+            turn: Mutex::new(()),
+            file,
+            header,
+            key,
+            layout,
+            plan,
+        }
+    }
+
+    /// Reads part `part`'s plaintext from the file in slices of at most
+    /// [`READ_BYTES`], seals its records (global indexes; the file's last record
+    /// flagged last), and returns them as one `Blob` (`new Blob([records...])`, the
+    /// body shape Chromium uploads fastest) with the part's fingerprint, which the
+    /// caller checks before the bytes leave the page.
+    pub(crate) async fn seal_part(
+        &self,
+        part: u32,
+    ) -> Result<(Blob, PartFingerprint), ClientError> {
+        let _turn = self.turn.lock().await;
+        let records = self.plan.records_of_part(part).ok_or_else(|| {
+            ClientError::InvalidResponse(format!("part {part} is not in the plan"))
+        })?;
+        let record_bytes = u64::from(self.header.record_size());
+        let pieces = Array::new();
+        let mut tags = TagDigest::default();
+        for read in runs(records, records_in(READ_BYTES, record_bytes)) {
+            let span = self.plaintext_of(&read)?;
+            let bytes = read_slice(&self.file, span.clone()).await?;
+            for group in runs(read, records_in(scratch::GROUP_BYTES, record_bytes)) {
+                let range = self.plaintext_of(&group)?;
+                let view = bytes.subarray(
+                    offset_u32(range.start - span.start)?,
+                    offset_u32(range.end - span.start)?,
+                );
+                let sealed = self.seal_group(group, &view, &mut tags)?;
+                pieces.push(&sealed);
+            }
+        }
+        let body = Blob::new_with_u8_array_sequence(&pieces)
+            .map_err(|e| ClientError::Unsupported(format!("Blob: {}", platform::describe(&e))))?;
+        Ok((body, tags.finish()))
+    }
+
+    /// Seals records `records`, whose plaintext is `plaintext`, through the scratch
+    /// buffers, into a new JS array, adding each record's tag to `tags`.
+    fn seal_group(
+        &self,
+        records: Range<u64>,
+        plaintext: &Uint8Array,
+        tags: &mut TagDigest,
+    ) -> Result<Uint8Array, ClientError> {
+        scratch::with(|s| {
+            s.input.resize(plaintext.length() as usize, 0);
+            plaintext.copy_to(&mut s.input);
+            let mut offset = 0;
+            for index in records {
+                let len = self.layout.plaintext_len(index).unwrap_or(0) as usize;
+                let record = s.input.get(offset..offset + len).ok_or_else(|| {
+                    ClientError::ReadFailed("the file is shorter than when the upload began".into())
+                })?;
+                let last = self.layout.is_last(index);
+                seal_record_into(&self.key, &self.header, index, last, record, &mut s.output)?;
+                tags.push(&s.output[s.output.len() - TAG_LEN..]);
+                offset += len;
+            }
+            Ok(Uint8Array::from(&s.output[..]))
+        })
+    }
+
+    fn plaintext_of(&self, records: &Range<u64>) -> Result<Range<u64>, ClientError> {
+        plaintext_span(&self.layout, records).ok_or_else(|| {
+            ClientError::InvalidResponse("the plan names records past the file".into())
+        })
+    }
+}
+
+/// Reads bytes `range` of `file` (`Blob.slice(...).arrayBuffer()`).
+pub(crate) async fn read_slice(file: &Blob, range: Range<u64>) -> Result<Uint8Array, ClientError> {
+    let expected = range.end - range.start;
+    if expected == 0 {
+        return Ok(Uint8Array::new_with_length(0));
+    }
+    let failed = |e: wasm_bindgen::JsValue| ClientError::ReadFailed(platform::describe(&e));
+    let slice = file
+        .slice_with_f64_and_f64(range.start as f64, range.end as f64)
+        .map_err(failed)?;
+    let buffer = JsFuture::from(slice.array_buffer()).await.map_err(failed)?;
+    let buffer: ArrayBuffer = buffer
+        .dyn_into()
+        .map_err(|_| ClientError::ReadFailed("arrayBuffer() gave no ArrayBuffer".into()))?;
+    let bytes = Uint8Array::new(&buffer);
+    if u64::from(bytes.length()) != expected {
+        return Err(ClientError::ReadFailed(
+            "the file changed size while it was being uploaded".into(),
+        ));
+    }
+    Ok(bytes)
+}
+
+/// An offset within one read (at most [`READ_BYTES`] plus a record) as a `u32`.
+fn offset_u32(offset: u64) -> Result<u32, ClientError> {
+    u32::try_from(offset).map_err(|_| ClientError::ReadFailed("a read over 4 GiB".into()))
+}
