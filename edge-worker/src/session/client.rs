@@ -12,7 +12,7 @@ use sealdrop_protocol::wire::PutPartResponse;
 use worker::wasm_bindgen::JsValue;
 use worker::{Env, Headers, Request, Response};
 
-use super::calls::{BeginPart, Fenced, FinishPart, Grant, Op, OwnerQuery};
+use super::calls::{BeginPart, FailPart, Fenced, FinishPart, Grant, Op, OwnerQuery};
 use crate::caller::{self, USER_HEADER};
 use crate::http::{OrApiError as _, header};
 use crate::internal::ObjectStub;
@@ -76,11 +76,12 @@ impl SessionStub {
         self.stub.json(&Op::FinishPart(part).path(), &body).await
     }
 
-    /// Reports that the write of part `part` failed; `Err` if the session says the
-    /// upload is over (the client is told that instead of the write's own failure).
-    pub async fn fail_part(&self, part: u32, fence: u64) -> Result<(), ApiError> {
+    /// Reports that the write of part `part` failed (`gone`: storage said it has no
+    /// such upload); `Err` if the session says the upload is over (the client is told
+    /// that instead of the write's own failure).
+    pub async fn fail_part(&self, part: u32, fence: u64, gone: bool) -> Result<(), ApiError> {
         self.stub
-            .json::<_, ()>(&Op::FailPart(part).path(), &Fenced { fence })
+            .json::<_, ()>(&Op::FailPart(part).path(), &FailPart { fence, gone })
             .await
     }
 

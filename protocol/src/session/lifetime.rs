@@ -154,7 +154,7 @@ impl Session {
     pub fn request_delete(&mut self) -> Result<(), ApiError> {
         match self.phase {
             Phase::Completed { .. } => {
-                self.phase = Phase::Deleting(Deleting::Object);
+                self.enter(Phase::Deleting(Deleting::Object));
                 Ok(())
             }
             Phase::Deleting(_) => Ok(()),
