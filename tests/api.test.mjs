@@ -18,6 +18,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { after, before, describe, test } from "node:test";
+import { assertError, bearer, createBody, json, makeHeader, newUpload, until, uploadAll } from "./support/api.mjs";
 import { startServer } from "./support/server.mjs";
 
 const MiB = 1024 * 1024;
@@ -26,110 +27,11 @@ const MiB = 1024 * 1024;
 // Helpers
 // ---------------------------------------------------------------------------------
 
-/**
- * A 76-byte header (FORMAT.md §3): magic SDRP, version, suite, reserved, R, salt and a
- * commitment. The server has no key, so it cannot tell a random commitment from a real one.
- */
-function makeHeader({ recordSize = 1024, version = 2, suite = 1, magic = "SDRP" } = {}) {
-  const h = Buffer.alloc(76);
-  h.write(magic, 0, "latin1");
-  h[4] = version;
-  h[5] = suite;
-  h.writeUInt32BE(recordSize, 8);
-  randomBytes(64).copy(h, 12);
-  return h;
-}
-
-/** A create-upload body; `over` replaces or adds fields. */
-function createBody(over = {}) {
-  return {
-    plaintextSize: 1000,
-    header: makeHeader().toString("base64"),
-    metadata: randomBytes(100).toString("base64"),
-    ...over,
-  };
-}
-
-const json = (body) => ({
-  method: "POST",
-  headers: { "content-type": "application/json" },
-  body: typeof body === "string" ? body : JSON.stringify(body),
-});
-
-const bearer = (token) => ({ authorization: `Bearer ${token}` });
-
 /** `url` with the first character of its signature changed (never to itself). */
 function tamperedSig(url) {
   const sig = new URL(url).searchParams.get("sig");
   const flipped = sig[0] === "A" ? `B${sig.slice(1)}` : `A${sig.slice(1)}`;
   return url.replace(`sig=${sig}`, `sig=${flipped}`);
-}
-
-/** Asserts an error answer: status, the exact JSON shape, the code. */
-async function assertError(res, status, code) {
-  const text = await res.text();
-  assert.equal(res.status, status, `expected ${status} ${code}, got ${res.status}: ${text}`);
-  assert.match(res.headers.get("content-type") ?? "", /^application\/json/);
-  const body = JSON.parse(text);
-  assert.deepEqual(Object.keys(body), ["error"]);
-  assert.equal(body.error.code, code, text);
-  assert.equal(typeof body.error.message, "string");
-  assert.ok(body.error.message.length > 0);
-}
-
-/** One upload against `base`: create, then helpers bound to it. */
-async function newUpload(base, over = {}) {
-  const res = await fetch(`${base}/api/uploads`, json(createBody(over)));
-  const text = await res.text();
-  assert.equal(res.status, 201, text);
-  const created = JSON.parse(text);
-  const { fileId, ownerToken, plan } = created;
-  const auth = bearer(ownerToken);
-  const up = {
-    ...created,
-    auth,
-    /** The record section this upload will PUT: random ciphertext of the planned size. */
-    data: randomBytes(plan.ciphertextSize),
-    partBytes(n) {
-      const start = (n - 1) * plan.partSize;
-      return this.data.subarray(start, start + (n === plan.partCount ? plan.lastPartSize : plan.partSize));
-    },
-    async urls(partNumbers) {
-      const res = await fetch(`${base}/api/uploads/${fileId}/part-urls`, {
-        ...json({ partNumbers }),
-        headers: { ...auth, "content-type": "application/json" },
-      });
-      const body = await res.json();
-      assert.equal(res.status, 200, JSON.stringify(body));
-      return body.urls;
-    },
-    async put(n, body = up.partBytes(n)) {
-      const [{ url }] = await up.urls([n]);
-      return fetch(url, { method: "PUT", body });
-    },
-    /** PUTs part `n` and answers the `{ partNumber, etag }` complete wants. */
-    async putOk(n) {
-      const res = await up.put(n);
-      const body = await res.json();
-      assert.equal(res.status, 200, JSON.stringify(body));
-      assert.equal(res.headers.get("etag"), body.etag);
-      assert.match(body.etag, /^".+"$/);
-      return { partNumber: n, etag: body.etag };
-    },
-    complete(parts) {
-      return fetch(`${base}/api/uploads/${fileId}/complete`, {
-        ...json({ parts }),
-        headers: { ...auth, "content-type": "application/json" },
-      });
-    },
-    status(headers = auth) {
-      return fetch(`${base}/api/uploads/${fileId}`, { headers });
-    },
-    abort() {
-      return fetch(`${base}/api/uploads/${fileId}`, { method: "DELETE", headers: auth });
-    },
-  };
-  return up;
 }
 
 /**
@@ -166,15 +68,6 @@ function heldPut(url, bytes, sent = 1024 * 1024) {
   };
 }
 
-/** Waits (bounded) until `check()` is truthy; `what` names it when it never is. */
-async function until(check, what, attempts = 600) {
-  for (let i = 0; i < attempts; i++) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  assert.fail(`never happened: ${what}`);
-}
-
 /** Waits until part `n` of `up` has no record: a write of it has begun. */
 async function writeInFlight(up, n) {
   await until(async () => {
@@ -190,16 +83,6 @@ async function assertBusy(res) {
   assert.match(retryAfter ?? "", /^[1-9][0-9]*$/, `Retry-After: ${retryAfter}`);
 }
 
-/** Completes `up` with all its parts, answers the file record. */
-async function uploadAll(up) {
-  const parts = [];
-  for (let n = 1; n <= up.plan.partCount; n++) parts.push(await up.putOk(n));
-  const res = await up.complete(parts);
-  const record = await res.json();
-  assert.equal(res.status, 200, JSON.stringify(record));
-  return { parts, record };
-}
-
 // A 3-part plan: 1 KiB records, parts of ~5 MiB (the smallest S3 allows), the last short.
 const MULTI = { plaintextSize: 10 * MiB + 300_000, partSize: 5 * MiB };
 
@@ -212,7 +95,8 @@ let shortTtl; // part URLs and uploads that expire after 2 seconds
 let noSecret; // SIGNING_SECRET overridden with an empty value
 before(async () => {
   [server, shortTtl, noSecret] = await Promise.all([
-    startServer(),
+    // Quota is shares.test.mjs's subject: here the largest legal file must fit.
+    startServer({ vars: { QUOTA_BYTES: String(2 ** 60) } }),
     startServer({ vars: { PART_URL_TTL_SECONDS: "2", UPLOAD_TTL_SECONDS: "2" } }),
     startServer({ vars: { SIGNING_SECRET: "" } }),
   ]);
@@ -233,7 +117,8 @@ describe("a multi-part upload, end to end", () => {
 
   test("create answers 201 with ids, the plan and the expiry", async () => {
     up = await newUpload(server.url, MULTI);
-    assert.match(up.fileId, /^[A-Za-z0-9_-]{22}$/);
+    // Signed ids: 16 random bytes and 8 bytes of MAC.
+    assert.match(up.fileId, /^[A-Za-z0-9_-]{32}$/);
     assert.match(up.ownerToken, /^[A-Za-z0-9_-]{22}$/);
     assert.equal(up.plan.partCount, 3);
     assert.equal(up.plan.recordSize, 1024);
@@ -299,8 +184,9 @@ describe("a multi-part upload, end to end", () => {
     assert.equal(status.state, "completed");
   });
 
-  test("GET /api/files/{id} answers the record with a fresh download URL", async () => {
-    const res = await fetch(`${server.url}/api/files/${up.fileId}`);
+  test("GET /api/files/{id} answers its owner the record with a fresh download URL", async () => {
+    await assertError(await fetch(`${server.url}/api/files/${up.fileId}`), 401, "unauthorized");
+    const res = await fetch(`${server.url}/api/files/${up.fileId}`, { headers: up.auth });
     const file = await res.json();
     assert.equal(res.status, 200);
     assert.deepEqual({ ...file, download: null }, { ...record, download: null });
@@ -605,7 +491,7 @@ describe("owner calls", () => {
       409,
       "upload_not_open",
     );
-    await assertError(await fetch(`${server.url}/api/files/${up.fileId}`), 404, "file_not_found");
+    await assertError(await fetch(`${server.url}/api/files/${up.fileId}`, { headers: up.auth }), 404, "file_not_found");
   });
 
   test("complete racing DELETE and a second complete: one outcome, and the session agrees with storage", async () => {
@@ -620,7 +506,7 @@ describe("owner calls", () => {
       for (let n = 1; n <= race.plan.partCount; n++) parts.push(await race.putOk(n));
       const [done, again, aborted] = await Promise.all([race.complete(parts), race.complete(parts), race.abort()]);
       const status = await (await race.status()).json();
-      const file = await fetch(`${server.url}/api/files/${race.fileId}`);
+      const file = await fetch(`${server.url}/api/files/${race.fileId}`, { headers: race.auth });
       if (status.state === "completed") {
         for (const res of [done, again]) {
           if (res.status !== 200) await assertBusy(res);
@@ -815,7 +701,7 @@ describe("API details", () => {
     for (const [path, headers] of [
       ["/api/health", {}],
       ["/api/limits", {}],
-      [`/api/files/${up.fileId}`, {}],
+      [`/api/files/${up.fileId}`, up.auth],
       [`/api/uploads/${up.fileId}`, up.auth],
     ]) {
       const get = await fetch(`${server.url}${path}`, { headers });
@@ -830,7 +716,7 @@ describe("API details", () => {
     assert.equal(head.status, 200);
     assert.equal(head.headers.get("content-length"), String(up.plan.ciphertextSize));
     // Errors answer HEAD too (status and headers).
-    const missing = await fetch(`${server.url}/api/files/AAAAAAAAAAAAAAAAAAAAAA`, { method: "HEAD" });
+    const missing = await fetch(`${server.url}/api/files/${"A".repeat(32)}`, { method: "HEAD" });
     assert.equal(missing.status, 404);
   });
 
@@ -869,7 +755,8 @@ describe("API details", () => {
     // No Content-Length: the worker only learns the size while reading, and must still
     // drain the body so the client reads the answer instead of a reset connection.
     const big = Buffer.alloc(8 * MiB, " ");
-    for (const path of ["/api/uploads", "/api/uploads/AAAAAAAAAAAAAAAAAAAAAA/complete"]) {
+    const { fileId } = await newUpload(server.url);
+    for (const path of ["/api/uploads", `/api/uploads/${fileId}/complete`]) {
       const res = await fetch(`${server.url}${path}`, {
         method: "POST",
         headers: { "content-type": "application/json" },
@@ -913,22 +800,23 @@ describe("API details", () => {
 });
 
 describe("routes", () => {
-  const unknownId = "AAAAAAAAAAAAAAAAAAAAAA";
+  // Well-formed, but not signed by this server (shares.test.mjs probes many more).
+  const unknownId = "A".repeat(32);
 
   test("unknown and malformed file ids: 404", async () => {
     const u = server.url;
     await assertError(await fetch(`${u}/api/files/${unknownId}`), 404, "file_not_found");
-    await assertError(await fetch(`${u}/api/uploads/${unknownId}`, { headers: bearer(unknownId) }), 404, "upload_not_found");
+    await assertError(await fetch(`${u}/api/uploads/${unknownId}`, { headers: bearer("A".repeat(22)) }), 404, "upload_not_found");
     await assertError(await fetch(`${u}/api/files/not-an-id`), 404, "file_not_found");
     await assertError(await fetch(`${u}/api/files/${unknownId}A`), 404, "file_not_found");
-    await assertError(await fetch(`${u}/api/uploads/AAAAAAAAAAAAAAAAAAAAAB`), 404, "upload_not_found");
+    await assertError(await fetch(`${u}/api/uploads/AAAAAAAAAAAAAAAAAAAAAA`), 404, "upload_not_found");
     await assertError(await fetch(`${u}/api/uploads/%2e%2e`, json({ partNumbers: [1] })), 404, "not_found");
     await assertError(await fetch(`${u}/blob/${unknownId.slice(1)}?exp=1&sig=x`), 404, "file_not_found");
   });
 
   test("an in-progress upload has no file record", async () => {
     const up = await newUpload(server.url);
-    await assertError(await fetch(`${server.url}/api/files/${up.fileId}`), 404, "file_not_found");
+    await assertError(await fetch(`${server.url}/api/files/${up.fileId}`, { headers: up.auth }), 404, "file_not_found");
   });
 
   test("unknown routes: 404 not_found; wrong methods: 405 with Allow", async () => {
@@ -1012,10 +900,10 @@ describe("expiry", () => {
 
 test("without SIGNING_SECRET every upload and blob call answers 500 internal", async () => {
   const u = noSecret.url;
-  const id = "AAAAAAAAAAAAAAAAAAAAAA";
+  const id = "A".repeat(32);
   for (const [path, init] of [
     ["/api/uploads", json(createBody())],
-    [`/api/uploads/${id}`, { headers: bearer(id) }],
+    [`/api/uploads/${id}`, { headers: bearer("A".repeat(22)) }],
     [`/api/files/${id}`, {}],
     [`/blob/${id}?exp=1&sig=x`, {}],
   ]) {

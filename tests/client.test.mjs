@@ -251,10 +251,11 @@ describe("links and keys", () => {
     const { result } = await uploadInPage(10);
     const link = result.value.link;
     const [head, key] = link.split("#");
+    const token = head.split("/s/")[1];
     const bad = [
       "", "nonsense", head, `${head}#`, `${head}#k2.${key.slice(3)}`, `${head}#${key.slice(0, -1)}`,
-      `${head}#${key}A`, `${head.replace("/f/", "/g/")}#${key}`, `${head}x#${key}`,
-      `ftp://example/f/${result.value.fileId}#${key}`, `/f/${result.value.fileId}#${key}`,
+      `${head}#${key}A`, `${head.replace("/s/", "/f/")}#${key}`, `${head}x#${key}`,
+      `ftp://example/s/${token}#${key}`, `/s/${token}#${key}`,
     ];
     const got = await page.evaluate(async (bad) => {
       net.reset();
@@ -300,11 +301,12 @@ describe("links and keys", () => {
     assert.equal(got.record, 2);
   });
 
-  test("an unknown file: file_not_found with status 404", async () => {
+  test("an unknown share: share_not_found with status 404", async () => {
     const { result } = await uploadInPage(1);
-    const link = result.value.link.replace(result.value.fileId, "AAAAAAAAAAAAAAAAAAAAAA");
+    const token = new URL(result.value.link).pathname.slice(3);
+    const link = result.value.link.replace(token, "A".repeat(32));
     const got = await page.evaluate((link) => outcome(sealdrop.download(link)), link);
-    assert.equal(got.code, "file_not_found");
+    assert.equal(got.code, "share_not_found");
     assert.equal(got.status, 404);
   });
 });
@@ -334,7 +336,7 @@ describe("options", () => {
       (await outcome(new sealdrop.Uploader().upload("not a file"))).code,
       (await outcome(new sealdrop.Uploader().upload(new Blob([]), { onProgress: 5 }))).code,
       (await outcome(new sealdrop.Uploader().upload(new Blob([]), { signal: {} }))).code,
-      (await outcome(sealdrop.download("http://x/f/AAAAAAAAAAAAAAAAAAAAAA#k1.", { concurrency: 99 }))).code,
+      (await outcome(sealdrop.download("http://x/s/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA#k1.", { concurrency: 99 }))).code,
     ]);
     assert.deepEqual(got, ["invalid_option", "invalid_option", "invalid_option", "invalid_option"]);
   });
@@ -578,9 +580,11 @@ describe("a lying or failing server", () => {
       ]) {
         net.reset();
         net.after = async (entry, res) => {
-          if (entry.method !== "GET" || !entry.path.startsWith("/api/files/")) return undefined;
-          const record = tamper(await res.json());
-          return new Response(JSON.stringify(record), { status: 200, headers: { "content-type": "application/json" } });
+          // The file record comes with the download opened on the link's share.
+          if (entry.method !== "POST" || !/^\/api\/shares\/[^/]+\/downloads$/.test(entry.path)) return undefined;
+          const opened = await res.json();
+          const record = tamper(opened.file);
+          return new Response(JSON.stringify({ ...opened, file: record }), { status: 201, headers: { "content-type": "application/json" } });
         };
         const r = await outcome(sealdrop.download(link));
         results.push({ ok: r.ok, code: r.code, message: r.message, ranges: net.log.filter((e) => e.range).length });
@@ -609,13 +613,13 @@ describe("a lying or failing server", () => {
       const r = await outcome(sealdrop.download(link));
       return {
         ok: r.ok, message: r.message, size: r.ok ? r.value.blob.size : null,
-        records: net.log.filter((e) => e.path.startsWith("/api/files/")).length,
+        records: net.log.filter((e) => /\/downloads(\/[^/]+\/url)?$/.test(e.path)).length,
         ranges: net.log.filter((e) => e.range).length,
       };
     }, link);
     assert.ok(got.ok, got.message);
     assert.equal(got.size, size);
-    assert.equal(got.records, 2, "the file record, then once more for a fresh URL");
+    assert.equal(got.records, 2, "the download opened, then a fresh URL for it");
     assert.equal(got.ranges, 3, "2 ranges, one sent again");
   });
 });

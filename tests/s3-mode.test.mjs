@@ -10,13 +10,14 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, afterEach, before, describe, test } from "node:test";
+import { assertError, bearer, newUpload } from "./support/api.mjs";
 import { checkS3 } from "./support/s3.mjs";
 import { startStack } from "./support/stack.mjs";
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 
-/** A key the worker writes: `files/<fileId>`, a fresh 128-bit id. */
-const fileKey = () => `files/${randomBytes(16).toString("base64url")}`;
+/** A key the worker writes: `files/<fileId>`, a fresh id of the signed form (32 characters). */
+const fileKey = () => `files/${randomBytes(24).toString("base64url")}`;
 
 /**
  * Makes storage say the upload began `days` ago, past the 6-day session lifetime,
@@ -64,7 +65,8 @@ async function openUploads(s3) {
 
 let stack;
 before(async () => {
-  stack = await startStack({ provider: "s3" });
+  // A quota above the 2 TiB upload the limits test plans (QUOTA_BYTES is 1 TiB by default).
+  stack = await startStack({ provider: "s3", vars: { QUOTA_BYTES: String(2 ** 50) } });
 });
 after(async () => {
   await stack?.stop();
@@ -160,6 +162,49 @@ describe("s3 mode: the sweep", () => {
     assert.ok((await openUploads(s3)).includes(orphan));
     await sweep(stack);
     assert.ok(!(await openUploads(s3)).includes(orphan));
+  });
+});
+
+describe("s3 mode: shares and deletion", () => {
+  test("a share's download URL is presigned and re-issued; deleting the file deletes the object", async () => {
+    const { s3, proxy, workerUrl: u } = stack;
+    const up = await newUpload(u);
+    assert.equal(up.plan.partCount, 1);
+    const [{ url: partUrl }] = await up.urls([1]);
+    assert.ok(partUrl.startsWith(proxy.url), partUrl);
+    const put = await fetch(partUrl, { method: "PUT", body: up.partBytes(1) });
+    assert.equal(put.status, 200, await put.text());
+    const done = await up.complete([{ partNumber: 1, etag: put.headers.get("etag") }]);
+    assert.equal(done.status, 200, await done.text());
+    const key = `files/${up.fileId}`;
+    assert.deepEqual((await s3.listObjects(key)).map((o) => o.key), [key]);
+
+    // A share: its download URL is the bucket's own, presigned, and serves ranges.
+    const headers = { ...bearer(up.ownerToken), "content-type": "application/json" };
+    const made = await fetch(`${u}/api/files/${up.fileId}/shares`, { method: "POST", headers, body: "{}" });
+    const share = await made.json();
+    assert.equal(made.status, 201, JSON.stringify(share));
+    const shares = `${u}/api/shares/${share.token}`;
+    const open = await fetch(`${shares}/downloads`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
+    const dl = await open.json();
+    assert.equal(open.status, 201, JSON.stringify(dl));
+    const first = dl.file.download.url;
+    assert.ok(first.startsWith(proxy.url) && /X-Amz-Signature=/.test(first), first);
+    const range = await fetch(first, { headers: { range: "bytes=10-19" } });
+    assert.equal(range.status, 206);
+    assert.deepEqual(Buffer.from(await range.arrayBuffer()), up.data.subarray(10, 20));
+    const again = await fetch(`${shares}/downloads/${dl.downloadId}/url`, { method: "POST" });
+    const fresh = await again.json();
+    assert.equal(again.status, 200, JSON.stringify(fresh));
+    assert.deepEqual(Buffer.from(await (await fetch(fresh.url)).arrayBuffer()), up.data);
+
+    // The owner deletes the file: DeleteObject through the provider, then 410 gone.
+    const deleted = await fetch(`${u}/api/files/${up.fileId}`, { method: "DELETE", headers: bearer(up.ownerToken) });
+    assert.equal(deleted.status, 204, await deleted.text());
+    assert.deepEqual(await s3.listObjects(key), []);
+    assert.equal((await fetch(fresh.url)).status, 404, "the bucket no longer has the object");
+    await assertError(await fetch(`${u}/api/files/${up.fileId}`, { headers: bearer(up.ownerToken) }), 410, "gone");
+    await assertError(await fetch(shares), 410, "gone");
   });
 });
 
@@ -274,7 +319,7 @@ describe("s3 mode: completion against storage that refuses, loses or delays", ()
     // The next look at the upload finds it gone and the object there: completed.
     const status = await (await api(up)).json();
     assert.equal(status.state, "completed", JSON.stringify(status));
-    const file = await fetch(`${fast.workerUrl}/api/files/${up.fileId}`);
+    const file = await fetch(`${fast.workerUrl}/api/files/${up.fileId}`, { headers: up.auth });
     assert.equal(file.status, 200);
   });
 });

@@ -48,9 +48,9 @@ test("the app page loads the wasm client and shows its version", async () => {
   await page.close();
 });
 
-test("/f/<id> serves the app page (SPA fallback), which loads the client", async () => {
+test("/s/<token> serves the app page (SPA fallback), which loads the client", async () => {
   const page = await browser.newPage();
-  const res = await page.goto(`${server.url}/f/abc`);
+  const res = await page.goto(`${server.url}/s/abc`);
   assert.equal(res.status(), 200);
   assert.match(res.headers()["content-type"], /^text\/html/);
   assert.equal(await page.title(), "sealdrop");

@@ -101,11 +101,12 @@ for (const provider of PROVIDERS) describe(`encrypted transfer, end to end (${pr
     for (const { name, result, events } of results) {
       const f = FILES.find((x) => x.name === name);
       assert.ok(f, `unexpected file ${name}`);
-      assert.match(result.fileId, /^[A-Za-z0-9_-]{22}$/);
-      // The key travels only in the fragment: 43 base64url characters after "k1.".
+      assert.match(result.fileId, /^[A-Za-z0-9_-]{32}$/);
+      // The link names the file's default share; the key travels only in the
+      // fragment: 43 base64url characters after "k1.".
       const link = new URL(result.link);
       assert.equal(link.origin, stack.url);
-      assert.equal(link.pathname, `/f/${result.fileId}`);
+      assert.match(link.pathname, /^\/s\/[A-Za-z0-9_-]{32}$/);
       assert.match(link.hash, /^#k1\.[A-Za-z0-9_-]{43}$/);
       assert.equal(link.search, "");
 
@@ -122,12 +123,16 @@ for (const provider of PROVIDERS) describe(`encrypted transfer, end to end (${pr
     }
   });
 
-  test("the server holds exactly the sealed size, under a public id", async () => {
+  test("the server holds exactly the sealed size, reached through the link's share", async () => {
     for (const f of FILES) {
-      const { fileId } = uploaded.get(f.name);
-      const res = await fetch(`${stack.url}/api/files/${fileId}`);
-      assert.equal(res.status, 200);
-      const record = await res.json();
+      const { fileId, link } = uploaded.get(f.name);
+      // Only the owner reads the file record directly; everyone else opens a download.
+      assert.equal((await fetch(`${stack.url}/api/files/${fileId}`)).status, 401);
+      const shares = `${stack.url}/api/shares/${new URL(link).pathname.slice(3)}/downloads`;
+      const res = await fetch(shares, { method: "POST" });
+      assert.equal(res.status, 201);
+      const { downloadId, file: record } = await res.json();
+      assert.equal((await fetch(`${shares}/${downloadId}`, { method: "DELETE" })).status, 204);
       assert.equal(record.fileId, fileId);
       assert.equal(record.plaintextSize, f.size);
       assert.equal(record.recordSize, RECORD);
@@ -179,13 +184,13 @@ for (const provider of PROVIDERS) describe(`encrypted transfer, end to end (${pr
     const app = await browser.newPage();
     await app.goto(`${stack.url}/`);
     await app.setInputFiles("#file-input", f.path);
-    const linkLocator = app.locator(`a[href*="/f/"], input[value*="/f/"]`).first();
+    const linkLocator = app.locator(`a[href*="/s/"], input[value*="/s/"]`).first();
     await linkLocator.waitFor({ timeout: 120_000 }).catch(async (err) => {
       // Say what the page says (a stalled, paused or failed upload) rather than only "timeout".
       throw new Error(`no link appeared; the page says:\n${await app.locator("main").innerText()}`, { cause: err });
     });
     const link = (await linkLocator.getAttribute("href")) ?? (await linkLocator.inputValue());
-    assert.match(link, /\/f\/[A-Za-z0-9_-]{22}#k1\./);
+    assert.match(link, /\/s\/[A-Za-z0-9_-]{32}#k1\./);
 
     const receiver = await browser.newPage();
     const downloadEvent = receiver.waitForEvent("download", { timeout: 60_000 });

@@ -5,8 +5,8 @@
 //
 // In reading order: start-up and routing, sending (choosing files, a queue of uploads,
 // one at a time, each card with its progress, controls and link), unfinished uploads
-// (resume / discard), leaving the page, receiving (the /f/<id>#k1... page), then small
-// helpers (formatting, errors, saving, DOM).
+// (resume / discard), leaving the page, receiving (the /s/<token>#k1... page), then
+// small helpers (formatting, errors, saving, DOM).
 
 import init, { Uploader, download, version } from "/pkg/sealdrop_client.js";
 
@@ -28,12 +28,12 @@ async function main() {
     showFatal("The sealdrop client could not load in this browser.", err);
     return;
   }
-  // The worker serves this page for every path that is not a file: / sends, /f/...
+  // The worker serves this page for every path that is not a file: / sends, /s/...
   // is a download link, anything else is a mistake worth saying so.
   const path = location.pathname;
   if (path === "/" || path === "/index.html") {
     send();
-  } else if (path.startsWith("/f/")) {
+  } else if (/^\/s\/[^/]+\/?$/.test(path)) {
     receive();
   } else {
     document.title = "Not a sealdrop link · sealdrop";
@@ -410,12 +410,12 @@ function warnBeforeLeaving(event) {
 /** What is wrong with this page's address as a download link, in words; null if its
  *  shape is right (the client then checks the key against the file). */
 function linkProblem() {
-  const id = location.pathname.slice("/f/".length).replace(/\/$/, "");
-  if (!/^[A-Za-z0-9_-]+$/.test(id)) {
-    return "This address is not a sealdrop link. A download link looks like /f/<file id>#k1.<key>.";
+  const token = location.pathname.slice("/s/".length).replace(/\/$/, "");
+  if (!/^[A-Za-z0-9_-]+$/.test(token)) {
+    return "This address is not a sealdrop link. A download link looks like /s/<share token>#k1.<key>.";
   }
-  if (id.length !== 22) {
-    return "The file id in this link is wrong: it must be 22 letters, digits, “-” or “_”. Check that the whole link was copied.";
+  if (token.length !== 32) {
+    return "The share token in this link is wrong: it must be 32 letters, digits, “-” or “_”. Check that the whole link was copied.";
   }
   if (!location.hash.startsWith("#k1.")) {
     return "This link has no key: it must end with “#k1.” and the key. Check that the whole link was copied.";

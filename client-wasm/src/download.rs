@@ -3,9 +3,12 @@
 //! included, has authenticated.
 //!
 //! The file key never leaves the page: it comes from the link's fragment, which
-//! browsers do not send. The server's file record gives the header, the sealed
-//! metadata and the record-section length, from which the layout (and so which record
-//! is the last) is fixed before any byte is read (FORMAT.md §6).
+//! browsers do not send. The link names a share: the download is opened on it (one
+//! download id, drawn here, for every retry), which answers the file record (header,
+//! sealed metadata, record-section length, from which the layout and so which record
+//! is the last are fixed before any byte is read, FORMAT.md §6) and a short-lived
+//! storage URL, re-issued to the same download when it expires. A verified download
+//! is reported complete (it counts once); one that fails is abandoned (it does not).
 
 use std::cell::RefCell;
 use std::ops::Range;
@@ -17,11 +20,13 @@ use sealdrop_protocol::backoff::Backoff;
 use sealdrop_protocol::format::{
     ContentKey, FileMetadata, FormatError, Header, Layout, TAG_LEN, open_metadata, open_record_into,
 };
+use sealdrop_protocol::ids::random_id_text;
 use sealdrop_protocol::records::{
     Runs, file_layout, plaintext_span, records_before, records_in, runs, sealed_span,
 };
 use sealdrop_protocol::scheduler::PartScheduler;
-use sealdrop_protocol::wire::FileRecord;
+use sealdrop_protocol::share::{DownloadOpened, OpenDownloadRequest};
+use sealdrop_protocol::wire::{DownloadUrl, FileRecord};
 use web_sys::{AbortSignal, Blob, BlobPropertyBag};
 
 use crate::error::ClientError;
@@ -61,27 +66,28 @@ pub(crate) async fn download(request: DownloadRequest) -> Result<Downloaded, Cli
     let http = Http {
         stall_ms: request.stall_ms,
     };
-    cancellable(&watch, run(&request, &link, &http)).await
+    let mut id = [0u8; 16];
+    platform::random_bytes(&mut id)?;
+    let source = Source {
+        http: &http,
+        backoff: Backoff::default(),
+        base: format!("{}/api/shares/{}/downloads", link.endpoint, link.token),
+        download_id: random_id_text(id),
+        url: RefCell::new(String::new()),
+    };
+    let outcome = cancellable(&watch, run(&request, &link, &source)).await;
+    // Best effort, and not cancelled with the download: a download neither completed
+    // nor abandoned counts when its lease lapses anyway.
+    let _ = source.close(outcome.is_ok()).await;
+    outcome
 }
 
 async fn run(
     request: &DownloadRequest,
     link: &Link,
-    http: &Http,
+    source: &Source<'_>,
 ) -> Result<Downloaded, ClientError> {
-    let backoff = Backoff::default();
-    let source = Source {
-        http,
-        backoff,
-        file_url: format!("{}/api/files/{}", link.endpoint, link.file_id),
-        url: RefCell::new(String::new()),
-    };
-    let record = source.refresh().await?;
-    if record.file_id != link.file_id {
-        return Err(ClientError::InvalidResponse(
-            "the file record names another file".into(),
-        ));
-    }
+    let record = source.open().await?;
 
     let header = Header::parse(&decode(&record.header, "header")?)?;
     // A wrong key stops here (`key_commitment_failed`), before any content is fetched.
@@ -113,7 +119,7 @@ async fn run(
         layout,
     };
     let scheduler = RefCell::new(
-        PartScheduler::new(range_count, request.concurrency, backoff, [])
+        PartScheduler::new(range_count, request.concurrency, source.backoff, [])
             .map_err(|e| ClientError::InvalidOption(e.to_string()))?,
     );
     let mut reporter = Reporter::new(
@@ -128,7 +134,7 @@ async fn run(
     run_parts(
         &scheduler,
         &reporter,
-        |part| attempt_range(&source, &opener, records(part)),
+        |part| attempt_range(source, &opener, records(part)),
         |part, blob: Blob| {
             if let Some(slot) = opened.borrow_mut().get_mut(part as usize - 1) {
                 *slot = Some(blob);
@@ -187,24 +193,68 @@ async fn attempt_range(
     opener.open_range(records, bytes.start, &body)
 }
 
-/// The file record and its download URL, fetched again when the URL expires.
+/// The download opened on the link's share, and its storage URL, re-issued when it
+/// expires.
 struct Source<'a> {
     http: &'a Http,
     backoff: Backoff,
-    file_url: String,
+    /// `<endpoint>/api/shares/<token>/downloads`.
+    base: String,
+    /// Chosen here, so a retried open is the same download.
+    download_id: String,
     url: RefCell<String>,
 }
 
 impl Source<'_> {
-    /// `GET /api/files/{id}`; keeps its download URL.
-    async fn refresh(&self) -> Result<FileRecord, ClientError> {
-        let record: FileRecord = retrying(self.backoff, || {
+    /// Opens the download; keeps its URL and answers the file record.
+    async fn open(&self) -> Result<FileRecord, ClientError> {
+        let request = OpenDownloadRequest {
+            download_id: Some(self.download_id.clone()),
+            verifier: None,
+        };
+        let opened: DownloadOpened = retrying(self.backoff, || {
             self.http
-                .json("GET file", "GET", &self.file_url, None, None::<&()>)
+                .json("POST downloads", "POST", &self.base, None, Some(&request))
         })
         .await?;
-        *self.url.borrow_mut() = record.download.url.clone();
-        Ok(record)
+        if opened.download_id != self.download_id {
+            return Err(ClientError::InvalidResponse(
+                "the share opened another download".into(),
+            ));
+        }
+        *self.url.borrow_mut() = opened.file.download.url.clone();
+        Ok(opened.file)
+    }
+
+    /// A fresh storage URL for the download.
+    async fn refresh(&self) -> Result<(), ClientError> {
+        let url = format!("{}/{}/url", self.base, self.download_id);
+        let fresh: DownloadUrl = retrying(self.backoff, || {
+            self.http
+                .json("POST download url", "POST", &url, None, None::<&()>)
+        })
+        .await?;
+        *self.url.borrow_mut() = fresh.url;
+        Ok(())
+    }
+
+    /// Tells the share how the download ended: `complete` (it counts) or `DELETE`
+    /// (abandoned).
+    async fn close(&self, completed: bool) -> Result<(), ClientError> {
+        let url = format!("{}/{}", self.base, self.download_id);
+        match completed {
+            true => {
+                let url = format!("{url}/complete");
+                self.http
+                    .empty("POST download complete", "POST", &url, None)
+                    .await
+            }
+            false => {
+                self.http
+                    .empty("DELETE download", "DELETE", &url, None)
+                    .await
+            }
+        }
     }
 }
 

@@ -73,7 +73,7 @@ pub enum ClientError {
     #[error("invalid option: {0}")]
     InvalidOption(String),
 
-    /// The link is not `<endpoint>/f/<fileId>#k1.<key>` (code `invalid_link`).
+    /// The link is not `<endpoint>/s/<shareToken>#k1.<key>` (code `invalid_link`).
     #[error("invalid link: {0}")]
     InvalidLink(&'static str),
 

@@ -136,7 +136,7 @@ export interface PendingUpload {
 export interface UploadResult {
   /** The file's public id. */
   fileId: string;
-  /** `<endpoint>/f/<fileId>#k1.<key>`: whoever has it can download and decrypt the file. */
+  /** `<endpoint>/s/<shareToken>#k1.<key>`: a link to the file's default share (no password, no limit, the file's lifetime); whoever has it can download and decrypt the file. */
   link: string;
   /** Plaintext bytes. */
   size: number;

@@ -322,8 +322,9 @@ impl Upload {
 
 /// Downloads the file a link names, checks every record and resolves to its
 /// `{ name, type, size, blob }`; no plaintext is released unless the whole file
-/// verified. Rejects with a `SealdropError` (`invalid_link`, `file_not_found`,
-/// `key_commitment_failed` for a wrong key, `record_auth_failed` with `.record`, ...).
+/// verified. Rejects with a `SealdropError` (`invalid_link`, `share_not_found`,
+/// `share_exhausted`, `key_commitment_failed` for a wrong key, `record_auth_failed` with
+/// `.record`, ...).
 #[wasm_bindgen(unchecked_return_type = "Promise<DownloadResult>")]
 pub fn download(
     #[wasm_bindgen(unchecked_param_type = "string")] link: JsValue,

@@ -1,28 +1,28 @@
-//! Download links, `<endpoint>/f/<fileId>#k1.<key>` (docs/FORMAT.md §8), and the
+//! Download links, `<endpoint>/s/<shareToken>#k1.<key>` (docs/FORMAT.md §8), and the
 //! endpoint they start with. Pure string work, tested natively.
 
 use sealdrop_protocol::format::{FileKey, encode_fragment, parse_fragment};
-use sealdrop_protocol::ids::FileId;
+use sealdrop_protocol::ids::ShareToken;
 
 use crate::error::ClientError;
 
 /// A parsed download link.
 #[derive(Debug)]
 pub(crate) struct Link {
-    /// Where the API lives: the link up to `/f/<fileId>` (origin and any path prefix).
+    /// Where the API lives: the link up to `/s/<token>` (origin and any path prefix).
     pub endpoint: String,
-    /// The file's public id.
-    pub file_id: FileId,
+    /// The share the link names.
+    pub token: ShareToken,
     /// The file key from the fragment.
     pub key: FileKey,
 }
 
-/// The link for a file: `<endpoint>/f/<fileId>#k1.<base64url key>`.
-pub(crate) fn build(endpoint: &str, file_id: &FileId, key: &FileKey) -> String {
-    format!("{endpoint}/f/{file_id}#{}", encode_fragment(key))
+/// The link for a share of a file: `<endpoint>/s/<token>#k1.<base64url key>`.
+pub(crate) fn build(endpoint: &str, token: &ShareToken, key: &FileKey) -> String {
+    format!("{endpoint}/s/{token}#{}", encode_fragment(key))
 }
 
-/// Reads a link: an absolute http(s) URL whose path ends in `/f/<fileId>`, with the
+/// Reads a link: an absolute http(s) URL whose path ends in `/s/<token>`, with the
 /// key in its fragment. A query string is ignored. Anything else is `invalid_link`
 /// (a bad fragment keeps the format's own `invalid_link` error).
 pub(crate) fn parse(link: &str) -> Result<Link, ClientError> {
@@ -32,17 +32,17 @@ pub(crate) fn parse(link: &str) -> Result<Link, ClientError> {
         .ok_or(ClientError::InvalidLink("the link has no #k1. key"))?;
     let key = parse_fragment(fragment)?;
     let url = url.split_once('?').map_or(url, |(path, _query)| path);
-    let (endpoint, id) = url.rsplit_once("/f/").ok_or(ClientError::InvalidLink(
-        "the link's path does not end in /f/<fileId>",
+    let (endpoint, token) = url.rsplit_once("/s/").ok_or(ClientError::InvalidLink(
+        "the link's path does not end in /s/<token>",
     ))?;
-    let file_id = FileId::parse(id)
-        .map_err(|_| ClientError::InvalidLink("the file id is not 22 base64url characters"))?;
+    let token = ShareToken::parse(token)
+        .map_err(|_| ClientError::InvalidLink("the share token is not 32 base64url characters"))?;
     let endpoint = endpoint_of(endpoint).ok_or(ClientError::InvalidLink(
         "the link is not an absolute http(s) URL",
     ))?;
     Ok(Link {
         endpoint,
-        file_id,
+        token,
         key,
     })
 }
@@ -68,7 +68,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
-    const ID: &str = "AAAAAAAAAAAAAAAAAAAAAA";
+    const ID: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
 
     fn key() -> FileKey {
         FileKey::from_bytes([7; 32])
@@ -76,13 +76,13 @@ mod tests {
 
     #[test]
     fn round_trip() {
-        let id = FileId::parse(ID).unwrap();
+        let id = ShareToken::parse(ID).unwrap();
         for endpoint in ["http://127.0.0.1:8787", "https://drop.example/sub/path"] {
             let link = build(endpoint, &id, &key());
-            assert!(link.starts_with(&format!("{endpoint}/f/{ID}#k1.")));
+            assert!(link.starts_with(&format!("{endpoint}/s/{ID}#k1.")));
             let parsed = parse(&link).unwrap();
             assert_eq!(parsed.endpoint, endpoint);
-            assert_eq!(parsed.file_id, id);
+            assert_eq!(parsed.token, id);
             assert_eq!(parsed.key, key());
             // Whitespace around a pasted link, and a query, are ignored.
             let (head, tail) = link.split_once('#').unwrap();
@@ -93,22 +93,22 @@ mod tests {
 
     #[test]
     fn rejects_everything_else() {
-        let good = build("http://h", &FileId::parse(ID).unwrap(), &key());
+        let good = build("http://h", &ShareToken::parse(ID).unwrap(), &key());
         let fragment = good.split_once('#').unwrap().1;
         for bad in [
             String::new(),
             "not a link".into(),
-            format!("http://h/f/{ID}"),
-            format!("http://h/f/{ID}#"),
-            format!("http://h/f/{ID}#k2.{}", &fragment[3..]),
-            format!("http://h/f/{ID}#{}", &fragment[..45]),
-            format!("http://h/f/{ID}x#{fragment}"),
-            format!("http://h/g/{ID}#{fragment}"),
-            format!("http://h/f/#{fragment}"),
-            format!("ftp://h/f/{ID}#{fragment}"),
-            format!("/f/{ID}#{fragment}"),
-            format!("http:///f/{ID}#{fragment}"),
-            format!("http://u@h/f/{ID}#{fragment}"),
+            format!("http://h/s/{ID}"),
+            format!("http://h/s/{ID}#"),
+            format!("http://h/s/{ID}#k2.{}", &fragment[3..]),
+            format!("http://h/s/{ID}#{}", &fragment[..45]),
+            format!("http://h/s/{ID}x#{fragment}"),
+            format!("http://h/f/{ID}#{fragment}"),
+            format!("http://h/s/#{fragment}"),
+            format!("ftp://h/s/{ID}#{fragment}"),
+            format!("/s/{ID}#{fragment}"),
+            format!("http:///s/{ID}#{fragment}"),
+            format!("http://u@h/s/{ID}#{fragment}"),
         ] {
             let err = parse(&bad).unwrap_err();
             assert_eq!(err.code(), "invalid_link", "{bad:?}");

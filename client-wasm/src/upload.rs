@@ -35,11 +35,12 @@ use sealdrop_protocol::fingerprint::{FileFacts, PartFingerprint, PartFingerprint
 use sealdrop_protocol::format::{
     DEFAULT_RECORD_SIZE, FileKey, FileMetadata, Header, Layout, seal_metadata,
 };
-use sealdrop_protocol::ids::{FileId, IdempotencyKey, OwnerToken};
+use sealdrop_protocol::ids::{FileId, IdempotencyKey, OwnerToken, ShareToken};
 use sealdrop_protocol::lifecycle::Stage;
 use sealdrop_protocol::plan::PartPlan;
 use sealdrop_protocol::scheduler::PartScheduler;
 use sealdrop_protocol::session::UploadState;
+use sealdrop_protocol::share::{CreateShareRequest, ShareView};
 use sealdrop_protocol::wire::{
     CompleteRequest, CompletedPart, CreateUploadRequest, CreateUploadResponse, FileRecord,
     UploadStatus, encode_base64,
@@ -205,6 +206,8 @@ impl Started {
             part_size: self.part_size,
             idempotency_key: Some(self.idempotency_key.clone()),
             room: None,
+            // The deployment's default lifetime.
+            expires_in: None,
         }
     }
 }
@@ -224,7 +227,7 @@ struct Session {
 enum Opened {
     Open(Rc<Session>),
     /// The upload was completed before (its answer was lost to a reload or a crash).
-    Completed(FileRecord, FileId),
+    Completed(Box<FileRecord>, FileId, OwnerToken),
 }
 
 impl Job {
@@ -341,8 +344,8 @@ impl Job {
         let opened = self
             .step(false, || self.open_session(&started), || ())
             .await?;
-        let (record, file_id) = match opened {
-            Opened::Completed(record, file_id) => (record, file_id),
+        let (record, file_id, token) = match opened {
+            Opened::Completed(record, file_id, token) => (*record, file_id, token),
             Opened::Open(session) => {
                 self.control.advance(Stage::Uploading);
                 let mut etags = self
@@ -380,7 +383,7 @@ impl Job {
                         outcome => break outcome?,
                     }
                 };
-                (record, session.file_id.clone())
+                (record, session.file_id.clone(), session.token.clone())
             }
         };
         if record.file_id != file_id || record.plaintext_size != started.size {
@@ -388,6 +391,17 @@ impl Job {
                 "complete answered another file".into(),
             ));
         }
+        // The link names a share, the only way others reach a file: a default one (no
+        // password, no limit, the file's lifetime), made before the kept record is
+        // forgotten so a resume after a crash here makes it. A retry after a lost
+        // answer may make a second share; only the one answered is linked.
+        let share = self
+            .step(
+                false,
+                || self.default_share(&started, &file_id, &token),
+                || (),
+            )
+            .await?;
         self.forget().await;
         if let Some(reporter) = self.reporter.get() {
             reporter.borrow_mut().finish(platform::now_ms());
@@ -395,7 +409,7 @@ impl Job {
         self.control.advance(Stage::Completing);
         self.control.finish();
         Ok(Uploaded {
-            link: link::build(&started.endpoint, &file_id, &started.key),
+            link: link::build(&started.endpoint, &share, &started.key),
             file_id: file_id.to_string(),
             size: started.size,
         })
@@ -601,8 +615,14 @@ impl Job {
                 match status.state {
                     UploadState::Open | UploadState::Completing => {}
                     UploadState::Completed => {
-                        let record = self.file_record(started, &saved.file_id).await?;
-                        return Ok(Opened::Completed(record, saved.file_id));
+                        let record = self
+                            .file_record(started, &saved.file_id, &saved.owner_token)
+                            .await?;
+                        return Ok(Opened::Completed(
+                            Box::new(record),
+                            saved.file_id,
+                            saved.owner_token,
+                        ));
                     }
                     _ => {
                         return Err(ClientError::Api {
@@ -854,18 +874,40 @@ impl Job {
         Ok(())
     }
 
-    /// `GET /api/files/{id}`: the record of a completed upload.
+    /// `GET /api/files/{id}` (the owner's): the record of a completed upload.
     async fn file_record(
         &self,
         started: &Started,
         file_id: &FileId,
+        token: &OwnerToken,
     ) -> Result<FileRecord, ClientError> {
         let url = format!("{}/api/files/{file_id}", started.endpoint);
         let http = self.config.http();
+        let token = token.as_str();
         retrying(self.config.backoff(), || {
-            http.json("GET file", "GET", &url, None, None::<&()>)
+            http.json("GET file", "GET", &url, Some(token), None::<&()>)
         })
         .await
+    }
+
+    /// `POST /api/files/{id}/shares`: the file's default share, whose token the link
+    /// names.
+    async fn default_share(
+        &self,
+        started: &Started,
+        file_id: &FileId,
+        token: &OwnerToken,
+    ) -> Result<ShareToken, ClientError> {
+        let url = format!("{}/api/files/{file_id}/shares", started.endpoint);
+        let http = self.config.http();
+        let token = token.as_str();
+        let body = CreateShareRequest::default();
+        let share: ShareView = retrying(self.config.backoff(), || {
+            http.json("POST shares", "POST", &url, Some(token), Some(&body))
+        })
+        .await?;
+        ShareToken::parse(&share.token)
+            .map_err(|_| ClientError::InvalidResponse("the share token is malformed".into()))
     }
 
     /// Forgets what the browser kept (best effort: a record left behind is listed by
@@ -911,6 +953,7 @@ impl Known {
                 part_size: saved.part_size,
                 idempotency_key: Some(saved.idempotency_key.clone()),
                 room: None,
+                expires_in: None,
             }),
         }
     }

@@ -10,9 +10,12 @@
 //! other clients' URLs point).
 
 use rusty_s3::Credentials;
+use sealdrop_protocol::account::AccountLimits;
 use sealdrop_protocol::api_error::ApiError;
 use sealdrop_protocol::plan::{DEFAULT_R2_BINDING_MAX_PART_SIZE, ProviderLimits};
-use sealdrop_protocol::session::{PART_LEASE_MS, SESSION_TTL_MS, StepTiming};
+use sealdrop_protocol::session::{
+    DEFAULT_FILE_TTL_MS, LifetimePolicy, PART_LEASE_MS, SESSION_TTL_MS, StepTiming,
+};
 use sealdrop_protocol::token::{BlobSigner, DOWNLOAD_URL_TTL_MS, PART_URL_TTL_MS};
 use worker::{Env, Url, console_error};
 
@@ -54,6 +57,12 @@ pub(crate) struct Config {
     pub storage_mode: StorageMode,
     /// What that provider accepts, which every plan satisfies.
     pub limits: ProviderLimits,
+    /// How long files live (`FILE_TTL_SECONDS`, default 7 days; `FILE_MAX_TTL_SECONDS`,
+    /// default 30 days; `ALLOW_NO_EXPIRY`, default `false`).
+    pub lifetimes: LifetimePolicy,
+    /// Quota and create rate per account (`QUOTA_BYTES`, default 1 TiB;
+    /// `CREATE_RATE_PER_MINUTE`, default 60).
+    pub account_limits: AccountLimits,
     /// Signs and verifies blob URLs with `SIGNING_SECRET` (and derives idempotent ids).
     pub signer: BlobSigner,
 }
@@ -86,8 +95,55 @@ impl Config {
             step_timing,
             storage_mode,
             limits,
+            lifetimes: LifetimePolicy {
+                default_ms: seconds("FILE_TTL_SECONDS", DEFAULT_FILE_TTL_MS)?,
+                max_ms: seconds("FILE_MAX_TTL_SECONDS", DEFAULT_FILE_MAX_TTL_MS)?,
+                allow_never: flag(env, "ALLOW_NO_EXPIRY")?,
+            },
+            account_limits: AccountLimits {
+                quota_bytes: number(env, "QUOTA_BYTES", DEFAULT_QUOTA_BYTES)?,
+                creates_per_minute: number(env, "CREATE_RATE_PER_MINUTE", 60)?,
+            },
             signer: signer(env)?,
         })
+    }
+}
+
+/// The longest file lifetime unless configured: 30 days.
+const DEFAULT_FILE_MAX_TTL_MS: u64 = 30 * 24 * 60 * 60 * 1000;
+/// Stored bytes per account unless configured: 1 TiB.
+const DEFAULT_QUOTA_BYTES: u64 = 1 << 40;
+
+/// A `"true"` / `"false"` var (default `false`).
+fn flag(env: &Env, name: &str) -> Result<bool, ApiError> {
+    parse_flag(var(env, name).as_deref()).map_err(|why| misconfigured(&format!("{name}: {why}")))
+}
+
+fn parse_flag(text: Option<&str>) -> Result<bool, String> {
+    match text.map(str::trim) {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(other) => Err(format!("must be \"true\" or \"false\", not {other:?}")),
+    }
+}
+
+/// A non-negative integer var, or `default` when unset.
+fn number<T: std::str::FromStr>(env: &Env, name: &str, default: T) -> Result<T, ApiError> {
+    parse_number(var(env, name).as_deref(), default)
+        .map_err(|why| misconfigured(&format!("{name}: {why}")))
+}
+
+fn parse_number<T: std::str::FromStr>(text: Option<&str>, default: T) -> Result<T, String> {
+    match text {
+        None => Ok(default),
+        Some(text)
+            if !text.trim().is_empty() && text.trim().bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            text.trim()
+                .parse()
+                .map_err(|_| format!("{text:?} is too large"))
+        }
+        Some(text) => Err(format!("must be a whole number, not {text:?}")),
     }
 }
 
@@ -440,5 +496,19 @@ mod tests {
                 .unwrap_err()
                 .contains("unknown STORAGE_MODE")
         );
+    }
+
+    #[test]
+    fn flags_and_numbers() {
+        assert_eq!(parse_flag(None), Ok(false));
+        assert_eq!(parse_flag(Some("true")), Ok(true));
+        assert_eq!(parse_flag(Some(" false ")), Ok(false));
+        assert!(parse_flag(Some("yes")).is_err());
+        assert_eq!(parse_number(None, 5u64), Ok(5));
+        assert_eq!(parse_number(Some("1099511627776"), 5u64), Ok(1 << 40));
+        assert_eq!(parse_number(Some("0"), 5u32), Ok(0));
+        for bad in ["", "-1", "1e3", "4294967296"] {
+            assert!(parse_number(Some(bad), 5u32).is_err(), "{bad:?}");
+        }
     }
 }

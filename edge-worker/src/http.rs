@@ -77,7 +77,7 @@ pub(crate) async fn head_of(mut get: Response) -> worker::Result<Response> {
 // origin (no cookies are used: the owner token travels in Authorization).
 // ---------------------------------------------------------------------------------
 
-const ALLOW_METHODS: &str = "GET, HEAD, POST, PUT, DELETE, OPTIONS";
+const ALLOW_METHODS: &str = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS";
 const ALLOW_HEADERS: &str = "Authorization, Content-Type, Range";
 const EXPOSE_HEADERS: &str = "ETag, Content-Range, Content-Length, Retry-After";
 

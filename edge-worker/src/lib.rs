@@ -7,27 +7,39 @@
 //!
 //! - `routes`: which request is which call; `uploads`, `files`, `blob` handle them.
 //! - `session`: the `UploadSession` Durable Object, one per file id, which carries out
-//!   the session machine's storage steps, and the worker's calls to it.
+//!   the session machine's storage steps (and the file's deletion), and the worker's
+//!   calls to it.
+//! - `share`: the `Share` Durable Object, one per share link.
+//! - `account`: the `Account` Durable Object, one per user or anonymous client: quota
+//!   and create rate.
 //! - `storage`: the storage-provider seam: `r2-binding` (`storage::r2`) and `s3`
 //!   (`storage::s3`: presigned URLs, the worker's own calls through `fetch`).
 //! - `sweep`: the cron trigger that aborts multipart uploads no session owns.
-//! - `http`: JSON and error answers, CORS, `HEAD`, bounded body reads; `config`: vars,
+//! - `http`: JSON and error answers, CORS, `HEAD`, bounded body reads; `internal`:
+//!   calls to objects; `caller`: JWT users; `sql`: SQLite values; `config`: vars,
 //!   secret.
 //! - `room`: the `Room` Durable Object, one per room, hosting its WebSockets
 //!   (`/api/rooms/{roomId}/ws`, `routes::rooms`); `routes::dev`: dev tokens.
 
+mod account;
+mod caller;
 mod config;
 mod http;
+mod internal;
 // `#[durable_object]` generates undocumented `pub` glue here too.
 #[allow(missing_docs)]
 mod room;
 mod routes;
 mod session;
+mod share;
+mod sql;
 mod storage;
 mod sweep;
 
+pub use account::object::Account;
 pub use room::Room;
 pub use session::object::UploadSession;
+pub use share::object::Share;
 
 use room::notify::Delivery;
 
@@ -114,6 +126,8 @@ async fn handle(
     }
     // Every other call needs the configuration: refuse them all when it is unusable.
     let config = Config::from_env(env)?;
+    // Ids this server never signed reach no object: no storage is made by probing.
+    route.check_signed(&config.signer)?;
     match route {
         // Answered before the configuration is read.
         Route::Preflight | Route::Health => Err(ApiError::not_found()),
@@ -126,9 +140,27 @@ async fn handle(
         Route::PartUrls(id) => routes::uploads::forward(req, env, &id, Op::PartUrls).await,
         Route::Complete(id) => routes::uploads::forward(req, env, &id, Op::Complete).await,
         Route::Abort(id) => routes::uploads::forward(req, env, &id, Op::Abort).await,
-        Route::FileRecord(id) => routes::files::get(env, &id).await,
+        Route::FileRecord(id) => routes::files::forward(req, env, &id, Op::File).await,
         Route::Processing(id) => routes::processing::report(req, env, &id).await,
         Route::RoomFile(room, id) => routes::rooms::file(req, env, &room, &id).await,
+        Route::DeleteFile(id) => routes::files::forward(req, env, &id, Op::DeleteFile).await,
+        Route::ListShares(id) => routes::files::forward(req, env, &id, Op::Shares).await,
+        Route::CreateShare(id) => routes::files::create_share(req, env, &id).await,
+        Route::UpdateShare(id, token) => {
+            routes::files::change_share(req, env, &id, token, true).await
+        }
+        Route::RevokeShare(id, token) => {
+            routes::files::change_share(req, env, &id, token, false).await
+        }
+        Route::ShareInfo(token) => routes::shares::info(req, env, &token).await,
+        Route::OpenDownload(token) => routes::shares::open(req, env, &token).await,
+        Route::DownloadUrl(token, download) => routes::shares::url(env, &token, download).await,
+        Route::CompleteDownload(token, download) => {
+            routes::shares::close(req, env, &token, download, true).await
+        }
+        Route::AbandonDownload(token, download) => {
+            routes::shares::close(req, env, &token, download, false).await
+        }
         Route::PutPart(id, part) => routes::blob::put_part(req, env, &config, id, part).await,
         Route::GetBlob(id) => routes::blob::get(req, env, &config, id).await,
     }

@@ -37,6 +37,12 @@ pub enum ApiErrorCode {
     InvalidPartNumber,
     /// 400: a part body is not the planned size.
     PartSizeMismatch,
+    /// 400: an expiry out of range: a file's `expiresIn` (or "never" where not allowed), a share's beyond its file's.
+    InvalidExpiry,
+    /// 400: a share's download limit is not a positive number.
+    InvalidLimit,
+    /// 400: a password verifier is not 32 bytes of base64url.
+    InvalidVerifier,
     /// 401: the owner token is missing or wrong.
     Unauthorized,
     /// 401: a room JWT (`Authorization: Bearer <jwt>`) is malformed, forged, for
@@ -53,10 +59,20 @@ pub enum ApiErrorCode {
     TokenInvalid,
     /// 403: a blob URL is past its expiry.
     TokenExpired,
+    /// 403: the upload would take the account over its quota of stored bytes.
+    QuotaExceeded,
+    /// 403: the share has a password and the request carried no verifier.
+    PasswordRequired,
+    /// 403: the verifier is not the share's (a failed attempt, counted).
+    WrongPassword,
     /// 404: no such upload.
     UploadNotFound,
     /// 404: no such file (or its upload is not completed).
     FileNotFound,
+    /// 404: no such share (a token that is malformed or not this server's).
+    ShareNotFound,
+    /// 404: no such download on this share.
+    DownloadNotFound,
     /// 404: no such route.
     NotFound,
     /// 405: the route exists, the method does not.
@@ -71,14 +87,32 @@ pub enum ApiErrorCode {
     IdempotencyConflict,
     /// 409: a processing report that does not follow the file's processing status.
     ProcessingOutOfOrder,
-    /// 429: the room has its maximum of uploads in flight; retry later.
-    TooManyUploads,
+    /// 409: every download the share allows is taken by a download in progress.
+    ShareBusy,
+    /// 409: the file already has as many shares as a file may have.
+    TooManyShares,
+    /// 409: the download was completed or abandoned.
+    DownloadClosed,
     /// 413: a JSON body over its size limit.
     BodyTooLarge,
+    /// 410: the file was deleted or expired (or is being deleted).
+    Gone,
+    /// 410: the share has expired.
+    ShareExpired,
+    /// 410: the share's downloads are used up.
+    ShareExhausted,
+    /// 410: the share was revoked.
+    ShareRevoked,
     /// 426: a WebSocket URL (`/api/rooms/{roomId}/ws`) asked without `Upgrade: websocket`.
     UpgradeRequired,
     /// 416: a range outside the object.
     RangeNotSatisfiable,
+    /// 429: the room has its maximum of uploads in flight; retry later.
+    TooManyUploads,
+    /// 429: too many uploads created: retry after `Retry-After` seconds.
+    RateLimited,
+    /// 429: too many wrong passwords on this share: retry after `Retry-After` seconds.
+    TooManyAttempts,
     /// 500: anything that went wrong on the server and is not storage.
     Internal,
     /// 502: storage failed or did not answer; the same request may succeed later.
@@ -90,7 +124,7 @@ pub enum ApiErrorCode {
 
 impl ApiErrorCode {
     /// Every code, in the order of the API.md table (for exhaustive tests and docs).
-    pub const ALL: [ApiErrorCode; 30] = [
+    pub const ALL: [ApiErrorCode; 47] = [
         Self::InvalidJson,
         Self::InvalidHeader,
         Self::UnsupportedVersion,
@@ -98,6 +132,9 @@ impl ApiErrorCode {
         Self::FileTooLarge,
         Self::InvalidPartNumber,
         Self::PartSizeMismatch,
+        Self::InvalidExpiry,
+        Self::InvalidLimit,
+        Self::InvalidVerifier,
         Self::Unauthorized,
         Self::InvalidToken,
         Self::ExpiredToken,
@@ -105,8 +142,13 @@ impl ApiErrorCode {
         Self::TokenExpired,
         Self::Forbidden,
         Self::RoomLocked,
+        Self::QuotaExceeded,
+        Self::PasswordRequired,
+        Self::WrongPassword,
         Self::UploadNotFound,
         Self::FileNotFound,
+        Self::ShareNotFound,
+        Self::DownloadNotFound,
         Self::NotFound,
         Self::MethodNotAllowed,
         Self::UploadNotOpen,
@@ -114,10 +156,19 @@ impl ApiErrorCode {
         Self::EtagMismatch,
         Self::IdempotencyConflict,
         Self::ProcessingOutOfOrder,
+        Self::ShareBusy,
+        Self::TooManyShares,
+        Self::DownloadClosed,
+        Self::Gone,
+        Self::ShareExpired,
+        Self::ShareExhausted,
+        Self::ShareRevoked,
         Self::BodyTooLarge,
         Self::RangeNotSatisfiable,
         Self::UpgradeRequired,
         Self::TooManyUploads,
+        Self::RateLimited,
+        Self::TooManyAttempts,
         Self::Internal,
         Self::StorageError,
         Self::UploadBusy,
@@ -132,20 +183,37 @@ impl ApiErrorCode {
             | Self::InvalidMetadata
             | Self::FileTooLarge
             | Self::InvalidPartNumber
-            | Self::PartSizeMismatch => 400,
+            | Self::PartSizeMismatch
+            | Self::InvalidExpiry
+            | Self::InvalidLimit
+            | Self::InvalidVerifier => 400,
             Self::Unauthorized | Self::InvalidToken | Self::ExpiredToken => 401,
-            Self::TokenInvalid | Self::TokenExpired | Self::Forbidden | Self::RoomLocked => 403,
-            Self::UploadNotFound | Self::FileNotFound | Self::NotFound => 404,
+            Self::TokenInvalid
+            | Self::TokenExpired
+            | Self::Forbidden
+            | Self::RoomLocked
+            | Self::QuotaExceeded
+            | Self::PasswordRequired
+            | Self::WrongPassword => 403,
+            Self::UploadNotFound
+            | Self::FileNotFound
+            | Self::ShareNotFound
+            | Self::DownloadNotFound
+            | Self::NotFound => 404,
             Self::MethodNotAllowed => 405,
             Self::UploadNotOpen
             | Self::PartsMissing
             | Self::EtagMismatch
             | Self::IdempotencyConflict
-            | Self::ProcessingOutOfOrder => 409,
+            | Self::ProcessingOutOfOrder
+            | Self::ShareBusy
+            | Self::TooManyShares
+            | Self::DownloadClosed => 409,
+            Self::Gone | Self::ShareExpired | Self::ShareExhausted | Self::ShareRevoked => 410,
             Self::BodyTooLarge => 413,
             Self::UpgradeRequired => 426,
-            Self::TooManyUploads => 429,
             Self::RangeNotSatisfiable => 416,
+            Self::TooManyUploads | Self::RateLimited | Self::TooManyAttempts => 429,
             Self::Internal => 500,
             Self::StorageError => 502,
             Self::UploadBusy => 503,
@@ -162,6 +230,9 @@ impl ApiErrorCode {
             Self::FileTooLarge => "file_too_large",
             Self::InvalidPartNumber => "invalid_part_number",
             Self::PartSizeMismatch => "part_size_mismatch",
+            Self::InvalidExpiry => "invalid_expiry",
+            Self::InvalidLimit => "invalid_limit",
+            Self::InvalidVerifier => "invalid_verifier",
             Self::Unauthorized => "unauthorized",
             Self::InvalidToken => "invalid_token",
             Self::ExpiredToken => "expired_token",
@@ -171,17 +242,31 @@ impl ApiErrorCode {
             Self::TooManyUploads => "too_many_uploads",
             Self::TokenInvalid => "token_invalid",
             Self::TokenExpired => "token_expired",
+            Self::QuotaExceeded => "quota_exceeded",
+            Self::PasswordRequired => "password_required",
+            Self::WrongPassword => "wrong_password",
             Self::UploadNotFound => "upload_not_found",
             Self::FileNotFound => "file_not_found",
+            Self::ShareNotFound => "share_not_found",
+            Self::DownloadNotFound => "download_not_found",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::UploadNotOpen => "upload_not_open",
             Self::PartsMissing => "parts_missing",
             Self::EtagMismatch => "etag_mismatch",
             Self::IdempotencyConflict => "idempotency_conflict",
+            Self::ShareBusy => "share_busy",
+            Self::TooManyShares => "too_many_shares",
+            Self::DownloadClosed => "download_closed",
             Self::BodyTooLarge => "body_too_large",
+            Self::Gone => "gone",
+            Self::ShareExpired => "share_expired",
+            Self::ShareExhausted => "share_exhausted",
+            Self::ShareRevoked => "share_revoked",
             Self::UpgradeRequired => "upgrade_required",
             Self::RangeNotSatisfiable => "range_not_satisfiable",
+            Self::RateLimited => "rate_limited",
+            Self::TooManyAttempts => "too_many_attempts",
             Self::Internal => "internal",
             Self::StorageError => "storage_error",
             Self::UploadBusy => "upload_busy",
@@ -269,6 +354,24 @@ impl ApiError {
     /// 404 `file_not_found`.
     pub fn file_not_found() -> Self {
         Self::new(ApiErrorCode::FileNotFound, "no such file")
+    }
+
+    /// 404 `share_not_found`.
+    pub fn share_not_found() -> Self {
+        Self::new(ApiErrorCode::ShareNotFound, "no such share")
+    }
+
+    /// 410 `gone`: a validly signed id whose object holds nothing any more.
+    pub fn gone() -> Self {
+        Self::new(ApiErrorCode::Gone, "the file was deleted or has expired")
+    }
+
+    /// A `429` (`rate_limited`, `too_many_attempts`) with its wait.
+    pub fn too_many(code: ApiErrorCode, message: impl Into<String>, retry_after: u32) -> Self {
+        Self {
+            retry_after: Some(retry_after),
+            ..Self::new(code, message)
+        }
     }
 
     /// 404 `not_found`.
@@ -376,6 +479,9 @@ mod tests {
         (400, "file_too_large"),
         (400, "invalid_part_number"),
         (400, "part_size_mismatch"),
+        (400, "invalid_expiry"),
+        (400, "invalid_limit"),
+        (400, "invalid_verifier"),
         (401, "unauthorized"),
         (401, "invalid_token"),
         (401, "expired_token"),
@@ -383,8 +489,13 @@ mod tests {
         (403, "token_expired"),
         (403, "forbidden"),
         (403, "room_locked"),
+        (403, "quota_exceeded"),
+        (403, "password_required"),
+        (403, "wrong_password"),
         (404, "upload_not_found"),
         (404, "file_not_found"),
+        (404, "share_not_found"),
+        (404, "download_not_found"),
         (404, "not_found"),
         (405, "method_not_allowed"),
         (409, "upload_not_open"),
@@ -392,10 +503,19 @@ mod tests {
         (409, "etag_mismatch"),
         (409, "idempotency_conflict"),
         (409, "processing_out_of_order"),
+        (409, "share_busy"),
+        (409, "too_many_shares"),
+        (409, "download_closed"),
+        (410, "gone"),
+        (410, "share_expired"),
+        (410, "share_exhausted"),
+        (410, "share_revoked"),
         (413, "body_too_large"),
         (416, "range_not_satisfiable"),
         (426, "upgrade_required"),
         (429, "too_many_uploads"),
+        (429, "rate_limited"),
+        (429, "too_many_attempts"),
         (500, "internal"),
         (502, "storage_error"),
         (503, "upload_busy"),
@@ -472,19 +592,22 @@ mod tests {
     }
 
     #[test]
-    fn only_retryable_conditions_are_5xx() {
-        // The client retries every 5xx and no 4xx: each code's status says which it is.
+    fn only_retryable_conditions_are_5xx_or_429() {
+        // The client retries every 5xx and 429 and no other 4xx: each code's status
+        // says which it is.
         for code in ApiErrorCode::ALL {
             let retryable = matches!(
                 code,
-                ApiErrorCode::Internal | ApiErrorCode::StorageError | ApiErrorCode::UploadBusy
+                ApiErrorCode::Internal
+                    | ApiErrorCode::StorageError
+                    | ApiErrorCode::UploadBusy
+                    | ApiErrorCode::TooManyUploads
+                    | ApiErrorCode::RateLimited
+                    | ApiErrorCode::TooManyAttempts
             );
-            // 429 is retried too (after Retry-After), as API.md says.
-            let later = code.status() >= 500 || code.status() == 429;
-            assert_eq!(code.status() >= 500, retryable, "{code}");
             assert_eq!(
-                later,
-                retryable || code == ApiErrorCode::TooManyUploads,
+                code.status() >= 500 || code.status() == 429,
+                retryable,
                 "{code}"
             );
         }

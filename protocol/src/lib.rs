@@ -12,6 +12,7 @@ pub mod format;
 #[cfg(feature = "conformance")]
 pub mod testkit;
 
+pub mod account;
 pub mod api_error;
 pub mod backoff;
 pub mod fingerprint;
@@ -25,6 +26,7 @@ pub mod records;
 pub mod room;
 pub mod scheduler;
 pub mod session;
+pub mod share;
 pub mod sweep;
 pub mod token;
 pub mod wire;

@@ -217,7 +217,7 @@ mod tests {
 
     fn record(plaintext_size: u64, ciphertext_size: u64) -> FileRecord {
         FileRecord {
-            file_id: FileId::parse("AAAAAAAAAAAAAAAAAAAAAA").unwrap(),
+            file_id: FileId::parse(&"A".repeat(32)).unwrap(),
             plaintext_size,
             ciphertext_size,
             record_size: 1 << 20,
@@ -226,6 +226,7 @@ mod tests {
             part_size: 0,
             part_count: 1,
             created_at: 0,
+            expires_at: None,
             download: DownloadUrl {
                 url: String::new(),
                 expires_at: 0,

@@ -139,7 +139,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
-    const ID: &str = "AAAAAAAAAAAAAAAAAAAAAA";
+    const ID: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
     const DAY: u64 = 24 * 60 * 60 * 1000;
     const LIFETIME: u64 = 6 * DAY;
     const NOW: u64 = 1_795_909_240_000;
@@ -147,7 +147,7 @@ mod tests {
     #[test]
     fn object_keys_round_trip() {
         let id = FileId::parse(ID).unwrap();
-        assert_eq!(object_key(&id), "files/AAAAAAAAAAAAAAAAAAAAAA");
+        assert_eq!(object_key(&id), "files/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
         assert_eq!(
             triage(&object_key(&id), 0, NOW, LIFETIME),
             Triage::AskSession(id)
@@ -160,14 +160,14 @@ mod tests {
             "",
             "files/",
             "files",
-            "other/AAAAAAAAAAAAAAAAAAAAAA",
-            "AAAAAAAAAAAAAAAAAAAAAA",
-            "files/AAAAAAAAAAAAAAAAAAAAA",
-            "files/AAAAAAAAAAAAAAAAAAAAAAA",
-            "files/AAAAAAAAAAAAAAAAAAAAAA/x",
-            "files//AAAAAAAAAAAAAAAAAAAAAA",
-            "files/AAAAAAAAAAAAAAAAAAAAA+",
-            "Files/AAAAAAAAAAAAAAAAAAAAAA",
+            "other/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+            "files/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+            "files/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+            "files/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA/x",
+            "files//AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+            "files/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA+",
+            "Files/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
         ] {
             assert_eq!(triage(key, 0, NOW, LIFETIME), Triage::NotOurs, "{key:?}");
         }

@@ -25,7 +25,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
 use crate::api_error::{ApiError, ApiErrorCode};
-use crate::ids::FileId;
+use crate::ids::{FileId, IdKind, SignedId};
 
 /// How long a part URL is valid: 1 hour (docs/API.md, Limits).
 pub const PART_URL_TTL_MS: u64 = 60 * 60 * 1000;
@@ -140,7 +140,7 @@ impl BlobClaims {
         let mut m = Vec::with_capacity(LABEL.len() + 2 + id.len() + 20 + 2 + upload.len());
         m.extend_from_slice(LABEL);
         m.push(tag);
-        // File ids are 22 bytes; the prefix keeps the encoding unambiguous regardless.
+        // File ids are 32 bytes; the prefix keeps the encoding unambiguous regardless.
         m.push(u8::try_from(id.len()).unwrap_or(u8::MAX));
         m.extend_from_slice(id);
         m.extend_from_slice(&part.to_be_bytes());
@@ -251,6 +251,16 @@ impl BlobSigner {
             sig: self.sign(claims),
         }
         .to_query()
+    }
+
+    /// A new signed id (file id, share token) for 16 random bytes drawn by the caller.
+    pub fn new_id<K: IdKind>(&self, random: [u8; 16]) -> SignedId<K> {
+        SignedId::sign(&self.mac, random)
+    }
+
+    /// Whether `id` was signed by this server (see [`crate::ids`]).
+    pub fn signs<K: IdKind>(&self, id: &SignedId<K>) -> bool {
+        id.is_signed(&self.mac)
     }
 
     /// The keyed MAC under the server's secret, for the other domain-separated uses of
@@ -398,7 +408,7 @@ mod tests {
     const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
 
     fn id(n: u8) -> FileId {
-        FileId::from_random([n; 16])
+        FileId::from_bytes([n; 24])
     }
 
     fn signer() -> BlobSigner {
@@ -493,7 +503,8 @@ mod tests {
             file_id: id(0),
             expires_at: 7,
         };
-        let mut msg = b"sealdrop/v2/blob-url\0P\x16AAAAAAAAAAAAAAAAAAAAAA".to_vec();
+        let mut msg = b"sealdrop/v2/blob-url\0P\x20".to_vec();
+        msg.extend_from_slice("A".repeat(32).as_bytes());
         msg.extend_from_slice(&[0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0, 7]);
         msg.extend_from_slice(&[0, 2, b'u', b'p']);
         let mut mac = Hmac::<Sha256>::new_from_slice(SECRET).unwrap();

@@ -72,6 +72,10 @@ pub struct CreateUploadRequest {
     /// carry the room JWT.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub room: Option<UploadRoom>,
+    /// How long the completed file lives, counted from completion: seconds, or
+    /// `"never"` where the deployment allows it. Absent: the deployment's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in: Option<ExpiresIn>,
 }
 
 /// `room` of `POST /api/uploads`: the room and what its members see of the file, sealed
@@ -114,6 +118,34 @@ impl UploadRoom {
     }
 }
 
+/// A lifetime in a request: a number of seconds, or `"never"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ExpiresIn {
+    /// This many seconds.
+    Seconds(u64),
+    /// No expiry.
+    Never(Never),
+}
+
+/// The word `"never"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Never {
+    /// `"never"`.
+    Never,
+}
+
+impl ExpiresIn {
+    /// `Some(seconds)`, or `None` for "never".
+    pub fn seconds(self) -> Option<u64> {
+        match self {
+            Self::Seconds(s) => Some(s),
+            Self::Never(Never::Never) => None,
+        }
+    }
+}
+
 impl CreateUploadRequest {
     /// Every check of API.md on this request, in order: the header (`invalid_header`,
     /// `unsupported_version`), the sealed metadata's size (`invalid_metadata`), then a
@@ -142,13 +174,16 @@ impl CreateUploadRequest {
         let mut h = Sha256::new();
         h.update(b"sealdrop/v1/create-request\0");
         h.update(self.plaintext_size.to_be_bytes());
-        match self.part_size {
-            Some(size) => {
-                h.update([1]);
-                h.update(size.to_be_bytes());
+        for field in [self.part_size, self.expires_in.and_then(ExpiresIn::seconds)] {
+            match field {
+                Some(value) => {
+                    h.update([1]);
+                    h.update(value.to_be_bytes());
+                }
+                None => h.update([0; 9]),
             }
-            None => h.update([0; 9]),
         }
+        h.update([u8::from(self.expires_in.is_some())]);
         for field in [header, metadata] {
             h.update((field.len() as u64).to_be_bytes());
             h.update(field);
@@ -396,6 +431,9 @@ pub struct FileRecord {
     pub part_count: u32,
     /// When the upload was created (ms since epoch).
     pub created_at: u64,
+    /// When the file expires and is deleted (ms since epoch); `null`: never.
+    #[serde(default)]
+    pub expires_at: Option<u64>,
     /// A fresh signed URL for the record section.
     pub download: DownloadUrl,
 }
@@ -407,7 +445,7 @@ impl FileRecord {
         plan: &PartPlan,
         header: &[u8],
         metadata: &[u8],
-        created_at: u64,
+        (created_at, expires_at): (u64, Option<u64>),
         download: DownloadUrl,
     ) -> Self {
         Self {
@@ -420,6 +458,7 @@ impl FileRecord {
             part_size: plan.part_size(),
             part_count: plan.part_count(),
             created_at,
+            expires_at,
             download,
         }
     }
@@ -512,6 +551,7 @@ mod tests {
             part_size: None,
             idempotency_key: None,
             room: None,
+            expires_in: None,
         }
     }
 
@@ -636,6 +676,14 @@ mod tests {
                 ..base.clone()
             },
             create(29),
+            CreateUploadRequest {
+                expires_in: Some(ExpiresIn::Seconds(60)),
+                ..base.clone()
+            },
+            CreateUploadRequest {
+                expires_in: Some(ExpiresIn::Never(Never::Never)),
+                ..base.clone()
+            },
             CreateUploadRequest {
                 header: encode_base64(
                     &Header::new(&FileKey::from_bytes([8; 32]), 1 << 20, [8; 32])
@@ -795,7 +843,7 @@ mod tests {
     #[test]
     fn responses_serialize_as_in_api_md() {
         let plan = PartPlan::new(67_108_864, 1 << 20, None, &ProviderLimits::S3).unwrap();
-        let file_id = FileId::from_random([1; 16]);
+        let file_id = FileId::from_bytes([1; 24]);
         let resp = CreateUploadResponse {
             file_id: file_id.clone(),
             owner_token: OwnerToken::from_random([2; 16]),
@@ -853,7 +901,7 @@ mod tests {
             &plan,
             &[0u8; 76],
             &[0u8; 28],
-            7,
+            (7, Some(9)),
             DownloadUrl {
                 url: "http://x".into(),
                 expires_at: 8,
@@ -868,6 +916,7 @@ mod tests {
                 "ciphertextSize",
                 "createdAt",
                 "download",
+                "expiresAt",
                 "fileId",
                 "header",
                 "metadata",
@@ -879,6 +928,29 @@ mod tests {
         );
         assert_eq!(v["download"], json!({"url":"http://x","expiresAt":8}));
         assert_eq!(v["ciphertextSize"], json!(67_109_888));
+    }
+
+    #[test]
+    fn expires_in_is_seconds_or_never() {
+        let parse = |v: &str| {
+            parse_json::<CreateUploadRequest>(
+                format!(r#"{{"plaintextSize":0,"header":"","metadata":"","expiresIn":{v}}}"#)
+                    .as_bytes(),
+                MAX_JSON_BODY,
+            )
+            .map(|r| r.expires_in.map(ExpiresIn::seconds))
+        };
+        assert_eq!(parse("60"), Ok(Some(Some(60))));
+        assert_eq!(parse("\"never\""), Ok(Some(None)));
+        // null is the same as leaving it out: the default.
+        assert_eq!(parse("null"), Ok(None));
+        for bad in ["-1", "1.5", "\"Never\"", "\"60\"", "{}"] {
+            assert_eq!(
+                parse(bad).unwrap_err().code,
+                ApiErrorCode::InvalidJson,
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -119,9 +119,7 @@ impl RoomClient {
         let mut key = [0u8; 32];
         platform::random_bytes(&mut id).map_err(|e| error("unsupported", &e.to_string()))?;
         platform::random_bytes(&mut key).map_err(|e| error("unsupported", &e.to_string()))?;
-        let room_id = sealdrop_protocol::ids::FileId::from_random(id)
-            .as_str()
-            .to_owned();
+        let room_id = sealdrop_protocol::ids::random_id_text(id);
         let out = Object::new();
         set(
             &out,

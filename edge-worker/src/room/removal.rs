@@ -27,7 +27,7 @@ pub(crate) async fn delete_files(env: &Env, file_ids: &[String]) -> Vec<String> 
                 }
                 Err(e) => {
                     console_error!("room: deleting file {id}: {e}");
-                    e.code == ApiErrorCode::UploadNotFound
+                    e.code == ApiErrorCode::Gone
                 }
             },
             Err(e) => {

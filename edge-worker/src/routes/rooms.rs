@@ -66,7 +66,7 @@ pub(crate) async fn file(
 ) -> Result<Response, ApiError> {
     member_file(req, env, room_id, file_id).await?;
     SessionStub::get(env, file_id)?
-        .call(Op::File, Headers::new(), None)
+        .call(Op::RoomFile, Headers::new(), None)
         .await
 }
 

@@ -5,8 +5,11 @@
 //! admits it before its session is created, and is told when storage completes it or it
 //! is aborted, before the client hears so (docs/API.md, Uploads into a room).
 
+use sealdrop_protocol::account::{AccountKey, account_name};
 use sealdrop_protocol::api_error::{ApiError, ApiErrorCode};
 use sealdrop_protocol::ids::{FileId, OwnerToken};
+use sealdrop_protocol::jwt::Claims;
+use sealdrop_protocol::session::{Lifetime, Owner};
 use sealdrop_protocol::wire::{
     CreateUploadRequest, CreateUploadResponse, MAX_COMPLETE_BODY, MAX_JSON_BODY, UploadRoom,
     parse_json,
@@ -15,19 +18,20 @@ use serde::de::IgnoredAny;
 use worker::js_sys::Uint8Array;
 use worker::{Env, Headers, Request, Response, console_error};
 
+use crate::caller;
 use crate::config::Config;
-use crate::http::{OrApiError as _, json, read_body};
+use crate::http::{OrApiError as _, header, json, read_body};
 use crate::room::calls::{AdmitCall, FileCall, RoomCall};
 use crate::room::client::RoomStub;
 use crate::routes::rooms::bearer_jwt;
 use crate::session::calls::{CreateSession, Created, Op, ROOM_HEADER, RoomTie};
 use crate::session::client::{SessionStub, owner_headers};
 
-/// `POST /api/uploads`: validates the request (header, metadata, a plan within the
-/// storage provider's limits), then makes the file id and owner token (derived from
-/// the idempotency key when there is one, so a retried create reaches the same
-/// session; else random), and creates the session.
-/// Only the token's hash leaves here.
+/// `POST /api/uploads`: validates the request (header, metadata, plan, lifetime), then
+/// makes the file id and owner token (derived from the idempotency key when there is
+/// one, so a retried create reaches the same session; else random), and creates the
+/// session, which reserves the bytes at the caller's account. Only the token's hash
+/// leaves here, and of the caller's address only a keyed hash of its network.
 pub(crate) async fn create(
     req: &mut Request,
     env: &Env,
@@ -36,16 +40,42 @@ pub(crate) async fn create(
     let body = read_body(req, MAX_JSON_BODY).await?;
     let request: CreateUploadRequest = parse_json(&body, MAX_JSON_BODY)?;
     let valid = request.validate(&config.limits)?;
+    let lifetime = config
+        .lifetimes
+        .choose(request.expires_in.map(|e| e.seconds()))?;
+    // A JWT user owns the file and its bytes count against the user's account; else
+    // the owner token's holder does, counted against the client's network. An upload
+    // into a room needs the room JWT, so its uploader owns it like any JWT upload.
+    let claims = match &request.room {
+        Some(_) => Some(bearer_jwt(req, env)?),
+        None => None,
+    };
+    let user = match &claims {
+        Some(claims) => Some(claims.sub.clone()),
+        None => caller::user(req, env)?,
+    };
+    let ip = header(req, "cf-connecting-ip");
+    let key = match &user {
+        Some(sub) => AccountKey::User(sub),
+        None => AccountKey::Client(ip.as_deref()),
+    };
+    let account = account_name(config.signer.server_mac(), &key);
+    let owner = match user {
+        Some(sub) => Owner::User { sub },
+        None => Owner::TokenHolder,
+    };
     let (file_id, owner_token) = match &request.idempotency_key {
         Some(key) => key.derive(config.signer.server_mac()),
         None => (
-            FileId::from_random(random_16()?),
+            config.signer.new_id(random_16()?),
             OwnerToken::from_random(random_16()?),
         ),
     };
-    let room = match &request.room {
-        Some(room) => Some(admit(req, env, room, &file_id, request.plaintext_size).await?),
-        None => None,
+    let room = match (&request.room, claims) {
+        (Some(room), Some(claims)) => {
+            Some(admit(env, claims, room, &file_id, request.plaintext_size).await?)
+        }
+        _ => None,
     };
     let create = CreateSession {
         file_id: file_id.clone(),
@@ -56,6 +86,12 @@ pub(crate) async fn create(
         digest: valid.digest,
         idempotent: request.idempotency_key.is_some(),
         room: room.clone(),
+        owner,
+        account,
+        lifetime_ms: match lifetime {
+            Lifetime::Ms(ms) => Some(ms),
+            Lifetime::Never => None,
+        },
     };
     let call = serde_json::to_string(&create).or_internal("building a create call")?;
     let headers = Headers::new();
@@ -104,7 +140,7 @@ pub(crate) async fn forward(
         None => None,
     };
     let answer = SessionStub::get(env, file_id)?
-        .call(op, owner_headers(req)?, body)
+        .call(op, owner_headers(req, env)?, body)
         .await?;
     match op {
         Op::Complete | Op::Abort => after_room_upload(env, file_id, op, answer).await,
@@ -114,13 +150,12 @@ pub(crate) async fn forward(
 
 /// Asks the room to admit an upload of the JWT's user: the tie the session records.
 async fn admit(
-    req: &Request,
     env: &Env,
+    claims: Claims,
     room: &UploadRoom,
     file_id: &FileId,
     size: u64,
 ) -> Result<RoomTie, ApiError> {
-    let claims = bearer_jwt(req, env)?;
     let role = claims.role_in(&room.room_id).ok_or_else(|| {
         ApiError::new(
             ApiErrorCode::Forbidden,

@@ -6,9 +6,10 @@
 //! owner-token hash is. Part-write calls come from the worker's own `/blob` handler
 //! after it verified the URL's signature, so they carry no token.
 
-use sealdrop_protocol::ids::{FileId, OwnerTokenHash};
+use sealdrop_protocol::ids::{FileId, OwnerTokenHash, ShareToken};
 use sealdrop_protocol::plan::PartPlan;
-use sealdrop_protocol::session::WriteGrant;
+use sealdrop_protocol::session::{Owner, WriteGrant};
+use sealdrop_protocol::share::UpdateShareRequest;
 use serde::{Deserialize, Serialize};
 use worker::Method;
 
@@ -31,14 +32,27 @@ pub(crate) enum Op {
     Complete,
     /// `POST /abort` (owner).
     Abort,
-    /// `GET /file`: the record of a completed file.
+    /// `GET /file` (owner): the record of a completed file.
     File,
     /// `GET /room`: the room the upload belongs to ([`RoomTie`]), or `404
     /// file_not_found`.
     Room,
+    /// `GET /room-file`: the record of a room's completed file, for a member (the
+    /// worker has checked membership with the room), without the owner's credentials.
+    RoomFile,
     /// `POST /room-delete`: its room removed the completed file: delete the object and
     /// everything the session keeps. `204`, also when nothing is left.
     RoomDelete,
+    /// `POST /delete` (owner): delete the file.
+    DeleteFile,
+    /// `GET /shares` (owner): every share of the file, with its access records.
+    Shares,
+    /// `POST /shares` (owner), body `CreateShareRequest`: a new share.
+    CreateShare,
+    /// `POST /shares/update` (owner), body [`ShareChange`]: change a share.
+    UpdateShare,
+    /// `POST /shares/revoke` (owner), body [`ShareChange`] (no patch): revoke it.
+    RevokeShare,
     /// `POST /parts/{n}/begin`, body [`BeginPart`], answer [`Grant`].
     BeginPart(u32),
     /// `POST /parts/{n}/renew`, body [`Fenced`], answer [`Grant`].
@@ -63,7 +77,12 @@ impl Op {
             Self::Abort => "/abort".into(),
             Self::File => "/file".into(),
             Self::Room => "/room".into(),
+            Self::RoomFile => "/room-file".into(),
             Self::RoomDelete => "/room-delete".into(),
+            Self::DeleteFile => "/delete".into(),
+            Self::Shares | Self::CreateShare => "/shares".into(),
+            Self::UpdateShare => "/shares/update".into(),
+            Self::RevokeShare => "/shares/revoke".into(),
             Self::BeginPart(n) => format!("/parts/{n}/begin"),
             Self::RenewPart(n) => format!("/parts/{n}/renew"),
             Self::FinishPart(n) => format!("/parts/{n}/finish"),
@@ -75,7 +94,7 @@ impl Op {
     /// The call's method.
     pub fn method(self) -> Method {
         match self {
-            Self::Status | Self::File | Self::Room => Method::Get,
+            Self::Status | Self::File | Self::Room | Self::RoomFile | Self::Shares => Method::Get,
             _ => Method::Post,
         }
     }
@@ -90,7 +109,13 @@ impl Op {
             "/abort" => Self::Abort,
             "/file" => Self::File,
             "/room" => Self::Room,
+            "/room-file" => Self::RoomFile,
             "/room-delete" => Self::RoomDelete,
+            "/delete" => Self::DeleteFile,
+            "/shares" if *method == Method::Get => Self::Shares,
+            "/shares" => Self::CreateShare,
+            "/shares/update" => Self::UpdateShare,
+            "/shares/revoke" => Self::RevokeShare,
             "/owner" => Self::Owner,
             _ => {
                 let (n, action) = path.strip_prefix("/parts/")?.split_once('/')?;
@@ -131,6 +156,23 @@ pub(crate) struct CreateSession {
     /// The room the upload goes into (already admitted by it).
     #[serde(default)]
     pub room: Option<RoomTie>,
+    /// Who owns the file.
+    pub owner: Owner,
+    /// The `Account` object its bytes count against.
+    pub account: String,
+    /// How long the completed file lives (`None`: never expires).
+    pub lifetime_ms: Option<u64>,
+}
+
+/// Body of [`Op::UpdateShare`] and [`Op::RevokeShare`].
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct ShareChange {
+    /// The share (already checked to carry this server's MAC).
+    pub token: ShareToken,
+    /// What to change (updates only).
+    #[serde(default)]
+    pub patch: Option<UpdateShareRequest>,
 }
 
 /// Answer of [`Op::Create`] (201, also for a retried idempotent create).
@@ -215,7 +257,13 @@ mod tests {
             Op::Abort,
             Op::File,
             Op::Room,
+            Op::RoomFile,
             Op::RoomDelete,
+            Op::DeleteFile,
+            Op::Shares,
+            Op::CreateShare,
+            Op::UpdateShare,
+            Op::RevokeShare,
             Op::BeginPart(1),
             Op::RenewPart(10_000),
             Op::FinishPart(7),
@@ -229,7 +277,7 @@ mod tests {
             } else {
                 Method::Get
             };
-            assert_eq!(Op::parse(&other, &op.path()), None, "{op:?}");
+            assert_ne!(Op::parse(&other, &op.path()), Some(op), "{op:?}");
         }
     }
 

@@ -5,33 +5,30 @@
 //! the middle of its own work ([`SessionStub::begin_part`] and the rest) answer typed
 //! values, the object's refusals parsed back into [`ApiError`]s (with `Retry-After`).
 
-use sealdrop_protocol::api_error::{ApiError, ApiErrorCode, ErrorBody};
+use sealdrop_protocol::api_error::{ApiError, ApiErrorCode};
 use sealdrop_protocol::ids::FileId;
 use sealdrop_protocol::sweep::Owner;
 use sealdrop_protocol::wire::PutPartResponse;
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 use worker::wasm_bindgen::JsValue;
-use worker::{Env, Headers, Request, RequestInit, Response, Stub};
+use worker::{Env, Headers, Request, Response};
 
 use super::calls::{BeginPart, FailPart, Fenced, FinishPart, Grant, Op, OwnerQuery};
+use crate::caller::{self, USER_HEADER};
 use crate::http::{OrApiError as _, header};
+use crate::internal::ObjectStub;
 
 /// The `wrangler.toml` binding of the namespace.
 const BINDING: &str = "UPLOADS";
 
 /// The worker's handle on one file's session object.
 pub(crate) struct SessionStub {
-    stub: Stub,
+    stub: ObjectStub,
 }
 
 impl SessionStub {
     /// The session object of `file_id` (addressing it creates nothing).
     pub fn get(env: &Env, file_id: &FileId) -> Result<Self, ApiError> {
-        let stub = env
-            .durable_object(BINDING)
-            .and_then(|ns| ns.id_from_name(file_id.as_str())?.get_stub())
-            .or_internal("addressing an upload session")?;
+        let stub = ObjectStub::get(env, BINDING, file_id.as_str(), "calling an upload session")?;
         Ok(Self { stub })
     }
 
@@ -43,49 +40,7 @@ impl SessionStub {
         headers: Headers,
         body: Option<JsValue>,
     ) -> Result<Response, ApiError> {
-        let mut init = RequestInit::new();
-        init.with_method(op.method())
-            .with_headers(headers)
-            .with_body(body);
-        let url = format!("https://upload-session{}", op.path());
-        let req = Request::new_with_init(&url, &init).or_internal("building a session call")?;
-        self.stub
-            .fetch_with_request(req)
-            .await
-            .or_internal("calling an upload session")
-    }
-
-    /// Sends `op` with a JSON body and reads a JSON answer, or the object's refusal.
-    async fn typed<B: Serialize, T: DeserializeOwned>(
-        &self,
-        op: Op,
-        body: &B,
-    ) -> Result<T, ApiError> {
-        let json = serde_json::to_string(body).or_internal("building a session call")?;
-        let headers = Headers::new();
-        headers
-            .set("content-type", "application/json")
-            .or_internal("building a session call")?;
-        let mut answer = self.call(op, headers, Some(json.into())).await?;
-        let status = answer.status_code();
-        let text = answer
-            .text()
-            .await
-            .or_internal("reading a session answer")?;
-        if (200..300).contains(&status) {
-            let text = if text.is_empty() { "null" } else { &text };
-            return serde_json::from_str(text).or_internal("reading a session answer");
-        }
-        let mut error: ApiError = serde_json::from_str::<ErrorBody>(&text)
-            .or_internal("reading a session refusal")?
-            .into();
-        error.retry_after = answer
-            .headers()
-            .get("retry-after")
-            .ok()
-            .flatten()
-            .and_then(|v| v.parse().ok());
-        Err(error)
+        self.stub.call(op.method(), &op.path(), headers, body).await
     }
 
     /// Asks to begin writing part `part` (`size` bytes, into upload `upload_id`).
@@ -99,12 +54,13 @@ impl SessionStub {
             size,
             upload_id: upload_id.to_owned(),
         };
-        self.typed(Op::BeginPart(part), &body).await
+        self.stub.json(&Op::BeginPart(part).path(), &body).await
     }
 
     /// Renews the lease of the write of `part` under `fence`: its new end.
     pub async fn renew_part(&self, part: u32, fence: u64) -> Result<u64, ApiError> {
-        let grant: Grant = self.typed(Op::RenewPart(part), &Fenced { fence }).await?;
+        let path = Op::RenewPart(part).path();
+        let grant: Grant = self.stub.json(&path, &Fenced { fence }).await?;
         Ok(grant.lease_until)
     }
 
@@ -117,37 +73,44 @@ impl SessionStub {
         size: u64,
     ) -> Result<PutPartResponse, ApiError> {
         let body = FinishPart { fence, etag, size };
-        self.typed(Op::FinishPart(part), &body).await
+        self.stub.json(&Op::FinishPart(part).path(), &body).await
     }
 
     /// Reports that the write of part `part` failed (`gone`: storage said it has no
     /// such upload); `Err` if the session says the upload is over (the client is told
     /// that instead of the write's own failure).
     pub async fn fail_part(&self, part: u32, fence: u64, gone: bool) -> Result<(), ApiError> {
-        self.typed::<_, ()>(Op::FailPart(part), &FailPart { fence, gone })
+        self.stub
+            .json::<_, ()>(&Op::FailPart(part).path(), &FailPart { fence, gone })
             .await
     }
 
     /// The sweep asks who may still finish upload `upload_id` of this file: no session
-    /// at all (`404 upload_not_found`), or what the session says.
+    /// at all (the object holds nothing: `410 gone`), or what the session says.
     pub async fn owner(&self, upload_id: &str) -> Result<Owner, ApiError> {
         let query = OwnerQuery {
             upload_id: upload_id.to_owned(),
         };
-        match self.typed(Op::Owner, &query).await {
-            Err(e) if e.code == ApiErrorCode::UploadNotFound => Ok(Owner::NoSession),
+        match self.stub.json(&Op::Owner.path(), &query).await {
+            Err(e) if e.code == ApiErrorCode::Gone => Ok(Owner::NoSession),
             other => other,
         }
     }
 }
 
-/// Headers for an owner call: the caller's `Authorization`.
-pub(crate) fn owner_headers(req: &Request) -> Result<Headers, ApiError> {
+/// Headers for an owner call: the caller's `Authorization` and, when it is a JWT
+/// this deployment signed, the verified user ([`USER_HEADER`]); `401` for a JWT that
+/// does not verify.
+pub(crate) fn owner_headers(req: &Request, env: &Env) -> Result<Headers, ApiError> {
     let headers = Headers::new();
-    if let Some(auth) = header(req, "authorization") {
-        headers
-            .set("authorization", &auth)
-            .or_internal("building a session call")?;
+    let ctx = "building a session call";
+    match caller::user(req, env)? {
+        Some(sub) => headers.set(USER_HEADER, &sub).or_internal(ctx)?,
+        None => {
+            if let Some(auth) = header(req, "authorization") {
+                headers.set("authorization", &auth).or_internal(ctx)?;
+            }
+        }
     }
     Ok(headers)
 }

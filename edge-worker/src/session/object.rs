@@ -5,6 +5,11 @@
 //! call and the clock, carries out the storage steps it emits, and persists it. In
 //! reading order: the calls, the steps, the alarm, loading and saving.
 //!
+//! Owner calls cover the upload and, once completed, the file: its record, its
+//! deletion and its shares (each share is its own `Share` object; this one keeps the
+//! list, so that the file's deletion can purge them all). Deleting ends with a wipe of
+//! this object's storage: then nothing is left, and the object answers `410 gone`.
+//!
 //! Every call first carries out any step left due by an instance that died mid-step
 //! ("settle": its errors are not this call's), then makes its own call on the session,
 //! then carries out the steps that call made due, answering the first step error. A
@@ -17,9 +22,11 @@
 use std::cell::{Cell, RefCell};
 
 use sealdrop_protocol::api_error::{ApiError, ApiErrorCode};
+use sealdrop_protocol::ids::{FileId, decode_random_id};
 use sealdrop_protocol::session::{
-    CompleteStart, Session, Step, StepOutcome, StepTiming, UploadState, quote,
+    CompleteStart, FileTerms, Lifetime, Session, Step, StepOutcome, StepTiming, UploadState, quote,
 };
+use sealdrop_protocol::share::{CreateShareRequest, ShareView};
 use sealdrop_protocol::sweep::Owner;
 use sealdrop_protocol::wire::{
     CompleteRequest, FileRecord, MAX_COMPLETE_BODY, MAX_JSON_BODY, PartUrlsRequest,
@@ -33,13 +40,16 @@ use worker::{
 
 use super::calls::{
     BeginPart, CreateSession, Created, FailPart, Fenced, FinishPart, Grant, Op, OwnerQuery,
-    ROOM_HEADER,
+    ROOM_HEADER, ShareChange,
 };
 use super::room_tie;
 use super::store::{FileMeta, SessionStore};
+use crate::account::AccountStub;
+use crate::caller::USER_HEADER;
 use crate::config::Config;
 use crate::http::{self, OrApiError as _, empty, header, json, respond};
 use crate::now_ms;
+use crate::share::{FileInfo, ShareStub};
 use crate::storage::{Aborted, CompleteFailure, Provider as _, Storage, UploadFailure};
 
 /// One upload session (and, once completed, one file record).
@@ -65,8 +75,10 @@ pub struct UploadSession {
 enum Save {
     /// One part's rows.
     Part(u32),
-    /// The session row.
+    /// The session row (and the share list).
     State,
+    /// The share list.
+    Shares,
 }
 
 impl DurableObject for UploadSession {
@@ -113,22 +125,26 @@ impl UploadSession {
             Op::FinishPart(n) => self.finish_part(n, body(&mut req).await?),
             Op::FailPart(n) => self.fail_part(&storage, n, body(&mut req).await?).await,
             Op::Owner => self.owner(body(&mut req).await?),
-            Op::File => {
-                self.settle(&storage).await;
-                self.file_record(&storage).map_err(|e| match e.code {
-                    ApiErrorCode::UploadNotFound => ApiError::file_not_found(),
-                    _ => e,
-                })
-            }
             Op::Room => match room_tie::load(&self.state.storage().sql())? {
                 Some(tie) if self.with(|_, _| ()).is_ok() => json(200, &tie),
                 _ => Err(ApiError::file_not_found()),
             },
+            Op::RoomFile => {
+                // The worker has checked the caller is a member of a room holding the
+                // file; only a room's file answers here.
+                self.settle(&storage).await;
+                match room_tie::load(&self.state.storage().sql())? {
+                    Some(_) => self.file_record(&storage),
+                    None => Err(ApiError::file_not_found()),
+                }
+            }
             Op::RoomDelete => self.room_delete(&storage).await,
-            Op::Status | Op::PartUrls | Op::Complete | Op::Abort => {
+            _ => {
                 // Owner calls: the token first, so nothing else leaks to a stranger.
+                // The worker sets the user header itself (a verified JWT's `sub`).
                 let auth = header(&req, "authorization");
-                self.with(|s, _| s.check_owner(auth.as_deref()))??;
+                let user = header(&req, USER_HEADER);
+                self.with(|s, _| s.check_owner(auth.as_deref(), user.as_deref()))??;
                 self.settle(&storage).await;
                 match op {
                     Op::Status => self.status(&storage).await,
@@ -142,6 +158,17 @@ impl UploadSession {
                             .complete(&storage, parse_json(&bytes, MAX_COMPLETE_BODY)?)
                             .await?;
                         self.mark_room(answer)
+                    }
+                    Op::File => self.file_record(&storage),
+                    Op::DeleteFile => self.delete(&storage).await,
+                    Op::Shares => self.list_shares(&config).await,
+                    Op::CreateShare => {
+                        let bytes = req.bytes().await.or_internal("reading a share")?;
+                        self.create_share(&config, parse_json(&bytes, MAX_JSON_BODY)?)
+                            .await
+                    }
+                    Op::UpdateShare | Op::RevokeShare => {
+                        self.change_share(&config, body(&mut req).await?).await
                     }
                     _ => {
                         let answer = self.abort(&storage).await?;
@@ -164,29 +191,14 @@ impl UploadSession {
         Ok(answer)
     }
 
-    /// Its room removed the completed file: delete the object from storage, then
-    /// everything this object keeps (so it answers as if it never existed).
+    /// Its room removed the completed file: the owner's deletion (object, shares,
+    /// quota, every record), so a room file leaves no more behind than a deleted one.
+    /// `204` also when nothing is left.
     async fn room_delete(&self, storage: &Storage) -> Result<Response, ApiError> {
-        let file_id = match self.with(|s, _| (s.state(), s.file_id().clone())) {
-            Ok((UploadState::Completed, id)) => id,
-            Ok(_) => {
-                return Err(ApiError::upload_not_open(
-                    "only a completed file is removed from its room",
-                ));
-            }
-            Err(e) if e.code == ApiErrorCode::UploadNotFound => return empty(204),
-            Err(e) => return Err(e),
-        };
-        storage.delete_object(&file_id).await?;
-        self.delete_alarm().await;
-        self.state
-            .storage()
-            .delete_all()
-            .await
-            .or_internal("deleting a removed file's session")?;
-        self.cache.replace(None);
-        self.alarm_at.set(None);
-        empty(204)
+        match self.delete(storage).await {
+            Err(e) if e.code == ApiErrorCode::Gone => empty(204),
+            answer => answer,
+        }
     }
 
     /// Creates the session: the multipart upload, the expiry alarm, the rows. A
@@ -209,7 +221,7 @@ impl UploadSession {
                     Err(http::internal("creating a session", "the file id is taken"))
                 };
             }
-            Err(e) if e.code == ApiErrorCode::UploadNotFound => {}
+            Err(e) if e.code == ApiErrorCode::Gone => {}
             Err(e) => return Err(e),
         }
         if self.creating.replace(true) {
@@ -223,17 +235,31 @@ impl UploadSession {
         created
     }
 
-    /// The part of [`Self::create`] that makes things: if the alarm or the rows fail,
-    /// the multipart upload is aborted (best effort) before answering the error. An
-    /// instance that dies between storage's create and the rows leaves an upload no
-    /// session knows, which R2 drops 7 days after creation.
+    /// The part of [`Self::create`] that makes things: the account's reservation
+    /// first (`403 quota_exceeded`, `429 rate_limited`), then the multipart upload, the
+    /// alarm and the rows, then the reservation's confirmation. If the alarm or the
+    /// rows fail, the multipart upload is aborted and the reservation released (best
+    /// effort) before answering the error. An instance that dies between storage's
+    /// create and the rows leaves an upload no session knows, which R2 drops 7 days
+    /// after creation, and a pending reservation, which lapses.
     async fn create_new(
         &self,
         storage: &Storage,
         config: &Config,
         create: CreateSession,
     ) -> Result<Response, ApiError> {
-        let upload_id = storage.create_upload(&create.file_id).await?;
+        let file_key = create.file_id.clone();
+        let account = AccountStub::get(&self.env, &create.account, &config.signer)?;
+        account
+            .reserve(&file_key, create.plan.ciphertext_size())
+            .await?;
+        let upload_id = match storage.create_upload(&create.file_id).await {
+            Ok(id) => id,
+            Err(e) => {
+                let _ = account.release(&file_key).await;
+                return Err(e.into());
+            }
+        };
         let session = Session::new(
             create.file_id,
             create.plan,
@@ -241,6 +267,11 @@ impl UploadSession {
             now_ms(),
             config.upload_ttl_ms,
         )
+        .with_terms(FileTerms {
+            owner: create.owner,
+            account: create.account,
+            lifetime: create.lifetime_ms.map_or(Lifetime::Never, Lifetime::Ms),
+        })
         .with_timing(config.step_timing);
         let file = FileMeta {
             header: create.header,
@@ -267,7 +298,13 @@ impl UploadSession {
             {
                 console_error!("abandoning a failed create: the abort failed too");
             }
+            let _ = account.release(&file_key).await;
             return Err(e);
+        }
+        if let Err(e) = account.confirm(&file_key).await {
+            // The reservation lapses: the file is not counted, which errs toward the
+            // user rather than locking them out.
+            console_error!("confirming a reservation: {}", e.code);
         }
         let created = Created {
             plan: session.plan().clone(),
@@ -277,10 +314,14 @@ impl UploadSession {
         json(201, &created)
     }
 
-    /// `GET /api/uploads/{id}`: the state, and (while open) the parts storage holds.
-    /// Storage no longer having the upload is news for the session: a completion may
-    /// have landed late (the object is checked), or storage aborted it.
+    /// `GET /api/uploads/{id}`: the state, and (while open) the parts storage holds
+    /// (`410 gone` while the file is being deleted). Storage no longer having the
+    /// upload is news for the session: a completion may have landed late (the object
+    /// is checked), or storage aborted it.
     async fn status(&self, storage: &Storage) -> Result<Response, ApiError> {
+        if self.with(|s, _| s.state())? == UploadState::Deleting {
+            return Err(ApiError::gone());
+        }
         let needs = self.with(|s, _| s.status_needs_listing())?;
         let listed = match needs {
             true => {
@@ -354,24 +395,117 @@ impl UploadSession {
         empty(204)
     }
 
-    /// The record of a completed file with a fresh download URL; `404 file_not_found`
-    /// otherwise.
+    /// The record of a completed, live file with a fresh download URL; `404
+    /// file_not_found` before completion, `410 gone` once expired or being deleted.
     fn file_record(&self, storage: &Storage) -> Result<Response, ApiError> {
         let now = now_ms();
         let record = self.with(|s, f| {
-            (s.state() == UploadState::Completed).then(|| {
-                let id = s.file_id();
-                FileRecord::new(
-                    id.clone(),
-                    s.plan(),
-                    &f.header,
-                    &f.metadata,
-                    s.created_at(),
-                    storage.download_url(id, now),
-                )
-            })
-        })?;
-        json(200, &record.ok_or_else(ApiError::file_not_found)?)
+            s.ensure_file(now)?;
+            let id = s.file_id();
+            Ok::<_, ApiError>(FileRecord::new(
+                id.clone(),
+                s.plan(),
+                &f.header,
+                &f.metadata,
+                (s.created_at(), s.file_expires_at()),
+                storage.download_url(id, now),
+            ))
+        })??;
+        json(200, &record)
+    }
+
+    /// `DELETE /api/files/{id}`: the file is deleted at once (committed), then its steps
+    /// run; `204` once nothing is left, else the failing step's error (the alarm
+    /// retries it).
+    async fn delete(&self, storage: &Storage) -> Result<Response, ApiError> {
+        self.change(Save::State, |s, _| s.request_delete())?;
+        self.drive(storage).await?;
+        match self.cache.borrow().is_none() && !self.store().exists()? {
+            true => empty(204),
+            false => Err(ApiError::busy(
+                "the file is being deleted; retry shortly",
+                2,
+            )),
+        }
+    }
+
+    // -- shares ------------------------------------------------------------------
+
+    /// `POST /api/files/{id}/shares`: records the new share here first (so that the
+    /// file's deletion always knows every share object that may exist), then makes its
+    /// object; if that fails, the record is dropped again.
+    async fn create_share(
+        &self,
+        config: &Config,
+        request: CreateShareRequest,
+    ) -> Result<Response, ApiError> {
+        let now = now_ms();
+        let mut random = [0u8; 16];
+        getrandom::fill(&mut random).or_internal("drawing a share token")?;
+        let token = config.signer.new_id(random);
+        let id = token.random_text();
+        let info = self.with(|s, f| {
+            s.ensure_file(now)?;
+            Ok::<_, ApiError>(FileInfo::new(s, f, s.file_expires_at()))
+        })??;
+        let settings = request.settings(&random, info.file_expires_at, now)?;
+        self.change(Save::Shares, |s, _| s.add_share(id.clone(), now))?;
+        let stub = ShareStub::get(&self.env, &token)?;
+        match stub.create(info, settings, &token).await {
+            Ok(view) => json(201, &view),
+            Err(e) => {
+                self.change(Save::Shares, |s, _| {
+                    s.drop_share(&id);
+                    Ok(())
+                })?;
+                Err(e)
+            }
+        }
+    }
+
+    /// `GET /api/files/{id}/shares`: every share's owner view, oldest id first. A
+    /// share whose object holds nothing (its creation died half-way) is left out.
+    async fn list_shares(&self, config: &Config) -> Result<Response, ApiError> {
+        let ids: Vec<String> = self.with(|s, _| {
+            s.ensure_file(now_ms())?;
+            Ok::<_, ApiError>(s.shares().iter().cloned().collect())
+        })??;
+        let mut shares: Vec<ShareView> = Vec::new();
+        for id in ids {
+            let Some(random) = decode_random_id(&id) else {
+                continue;
+            };
+            let token = config.signer.new_id(random);
+            match ShareStub::get(&self.env, &token)?.owner_view(&token).await {
+                Ok(view) => shares.push(view),
+                Err(e) if e.code == ApiErrorCode::Gone => {}
+                Err(e) => return Err(e),
+            }
+        }
+        json(200, &serde_json::json!({ "shares": shares }))
+    }
+
+    /// `PATCH` / `DELETE /api/files/{id}/shares/{token}`: a share of this file.
+    async fn change_share(
+        &self,
+        config: &Config,
+        change: ShareChange,
+    ) -> Result<Response, ApiError> {
+        let now = now_ms();
+        let id = change.token.random_text();
+        let file_expires_at = self.with(|s, _| {
+            s.ensure_file(now)?;
+            match s.shares().contains(&id) && config.signer.signs(&change.token) {
+                true => Ok(s.file_expires_at()),
+                false => Err(ApiError::share_not_found()),
+            }
+        })??;
+        let stub = ShareStub::get(&self.env, &change.token)?;
+        let view = match change.patch {
+            Some(patch) => stub.update(&change.token, patch, file_expires_at).await?,
+            None => stub.revoke(&change.token).await?,
+        };
+        json(200, &view)
     }
 
     /// The worker's `/blob` handler begins a part write (its URL already verified).
@@ -466,6 +600,13 @@ impl UploadSession {
             let Some(step) = self.with(|s, _| s.take_step(now_ms()))?? else {
                 return Ok(());
             };
+            if step == Step::Wipe {
+                // The last step: nothing is left to report to.
+                let wiped = SessionStore::wipe(&self.state.storage()).await;
+                self.cache.replace(None);
+                self.alarm_at.set(None);
+                return wiped;
+            }
             // The backstop first: if this instance dies while storage works, the alarm
             // finds the step due and carries it out.
             self.sync_alarm().await;
@@ -477,11 +618,12 @@ impl UploadSession {
 
     /// Asks storage. Never fails: a storage failure is the step's outcome.
     async fn carry_out(&self, storage: &Storage, step: &Step) -> StepOutcome {
-        let Ok((file_id, upload_id, recorded)) = self.with(|s, f| {
+        let Ok((file_id, upload_id, recorded, account)) = self.with(|s, f| {
             (
                 s.file_id().clone(),
                 f.upload_id.clone(),
                 s.recorded_listing(),
+                s.terms().account.clone(),
             )
         }) else {
             return StepOutcome::Failed;
@@ -511,6 +653,45 @@ impl UploadSession {
                 .delete_object(&file_id)
                 .await
                 .map_or(StepOutcome::Failed, |()| StepOutcome::Deleted),
+            Step::PurgeShare(id) => self.purge_share(id).await,
+            Step::ReleaseQuota => self.release(&file_id, &account).await,
+            // Carried out by `drive_steps` itself.
+            Step::Wipe => StepOutcome::Failed,
+        }
+    }
+
+    /// Purges the share object named by `id` (a token's random part).
+    async fn purge_share(&self, id: &str) -> StepOutcome {
+        let purged = match ShareStub::by_id(&self.env, id) {
+            Ok(stub) => stub.purge().await,
+            Err(e) => Err(e),
+        };
+        match purged {
+            Ok(()) => StepOutcome::Purged,
+            Err(e) => {
+                console_error!("purging a share: {}", e.code);
+                StepOutcome::Failed
+            }
+        }
+    }
+
+    /// Gives the file's bytes back to its account (none to give without one).
+    async fn release(&self, file_id: &FileId, account: &str) -> StepOutcome {
+        if account.is_empty() {
+            return StepOutcome::Released;
+        }
+        let stub = Config::from_env(&self.env)
+            .and_then(|config| AccountStub::get(&self.env, account, &config.signer));
+        let released = match stub {
+            Ok(stub) => stub.release(file_id).await,
+            Err(e) => Err(e),
+        };
+        match released {
+            Ok(()) => StepOutcome::Released,
+            Err(e) => {
+                console_error!("releasing a reservation: {}", e.code);
+                StepOutcome::Failed
+            }
         }
     }
 
@@ -527,7 +708,7 @@ impl UploadSession {
             s.on_alarm(now);
             Ok(())
         }) {
-            Err(e) if e.code == ApiErrorCode::UploadNotFound => return Ok(()),
+            Err(e) if e.code == ApiErrorCode::Gone => return Ok(()),
             other => other?,
         }
         // A step that fails stays due; the alarm the session asks for retries it.
@@ -577,9 +758,10 @@ impl UploadSession {
         SessionStore::new(self.state.storage().sql())
     }
 
-    /// Runs `f` on the session (loaded from SQLite if not cached); `404
-    /// upload_not_found` if none was ever created here. `f` cannot await, so the cache
-    /// is never borrowed across a suspension point.
+    /// Runs `f` on the session (loaded from SQLite if not cached); `410 gone` if this
+    /// object holds none: the worker addresses only validly signed ids, so an empty
+    /// object's file was deleted (or expired). `f` cannot await, so the cache is never
+    /// borrowed across a suspension point.
     fn with<R>(&self, f: impl FnOnce(&mut Session, &FileMeta) -> R) -> Result<R, ApiError> {
         let mut cache = self.cache.borrow_mut();
         if cache.is_none() {
@@ -591,7 +773,7 @@ impl UploadSession {
         }
         match cache.as_mut() {
             Some((session, file)) => Ok(f(session, file)),
-            None => Err(ApiError::upload_not_found()),
+            None => Err(ApiError::gone()),
         }
     }
 
@@ -609,6 +791,7 @@ impl UploadSession {
             let saved = match save {
                 Save::Part(n) => store.save_part(s, n),
                 Save::State => store.save_state(s, file),
+                Save::Shares => store.save_shares(s),
             };
             (answer, saved)
         })?;

@@ -1,13 +1,14 @@
 //! How an upload session is kept in its Durable Object's SQLite storage.
 //!
-//! Four tables, in this object's own schema (version [`SCHEMA_VERSION`], stored in the
+//! Five tables, in this object's own schema (version [`SCHEMA_VERSION`], stored in the
 //! session row and checked on every load; the protocol type is mapped onto it here,
-//! never serialized as it is): `session`, one row with the session's state and what the
-//! file record and storage need (header, sealed metadata, storage's upload id, the
-//! create request's digest); `parts`, one row per recorded part; `writes`, one row per
-//! part write in flight; `lapsed`, one row per write whose lease ran out before it
-//! reported (storage may still commit it). Recording or fencing a part writes only that part's rows, so
-//! the 10,000th part of an upload costs what the first did; state changes rewrite the
+//! never serialized as it is): `session`, one row with the session's state, the file's
+//! terms and what the file record and storage need (header, sealed metadata, storage's
+//! upload id, the create request's digest); `parts`, one row per recorded part;
+//! `writes`, one row per part write in flight; `lapsed`, one row per write whose lease
+//! ran out before it reported (storage may still commit it); `shares`, one row per
+//! share of the file. Recording or fencing a part writes only that part's rows, so the
+//! 10,000th part of an upload costs what the first did; state changes rewrite the
 //! session row. Nothing secret is stored: the owner token only as its SHA-256, the
 //! header and metadata are public to whoever has the link anyway and the metadata is
 //! sealed.
@@ -18,15 +19,19 @@
 use sealdrop_protocol::api_error::ApiError;
 use sealdrop_protocol::ids::{FileId, OwnerTokenHash};
 use sealdrop_protocol::plan::PartPlan;
-use sealdrop_protocol::session::{PartWrite, RecordedPart, Session, Snapshot, Stage};
+use sealdrop_protocol::session::{
+    FileTerms, Lifetime, Owner, PartWrite, RecordedPart, Session, Snapshot, Stage,
+};
 use sealdrop_protocol::wire::CompletedPart;
+use serde::{Deserialize, Serialize};
 use worker::{SqlStorage, SqlStorageValue};
 
 use crate::http::{OrApiError as _, internal};
+use crate::sql::{blob, int, text, to_i64, to_u64, uint};
 
 /// The layout of the tables below. A session stored under another version is refused
 /// (`500 internal`) rather than misread.
-pub(crate) const SCHEMA_VERSION: i64 = 3;
+pub(crate) const SCHEMA_VERSION: i64 = 4;
 
 /// What the object keeps beside the session: what the file record and storage need.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,11 +68,24 @@ struct SessionRow {
     metadata: Vec<u8>,
     upload_id: String,
     digest: Vec<u8>,
+    /// The file's terms as JSON ([`TermsRow`]).
+    terms: String,
+    completion_at: i64,
+}
+
+/// The file's terms as stored: its owner, account and lifetime.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct TermsRow {
+    owner: Owner,
+    account: String,
+    /// `None`: never expires.
+    lifetime_ms: Option<u64>,
 }
 
 const SESSION_COLUMNS: &str = "schema_version, file_id, plan, owner_token_hash, created_at, \
      expires_at, stage, completion, next_fence, pending_completion, step_failures, \
-     step_failed_at, header, metadata, upload_id, digest";
+     step_failed_at, header, metadata, upload_id, digest, terms, completion_at";
 
 impl SessionRow {
     fn new(snapshot: &Snapshot, file: &FileMeta) -> Result<Self, String> {
@@ -92,6 +110,16 @@ impl SessionRow {
             metadata: file.metadata.clone(),
             upload_id: file.upload_id.clone(),
             digest: file.digest.to_vec(),
+            terms: serde_json::to_string(&TermsRow {
+                owner: snapshot.terms.owner.clone(),
+                account: snapshot.terms.account.clone(),
+                lifetime_ms: match snapshot.terms.lifetime {
+                    Lifetime::Ms(ms) => Some(ms),
+                    Lifetime::Never => None,
+                },
+            })
+            .map_err(|e| e.to_string())?,
+            completion_at: to_i64(snapshot.completion_at)?,
         })
     }
 
@@ -113,6 +141,8 @@ impl SessionRow {
             SqlStorageValue::Blob(self.metadata.clone()),
             self.upload_id.clone().into(),
             SqlStorageValue::Blob(self.digest.clone()),
+            self.terms.clone().into(),
+            self.completion_at.into(),
         ]
     }
 
@@ -136,6 +166,8 @@ impl SessionRow {
             metadata: blob(next()?)?,
             upload_id: text(next()?)?,
             digest: blob(next()?)?,
+            terms: text(next()?)?,
+            completion_at: int(next()?)?,
         })
     }
 
@@ -147,6 +179,7 @@ impl SessionRow {
                 self.schema_version
             ));
         }
+        let terms: TermsRow = serde_json::from_str(&self.terms).map_err(|e| e.to_string())?;
         let snapshot = Snapshot {
             file_id: FileId::parse(&self.file_id).map_err(|e| e.to_string())?,
             plan: serde_json::from_str::<PartPlan>(&self.plan).map_err(|e| e.to_string())?,
@@ -154,6 +187,13 @@ impl SessionRow {
                 self.owner_token_hash,
             ))
             .map_err(|e| e.to_string())?,
+            terms: FileTerms {
+                owner: terms.owner,
+                account: terms.account,
+                lifetime: terms.lifetime_ms.map_or(Lifetime::Never, Lifetime::Ms),
+            },
+            completion_at: to_u64(self.completion_at)?,
+            shares: Vec::new(),
             created_at: to_u64(self.created_at)?,
             expires_at: to_u64(self.expires_at)?,
             stage: Stage::parse(&self.stage).ok_or("an unknown stage")?,
@@ -235,7 +275,9 @@ impl SessionStore {
                 header BLOB NOT NULL,
                 metadata BLOB NOT NULL,
                 upload_id TEXT NOT NULL,
-                digest BLOB NOT NULL
+                digest BLOB NOT NULL,
+                terms TEXT NOT NULL,
+                completion_at INTEGER NOT NULL
             )",
             "CREATE TABLE IF NOT EXISTS parts (
                 part_number INTEGER PRIMARY KEY,
@@ -254,6 +296,7 @@ impl SessionStore {
                 fence INTEGER NOT NULL,
                 PRIMARY KEY (part_number, fence)
             )",
+            "CREATE TABLE IF NOT EXISTS shares (id TEXT PRIMARY KEY)",
         ] {
             self.sql.exec(table, None).or_internal(ctx)?;
         }
@@ -262,7 +305,7 @@ impl SessionStore {
             .exec(
                 &format!(
                     "INSERT INTO session (id, {SESSION_COLUMNS}) \
-                     VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                     VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 ),
                 row.values(),
             )
@@ -313,6 +356,7 @@ impl SessionStore {
             let fence = uint(fence).map_err(|e| internal(ctx, e))?;
             snapshot.lapsed.push((part_number(n, ctx)?, fence));
         }
+        snapshot.shares = self.share_ids()?;
         let session = Session::restore(snapshot).map_err(|e| internal(ctx, e))?;
         Ok(Some((session, file)))
     }
@@ -375,7 +419,8 @@ impl SessionStore {
         self.sql
             .exec(
                 "UPDATE session SET stage = ?, completion = ?, next_fence = ?, \
-                 pending_completion = ?, step_failures = ?, step_failed_at = ?",
+                 pending_completion = ?, step_failures = ?, step_failed_at = ?, \
+                 completion_at = ?",
                 vec![
                     row.stage.into(),
                     row.completion.into(),
@@ -383,9 +428,11 @@ impl SessionStore {
                     row.pending_completion.into(),
                     row.step_failures.into(),
                     row.step_failed_at.into(),
+                    row.completion_at.into(),
                 ],
             )
             .or_internal(ctx)?;
+        self.save_shares(session)?;
         match session.recorded_parts().keys().max() {
             None => {
                 self.sql.exec("DELETE FROM parts", None).or_internal(ctx)?;
@@ -409,6 +456,26 @@ impl SessionStore {
         }
         self.sql.exec("DELETE FROM lapsed", None).or_internal(ctx)?;
         self.insert_lapsed(session.lapsed_writes().iter().copied(), ctx)?;
+        Ok(())
+    }
+
+    /// Writes the share list: rows for shares added, none for shares dropped.
+    pub fn save_shares(&self, session: &Session) -> Result<(), ApiError> {
+        let ctx = "saving the shares";
+        let stored = self.share_ids()?;
+        for gone in stored.iter().filter(|id| !session.shares().contains(*id)) {
+            self.sql
+                .exec("DELETE FROM shares WHERE id = ?", vec![gone.clone().into()])
+                .or_internal(ctx)?;
+        }
+        for new in session.shares().iter().filter(|id| !stored.contains(id)) {
+            self.sql
+                .exec(
+                    "INSERT INTO shares (id) VALUES (?)",
+                    vec![new.clone().into()],
+                )
+                .or_internal(ctx)?;
+        }
         Ok(())
     }
 
@@ -436,6 +503,23 @@ impl SessionStore {
                 .or_internal(ctx)?;
         }
         Ok(())
+    }
+
+    fn share_ids(&self) -> Result<Vec<String>, ApiError> {
+        let ctx = "loading the shares";
+        self.rows::<1>("SELECT id FROM shares ORDER BY id")?
+            .into_iter()
+            .map(|[id]| text(id).map_err(|e| internal(ctx, e)))
+            .collect()
+    }
+
+    /// Deletes everything this object stores: the file is gone.
+    pub async fn wipe(storage: &worker::Storage) -> Result<(), ApiError> {
+        storage
+            .delete_alarm()
+            .await
+            .or_internal("wiping the alarm")?;
+        storage.delete_all().await.or_internal("wiping the session")
     }
 
     /// The rows of an `N`-column query.
@@ -475,39 +559,6 @@ fn part_number(v: SqlStorageValue, ctx: &str) -> Result<u32, ApiError> {
     u32::try_from(n).map_err(|e| internal(ctx, e))
 }
 
-fn int(v: SqlStorageValue) -> Result<i64, String> {
-    match v {
-        SqlStorageValue::Integer(i) => Ok(i),
-        other => Err(format!("expected an integer, found {other:?}")),
-    }
-}
-
-fn uint(v: SqlStorageValue) -> Result<u64, String> {
-    to_u64(int(v)?)
-}
-
-fn text(v: SqlStorageValue) -> Result<String, String> {
-    match v {
-        SqlStorageValue::String(s) => Ok(s),
-        other => Err(format!("expected text, found {other:?}")),
-    }
-}
-
-fn blob(v: SqlStorageValue) -> Result<Vec<u8>, String> {
-    match v {
-        SqlStorageValue::Blob(b) => Ok(b),
-        other => Err(format!("expected a blob, found {other:?}")),
-    }
-}
-
-fn to_i64(n: u64) -> Result<i64, String> {
-    i64::try_from(n).map_err(|_| format!("{n} does not fit SQLite's integers"))
-}
-
-fn to_u64(n: i64) -> Result<u64, String> {
-    u64::try_from(n).map_err(|_| format!("{n} is negative"))
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -518,12 +569,19 @@ mod tests {
     fn session() -> (Session, FileMeta) {
         let plan = PartPlan::new(64 << 20, 1 << 20, None, &ProviderLimits::S3).unwrap();
         let mut s = Session::new(
-            FileId::from_random([1; 16]),
+            FileId::from_bytes([1; 24]),
             plan,
             OwnerToken::from_random([2; 16]).hash(),
             1_764_000_000_000,
             1_000,
-        );
+        )
+        .with_terms(FileTerms {
+            owner: Owner::User {
+                sub: "alice".into(),
+            },
+            account: "acct".into(),
+            lifetime: Lifetime::Never,
+        });
         let size = s.plan().part_size();
         let grant = s.begin_part(1, size, 1_764_000_000_001, 60_000).unwrap();
         s.finish_part(1, grant.fence, "\"e1\"".into(), size, 1_764_000_000_002)
@@ -565,10 +623,10 @@ mod tests {
         let (s, file) = session();
         let row = SessionRow::new(&s.snapshot(), &file).unwrap();
         let old = SessionRow {
-            schema_version: 1,
+            schema_version: 2,
             ..row.clone()
         };
-        assert!(old.read().unwrap_err().contains("schema 1"));
+        assert!(old.read().unwrap_err().contains("schema 2"));
         let bad_stage = SessionRow {
             stage: "paused".into(),
             ..row.clone()
@@ -577,6 +635,11 @@ mod tests {
         let mut values = row.values();
         values[0] = SqlStorageValue::String("2".into());
         assert!(SessionRow::from_values(values).is_err());
-        assert!(SessionRow::from_values(row.values()[..15].to_vec()).is_err());
+        assert!(SessionRow::from_values(row.values()[..17].to_vec()).is_err());
+        let bad_terms = SessionRow {
+            terms: "{}".into(),
+            ..row.clone()
+        };
+        assert!(bad_terms.read().is_err());
     }
 }

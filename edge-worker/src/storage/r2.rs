@@ -333,8 +333,10 @@ impl R2Binding {
             .head(&key)
             .await
             .map_err(|e| StorageFailure::logged("reading an object", e))?;
+        // The URL's signature proves the file was completed: no object now means it
+        // was deleted (or expired).
         let Some(meta) = meta else {
-            return Err(ApiError::file_not_found());
+            return Err(ApiError::gone());
         };
         let size = meta.size();
         let range = match ByteRange::parse(range, size) {
@@ -382,7 +384,7 @@ impl R2Binding {
             .await
             .map_err(|e| StorageFailure::logged("reading an object", e))?;
         let Some(object) = object else {
-            return Err(ApiError::file_not_found());
+            return Err(ApiError::gone());
         };
         let body = match object.body() {
             Some(body) => body

@@ -11,7 +11,14 @@
 //!                   │     complete / parts wrong
 //!                   └──abort (owner, or expiry)──▶ Aborting ──storage aborted──▶ Aborted
 //!                      or storage lost the upload   (abort → delete a late object)
+//!
+//!   Completed ──delete (owner, or the file's expiry)──▶ Deleting ──▶ (wiped: nothing left)
 //! ```
+//!
+//! After completion the file lives until its owner deletes it or its lifetime (counted
+//! from completion) runs out; deleting is a run of steps (`lifetime`): delete the
+//! object, purge every share of the file, release its bytes from the owner's account,
+//! and finally wipe the object's own storage. Aborted uploads release their bytes too.
 //!
 //! **Steps.** Every storage side effect is a [`Step`] the machine emits and the shell
 //! carries out and reports back ([`Session::take_step`], [`Session::on_step`]): list the
@@ -68,6 +75,7 @@
 //! Time is passed in (ms since epoch). An open session stops accepting anything at
 //! `expires_at`; the alarm then moves it to `Aborting`.
 
+mod lifetime;
 mod parts;
 mod snapshot;
 mod steps;
@@ -83,6 +91,9 @@ use crate::ids::{FileId, OwnerTokenHash};
 use crate::plan::PartPlan;
 use crate::wire::{CompletedPart, PartRecord, PartUrlsRequest, UploadStatus};
 
+pub use lifetime::{
+    DEFAULT_FILE_TTL_MS, FileTerms, Lifetime, LifetimePolicy, MAX_SHARES_PER_FILE, Owner,
+};
 pub use parts::{PartWrite, RecordedPart, WriteGrant};
 pub use snapshot::{RestoreError, Snapshot, Stage};
 pub use steps::{ListedPart, Step, StepOutcome};
@@ -164,6 +175,9 @@ pub enum UploadState {
     Aborting,
     /// The multipart upload is aborted and its parts are gone.
     Aborted,
+    /// The completed file is being deleted (owner, or its expiry): every call but the
+    /// owner's `DELETE` answers `410 gone`.
+    Deleting,
 }
 
 /// What [`Session::request_complete`] started.
@@ -186,9 +200,28 @@ enum Phase {
     },
     Completed {
         parts: Vec<CompletedPart>,
+        /// When storage completed the object: the file's lifetime counts from it.
+        completed_at: u64,
     },
     Aborting(Aborting),
-    Aborted,
+    /// `released`: the bytes went back to the owner's account.
+    Aborted {
+        released: bool,
+    },
+    Deleting(Deleting),
+}
+
+/// The steps of a deletion, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Deleting {
+    /// Delete the object from storage.
+    Object,
+    /// Purge every share object of the file, one at a time.
+    Shares,
+    /// Release the file's bytes from the owner's account.
+    Quota,
+    /// Wipe this object's storage: afterwards nothing of the file remains.
+    Wipe,
 }
 
 /// The steps of a completion, in order.
@@ -231,9 +264,12 @@ pub struct Session {
     file_id: FileId,
     plan: PartPlan,
     owner_token_hash: OwnerTokenHash,
+    terms: FileTerms,
     created_at: u64,
     expires_at: u64,
     phase: Phase,
+    /// The shares of the file (their tokens' random parts), purged when it goes.
+    shares: BTreeSet<String>,
     recorded: BTreeMap<u32, RecordedPart>,
     writes: BTreeMap<u32, PartWrite>,
     /// `(part, fence)` of the writes whose lease ran out before they reported.
@@ -265,9 +301,11 @@ impl Session {
             file_id,
             plan,
             owner_token_hash,
+            terms: FileTerms::default(),
             created_at: now_ms,
             expires_at: now_ms.saturating_add(ttl_ms),
             phase: Phase::Open,
+            shares: BTreeSet::new(),
             recorded: BTreeMap::new(),
             writes: BTreeMap::new(),
             lapsed: BTreeSet::new(),
@@ -285,6 +323,18 @@ impl Session {
     pub fn with_timing(mut self, timing: StepTiming) -> Self {
         self.timing = timing;
         self
+    }
+
+    /// The session with the file's owner, account and lifetime (the default terms are
+    /// an anonymous owner, no account, [`DEFAULT_FILE_TTL_MS`]).
+    pub fn with_terms(mut self, terms: FileTerms) -> Self {
+        self.terms = terms;
+        self
+    }
+
+    /// Who owns the file, whose account holds its bytes, and how long it lives.
+    pub fn terms(&self) -> &FileTerms {
+        &self.terms
     }
 
     /// The file this upload creates.
@@ -319,14 +369,15 @@ impl Session {
             Phase::Completing { .. } => UploadState::Completing,
             Phase::Completed { .. } => UploadState::Completed,
             Phase::Aborting(_) => UploadState::Aborting,
-            Phase::Aborted => UploadState::Aborted,
+            Phase::Aborted { .. } => UploadState::Aborted,
+            Phase::Deleting(_) => UploadState::Deleting,
         }
     }
 
     /// The parts of a completed upload, in order, with storage's ETags.
     pub fn completed_parts(&self) -> Option<&[CompletedPart]> {
         match &self.phase {
-            Phase::Completed { parts } => Some(parts),
+            Phase::Completed { parts, .. } => Some(parts),
             _ => None,
         }
     }
@@ -336,9 +387,16 @@ impl Session {
         self.pending_completion.as_deref()
     }
 
-    /// `401 unauthorized` unless `authorization` is `Bearer <the owner token>`.
-    pub fn check_owner(&self, authorization: Option<&str>) -> Result<(), ApiError> {
-        self.owner_token_hash.check_bearer(authorization)
+    /// `401 unauthorized` unless the caller owns the file: `authorization` is `Bearer
+    /// <the owner token>`, or `user` (a verified JWT's `sub`) is the owning user.
+    pub fn check_owner(
+        &self,
+        authorization: Option<&str>,
+        user: Option<&str>,
+    ) -> Result<(), ApiError> {
+        self.terms
+            .owner
+            .authorize(&self.owner_token_hash, authorization, user)
     }
 
     /// Whether the session is open but past its expiry: the alarm should abort it.
@@ -358,7 +416,8 @@ impl Session {
             Phase::Completing { .. } => Err(self.busy()),
             Phase::Completed { .. } => Err(ApiError::upload_not_open("the upload is completed")),
             Phase::Aborting(_) => Err(ApiError::upload_not_open("the upload is being aborted")),
-            Phase::Aborted => Err(ApiError::upload_not_open("the upload is aborted")),
+            Phase::Aborted { .. } => Err(ApiError::upload_not_open("the upload is aborted")),
+            Phase::Deleting(_) => Err(ApiError::gone()),
         }
     }
 
@@ -369,6 +428,7 @@ impl Session {
                 "the upload is being aborted; retry shortly",
                 BUSY_RETRY_SECS,
             ),
+            Phase::Deleting(_) => ApiError::gone(),
             _ => ApiError::busy(
                 "the upload is being completed; retry shortly",
                 BUSY_RETRY_SECS,
@@ -425,7 +485,7 @@ impl Session {
                 Ok(CompleteStart::Started)
             }
             Phase::Completing { .. } => Err(self.busy()),
-            Phase::Completed { parts } => {
+            Phase::Completed { parts, .. } => {
                 if same_parts(parts, claimed) {
                     Ok(CompleteStart::AlreadyCompleted)
                 } else {
@@ -435,7 +495,8 @@ impl Session {
                 }
             }
             Phase::Aborting(_) => Err(ApiError::upload_not_open("the upload is being aborted")),
-            Phase::Aborted => Err(ApiError::upload_not_open("the upload is aborted")),
+            Phase::Aborted { .. } => Err(ApiError::upload_not_open("the upload is aborted")),
+            Phase::Deleting(_) => Err(ApiError::gone()),
         }
     }
 
@@ -449,17 +510,19 @@ impl Session {
                 self.commit_abort();
                 Ok(())
             }
-            Phase::Aborting(_) | Phase::Aborted => Ok(()),
+            Phase::Aborting(_) | Phase::Aborted { .. } => Ok(()),
             Phase::Completing { .. } => Err(self.busy()),
             Phase::Completed { .. } => Err(ApiError::upload_not_open("the upload is completed")),
+            Phase::Deleting(_) => Err(ApiError::gone()),
         }
     }
 
     /// The answer to a `DELETE` once its steps ran: `Ok` (204) once aborted, else
     /// retry (another request carries the abort out, or it waits for its backoff).
+    /// Releasing the bytes afterwards is the session's own business.
     pub fn abort_answer(&self, now_ms: u64) -> Result<(), ApiError> {
         match self.phase {
-            Phase::Aborted => Ok(()),
+            Phase::Aborted { .. } => Ok(()),
             _ => Err(self.wait(now_ms)),
         }
     }
@@ -491,26 +554,35 @@ impl Session {
         }
     }
 
-    /// The alarm fired: an open session past its expiry is aborted (the step follows).
-    /// Anything else is the steps' business, which the shell carries out next.
+    /// The alarm fired: an open session past its expiry is aborted, a completed file
+    /// past its lifetime is deleted (the steps follow). Anything else is the steps'
+    /// business, which the shell carries out next.
     pub fn on_alarm(&mut self, now_ms: u64) {
         if self.is_expired(now_ms) {
             self.commit_abort();
+        }
+        if self.file_expires_at().is_some_and(|at| now_ms >= at) {
+            self.enter(Phase::Deleting(Deleting::Object));
         }
     }
 
     /// When the alarm should fire next: at the expiry of an open session; while a step
     /// is due, when it may be retried (or soon, to carry out a step whose shell died),
-    /// never once it is stalled; never once the upload is completed or aborted.
+    /// never once it is stalled; at a completed file's expiry; never once there is
+    /// nothing left to do.
     pub fn next_alarm(&self, now_ms: u64) -> Option<u64> {
         match self.phase {
             Phase::Open => Some(self.expires_at),
-            Phase::Completing { .. } | Phase::Aborting(_) if self.is_stalled() => None,
-            Phase::Completing { .. } | Phase::Aborting(_) => Some(match self.retry_at() {
+            _ if self.is_stalled() => None,
+            Phase::Completing { .. }
+            | Phase::Aborting(_)
+            | Phase::Aborted { released: false }
+            | Phase::Deleting(_) => Some(match self.retry_at() {
                 Some(at) => at.max(now_ms),
                 None => now_ms.saturating_add(self.timing.retry_ms),
             }),
-            Phase::Completed { .. } | Phase::Aborted => None,
+            Phase::Completed { .. } => self.file_expires_at(),
+            Phase::Aborted { released: true } => None,
         }
     }
 
@@ -552,14 +624,17 @@ impl Session {
                     .map(|p| record(p.part_number, &p.etag, p.size))
                     .collect()
             }
-            Phase::Completed { parts } => parts
+            Phase::Completed { parts, .. } => parts
                 .iter()
                 .map(|p| {
                     let size = self.plan.size_of_part(p.part_number).unwrap_or(0);
                     record(p.part_number, &p.etag, size)
                 })
                 .collect(),
-            Phase::Completing { .. } | Phase::Aborting(_) | Phase::Aborted => Vec::new(),
+            Phase::Completing { .. }
+            | Phase::Aborting(_)
+            | Phase::Aborted { .. }
+            | Phase::Deleting(_) => Vec::new(),
         };
         UploadStatus {
             state: self.state(),

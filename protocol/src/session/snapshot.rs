@@ -12,7 +12,10 @@ use crate::ids::{FileId, OwnerTokenHash};
 use crate::plan::PartPlan;
 use crate::wire::CompletedPart;
 
-use super::{Aborting, Check, Completing, PartWrite, Phase, RecordedPart, Session, StepTiming};
+use super::{
+    Aborting, Check, Completing, Deleting, FileTerms, PartWrite, Phase, RecordedPart, Session,
+    StepTiming,
+};
 
 /// The persisted stage of a session: its [`super::UploadState`] refined by the step
 /// due.
@@ -37,13 +40,23 @@ pub enum Stage {
     Aborting,
     /// Aborting: deleting the object a late completion left.
     AbortingObject,
-    /// Aborted.
+    /// Aborted; its bytes not yet released from the owner's account.
     Aborted,
+    /// Aborted, and its bytes released.
+    AbortedReleased,
+    /// Deleting: deleting the object.
+    DeletingObject,
+    /// Deleting: purging the shares.
+    DeletingShares,
+    /// Deleting: releasing the bytes from the owner's account.
+    ReleasingQuota,
+    /// Deleting: wiping the object's own storage.
+    Wiping,
 }
 
 impl Stage {
     /// Every stage (for exhaustive tests).
-    pub const ALL: [Stage; 10] = [
+    pub const ALL: [Stage; 15] = [
         Stage::Open,
         Stage::Listing,
         Stage::Storing,
@@ -54,6 +67,11 @@ impl Stage {
         Stage::Aborting,
         Stage::AbortingObject,
         Stage::Aborted,
+        Stage::AbortedReleased,
+        Stage::DeletingObject,
+        Stage::DeletingShares,
+        Stage::ReleasingQuota,
+        Stage::Wiping,
     ];
 
     /// A stable name for storage.
@@ -69,6 +87,11 @@ impl Stage {
             Stage::Aborting => "aborting",
             Stage::AbortingObject => "aborting-object",
             Stage::Aborted => "aborted",
+            Stage::AbortedReleased => "aborted-released",
+            Stage::DeletingObject => "deleting-object",
+            Stage::DeletingShares => "deleting-shares",
+            Stage::ReleasingQuota => "releasing-quota",
+            Stage::Wiping => "wiping",
         }
     }
 
@@ -87,6 +110,13 @@ pub struct Snapshot {
     pub plan: PartPlan,
     /// SHA-256 of the owner token.
     pub owner_token_hash: OwnerTokenHash,
+    /// The file's owner, account and lifetime.
+    pub terms: FileTerms,
+    /// When storage completed the object (completed; 0 otherwise): the file's lifetime
+    /// counts from it.
+    pub completion_at: u64,
+    /// The shares of the file (their tokens' random parts).
+    pub shares: Vec<String>,
     /// Creation time (ms since epoch).
     pub created_at: u64,
     /// Expiry of the open session (ms since epoch).
@@ -139,6 +169,9 @@ pub enum RestoreError {
     /// Step failures recorded while no step is due.
     #[error("step failures without a step")]
     StepFailures,
+    /// Shares on an upload that never completed, or a share stage with none.
+    #[error("the shares do not fit the stage")]
+    Shares,
 }
 
 impl Session {
@@ -157,15 +190,32 @@ impl Session {
                 },
                 parts.clone(),
             ),
-            Phase::Completed { parts } => (Stage::Completed, parts.clone()),
+            Phase::Completed { parts, .. } => (Stage::Completed, parts.clone()),
             Phase::Aborting(Aborting::Upload) => (Stage::Aborting, Vec::new()),
             Phase::Aborting(Aborting::Object) => (Stage::AbortingObject, Vec::new()),
-            Phase::Aborted => (Stage::Aborted, Vec::new()),
+            Phase::Aborted { released: false } => (Stage::Aborted, Vec::new()),
+            Phase::Aborted { released: true } => (Stage::AbortedReleased, Vec::new()),
+            Phase::Deleting(stage) => (
+                match stage {
+                    Deleting::Object => Stage::DeletingObject,
+                    Deleting::Shares => Stage::DeletingShares,
+                    Deleting::Quota => Stage::ReleasingQuota,
+                    Deleting::Wipe => Stage::Wiping,
+                },
+                Vec::new(),
+            ),
+        };
+        let completion_at = match &self.phase {
+            Phase::Completed { completed_at, .. } => *completed_at,
+            _ => 0,
         };
         Snapshot {
             file_id: self.file_id.clone(),
             plan: self.plan.clone(),
             owner_token_hash: self.owner_token_hash,
+            terms: self.terms.clone(),
+            completion_at,
+            shares: self.shares.iter().cloned().collect(),
             created_at: self.created_at,
             expires_at: self.expires_at,
             stage,
@@ -198,10 +248,16 @@ impl Session {
             Stage::CheckingGone => completing(Completing::Checking(Check::Gone)),
             Stage::Completed => Phase::Completed {
                 parts: s.completion.clone(),
+                completed_at: s.completion_at,
             },
             Stage::Aborting => Phase::Aborting(Aborting::Upload),
             Stage::AbortingObject => Phase::Aborting(Aborting::Object),
-            Stage::Aborted => Phase::Aborted,
+            Stage::Aborted => Phase::Aborted { released: false },
+            Stage::AbortedReleased => Phase::Aborted { released: true },
+            Stage::DeletingObject => Phase::Deleting(Deleting::Object),
+            Stage::DeletingShares => Phase::Deleting(Deleting::Shares),
+            Stage::ReleasingQuota => Phase::Deleting(Deleting::Quota),
+            Stage::Wiping => Phase::Deleting(Deleting::Wipe),
         };
         let needs_parts = matches!(phase, Phase::Completing { .. } | Phase::Completed { .. });
         let whole = |parts: &[CompletedPart]| {
@@ -222,13 +278,25 @@ impl Session {
         if phase == Phase::Aborting(Aborting::Object) && s.pending_completion.is_empty() {
             return Err(RestoreError::PendingCompletion);
         }
-        let steps = matches!(phase, Phase::Completing { .. } | Phase::Aborting(_));
+        let steps = matches!(
+            phase,
+            Phase::Completing { .. }
+                | Phase::Aborting(_)
+                | Phase::Aborted { released: false }
+                | Phase::Deleting(_)
+        );
         if !steps && (s.step_failures != 0 || s.step_failed_at != 0) {
             return Err(RestoreError::StepFailures);
         }
         let parts_kept = !(s.recorded.is_empty() && s.writes.is_empty() && s.lapsed.is_empty());
-        if matches!(phase, Phase::Aborting(_) | Phase::Aborted) && parts_kept {
+        if matches!(phase, Phase::Aborting(_) | Phase::Aborted { .. }) && parts_kept {
             return Err(RestoreError::PartsAfterAbort);
+        }
+        let may_share = matches!(phase, Phase::Completed { .. } | Phase::Deleting(_));
+        if (!may_share && !s.shares.is_empty())
+            || (phase == Phase::Deleting(Deleting::Shares) && s.shares.is_empty())
+        {
+            return Err(RestoreError::Shares);
         }
         let mut recorded = BTreeMap::new();
         for (n, r) in s.recorded {
@@ -268,9 +336,11 @@ impl Session {
             file_id: s.file_id,
             plan: s.plan,
             owner_token_hash: s.owner_token_hash,
+            terms: s.terms,
             created_at: s.created_at,
             expires_at: s.expires_at,
             phase,
+            shares: s.shares.into_iter().collect(),
             recorded,
             writes,
             lapsed,

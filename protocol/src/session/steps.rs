@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use crate::api_error::{ApiError, ApiErrorCode};
 use crate::wire::CompletedPart;
 
-use super::{Aborting, Check, Completing, Phase, Session, unquote};
+use super::{Aborting, Check, Completing, Deleting, Phase, Session, unquote};
 
 /// A storage side effect the shell must carry out, then report with
 /// [`Session::on_step`].
@@ -41,9 +41,20 @@ pub enum Step {
     /// Abort the multipart upload. Answer [`StepOutcome::Aborted`], or
     /// [`StepOutcome::Gone`] if storage no longer has it.
     Abort,
-    /// Delete the object of the file (a completion that landed late left it); a missing
-    /// object counts as deleted. Answer [`StepOutcome::Deleted`].
+    /// Delete the object of the file (the file is being deleted, or a completion that
+    /// landed late left it); a missing object counts as deleted. Answer
+    /// [`StepOutcome::Deleted`].
     DeleteObject,
+    /// Purge the share object named by this random part of its token (it forgets
+    /// everything); one that holds nothing counts as purged. Answer
+    /// [`StepOutcome::Purged`].
+    PurgeShare(String),
+    /// Release the file's bytes from the owner's account (idempotent). Answer
+    /// [`StepOutcome::Released`].
+    ReleaseQuota,
+    /// Wipe this object's storage (every row and the alarm) and forget the session:
+    /// nothing is reported back, since nothing is left to report to.
+    Wipe,
 }
 
 /// What carrying out a [`Step`] gave.
@@ -62,6 +73,10 @@ pub enum StepOutcome {
     Aborted,
     /// [`Step::DeleteObject`]: the object is gone.
     Deleted,
+    /// [`Step::PurgeShare`]: the share object holds nothing.
+    Purged,
+    /// [`Step::ReleaseQuota`]: the account no longer counts the file's bytes.
+    Released,
     /// [`Step::ListParts`], [`Step::Complete`], [`Step::Abort`]: storage has no such
     /// multipart upload (it was completed, or aborted).
     Gone,
@@ -91,7 +106,15 @@ impl Session {
             }),
             Phase::Aborting(Aborting::Upload) => Some(Step::Abort),
             Phase::Aborting(Aborting::Object) => Some(Step::DeleteObject),
-            Phase::Open | Phase::Completed { .. } | Phase::Aborted => None,
+            Phase::Aborted { released: false } => Some(Step::ReleaseQuota),
+            Phase::Deleting(stage) => Some(match stage {
+                Deleting::Object => Step::DeleteObject,
+                // `purging` never leaves this stage with no share to purge.
+                Deleting::Shares => Step::PurgeShare(self.shares.first()?.clone()),
+                Deleting::Quota => Step::ReleaseQuota,
+                Deleting::Wipe => Step::Wipe,
+            }),
+            Phase::Open | Phase::Completed { .. } | Phase::Aborted { released: true } => None,
         }
     }
 
@@ -163,7 +186,29 @@ impl Session {
                     }
                 }
                 (Phase::Aborting(Aborting::Object), O::Deleted) => self.aborted(),
-                (phase @ Phase::Aborting(_), O::Failed) => {
+                (Phase::Aborted { released: false }, O::Released) => {
+                    self.enter(Phase::Aborted { released: true });
+                    Ok(())
+                }
+                (Phase::Deleting(Deleting::Object), O::Deleted) => {
+                    self.enter(self.purging());
+                    Ok(())
+                }
+                (Phase::Deleting(Deleting::Shares), O::Purged) => {
+                    self.shares.pop_first();
+                    self.enter(self.purging());
+                    Ok(())
+                }
+                (Phase::Deleting(Deleting::Quota), O::Released) => {
+                    self.enter(Phase::Deleting(Deleting::Wipe));
+                    Ok(())
+                }
+                (
+                    phase @ (Phase::Aborting(_)
+                    | Phase::Aborted { released: false }
+                    | Phase::Deleting(_)),
+                    O::Failed,
+                ) => {
                     self.retry(phase, now);
                     Err(ApiError::storage())
                 }
@@ -191,7 +236,7 @@ impl Session {
                 self.enter(Phase::Open);
                 self.upload_gone()
             }
-            (Completing::Storing, O::Completed) => self.completed(parts),
+            (Completing::Storing, O::Completed) => self.completed(parts, now),
             (Completing::Storing, O::Refused) => {
                 // This try did not complete, and no earlier one can any more: storage
                 // holds other parts than it had.
@@ -207,7 +252,7 @@ impl Session {
                 self.enter(completing(Completing::Checking(Check::Unknown)));
                 Ok(())
             }
-            (Completing::Checking(_), O::Exists(true)) => self.completed(parts),
+            (Completing::Checking(_), O::Exists(true)) => self.completed(parts, now),
             (Completing::Checking(Check::Refused), O::Exists(false)) => self.refused(),
             (Completing::Checking(Check::Gone), O::Exists(false)) => {
                 // No upload, no object: storage aborted it.
@@ -250,17 +295,31 @@ impl Session {
         Err(error)
     }
 
-    fn completed(&mut self, parts: Vec<CompletedPart>) -> Result<(), ApiError> {
+    /// Storage completed the object at `now`: the file's lifetime counts from it.
+    fn completed(&mut self, parts: Vec<CompletedPart>, now: u64) -> Result<(), ApiError> {
         self.pending_completion = None;
         self.lapsed.clear();
-        self.enter(Phase::Completed { parts });
+        self.enter(Phase::Completed {
+            parts,
+            completed_at: now,
+        });
         Ok(())
     }
 
+    /// Storage aborted the upload; its bytes are released next.
     fn aborted(&mut self) -> Result<(), ApiError> {
         self.pending_completion = None;
-        self.enter(Phase::Aborted);
+        self.enter(Phase::Aborted { released: false });
         Ok(())
+    }
+
+    /// The deletion stage after the object is gone: purge the next share, or, with
+    /// none left, release the quota.
+    fn purging(&self) -> Phase {
+        match self.shares.is_empty() {
+            true => Phase::Deleting(Deleting::Quota),
+            false => Phase::Deleting(Deleting::Shares),
+        }
     }
 
     /// Storage refused the part list and did not complete: some recorded part is not
@@ -292,6 +351,8 @@ impl Session {
             u32::try_from(at.saturating_sub(now_ms).div_ceil(1000).max(1)).unwrap_or(u32::MAX);
         let doing = match self.phase {
             Phase::Aborting(_) => "abort",
+            Phase::Aborted { .. } => "release the bytes of",
+            Phase::Deleting(_) => "delete",
             _ => "complete",
         };
         let message = if self.is_stalled() {

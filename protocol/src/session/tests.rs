@@ -19,7 +19,7 @@ fn session(plaintext: u64) -> Session {
     let plan = PartPlan::new(plaintext, 1 << 20, None, &ProviderLimits::S3).unwrap();
     let token = OwnerToken::from_random([3; 16]);
     Session::new(
-        FileId::from_random([1; 16]),
+        FileId::from_bytes([1; 24]),
         plan,
         token.hash(),
         T0,
@@ -67,6 +67,9 @@ fn drive_at(
             Step::CheckObject => StepOutcome::Exists(exists),
             Step::Abort => StepOutcome::Aborted,
             Step::DeleteObject => StepOutcome::Deleted,
+            Step::PurgeShare(_) => StepOutcome::Purged,
+            Step::ReleaseQuota => StepOutcome::Released,
+            Step::Wipe => return Ok(()),
         };
         s.on_step(outcome, now)?;
     }
@@ -98,7 +101,9 @@ fn happy_path_and_idempotent_complete() {
     s.on_step(StepOutcome::Completed, NOW).unwrap();
     assert_eq!(s.state(), UploadState::Completed);
     assert_eq!(s.take_step(NOW), Ok(None));
-    assert_eq!(s.next_alarm(T0), None);
+    // The next alarm is the file's expiry, counted from the completion.
+    assert_eq!(s.file_expires_at(), Some(NOW + DEFAULT_FILE_TTL_MS));
+    assert_eq!(s.next_alarm(T0), s.file_expires_at());
     assert_eq!(s.completed_parts(), Some(&claimed[..]));
     // A retry after a lost answer gets the record again, even after expiry; quotes
     // do not matter.
@@ -576,10 +581,10 @@ fn part_urls_status_and_owner_checks() {
     );
     let token = OwnerToken::from_random([3; 16]);
     assert!(
-        s.check_owner(Some(&format!("bearer {}", token.as_str())))
+        s.check_owner(Some(&format!("bearer {}", token.as_str())), None)
             .is_ok()
     );
-    assert_eq!(code(s.check_owner(None)), ApiErrorCode::Unauthorized);
+    assert_eq!(code(s.check_owner(None, None)), ApiErrorCode::Unauthorized);
 
     // Status lists what storage holds that is usable: planned size, once, ascending.
     write(&mut s, 5, T0);
@@ -1012,4 +1017,157 @@ fn snapshots_keep_lapsed_writes_pending_completions_and_failures() {
     for (snap, expected) in broken {
         assert_eq!(Session::restore(snap), Err(expected));
     }
+}
+
+// ---------------------------------------------------------------------------------
+// The file's life after completion
+// ---------------------------------------------------------------------------------
+
+/// A completed 1-part file, completed by storage at `NOW`.
+fn completed(lifetime: Lifetime) -> Session {
+    let mut s = session(MIB).with_terms(FileTerms {
+        owner: Owner::TokenHolder,
+        account: "acct".into(),
+        lifetime,
+    });
+    let parts = write_all(&mut s);
+    s.request_complete(&parts, T0 + 10).unwrap();
+    drive(&mut s, StepOutcome::Completed, true).unwrap();
+    assert_eq!(s.state(), UploadState::Completed);
+    s
+}
+
+/// The steps the session asks for, each answered with success, up to the wipe.
+fn deletion_steps(s: &mut Session) -> Vec<Step> {
+    let mut steps = Vec::new();
+    while let Some(step) = s.take_step(NOW).unwrap() {
+        steps.push(step.clone());
+        let outcome = match step {
+            Step::DeleteObject => StepOutcome::Deleted,
+            Step::PurgeShare(_) => StepOutcome::Purged,
+            Step::ReleaseQuota => StepOutcome::Released,
+            Step::Wipe => break,
+            other => panic!("unexpected step {other:?}"),
+        };
+        s.on_step(outcome, NOW).unwrap();
+    }
+    steps
+}
+
+#[test]
+fn a_file_lives_its_lifetime_from_completion_then_is_deleted_step_by_step() {
+    let mut s = completed(Lifetime::Ms(5_000));
+    let end = NOW + 5_000;
+    assert_eq!(s.file_expires_at(), Some(end));
+    assert_eq!(s.next_alarm(T0 + 20), Some(end));
+    assert_eq!(s.ensure_file(end - 1), Ok(()));
+    assert_eq!(code(s.ensure_file(end)), ApiErrorCode::Gone);
+    s.add_share("share-b".into(), T0 + 20).unwrap();
+    s.add_share("share-a".into(), T0 + 20).unwrap();
+    // An early alarm changes nothing; the one at the expiry starts the deletion.
+    s.on_alarm(end - 1);
+    assert_eq!(s.state(), UploadState::Completed);
+    s.on_alarm(end);
+    assert_eq!(s.state(), UploadState::Deleting);
+    assert_eq!(code(s.ensure_file(end)), ApiErrorCode::Gone);
+    assert_eq!(code(s.request_complete(&[], end)), ApiErrorCode::Gone);
+    assert_eq!(
+        deletion_steps(&mut s),
+        [
+            Step::DeleteObject,
+            Step::PurgeShare("share-a".into()),
+            Step::PurgeShare("share-b".into()),
+            Step::ReleaseQuota,
+            Step::Wipe,
+        ]
+    );
+}
+
+#[test]
+fn a_failed_deletion_step_stays_due_and_survives_a_reload() {
+    let mut s = completed(Lifetime::Never);
+    assert_eq!(s.file_expires_at(), None);
+    assert_eq!(s.next_alarm(T0 + 20), None);
+    s.on_alarm(u64::MAX);
+    assert_eq!(s.state(), UploadState::Completed);
+    s.add_share("only".into(), T0).unwrap();
+    s.request_delete().unwrap();
+    s.request_delete().unwrap(); // idempotent
+    assert_eq!(s.take_step(NOW).unwrap(), Some(Step::DeleteObject));
+    assert_eq!(
+        code(s.on_step(StepOutcome::Failed, NOW)),
+        ApiErrorCode::StorageError
+    );
+    // It waits for its backoff, then is due again.
+    assert_eq!(s.next_alarm(NOW), Some(NOW + RETRY));
+    assert_eq!(code(s.take_step(NOW + 1)), ApiErrorCode::UploadBusy);
+    assert_eq!(s.take_step(NOW + RETRY).unwrap(), Some(Step::DeleteObject));
+    s.on_step(StepOutcome::Deleted, NOW + RETRY).unwrap();
+    // The shell dies here; a reload finds the share still to purge.
+    let mut back = Session::restore(s.snapshot()).unwrap();
+    assert_eq!(back, s);
+    assert_eq!(
+        deletion_steps(&mut back),
+        [
+            Step::PurgeShare("only".into()),
+            Step::ReleaseQuota,
+            Step::Wipe
+        ]
+    );
+}
+
+#[test]
+fn only_a_live_completed_file_takes_shares_and_deletes() {
+    let mut open = session(MIB);
+    assert_eq!(code(open.request_delete()), ApiErrorCode::FileNotFound);
+    assert_eq!(
+        code(open.add_share("x".into(), T0)),
+        ApiErrorCode::FileNotFound
+    );
+    let mut s = completed(Lifetime::Ms(1_000));
+    for n in 0..MAX_SHARES_PER_FILE {
+        s.add_share(format!("s{n:03}"), T0).unwrap();
+    }
+    assert_eq!(
+        code(s.add_share("one-more".into(), T0)),
+        ApiErrorCode::TooManyShares
+    );
+    s.drop_share("s000");
+    s.add_share("one-more".into(), T0).unwrap();
+    assert_eq!(
+        code(s.add_share("late".into(), NOW + 1_000)),
+        ApiErrorCode::Gone
+    );
+    // A file without shares goes straight from the object to the quota.
+    let mut bare = completed(Lifetime::Ms(1_000));
+    bare.request_delete().unwrap();
+    assert_eq!(
+        deletion_steps(&mut bare),
+        [Step::DeleteObject, Step::ReleaseQuota, Step::Wipe]
+    );
+}
+
+#[test]
+fn an_aborted_upload_releases_its_bytes() {
+    let mut s = session(MIB);
+    s.request_abort().unwrap();
+    assert_eq!(s.take_step(NOW).unwrap(), Some(Step::Abort));
+    s.on_step(StepOutcome::Aborted, NOW).unwrap();
+    assert_eq!(s.state(), UploadState::Aborted);
+    assert_eq!(s.abort_answer(NOW), Ok(()));
+    assert_eq!(s.next_alarm(NOW), Some(NOW + RETRY));
+    assert_eq!(s.take_step(NOW).unwrap(), Some(Step::ReleaseQuota));
+    assert_eq!(
+        code(s.on_step(StepOutcome::Failed, NOW)),
+        ApiErrorCode::StorageError
+    );
+    let mut back = Session::restore(s.snapshot()).unwrap();
+    assert_eq!(back, s);
+    assert_eq!(code(back.take_step(NOW + 1)), ApiErrorCode::UploadBusy);
+    let later = NOW + RETRY;
+    assert_eq!(back.take_step(later).unwrap(), Some(Step::ReleaseQuota));
+    back.on_step(StepOutcome::Released, later).unwrap();
+    assert_eq!(back.take_step(later).unwrap(), None);
+    assert_eq!(back.next_alarm(T0), None);
+    assert_eq!(back.snapshot().stage, Stage::AbortedReleased);
 }

@@ -163,7 +163,7 @@ fn random_long_runs_keep_every_invariant() {
             outcomes[match end.shell.persisted.stage {
                 Stage::Open => 0,
                 Stage::Completed => 1,
-                Stage::Aborted => 2,
+                Stage::AbortedReleased => 2,
                 other => panic!("seed {seed}: left {other:?} after settling"),
             }] += 1;
         }
@@ -447,7 +447,7 @@ fn expiry_deletes_the_object_a_late_completion_left() {
     w.apply(Action::Land(0));
     w.now = T0 + TTL;
     w.run_to_end(Proc::request(Call::Alarm));
-    assert_eq!(w.shell.persisted.stage, Stage::Aborted);
+    assert_eq!(w.shell.persisted.stage, Stage::AbortedReleased);
     assert_eq!(w.storage.object, None);
     w.check().unwrap();
 }
@@ -505,7 +505,7 @@ fn abort_is_retried_by_the_alarm_until_storage_confirms() {
     go(&mut w, alarm);
     act(&mut w, alarm, Choice::Ok);
     go(&mut w, alarm);
-    assert_eq!(w.shell.persisted.stage, Stage::Aborted);
+    assert_eq!(w.shell.persisted.stage, Stage::AbortedReleased);
     assert_eq!(w.storage.life, UploadLife::Aborted);
     // A DELETE retried now answers 204.
     w.run_to_end(Proc::request(Call::Abort));
@@ -521,7 +521,7 @@ fn expiry_aborts_with_a_write_in_flight() {
     go(&mut w, put);
     w.now = T0 + TTL;
     w.run_to_end(Proc::request(Call::Alarm));
-    assert_eq!(w.shell.persisted.stage, Stage::Aborted);
+    assert_eq!(w.shell.persisted.stage, Stage::AbortedReleased);
     act(&mut w, put, Choice::Fail); // its lease ran out with the session
     go(&mut w, put);
     assert_eq!(last(&w), &Answer::Put(2, err("upload_not_open")));

@@ -1,0 +1,648 @@
+//! The rules of one share link, as a sans-IO machine its `Share` Durable Object only
+//! persists: who may open a download, how downloads are counted, passwords, and the
+//! access records the owner sees.
+//!
+//! **Counting.** A download counts once, when it is completed
+//! ([`Share::complete`], idempotent) or, if it is never completed nor abandoned, when
+//! its lease lapses: the lease is the expiry of the last storage URL it was handed, so
+//! a lapsed download may have fetched the whole file. A limit of N admits at most N
+//! counted downloads: an open download that has not counted yet holds a slot, so while
+//! `counted + holding >= N` a new download is refused with `409 share_busy`, and once
+//! `counted >= N` with `410 share_exhausted`. Retries, resumes and parallel ranged
+//! requests of one download all run under one download id, so they count once: a
+//! retried open with the same id is the same download, URLs are re-issued to it
+//! ([`Share::reissue`]), and a download that lapsed (counted) may still resume.
+//! Abandoning ([`Share::abandon`]) frees an uncounted download's slot. Everything is
+//! decided by one object, one call at a time, so two parallel attempts on a one-time
+//! share get one download and one `share_busy`.
+//!
+//! **Lifetime.** A revoked share (final) or an expired one refuses everything a
+//! downloader asks, open downloads included (their URLs still work until they
+//! expire, then they lapse). An exhausted share still serves the downloads it counted.
+//!
+//! **Passwords.** The browser derives a verifier from the password (Argon2id, then
+//! HKDF: FORMAT.md); the share stores only `SHA-256(label || share id || verifier)`
+//! and compares in constant time. Wrong verifiers are counted and rate limited per share
+//! (a bucket of [`PASSWORD_ATTEMPTS`] per [`PASSWORD_PERIOD_MS`]); while it is empty
+//! the verifier is not even checked (`429 too_many_attempts`), so no guess is tested.
+//!
+//! **Records.** Every attempt (view, open, completion, abandonment, lapse, refusal) is
+//! recorded with its time and coarse client info (a country code and a user-agent
+//! family: never an address); the newest [`MAX_ACCESS_RECORDS`] are kept.
+//!
+//! Time is passed in (ms since epoch); every call first settles the leases that lapsed.
+
+mod api;
+mod client;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::account::Bucket;
+use crate::api_error::{ApiError, ApiErrorCode};
+
+pub use api::{
+    CreateShareRequest, DownloadOpened, OpenDownloadRequest, PublicShare, ShareView,
+    UpdateShareRequest, Verifier,
+};
+pub use client::{ClientInfo, FAMILIES, agent_family};
+
+/// Access records kept per share (the newest).
+pub const MAX_ACCESS_RECORDS: usize = 200;
+/// Downloads open at once on one share.
+pub const MAX_OPEN_DOWNLOADS: usize = 100;
+/// How long a download that lapsed (and counted) may still resume.
+pub const RESUME_WINDOW_MS: u64 = 24 * 60 * 60 * 1000;
+/// How long a closed download is remembered, so a retried complete or abandon gets
+/// the same answer.
+pub const CLOSED_KEEP_MS: u64 = 60 * 60 * 1000;
+/// Wrong passwords a share takes before it makes the guesser wait...
+pub const PASSWORD_ATTEMPTS: u32 = 5;
+/// ...and the period in which that many come back: 5 per 15 minutes, 480 a day.
+pub const PASSWORD_PERIOD_MS: u64 = 15 * 60 * 1000;
+
+/// Domain separation for the stored verifier hash.
+const VERIFIER_LABEL: &[u8] = b"sealdrop/v1/share-verifier\0";
+
+/// Where a share is, as its owner and its downloaders see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShareState {
+    /// Downloads may be opened.
+    Active,
+    /// Past its expiry.
+    Expired,
+    /// Its downloads are used up.
+    Exhausted,
+    /// Revoked by its owner (final).
+    Revoked,
+}
+
+impl ShareState {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Expired => "expired",
+            Self::Exhausted => "exhausted",
+            Self::Revoked => "revoked",
+        }
+    }
+}
+
+/// Where a download is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DownloadState {
+    /// URLs may be issued to it.
+    Active,
+    /// Completed (counted), at this time.
+    Completed(u64),
+    /// Abandoned, at this time (counted only if it had lapsed before).
+    Abandoned(u64),
+}
+
+/// One download of the share.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Download {
+    /// When it was opened.
+    pub opened_at: u64,
+    /// When its last URL expires: then it lapses.
+    pub lease_until: u64,
+    /// Whether it counted (completed, or lapsed).
+    pub counted: bool,
+    /// Where it is.
+    pub state: DownloadState,
+}
+
+/// What happened, in an access record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The share's public info was read.
+    Viewed,
+    /// A download was opened (or a retried open answered again).
+    Opened,
+    /// A download was completed (and counted).
+    Completed,
+    /// A download was abandoned.
+    Abandoned,
+    /// A download's lease lapsed without a completion (and it counted).
+    Lapsed,
+    /// An attempt was refused with this code.
+    Refused(ApiErrorCode),
+}
+
+impl Outcome {
+    /// The wire name: the event, or the refusal's code.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Viewed => "viewed",
+            Self::Opened => "opened",
+            Self::Completed => "completed",
+            Self::Abandoned => "abandoned",
+            Self::Lapsed => "lapsed",
+            Self::Refused(code) => code.as_str(),
+        }
+    }
+
+    /// The outcome for a wire name.
+    pub fn parse(name: &str) -> Option<Self> {
+        [
+            Self::Viewed,
+            Self::Opened,
+            Self::Completed,
+            Self::Abandoned,
+            Self::Lapsed,
+        ]
+        .into_iter()
+        .find(|o| o.as_str() == name)
+        .or_else(|| ApiErrorCode::parse(name).map(Self::Refused))
+    }
+}
+
+/// One access record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessRecord {
+    /// When (ms since epoch).
+    pub at: u64,
+    /// What happened.
+    pub outcome: Outcome,
+    /// Coarse info on the client (none for a lapse, which no client made).
+    pub client: Option<ClientInfo>,
+}
+
+/// The owner's settings of a share.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Settings {
+    /// When it expires (`None`: with its file, which never expires).
+    pub expires_at: Option<u64>,
+    /// The most downloads it counts (`None`: unlimited).
+    pub download_limit: Option<u32>,
+    /// The stored hash of its password verifier (`None`: no password).
+    pub verifier_hash: Option<[u8; 32]>,
+}
+
+/// One share: its settings, downloads, counters and records. Everything is public
+/// plain data so the shell can persist it as it likes; the methods keep the rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Share {
+    /// The owner's settings.
+    pub settings: Settings,
+    /// When it was created.
+    pub created_at: u64,
+    /// When it was revoked.
+    pub revoked_at: Option<u64>,
+    /// Downloads counted so far.
+    pub counted: u64,
+    /// Wrong verifiers so far.
+    pub failed_attempts: u64,
+    /// The wrong-password bucket.
+    pub attempts: Bucket,
+    /// Downloads by id: open ones, those that lapsed (resumable for a while) and those
+    /// closed recently.
+    pub downloads: BTreeMap<String, Download>,
+    /// The newest access records, oldest first.
+    pub records: VecDeque<AccessRecord>,
+    /// Downloads changed since the shell last persisted (drained by it).
+    pub dirty: BTreeSet<String>,
+    /// Records added since the shell last persisted (drained by it).
+    pub new_records: usize,
+}
+
+/// SHA-256 over the label, the share's id (its token's random part) and the verifier:
+/// what a share stores instead of the verifier.
+pub fn verifier_hash(share_id: &[u8; 16], verifier: &Verifier) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(VERIFIER_LABEL);
+    h.update(share_id);
+    h.update(verifier.as_bytes());
+    h.finalize().into()
+}
+
+impl Share {
+    /// A new share with `settings`, created at `now_ms`.
+    pub fn new(settings: Settings, now_ms: u64) -> Self {
+        Self {
+            settings,
+            created_at: now_ms,
+            revoked_at: None,
+            counted: 0,
+            failed_attempts: 0,
+            attempts: Bucket::full(PASSWORD_ATTEMPTS, now_ms),
+            downloads: BTreeMap::new(),
+            records: VecDeque::new(),
+            dirty: BTreeSet::new(),
+            new_records: 0,
+        }
+    }
+
+    /// Where the share is at `now_ms` (call after [`Share::settle`]).
+    pub fn state(&self, now_ms: u64) -> ShareState {
+        if self.revoked_at.is_some() {
+            ShareState::Revoked
+        } else if self.settings.expires_at.is_some_and(|at| now_ms >= at) {
+            ShareState::Expired
+        } else if self
+            .settings
+            .download_limit
+            .is_some_and(|limit| self.counted >= u64::from(limit))
+        {
+            ShareState::Exhausted
+        } else {
+            ShareState::Active
+        }
+    }
+
+    /// Downloads open and not yet counted: each holds a slot.
+    pub fn holding(&self) -> usize {
+        self.downloads
+            .values()
+            .filter(|d| d.state == DownloadState::Active && !d.counted)
+            .count()
+    }
+
+    /// Downloads open (counted or not).
+    pub fn open_downloads(&self) -> usize {
+        self.downloads
+            .values()
+            .filter(|d| d.state == DownloadState::Active)
+            .count()
+    }
+
+    /// Counts the downloads whose lease lapsed (recording each at its lapse), and
+    /// forgets lapsed downloads past the resume window and closed ones past
+    /// [`CLOSED_KEEP_MS`].
+    pub fn settle(&mut self, now_ms: u64) {
+        let mut lapsed = Vec::new();
+        let mut forget = Vec::new();
+        for (id, d) in &mut self.downloads {
+            match d.state {
+                DownloadState::Active if now_ms >= d.lease_until && !d.counted => {
+                    d.counted = true;
+                    lapsed.push((d.lease_until, id.clone()));
+                }
+                DownloadState::Active
+                    if now_ms >= d.lease_until.saturating_add(RESUME_WINDOW_MS) =>
+                {
+                    forget.push(id.clone());
+                }
+                DownloadState::Completed(at) | DownloadState::Abandoned(at)
+                    if now_ms >= at.saturating_add(CLOSED_KEEP_MS) =>
+                {
+                    forget.push(id.clone());
+                }
+                _ => {}
+            }
+        }
+        lapsed.sort();
+        for (at, id) in lapsed {
+            self.counted += 1;
+            self.record(at, Outcome::Lapsed, None);
+            self.dirty.insert(id);
+        }
+        for id in forget {
+            self.downloads.remove(&id);
+            self.dirty.insert(id);
+        }
+    }
+
+    /// `GET /api/shares/{token}`: what the receive page needs, or the refusal.
+    pub fn view(&mut self, now_ms: u64, client: &ClientInfo) -> Result<PublicShare, ApiError> {
+        self.settle(now_ms);
+        let answer = self.refusal(now_ms).map_or_else(
+            || {
+                Ok(PublicShare {
+                    password: self.settings.verifier_hash.is_some(),
+                    expires_at: self.settings.expires_at,
+                    downloads_left: self
+                        .settings
+                        .download_limit
+                        .map(|limit| u64::from(limit).saturating_sub(self.counted)),
+                })
+            },
+            Err,
+        );
+        self.record_answer(now_ms, Outcome::Viewed, &answer, client);
+        answer
+    }
+
+    /// Opens download `id` (or answers it again, if it is open: a retried open; `409
+    /// download_closed` if it was completed or abandoned), its lease running `lease_ms`
+    /// from now. Checks, in order: the share is not revoked or
+    /// expired, the password (`share_id` salts the verifier hash), then a slot (new
+    /// downloads only). Answers the new lease's end.
+    pub fn open(
+        &mut self,
+        id: &str,
+        verifier: Option<&Verifier>,
+        share_id: &[u8; 16],
+        now_ms: u64,
+        lease_ms: u64,
+        client: &ClientInfo,
+    ) -> Result<u64, ApiError> {
+        self.settle(now_ms);
+        let answer = self.try_open(id, verifier, share_id, now_ms, lease_ms);
+        self.record_answer(now_ms, Outcome::Opened, &answer, client);
+        answer
+    }
+
+    fn try_open(
+        &mut self,
+        id: &str,
+        verifier: Option<&Verifier>,
+        share_id: &[u8; 16],
+        now_ms: u64,
+        lease_ms: u64,
+    ) -> Result<u64, ApiError> {
+        if let Some(refused) = self.refusal(now_ms)
+            && refused.code != ApiErrorCode::ShareExhausted
+        {
+            return Err(refused);
+        }
+        self.check_password(verifier, share_id, now_ms)?;
+        let lease_until = now_ms.saturating_add(lease_ms);
+        if self.downloads.contains_key(id) {
+            // A retried open: the same download, if it is still open.
+            let d = self.active(id)?;
+            d.lease_until = d.lease_until.max(lease_until);
+            let until = d.lease_until;
+            self.dirty.insert(id.to_owned());
+            return Ok(until);
+        }
+        if let Some(refused) = self.refusal(now_ms) {
+            return Err(refused); // exhausted
+        }
+        let holding = self.holding();
+        let full = self
+            .settings
+            .download_limit
+            .is_some_and(|limit| self.counted + holding as u64 >= u64::from(limit));
+        if full || self.open_downloads() >= MAX_OPEN_DOWNLOADS {
+            return Err(self.busy(now_ms));
+        }
+        if self.downloads.len() >= MAX_OPEN_DOWNLOADS * 10 {
+            self.forget_oldest_closed();
+        }
+        self.downloads.insert(
+            id.to_owned(),
+            Download {
+                opened_at: now_ms,
+                lease_until,
+                counted: false,
+                state: DownloadState::Active,
+            },
+        );
+        self.dirty.insert(id.to_owned());
+        Ok(lease_until)
+    }
+
+    /// Issues download `id` a fresh URL: its lease now runs `lease_ms` from now.
+    /// `404 download_not_found` for an unknown id, `409 download_closed` for one
+    /// completed or abandoned; the share's refusals if it is revoked or expired.
+    pub fn reissue(&mut self, id: &str, now_ms: u64, lease_ms: u64) -> Result<u64, ApiError> {
+        self.settle(now_ms);
+        self.refuse_unless_live(now_ms)?;
+        let d = self.active(id)?;
+        d.lease_until = d.lease_until.max(now_ms.saturating_add(lease_ms));
+        let until = d.lease_until;
+        self.dirty.insert(id.to_owned());
+        Ok(until)
+    }
+
+    /// Download `id` completed: it counts (once; a repeat is answered `Ok`).
+    pub fn complete(&mut self, id: &str, now_ms: u64, client: &ClientInfo) -> Result<(), ApiError> {
+        self.settle(now_ms);
+        if let Some(Download {
+            state: DownloadState::Completed(_),
+            ..
+        }) = self.downloads.get(id)
+        {
+            return Ok(());
+        }
+        self.refuse_unless_live(now_ms)?;
+        let d = self.active(id)?;
+        d.state = DownloadState::Completed(now_ms);
+        let newly = !std::mem::replace(&mut d.counted, true);
+        self.counted += u64::from(newly);
+        self.dirty.insert(id.to_owned());
+        self.record(now_ms, Outcome::Completed, Some(client.clone()));
+        Ok(())
+    }
+
+    /// Download `id` is abandoned: its slot is free, and it counts only if it had
+    /// lapsed before. A repeat is answered `Ok`; `409 download_closed` once completed.
+    /// Allowed whatever the share's state (it never gives anything out).
+    pub fn abandon(&mut self, id: &str, now_ms: u64, client: &ClientInfo) -> Result<(), ApiError> {
+        self.settle(now_ms);
+        if let Some(Download {
+            state: DownloadState::Abandoned(_),
+            ..
+        }) = self.downloads.get(id)
+        {
+            return Ok(());
+        }
+        let d = self.active(id)?;
+        d.state = DownloadState::Abandoned(now_ms);
+        self.dirty.insert(id.to_owned());
+        self.record(now_ms, Outcome::Abandoned, Some(client.clone()));
+        Ok(())
+    }
+
+    /// The owner revokes the share, at once and for good (idempotent).
+    pub fn revoke(&mut self, now_ms: u64) {
+        self.settle(now_ms);
+        self.revoked_at.get_or_insert(now_ms);
+    }
+
+    /// The owner changes the expiry (`Some(at)`) and/or the limit (`Some(None)`:
+    /// unlimited). `410 share_revoked` once revoked; `400 invalid_expiry` for an expiry
+    /// not after now or past the file's; `400 invalid_limit` for a limit of 0.
+    pub fn update(
+        &mut self,
+        expires_at: Option<u64>,
+        download_limit: Option<Option<u32>>,
+        file_expires_at: Option<u64>,
+        now_ms: u64,
+    ) -> Result<(), ApiError> {
+        self.settle(now_ms);
+        if self.revoked_at.is_some() {
+            return Err(refused(ShareState::Revoked));
+        }
+        if let Some(at) = expires_at {
+            check_expiry(at, file_expires_at, now_ms)?;
+        }
+        if let Some(Some(0)) = download_limit {
+            return Err(invalid_limit());
+        }
+        if let Some(at) = expires_at {
+            self.settings.expires_at = Some(at);
+        }
+        if let Some(limit) = download_limit {
+            self.settings.download_limit = limit;
+        }
+        Ok(())
+    }
+
+    /// The refusal a downloader gets now, if any: revoked, expired, exhausted.
+    fn refusal(&self, now_ms: u64) -> Option<ApiError> {
+        match self.state(now_ms) {
+            ShareState::Active => None,
+            state => Some(refused(state)),
+        }
+    }
+
+    /// Refuses a revoked or expired share (an exhausted one still serves the
+    /// downloads it has).
+    fn refuse_unless_live(&self, now_ms: u64) -> Result<(), ApiError> {
+        match self.state(now_ms) {
+            ShareState::Revoked | ShareState::Expired => Err(refused(self.state(now_ms))),
+            ShareState::Active | ShareState::Exhausted => Ok(()),
+        }
+    }
+
+    /// The open download `id`: `404 download_not_found`, `409 download_closed`.
+    fn active(&mut self, id: &str) -> Result<&mut Download, ApiError> {
+        match self.downloads.get_mut(id) {
+            None => Err(ApiError::new(
+                ApiErrorCode::DownloadNotFound,
+                "no such download on this share (open one)",
+            )),
+            Some(d) if d.state != DownloadState::Active => Err(ApiError::new(
+                ApiErrorCode::DownloadClosed,
+                "the download was completed or abandoned",
+            )),
+            Some(d) => Ok(d),
+        }
+    }
+
+    /// The password check: none needed, or the right verifier. A wrong one is counted
+    /// and spends a token of the bucket; an empty bucket refuses before any check.
+    fn check_password(
+        &mut self,
+        verifier: Option<&Verifier>,
+        share_id: &[u8; 16],
+        now_ms: u64,
+    ) -> Result<(), ApiError> {
+        let Some(stored) = self.settings.verifier_hash else {
+            return Ok(());
+        };
+        let Some(verifier) = verifier else {
+            return Err(ApiError::new(
+                ApiErrorCode::PasswordRequired,
+                "this share needs its password (send the verifier)",
+            ));
+        };
+        self.attempts
+            .refill(PASSWORD_ATTEMPTS, PASSWORD_PERIOD_MS, now_ms);
+        if let Some(wait) = self
+            .attempts
+            .wait_secs(PASSWORD_ATTEMPTS, PASSWORD_PERIOD_MS)
+        {
+            return Err(ApiError::too_many(
+                ApiErrorCode::TooManyAttempts,
+                format!("too many wrong passwords; retry in {wait} s"),
+                wait,
+            ));
+        }
+        if bool::from(verifier_hash(share_id, verifier).ct_eq(&stored)) {
+            return Ok(());
+        }
+        self.attempts.spend();
+        self.failed_attempts += 1;
+        Err(ApiError::new(ApiErrorCode::WrongPassword, "wrong password"))
+    }
+
+    /// `409 share_busy`, waiting until the earliest uncounted lease lapses.
+    fn busy(&self, now_ms: u64) -> ApiError {
+        let earliest = self
+            .downloads
+            .values()
+            .filter(|d| d.state == DownloadState::Active && !d.counted)
+            .map(|d| d.lease_until)
+            .min()
+            .unwrap_or(now_ms);
+        let secs = earliest.saturating_sub(now_ms).div_ceil(1000).max(1);
+        ApiError {
+            retry_after: Some(u32::try_from(secs).unwrap_or(u32::MAX)),
+            ..ApiError::new(
+                ApiErrorCode::ShareBusy,
+                "every download this share allows is in progress; try again later",
+            )
+        }
+    }
+
+    fn forget_oldest_closed(&mut self) {
+        let oldest = self
+            .downloads
+            .iter()
+            .filter_map(|(id, d)| match d.state {
+                DownloadState::Completed(at) | DownloadState::Abandoned(at) => Some((at, id)),
+                DownloadState::Active => None,
+            })
+            .min()
+            .map(|(_, id)| id.clone());
+        if let Some(id) = oldest {
+            self.downloads.remove(&id);
+            self.dirty.insert(id);
+        }
+    }
+
+    fn record_answer<T>(
+        &mut self,
+        now_ms: u64,
+        ok: Outcome,
+        answer: &Result<T, ApiError>,
+        client: &ClientInfo,
+    ) {
+        let outcome = match answer {
+            Ok(_) => ok,
+            Err(e) => Outcome::Refused(e.code),
+        };
+        self.record(now_ms, outcome, Some(client.clone()));
+    }
+
+    fn record(&mut self, at: u64, outcome: Outcome, client: Option<ClientInfo>) {
+        self.records.push_back(AccessRecord {
+            at,
+            outcome,
+            client,
+        });
+        self.new_records += 1;
+        while self.records.len() > MAX_ACCESS_RECORDS {
+            self.records.pop_front();
+        }
+    }
+}
+
+/// A share's expiry must be after now and no later than its file's.
+pub fn check_expiry(at: u64, file_expires_at: Option<u64>, now_ms: u64) -> Result<(), ApiError> {
+    if at <= now_ms || file_expires_at.is_some_and(|file| at > file) {
+        return Err(ApiError::new(
+            ApiErrorCode::InvalidExpiry,
+            "a share must expire after now and no later than its file",
+        ));
+    }
+    Ok(())
+}
+
+fn invalid_limit() -> ApiError {
+    ApiError::new(
+        ApiErrorCode::InvalidLimit,
+        "downloadLimit must be a positive number (or null: unlimited)",
+    )
+}
+
+/// The refusal for a share in `state` (not active).
+fn refused(state: ShareState) -> ApiError {
+    match state {
+        ShareState::Revoked => ApiError::new(ApiErrorCode::ShareRevoked, "the share was revoked"),
+        ShareState::Expired => ApiError::new(ApiErrorCode::ShareExpired, "the share has expired"),
+        ShareState::Exhausted | ShareState::Active => ApiError::new(
+            ApiErrorCode::ShareExhausted,
+            "the share's downloads are used up",
+        ),
+    }
+}
