@@ -296,6 +296,10 @@ describe("room files: sharing, folders, removal, audit", () => {
     const mod = await join_(room, "mona", { role: "moderator" });
     const up = await roomUpload(room, "alice");
     await up.finish();
+    // The uploader owns the file like any JWT upload; other members reach it in the room.
+    const own = (jwt) => fetch(`${server.url}/api/files/${up.fileId}`, { headers: { authorization: `Bearer ${jwt}` } });
+    assert.equal((await own(await mint({ sub: "alice", room }))).status, 200);
+    await assertError(await own(await mint({ sub: "bob", room })), 401, "unauthorized");
     const res = await roomFile(room, "bob", up.fileId);
     const record = await res.json();
     assert.equal(res.status, 200, JSON.stringify(record));
