@@ -3,9 +3,9 @@
 //
 // The entries, in the order they run (ENTRIES below; each is one function of the
 // shared context):
-// 1. encrypt-only: WebCrypto AES-256-GCM from JS (the reference), the format's
-//    aes-gcm in wasm (a bench-only build), then WebCrypto from Rust and the whole
-//    pipeline without network once the throughput stream lands them;
+// 1. encrypt-only: WebCrypto AES-256-GCM from JS (the reference), then the client's
+//    record cipher on its aes-gcm and WebCrypto backends, driven from Rust (a bench-only
+//    build), and the whole pipeline without network once the pipelined uploader lands;
 // 2. upload: plain `fetch` PUTs of `file.slice()` (through the fault proxy and
 //    straight to nanio), Node PUTs (nanio's own ceiling), Uppy 5 and Uppy latest
 //    (bench/peers, signed by the bench's signer), sealdrop encrypted, and sealdrop with
@@ -35,7 +35,7 @@ import { startFaultProxy } from "../tests/support/faultproxy.mjs";
 import { ROOT } from "../tests/support/process.mjs";
 import { startS3 } from "../tests/support/s3.mjs";
 import { nodeRangedGets, plainRangedGets, sealdropDownload } from "./download.mjs";
-import { wasmEncrypt, webCryptoEncrypt } from "./encrypt.mjs";
+import { rustEncrypt, webCryptoEncrypt } from "./encrypt.mjs";
 import { LONG_TASK_INIT, loadMeter, processGroups } from "./measure.mjs";
 import { startOrigin } from "./origin.mjs";
 import { buildPeers } from "./peers.mjs";
@@ -83,11 +83,9 @@ const SETTINGS = {
 const ENTRIES = [
   { section: "encrypt", key: "webcrypto1", name: "WebCrypto AES-256-GCM from JS, 1 record in flight (reference)", run: (ctx) => webCryptoEncrypt(ctx, { inFlight: 1 }) },
   { section: "encrypt", key: "webcrypto4", name: "WebCrypto AES-256-GCM from JS, 4 records in flight", run: (ctx) => webCryptoEncrypt(ctx, { inFlight: 4 }) },
-  { section: "encrypt", key: "wasmAesGcm", name: "aes-gcm in wasm (the format's seal_record_into, bench-only build)", run: wasmEncrypt },
-  {
-    section: "encrypt", key: "webcryptoRust", name: "WebCrypto called from Rust (the client's WebCrypto backend)",
-    pending: "the WebCrypto backend (throughput stream): seal the same records through its async record cipher, as wasmEncrypt does through aes-gcm",
-  },
+  { section: "encrypt", key: "wasmAesGcm", name: "aes-gcm in wasm (the client's record cipher, aes-gcm backend, bench-only build)", run: (ctx) => rustEncrypt(ctx, { backend: "aes-gcm", inFlight: 1 }) },
+  { section: "encrypt", key: "webcryptoRust", name: "WebCrypto called from Rust (the client's record cipher, WebCrypto backend), 1 record in flight", run: (ctx) => rustEncrypt(ctx, { backend: "webcrypto", inFlight: 1 }) },
+  { section: "encrypt", key: "webcryptoRust4", name: "WebCrypto called from Rust, 4 records in flight", run: (ctx) => rustEncrypt(ctx, { backend: "webcrypto", inFlight: 4 }) },
   {
     section: "encrypt", key: "pipeline", name: "the whole sealdrop upload pipeline without network",
     pending: "the pipelined uploader (throughput stream): read, seal and hand parts to a sink that drops them, timed like the uploads",

@@ -59,31 +59,43 @@ export async function webCryptoEncrypt(ctx, { inFlight }) {
 }
 
 /**
- * The format's own sealing (sealdrop-protocol's `seal_record_into`, software AES from
- * the aes-gcm crate) compiled to wasm by the bench-only crate bench/seal-wasm, served
- * at /seal-wasm/: records copied into wasm memory, sealed, copied out, as the client's
- * uploader does today, synchronously on the main thread.
+ * The client's own record cipher (client-wasm/src/cipher.rs) on `backend`
+ * ("webcrypto" or "aes-gcm"), driven from Rust through its async seam: the bench-only
+ * build bench/seal-wasm (the client with its `bench` feature) served at /seal-wasm/.
+ * Each record is a JS Uint8Array handed to `BenchCipher.seal`, which checks its shape,
+ * builds nonce and AAD, and seals it (WebCrypto: straight from the JS buffer; aes-gcm:
+ * copied into wasm memory, sealed, copied out), `inFlight` records at once.
  */
-export async function wasmEncrypt(ctx) {
+export async function rustEncrypt(ctx, { backend, inFlight }) {
   const page = await encryptPage(ctx);
   try {
-    await page.evaluate(async (recordSize) => {
+    const made = await page.evaluate(async ([recordSize, backend]) => {
       const wasm = await import("/seal-wasm/sealdrop_bench_seal.js");
       await wasm.default();
-      window.benchSealer = new wasm.Sealer(window.benchRandom(32), window.benchRandom(32), recordSize);
-    }, ctx.recordSize);
-    return await measuredInPage(ctx, page, () => page.evaluate(async ({ total, recordSize }) => {
+      window.benchCipher = await wasm.BenchCipher.create(window.benchRandom(32), window.benchRandom(32), recordSize, backend);
+      return window.benchCipher.backend;
+    }, [ctx.recordSize, backend]);
+    if (made !== backend) throw new Error(`BenchCipher runs on ${made}, not ${backend}`);
+    return await measuredInPage(ctx, page, () => page.evaluate(async ({ total, recordSize, inFlight }) => {
       await new Promise((resolve) => setTimeout(resolve)); // see pages.mjs measuredInPage
-      const run = (records) => {
+      const run = async (records) => {
+        let next = 0;
         let bytes = 0;
-        for (let i = 0; i < records; i += 1) bytes += window.benchSealer.seal(BigInt(i), window.benchInputs[i % 8]).byteLength - 16;
+        const sealer = async () => {
+          while (next < records) {
+            const index = next++;
+            const sealed = await window.benchCipher.seal(BigInt(index), window.benchInputs[index % 8]);
+            bytes += sealed.byteLength - 16;
+          }
+        };
+        await Promise.all(Array.from({ length: inFlight }, sealer));
         return bytes;
       };
-      run(16);
+      await run(16);
       const t0 = performance.now();
-      const bytes = run(total / recordSize);
+      const bytes = await run(total / recordSize);
       return { bytes, ms: performance.now() - t0 };
-    }, { total: ctx.encryptSize, recordSize: ctx.recordSize }));
+    }, { total: ctx.encryptSize, recordSize: ctx.recordSize, inFlight }));
   } finally {
     await page.close();
   }

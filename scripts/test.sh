@@ -19,6 +19,8 @@ if [[ "${SKIP_RUST_CHECKS:-0}" != 1 ]]; then
         --target wasm32-unknown-unknown -- -D warnings
     step "clippy (wasm32, conformance build)" cargo clippy -p sealdrop-client \
         --target wasm32-unknown-unknown --features conformance -- -D warnings
+    step "clippy (wasm32, bench build)" cargo clippy -p sealdrop-client \
+        --target wasm32-unknown-unknown --features bench -- -D warnings
     step "cargo test (native)" cargo test -p sealdrop-protocol -p leakscan -p sealdrop-client \
         -p sealdrop-edge
     step "test vectors match their generator" \

@@ -460,7 +460,7 @@ describe("create refuses bad requests", () => {
     assert.equal((await post(meta(2076))).status, 201);
   });
 
-  test("over 5 TiB: 400 file_too_large", async () => {
+  test("over the provider's largest file: 400 file_too_large", async () => {
     await assertError(await post(createBody({ plaintextSize: 6 * 2 ** 40 })), 400, "file_too_large");
   });
 
@@ -715,6 +715,8 @@ test("a part write that outlasts its lease keeps it by renewing, and lands", asy
   const leased = await startServer({ vars: { PART_LEASE_SECONDS: "6" } });
   try {
     const up = await newUpload(leased.url, MULTI);
+    // Part 1 recorded first, so that its record going away shows the held write began.
+    await up.putOk(1);
     const [{ url }] = await up.urls([1]);
     const held = heldPut(url, up.partBytes(1));
     await writeInFlight(up, 1);

@@ -1,7 +1,9 @@
 // Runs every test vector of docs/FORMAT.md §9 (tests/vectors/*.txt) through the
 // independent JavaScript implementation (tests/pages/webcrypto-format.js) inside headless
 // Chromium, so that the WebCrypto a real browser ships is what must agree with the
-// Rust implementation, not Node's.
+// Rust implementation, not Node's; then through the Rust implementation compiled to
+// wasm32, natively and with the records sealed and opened by each backend of the
+// client's file cipher (WebCrypto and aes-gcm), records and metadata, in a page and in a dedicated Worker.
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -164,3 +166,107 @@ for (const [what, base, change] of CONTROLS) {
     });
   });
 }
+
+// The same vectors with the records and metadata of every stream vector sealed and opened
+// by the client's async file cipher (client-wasm/src/cipher.rs) on each of its backends:
+// both must give exactly the vectors' bytes and errors.
+const BACKENDS = ['webcrypto', 'aes-gcm'];
+
+function checkWithBackend(text, backend) {
+  return page.evaluate(async ([src, t, b]) => {
+    const m = await import(src);
+    await m.default();
+    return m.checkVectorWith(t, b);
+  }, [`${server.url}/test/conformance/sealdrop_conformance.js`, text, backend]);
+}
+
+for (const backend of BACKENDS) {
+  for (const v of vectors) {
+    test(`wasm ${backend} vector ${v.name ?? v.file}`, async () => {
+      assert.deepEqual(await checkWithBackend(v.text, backend), { name: v.name, ok: true });
+    });
+  }
+
+  for (const [what, base, change] of CONTROLS) {
+    test(`negative control (wasm ${backend}): ${what} is rejected`, async () => {
+      await assert.rejects(checkWithBackend(controlText(base, change), backend), (e) => {
+        assert.match(e.message, new RegExp(`${base}|unknown key`));
+        return true;
+      });
+    });
+  }
+}
+
+test('the file cipher picks WebCrypto on a secure origin', async () => {
+  const backend = await page.evaluate(async (src) => {
+    const m = await import(src);
+    await m.default();
+    return m.cipherBackend();
+  }, `${server.url}/test/conformance/sealdrop_conformance.js`);
+  assert.equal(backend, 'webcrypto');
+});
+
+test('in a dedicated Worker the WebCrypto backend runs every stream vector', async () => {
+  const streams = vectors.filter((v) => /^kind: stream$/m.test(v.text));
+  assert.ok(streams.length > 30, 'the stream vectors');
+  const results = await page.evaluate(async ([src, texts]) => {
+    const body = `
+      import init, { checkVectorWith, cipherBackend } from ${JSON.stringify(src)};
+      onmessage = async ({ data }) => {
+        await init();
+        const results = [];
+        for (const text of data) {
+          try {
+            results.push(await checkVectorWith(text, 'webcrypto'));
+          } catch (e) {
+            results.push({ error: e.message });
+          }
+        }
+        postMessage({ backend: cipherBackend(), window: typeof window, results });
+      };`;
+    const url = URL.createObjectURL(new Blob([body], { type: 'text/javascript' }));
+    const worker = new Worker(url, { type: 'module' });
+    try {
+      return await new Promise((resolve, reject) => {
+        worker.onmessage = ({ data }) => resolve(data);
+        worker.onerror = (e) => reject(new Error(e.message));
+        worker.postMessage(texts);
+      });
+    } finally {
+      worker.terminate();
+    }
+  }, [`${server.url}/test/conformance/sealdrop_conformance.js`, streams.map((v) => v.text)]);
+  assert.equal(results.window, 'undefined', 'ran in a Worker');
+  assert.equal(results.backend, 'webcrypto');
+  assert.deepEqual(results.results, streams.map((v) => ({ name: v.name, ok: true })));
+});
+
+test('on an insecure origin (no crypto.subtle) the file cipher falls back to aes-gcm', async () => {
+  // A hostname that is not localhost is not a secure context over plain http: the page
+  // has no crypto.subtle. The browser's requests to it are answered from the test server.
+  const insecure = 'http://sealdrop-insecure.test';
+  const other = await browser.newPage();
+  try {
+    await other.route(`${insecure}/**`, async (route) => {
+      const { pathname } = new URL(route.request().url());
+      await route.fulfill({ response: await route.fetch({ url: `${server.url}${pathname}` }) });
+    });
+    await other.goto(`${insecure}/test/blank.html`);
+    const found = await other.evaluate(async (src) => {
+      const m = await import(src);
+      await m.default();
+      return { secure: isSecureContext, subtle: typeof crypto.subtle, backend: m.cipherBackend() };
+    }, `${insecure}/test/conformance/sealdrop_conformance.js`);
+    assert.deepEqual(found, { secure: false, subtle: 'undefined', backend: 'aes-gcm' });
+    const threeRecords = vectors.find((v) => v.name === 'three_records');
+    const check = (backend) => other.evaluate(async ([src, t, b]) => {
+      const m = await import(src);
+      await m.default();
+      return m.checkVectorWith(t, b);
+    }, [`${insecure}/test/conformance/sealdrop_conformance.js`, threeRecords.text, backend]);
+    assert.deepEqual(await check('aes-gcm'), { name: 'three_records', ok: true });
+    await assert.rejects(check('webcrypto'), /no cipher backend "webcrypto"/);
+  } finally {
+    await other.close();
+  }
+});

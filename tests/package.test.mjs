@@ -31,11 +31,18 @@ test("@sealdrop/client's types declare version() and the wasm init", () => {
   assert.match(dts, /export default function __wbg_init/);
 });
 
-test("@sealdrop/client ships no test hook; the conformance build has it", () => {
-  // checkVector exists only with the `conformance` feature (tests/pages/conformance,
-  // for tests/format-vectors.test.mjs); the published package and the demo app lack it.
+test("@sealdrop/client ships no test or bench hook; the conformance build has its hooks", () => {
+  // checkVector and checkVectorWith exist only with the `conformance` feature
+  // (tests/pages/conformance, for tests/format-vectors.test.mjs), BenchCipher only with
+  // the `bench` feature (bench/seal-wasm); the published package and the demo app lack
+  // them. cipherBackend is part of the product.
   for (const file of [join(dir, pkg.types), join(dir, pkg.module ?? pkg.main), join(ROOT, "web/pkg/sealdrop_client.js")]) {
-    assert.doesNotMatch(readFileSync(file, "utf8"), /checkVector/, file);
+    const text = readFileSync(file, "utf8");
+    assert.doesNotMatch(text, /checkVector|BenchCipher/, file);
+    assert.match(text, /cipherBackend/, file);
   }
-  assert.match(readFileSync(join(ROOT, "tests/pages/conformance/sealdrop_conformance.js"), "utf8"), /export function checkVector\(/);
+  const conformance = readFileSync(join(ROOT, "tests/pages/conformance/sealdrop_conformance.js"), "utf8");
+  assert.match(conformance, /export function checkVector\(/);
+  assert.match(conformance, /export function checkVectorWith\(/);
+  assert.doesNotMatch(conformance, /BenchCipher/);
 });

@@ -9,7 +9,7 @@ import { randomBytes } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { after, before, describe, test } from "node:test";
+import { after, afterEach, before, describe, test } from "node:test";
 import { checkS3 } from "./support/s3.mjs";
 import { startStack } from "./support/stack.mjs";
 
@@ -160,5 +160,121 @@ describe("s3 mode: the sweep", () => {
     assert.ok((await openUploads(s3)).includes(orphan));
     await sweep(stack);
     assert.ok(!(await openUploads(s3)).includes(orphan));
+  });
+});
+
+// ---------------------------------------------------------------------------------
+// Completion's error paths against real storage (nanio, behind the fault proxy that
+// also carries the worker's own calls). A worker whose failed steps are retried after
+// 1 s, so the completion's checks of the object run in seconds rather than minutes.
+// ---------------------------------------------------------------------------------
+
+describe("s3 mode: completion against storage that refuses, loses or delays", () => {
+  let fast;
+  before(async () => {
+    fast = await startStack({ provider: "s3", s3: stack.s3, vars: { STEP_RETRY_SECONDS: "1" } });
+  });
+  after(async () => {
+    await fast?.stop();
+  });
+  afterEach(() => fast.proxy.clearFaults());
+
+  /** A new 1-byte upload on `fast`, with its one part sent: { fileId, auth, parts }. */
+  async function uploadOnePart() {
+    const { fileId, ownerToken, plan } = await createUpload(fast);
+    const auth = { authorization: `Bearer ${ownerToken}` };
+    const res = await fetch(`${fast.workerUrl}/api/uploads/${fileId}/part-urls`, {
+      method: "POST",
+      headers: { ...auth, "content-type": "application/json" },
+      body: JSON.stringify({ partNumbers: [1] }),
+    });
+    const { urls } = await res.json();
+    assert.equal(res.status, 200);
+    const put = await fetch(urls[0].url, { method: "PUT", body: randomBytes(plan.lastPartSize) });
+    assert.equal(put.status, 200, await put.text());
+    return { fileId, auth, url: urls[0].url, plan, parts: [{ partNumber: 1, etag: put.headers.get("etag") }] };
+  }
+
+  const api = (up, path = "", init = {}) =>
+    fetch(`${fast.workerUrl}/api/uploads/${up.fileId}${path}`, { ...init, headers: { ...up.auth, ...init.headers } });
+  const complete = (up, parts = up.parts) =>
+    api(up, "/complete", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ parts }) });
+  const state = async (up) => (await (await api(up)).json()).state;
+  /** CompleteMultipartUpload, as the worker sends it (the POST with `uploadId`). */
+  const completeCall = { method: "POST", query: { uploadId: true } };
+
+  test("a part of another size than its URL signs is refused by storage", async () => {
+    const up = await uploadOnePart();
+    for (const size of [up.plan.lastPartSize - 1, up.plan.lastPartSize + 1]) {
+      const res = await fetch(up.url, { method: "PUT", body: randomBytes(size) });
+      assert.equal(res.status, 403, `${size} bytes: ${await res.text()}`);
+    }
+    // The part sent with its size is still the one storage holds.
+    const { parts } = await (await api(up)).json();
+    assert.deepEqual(parts.map((p) => [p.partNumber, p.etag, p.size]), [[1, up.parts[0].etag, up.plan.lastPartSize]]);
+  });
+
+  test("a claimed ETag that ListParts does not back: 409 etag_mismatch, and the upload stays open", async () => {
+    const up = await uploadOnePart();
+    const wrong = [{ partNumber: 1, etag: '"00000000000000000000000000000000"' }];
+    const res = await complete(up, wrong);
+    const body = await res.json();
+    assert.equal(res.status, 409, JSON.stringify(body));
+    assert.equal(body.error.code, "etag_mismatch");
+    assert.equal(await state(up), "open");
+    assert.equal((await complete(up)).status, 200);
+  });
+
+  test("a completion storage refuses: 409 parts_missing, open again, and the next one completes", async () => {
+    const up = await uploadOnePart();
+    fast.proxy.inject({
+      ...completeCall,
+      fault: "status",
+      status: 400,
+      body: "<Error><Code>InvalidPart</Code><Message>refused</Message></Error>",
+    });
+    const res = await complete(up);
+    const body = await res.json();
+    assert.equal(res.status, 409, JSON.stringify(body));
+    assert.equal(body.error.code, "parts_missing");
+    assert.equal(await state(up), "open");
+    const done = await complete(up);
+    assert.equal(done.status, 200, await done.clone().text());
+    assert.equal(await state(up), "completed");
+  });
+
+  test("a completion whose answer is lost is found by checking the object", async () => {
+    const up = await uploadOnePart();
+    // Storage completes; the answer never reaches the worker.
+    fast.proxy.inject({ ...completeCall, fault: "reset", at: "response-body", afterBytes: 0 });
+    const res = await complete(up);
+    assert.equal(res.status, 200, await res.clone().text());
+    assert.equal(await state(up), "completed");
+  });
+
+  test("a completion that lands after the session gave up on it is found when storage says the upload is gone", async () => {
+    const up = await uploadOnePart();
+    const key = `files/${up.fileId}`;
+    const [uploadId] = (await fast.s3.listMultipartUploads()).filter((u) => u.key === key).map((u) => u.uploadId);
+    // The worker's CompleteMultipartUpload fails without an answer storage acted on...
+    fast.proxy.inject({ ...completeCall, fault: "status", status: 500, body: "" });
+    const res = await complete(up);
+    // ...so it checks for the object, which is not there (yet): retry later.
+    assert.equal(res.status, 503, await res.clone().text());
+    assert.match(res.headers.get("retry-after") ?? "", /^[1-9][0-9]*$/);
+    // The checks go on with backoff (the alarm's, and a look's), then it gives up.
+    for (let i = 0; (await state(up)) !== "open"; i++) {
+      assert.ok(i < 600, "the completion's checks never gave up");
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    assert.equal(await state(up), "open");
+    // Storage carries that completion out after all, late.
+    const parts = await fast.s3.listParts(key, uploadId);
+    await fast.s3.completeMultipartUpload(key, uploadId, parts);
+    // The next look at the upload finds it gone and the object there: completed.
+    const status = await (await api(up)).json();
+    assert.equal(status.state, "completed", JSON.stringify(status));
+    const file = await fetch(`${fast.workerUrl}/api/files/${up.fileId}`);
+    assert.equal(file.status, 200);
   });
 });

@@ -178,9 +178,12 @@ for (const provider of PROVIDERS) describe(`encrypted transfer, end to end (${pr
     const f = FILES[2];
     const app = await browser.newPage();
     await app.goto(`${stack.url}/`);
-    await app.setInputFiles("input[type=file]", f.path);
+    await app.setInputFiles("#file-input", f.path);
     const linkLocator = app.locator(`a[href*="/f/"], input[value*="/f/"]`).first();
-    await linkLocator.waitFor({ timeout: 60_000 });
+    await linkLocator.waitFor({ timeout: 120_000 }).catch(async (err) => {
+      // Say what the page says (a stalled, paused or failed upload) rather than only "timeout".
+      throw new Error(`no link appeared; the page says:\n${await app.locator("main").innerText()}`, { cause: err });
+    });
     const link = (await linkLocator.getAttribute("href")) ?? (await linkLocator.inputValue());
     assert.match(link, /\/f\/[A-Za-z0-9_-]{22}#k1\./);
 

@@ -18,8 +18,12 @@
 //! - `seal` and `scratch`: sealing a part from the file through the wasm buffers;
 //! - `persist` and `idb`: what IndexedDB keeps to resume after a reload or a crash;
 //! - `platform`: the global scope (timers, clock, random bytes, `AbortSignal`);
+//! - `cipher`: the async file cipher (records and metadata), WebCrypto or (without
+//!   `crypto.subtle`) aes-gcm;
 //! - `progress`, `link`, `error`, `interop`;
 //! - `room`: `RoomClient`, a live connection to a room (docs/PROTOCOL.md);
+//! - `bench` (`BenchCipher`): the record cipher for `npm run bench`, only in the
+//!   bench-only build (`--features bench`, bench/seal-wasm);
 //! - `conformance` (`checkVector`): a test hook, only in the conformance build
 //!   (`--features conformance`, `tests/pages/conformance/`), never in the published
 //!   package.
@@ -30,6 +34,12 @@
 //! TypeScript: `pkg/sealdrop_client.d.ts` is generated from these exports and the
 //! hand-written types in `interop`'s `typescript_custom_section`.
 
+#[cfg(feature = "bench")]
+mod bench;
+// Wholly used by the conformance build only, for now: the uploader and downloader move onto
+// it once the client stream's rewrite of upload.rs and download.rs has landed.
+#[cfg_attr(not(feature = "conformance"), allow(dead_code))]
+mod cipher;
 #[cfg(feature = "conformance")]
 mod conformance;
 mod control;
@@ -58,6 +68,8 @@ use sealdrop_protocol::lifecycle::State;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{JsFuture, future_to_promise};
 
+#[cfg(feature = "bench")]
+pub use bench::BenchCipher;
 #[cfg(feature = "conformance")]
 pub use conformance::VectorError;
 pub use error::ClientError;
@@ -339,4 +351,27 @@ pub fn check_vector(text: &str) -> Result<JsValue, JsValue> {
     conformance::check_vector(text)
         .map(|name| interop::vector_passed(&name))
         .map_err(|e| interop::vector_error(&e))
+}
+
+/// Conformance hook: runs one test vector file with the records of a stream vector sealed
+/// and opened by the client's file cipher on `backend` (`"webcrypto"` or `"aes-gcm"`).
+/// Resolves to `{ name, ok: true }`, or rejects with a `SealdropError`
+/// (`vector_mismatch`, `invalid_vector`, `invalid_option` for a backend this scope lacks).
+/// Only in the conformance build.
+#[cfg(feature = "conformance")]
+#[wasm_bindgen(js_name = checkVectorWith, unchecked_return_type = "Promise<VectorResult>")]
+pub fn check_vector_with(text: String, backend: String) -> Promise {
+    future_to_promise(async move {
+        conformance::check_vector_with(&text, &backend)
+            .await
+            .map(|name| interop::vector_passed(&name))
+            .map_err(|e| interop::vector_error(&e))
+    })
+}
+
+/// The cipher backend this scope would use: `"webcrypto"` where `crypto.subtle`
+/// exists, `"aes-gcm"` (software AES in wasm) where it does not (an insecure origin).
+#[wasm_bindgen(js_name = cipherBackend)]
+pub fn cipher_backend() -> String {
+    cipher::Backend::detect().name().to_owned()
 }

@@ -12,7 +12,7 @@
 use rusty_s3::Credentials;
 use sealdrop_protocol::api_error::ApiError;
 use sealdrop_protocol::plan::{DEFAULT_R2_BINDING_MAX_PART_SIZE, ProviderLimits};
-use sealdrop_protocol::session::{PART_LEASE_MS, SESSION_TTL_MS};
+use sealdrop_protocol::session::{PART_LEASE_MS, SESSION_TTL_MS, StepTiming};
 use sealdrop_protocol::token::{BlobSigner, DOWNLOAD_URL_TTL_MS, PART_URL_TTL_MS};
 use worker::{Env, Url, console_error};
 
@@ -31,19 +31,25 @@ pub(crate) enum StorageMode {
 /// Everything configurable, parsed and checked.
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
-    /// The origin (and optional path prefix) clients reach this worker at
-    /// (`PUBLIC_URL`), without a trailing slash: every URL the worker hands out starts
-    /// with it.
+    /// The origin clients reach this worker at (`PUBLIC_URL`), without a trailing
+    /// slash: every URL the worker hands out starts with it. No path: the worker
+    /// answers `/api/` and `/blob/` at the root of its origin.
     pub public_url: String,
     /// How long a part URL is valid (`PART_URL_TTL_SECONDS`, default 1 hour).
     pub part_url_ttl_ms: u64,
     /// How long a download URL is valid (`DOWNLOAD_URL_TTL_SECONDS`, default 15 min).
     pub download_url_ttl_ms: u64,
-    /// How long an upload stays open (`UPLOAD_TTL_SECONDS`, default 6 days: keep it
+    /// How long an upload stays open (`UPLOAD_TTL_SECONDS`, default and at most 6 days:
     /// under R2's 7-day automatic multipart abort, see `SESSION_TTL_MS`).
     pub upload_ttl_ms: u64,
     /// A part write's lease (`PART_LEASE_SECONDS`, default 60 s, see `PART_LEASE_MS`).
     pub part_lease_ms: u64,
+    /// How long one storage call may take before it counts as failed
+    /// (`STORAGE_TIMEOUT_SECONDS`, default 30 s).
+    pub storage_timeout_ms: u64,
+    /// How the session retries a storage step that failed (`STEP_RETRY_SECONDS`, the
+    /// first wait, default 30 s; the rest is `StepTiming`'s defaults).
+    pub step_timing: StepTiming,
     /// Which storage provider serves uploads (`STORAGE_MODE`).
     pub storage_mode: StorageMode,
     /// What that provider accepts, which every plan satisfies.
@@ -62,13 +68,22 @@ impl Config {
         let (storage_mode, limits) =
             storage(|name| var(env, name).or_else(|| env.secret(name).ok().map(|s| s.to_string())))
                 .map_err(|why| misconfigured(&why))?;
+        let upload_ttl_ms = seconds("UPLOAD_TTL_SECONDS", SESSION_TTL_MS).and_then(|ms| {
+            at_most(ms, SESSION_TTL_MS, "UPLOAD_TTL_SECONDS").map_err(|why| misconfigured(&why))
+        })?;
+        let step_timing = StepTiming {
+            retry_ms: seconds("STEP_RETRY_SECONDS", StepTiming::default().retry_ms)?,
+            ..StepTiming::default()
+        };
         Ok(Self {
             public_url: parse_public_url(var(env, "PUBLIC_URL").as_deref())
                 .map_err(|why| misconfigured(&format!("PUBLIC_URL: {why}")))?,
             part_url_ttl_ms: seconds("PART_URL_TTL_SECONDS", PART_URL_TTL_MS)?,
             download_url_ttl_ms: seconds("DOWNLOAD_URL_TTL_SECONDS", DOWNLOAD_URL_TTL_MS)?,
-            upload_ttl_ms: seconds("UPLOAD_TTL_SECONDS", SESSION_TTL_MS)?,
+            upload_ttl_ms,
             part_lease_ms: seconds("PART_LEASE_SECONDS", PART_LEASE_MS)?,
+            storage_timeout_ms: seconds("STORAGE_TIMEOUT_SECONDS", 30 * 1000)?,
+            step_timing,
             storage_mode,
             limits,
             signer: signer(env)?,
@@ -81,8 +96,8 @@ pub(crate) fn var(env: &Env, name: &str) -> Option<String> {
     env.var(name).ok().map(|v| v.to_string())
 }
 
-/// `PUBLIC_URL`: an absolute `http` or `https` URL with no query or fragment; answered
-/// without a trailing slash. Required.
+/// `PUBLIC_URL`: an absolute `http` or `https` origin (no path, query, fragment or
+/// credentials); answered without a trailing slash. Required.
 fn parse_public_url(text: Option<&str>) -> Result<String, String> {
     let text = text.map(str::trim).filter(|t| !t.is_empty());
     let Some(text) = text else {
@@ -97,7 +112,25 @@ fn parse_public_url(text: Option<&str>) -> Result<String, String> {
             "{text:?} must have no query, fragment or credentials"
         ));
     }
+    if url.path() != "/" {
+        return Err(format!(
+            "{text:?} must be an origin without a path: the worker answers /api/ and \
+             /blob/ at the root of its origin"
+        ));
+    }
     Ok(url.as_str().trim_end_matches('/').to_owned())
+}
+
+/// `ms`, unless it is over `max_ms`: then the error names `name` and the limit.
+fn at_most(ms: u64, max_ms: u64, name: &str) -> Result<u64, String> {
+    if ms > max_ms {
+        return Err(format!(
+            "{name}: at most {} seconds, not {}",
+            max_ms / 1000,
+            ms / 1000
+        ));
+    }
+    Ok(ms)
 }
 
 /// A positive number of seconds, as milliseconds; `default_ms` when unset.
@@ -236,10 +269,13 @@ mod tests {
             "http://127.0.0.1:8787"
         );
         assert_eq!(
-            parse_public_url(Some(" https://files.example/sealdrop/ ")).unwrap(),
-            "https://files.example/sealdrop"
+            parse_public_url(Some(" https://files.example/ ")).unwrap(),
+            "https://files.example"
         );
         for bad in [
+            // A path prefix: routing answers only at the root.
+            Some("https://files.example/sealdrop"),
+            Some("https://files.example/sealdrop/"),
             None,
             Some(""),
             Some("127.0.0.1:8787"),
@@ -260,6 +296,22 @@ mod tests {
         for bad in ["0", "-1", "x", "", "18446744073709551615"] {
             assert!(parse_seconds(Some(bad), 7).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn an_upload_lifetime_past_storages_own_abort_is_refused() {
+        // The override, not the default, is what could outlive R2's 7-day abort.
+        let six_days = parse_seconds(Some("518400"), 1).unwrap();
+        assert_eq!(
+            at_most(six_days, SESSION_TTL_MS, "UPLOAD_TTL_SECONDS"),
+            Ok(six_days)
+        );
+        let seven_days = parse_seconds(Some("604800"), 1).unwrap();
+        assert!(at_most(seven_days, SESSION_TTL_MS, "UPLOAD_TTL_SECONDS").is_err());
+        assert_eq!(
+            at_most(2_000, SESSION_TTL_MS, "UPLOAD_TTL_SECONDS"),
+            Ok(2_000)
+        );
     }
 
     const S3_VARS: [(&str, &str); 6] = [
@@ -305,7 +357,11 @@ mod tests {
         }
         let (_, limits) = with(&[("R2_MAX_PART_BYTES", "209715200")]).unwrap();
         assert_eq!(limits.max_part_size(), 209_715_200);
-        for bad in ["", "95MiB", "-1", "1000"] {
+        let (_, limits) = with(&[("R2_MAX_PART_BYTES", "500000000")]).unwrap();
+        assert_eq!(limits.max_part_size(), 500_000_000);
+        // Past the largest body Cloudflare hands a Worker: refused at once, not by a
+        // non-JSON 413 in front of the worker later.
+        for bad in ["", "95MiB", "-1", "1000", "500000001", "5363466240"] {
             let error = with(&[("R2_MAX_PART_BYTES", bad)]).unwrap_err();
             assert!(error.starts_with("R2_MAX_PART_BYTES"), "{error}");
         }

@@ -10,11 +10,12 @@
 
 use std::fmt::Display;
 
-use futures_util::StreamExt as _;
 use sealdrop_protocol::api_error::ApiError;
 use serde::Serialize;
+use worker::js_sys::{Reflect, Uint8Array};
+use worker::wasm_bindgen::{JsCast as _, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
-use worker::web_sys::{ReadableStream, WritableStream};
+use worker::web_sys::{ReadableStream, ReadableStreamDefaultReader, WritableStream};
 use worker::{Headers, Request, Response, ResponseBody, console_error, console_warn};
 
 // ---------------------------------------------------------------------------------
@@ -127,32 +128,44 @@ fn parse_length(value: &str) -> Option<u64> {
 /// Reads a body of at most `limit` bytes. Over the limit (declared, or found while
 /// reading a chunked body) it answers `413 body_too_large` only after draining the rest
 /// unread: a server that answers while the client is still sending and then closes gives
-/// the client a reset connection instead of the answer.
+/// the client a reset connection instead of the answer. The rest is piped away by the
+/// runtime ([`discard`]), never copied into wasm.
 pub(crate) async fn read_body(req: &mut Request, limit: usize) -> Result<Vec<u8>, ApiError> {
     let too_large = || ApiError::body_too_large(limit);
     if content_length(req).is_some_and(|len| len > limit as u64) {
         drain(req).await;
         return Err(too_large());
     }
-    if req.inner().body().is_none() {
+    let Some(body) = req.inner().body() else {
         return Ok(Vec::new());
-    }
-    let mut stream = req.stream().or_internal("reading a request body")?;
-    let mut body = Vec::new();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| {
-            // The client went away or sent a broken body: nothing useful to answer.
-            console_error!("reading a request body: {e}");
-            ApiError::invalid_json("the request body could not be read")
-        })?;
-        if body.len() + chunk.len() > limit {
-            // Keep reading (and dropping) to the end, without keeping anything.
-            while let Some(Ok(_)) = stream.next().await {}
+    };
+    let reader: ReadableStreamDefaultReader = body
+        .get_reader()
+        .dyn_into()
+        .map_err(|_| internal("reading a request body", "no default reader"))?;
+    // The client went away or sent a broken body: nothing useful to answer.
+    let broken = |e: JsValue| {
+        console_error!("reading a request body: {e:?}");
+        ApiError::invalid_json("the request body could not be read")
+    };
+    let mut out = Vec::new();
+    loop {
+        let chunk = JsFuture::from(reader.read()).await.map_err(broken)?;
+        let done = Reflect::get(&chunk, &JsValue::from_str("done")).map_err(broken)?;
+        if done.as_bool().unwrap_or(true) {
+            return Ok(out);
+        }
+        let value = Reflect::get(&chunk, &JsValue::from_str("value")).map_err(broken)?;
+        let bytes: Uint8Array = value.dyn_into().map_err(broken)?;
+        if out.len() + bytes.length() as usize > limit {
+            reader.release_lock();
+            discard(body).await;
             return Err(too_large());
         }
-        body.extend_from_slice(&chunk);
+        let at = out.len();
+        out.resize(at + bytes.length() as usize, 0);
+        bytes.copy_to(&mut out[at..]);
     }
-    Ok(body)
 }
 
 /// Reads a request's body to its end without keeping it, so a client still sending gets
@@ -198,27 +211,9 @@ impl<T, E: Display> OrApiError<T> for Result<T, E> {
     }
 }
 
-/// An ETag as S3 sends it: in double quotes.
-pub(crate) fn quote_etag(etag: &str) -> String {
-    if etag.len() >= 2 && etag.starts_with('"') && etag.ends_with('"') {
-        etag.to_owned()
-    } else {
-        format!("\"{etag}\"")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn etags_are_quoted_once() {
-        assert_eq!(quote_etag("abc"), "\"abc\"");
-        assert_eq!(quote_etag("\"abc\""), "\"abc\"");
-        assert_eq!(quote_etag(""), "\"\"");
-        assert_eq!(quote_etag("\""), "\"\"\"");
-        assert_eq!(quote_etag("W/\"x\""), "\"W/\"x\"\"");
-    }
 
     #[test]
     fn content_length_is_digits_only() {

@@ -123,3 +123,8 @@ async fn handle(
         Route::GetBlob(id) => routes::blob::get(req, env, &config, id).await,
     }
 }
+
+/// The clock: ms since the epoch (the protocol takes time as an argument).
+pub(crate) fn now_ms() -> u64 {
+    worker::Date::now().as_millis()
+}

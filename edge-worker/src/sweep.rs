@@ -9,14 +9,15 @@
 
 use sealdrop_protocol::api_error::ApiError;
 use sealdrop_protocol::sweep::{
-    MAX_CHECKS_PER_RUN, MAX_LIST_PAGES, OBJECT_KEY_PREFIX, Triage, should_abort, triage,
+    Budget, MAX_LIST_PAGES, OBJECT_KEY_PREFIX, Triage, rotation, should_abort, triage,
 };
-use worker::{Date, Env, ScheduleContext, ScheduledEvent, console_error, console_log, event};
+use worker::{Env, ScheduleContext, ScheduledEvent, console_error, console_log, event};
 
 use crate::config::{Config, StorageMode};
+use crate::now_ms;
 use crate::session::client::SessionStub;
-use crate::storage::StorageFailure;
 use crate::storage::s3::S3Storage;
+use crate::storage::{StorageFailure, redact_keys};
 
 /// What one run did, for the log.
 #[derive(Default)]
@@ -64,8 +65,8 @@ async fn sweep(env: &Env) -> Result<Option<Report>, ApiError> {
     };
     let s3 = S3Storage::new(settings, &config)
         .map_err(|e| StorageFailure::logged("setting up the S3 provider", e))?;
-    let now = Date::now().as_millis();
-    let uploads = s3
+    let now = now_ms();
+    let (uploads, pages) = s3
         .uploads(OBJECT_KEY_PREFIX, MAX_LIST_PAGES, now)
         .await
         .map_err(|e| StorageFailure::logged("listing multipart uploads", e))?;
@@ -73,24 +74,31 @@ async fn sweep(env: &Env) -> Result<Option<Report>, ApiError> {
         listed: uploads.len(),
         ..Report::default()
     };
-    for upload in uploads {
-        let Triage::AskSession(file_id) =
-            triage(&upload.key, upload.initiated_ms, now, config.upload_ttl_ms)
-        else {
-            continue;
-        };
-        if report.checked == MAX_CHECKS_PER_RUN {
+    let old: Vec<_> = uploads
+        .into_iter()
+        .filter_map(|upload| {
+            match triage(&upload.key, upload.initiated_ms, now, config.upload_ttl_ms) {
+                Triage::AskSession(file_id) => Some((file_id, upload)),
+                Triage::NotOurs | Triage::TooYoung => None,
+            }
+        })
+        .collect();
+    let mut budget = Budget::after_listing(pages);
+    let start = rotation(old.len(), now);
+    for (file_id, upload) in old[start..].iter().chain(&old[..start]) {
+        if !budget.can_ask() {
             report.deferred += 1;
             continue;
         }
         report.checked += 1;
-        let owner = match SessionStub::get(env, &file_id)?
+        budget.spend();
+        let owner = match SessionStub::get(env, file_id)?
             .owner(&upload.upload_id)
             .await
         {
             Ok(owner) => owner,
             Err(e) => {
-                console_error!("sweep: asking the session of {file_id}: {}", e.code);
+                console_error!("sweep: asking an upload's session: {}", e.code);
                 report.failed += 1;
                 continue;
             }
@@ -99,10 +107,11 @@ async fn sweep(env: &Env) -> Result<Option<Report>, ApiError> {
             report.kept += 1;
             continue;
         }
+        budget.spend();
         match s3.abort_upload(&upload.key, &upload.upload_id, now).await {
-            Ok(()) => report.aborted += 1,
+            Ok(_) => report.aborted += 1,
             Err(e) => {
-                console_error!("sweep: aborting an upload of {file_id}: {e}");
+                console_error!("sweep: aborting an upload: {}", redact_keys(&e.to_string()));
                 report.failed += 1;
             }
         }

@@ -56,6 +56,10 @@ pub const R2_MAX_OBJECT_SIZE: u64 = 5 * TIB - 5 * GIB;
 /// The default largest part through the R2 binding: 95 MiB, under the 100 MB request
 /// body a Worker accepts on the Free and Pro plans (a part travels in one request).
 pub const DEFAULT_R2_BINDING_MAX_PART_SIZE: u64 = 95 * MIB;
+/// The largest part through the R2 binding on any plan: 500 MB, the largest request
+/// body Cloudflare passes to a Worker (Enterprise; 200 MB on Business). A larger body is
+/// refused before the worker runs, with a `413` that is not the API's JSON.
+pub const R2_BINDING_MAX_PART_SIZE: u64 = 500_000_000;
 /// The smallest "largest part" a provider may declare: 5 MiB plus one largest sealed
 /// record less a byte. Below it, some record size would have no whole-record part size
 /// between the smallest and the largest part.
@@ -120,14 +124,14 @@ impl ProviderLimits {
 
     /// The R2 binding with parts of at most `max_part_size` bytes (`R2_MAX_PART_BYTES`:
     /// the Workers request-body limit of the account's plan, less room for nothing else,
-    /// since a part is the whole body). Objects stop at 10,000 such parts or R2's
-    /// 4.995 TiB, whichever is smaller.
+    /// since a part is the whole body; at most [`R2_BINDING_MAX_PART_SIZE`]). Objects
+    /// stop at 10,000 such parts or R2's 4.995 TiB, whichever is smaller.
     pub fn r2_binding(max_part_size: u64) -> Result<ProviderLimits, LimitsError> {
-        if !(MIN_MAX_PART_SIZE..=R2_MAX_PART_SIZE).contains(&max_part_size) {
+        if !(MIN_MAX_PART_SIZE..=R2_BINDING_MAX_PART_SIZE).contains(&max_part_size) {
             return Err(LimitsError::MaxPartSize {
                 value: max_part_size,
                 min: MIN_MAX_PART_SIZE,
-                max: R2_MAX_PART_SIZE,
+                max: R2_BINDING_MAX_PART_SIZE,
             });
         }
         Ok(ProviderLimits {
@@ -480,7 +484,7 @@ mod tests {
             S3,
             r2(),
             ProviderLimits::r2_binding(MIN_MAX_PART_SIZE).unwrap(),
-            ProviderLimits::r2_binding(R2_MAX_PART_SIZE).unwrap(),
+            ProviderLimits::r2_binding(R2_BINDING_MAX_PART_SIZE).unwrap(),
             S3.with_max_object_size(R2_MAX_OBJECT_SIZE).unwrap(),
         ]
     }
@@ -605,12 +609,12 @@ mod tests {
         assert_eq!(r2.max_part_size(), 99_614_720);
         assert_eq!(r2.max_parts(), 10_000);
         assert_eq!(r2.max_object_size(), 996_147_200_000); // 0.906 TiB
-        // A large R2_MAX_PART_BYTES stops at R2's own object limit.
+        // The largest R2_MAX_PART_BYTES a Worker can receive: 10,000 such parts.
         assert_eq!(
-            ProviderLimits::r2_binding(R2_MAX_PART_SIZE)
+            ProviderLimits::r2_binding(R2_BINDING_MAX_PART_SIZE)
                 .unwrap()
                 .max_object_size(),
-            R2_MAX_OBJECT_SIZE
+            5_000_000_000_000
         );
         // The largest files with the default 1 MiB records, as the README states them.
         let mib_records = 1 << 20;
@@ -630,7 +634,8 @@ mod tests {
             0,
             MIN_PART_SIZE,
             MIN_MAX_PART_SIZE - 1,
-            R2_MAX_PART_SIZE + 1,
+            R2_BINDING_MAX_PART_SIZE + 1,
+            R2_MAX_PART_SIZE,
             u64::MAX,
         ] {
             assert_eq!(
@@ -638,11 +643,11 @@ mod tests {
                 Err(LimitsError::MaxPartSize {
                     value: bad,
                     min: MIN_MAX_PART_SIZE,
-                    max: R2_MAX_PART_SIZE
+                    max: R2_BINDING_MAX_PART_SIZE
                 })
             );
         }
-        for good in [MIN_MAX_PART_SIZE, 100_000_000, R2_MAX_PART_SIZE] {
+        for good in [MIN_MAX_PART_SIZE, 100_000_000, R2_BINDING_MAX_PART_SIZE] {
             assert_eq!(
                 ProviderLimits::r2_binding(good).unwrap().max_part_size(),
                 good
@@ -975,7 +980,7 @@ mod tests {
         prop_oneof![
             Just(S3),
             Just(r2()),
-            (MIN_MAX_PART_SIZE..=R2_MAX_PART_SIZE)
+            (MIN_MAX_PART_SIZE..=R2_BINDING_MAX_PART_SIZE)
                 .prop_map(|max| ProviderLimits::r2_binding(max).unwrap()),
             (MAX_PART_SIZE..=MAX_OBJECT_SIZE).prop_map(|max| S3.with_max_object_size(max).unwrap()),
         ]

@@ -10,8 +10,13 @@
 //!
 //! Two pure decisions, in the order the shell makes them: [`triage`] (from the listing
 //! alone: is the upload ours, and old enough to ask about?), then [`should_abort`]
-//! (from what the file's session object says, [`Owner::of`]). The R2 binding cannot list multipart
-//! uploads; there R2's own abort of uploads older than 7 days is the backstop.
+//! (from what the file's session object says, [`Owner::of`]). The R2 binding cannot list
+//! multipart uploads; there R2's own abort of uploads older than 7 days is the backstop.
+//!
+//! One run is one Worker invocation with a bounded number of subrequests ([`Budget`]):
+//! listing pages, one per session asked, one per abort. So that uploads a session keeps
+//! can never starve the ones behind them, each run starts asking at another point of
+//! the listing ([`rotation`]), and an upload kept costs one subrequest, not two.
 
 use serde::{Deserialize, Serialize};
 
@@ -22,11 +27,46 @@ use crate::session::UploadState;
 pub const OBJECT_KEY_PREFIX: &str = "files/";
 /// ListMultipartUploads pages one sweep reads (1,000 uploads each).
 pub const MAX_LIST_PAGES: usize = 10;
-/// Uploads one sweep asks about (and may abort). A scheduled run is one Worker
-/// invocation, whose subrequests are limited (50 on the Free plan): at most 10 pages
-/// plus 2 × 20 calls fit, and the next run picks up where the budget ran out.
-pub const MAX_CHECKS_PER_RUN: usize = 20;
-const _: () = assert!(MAX_LIST_PAGES + 2 * MAX_CHECKS_PER_RUN <= 50);
+/// Subrequests one sweep makes: a scheduled run is one Worker invocation, whose
+/// subrequests are limited (50 on the Free plan).
+pub const SUBREQUESTS_PER_RUN: usize = 50;
+
+/// What is left of one run's subrequests once the listing is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    left: usize,
+}
+
+impl Budget {
+    /// The budget after reading `pages` pages of the listing.
+    pub fn after_listing(pages: usize) -> Self {
+        Self {
+            left: SUBREQUESTS_PER_RUN.saturating_sub(pages),
+        }
+    }
+    /// Whether one more upload can be asked about, and aborted if it must be.
+    pub fn can_ask(&self) -> bool {
+        self.left >= 2
+    }
+    /// One subrequest made (an ask, or an abort).
+    pub fn spend(&mut self) {
+        self.left = self.left.saturating_sub(1);
+    }
+}
+
+/// Where a run that finds `count` old uploads starts asking about them: a different
+/// point each hour (a hash of the hour of `now_ms`), going round to the start.
+pub fn rotation(count: usize, now_ms: u64) -> usize {
+    if count == 0 {
+        return 0;
+    }
+    // SplitMix64's finalizer: consecutive hours land far apart.
+    let mut z = (now_ms / (60 * 60 * 1000)).wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    (z % count as u64) as usize
+}
 
 /// The storage key of a file's record section.
 pub fn object_key(file_id: &FileId) -> String {
@@ -67,20 +107,23 @@ pub fn triage(key: &str, initiated_ms: u64, now_ms: u64, lifetime_ms: u64) -> Tr
 pub enum Owner {
     /// The file has no session: nobody will ever complete or abort the upload.
     NoSession,
-    /// The file's session uses another upload (this one is left from a create that was
-    /// retried), or is aborted: nobody will finish this one.
+    /// Nobody will finish this upload: the file's session uses another (this one is
+    /// left from a create that was retried), or is done with it (aborted), or wants it
+    /// aborted anyway (aborting, or open past its expiry). Aborting it here is what the
+    /// session would do, and frees uploads whose session's own abort keeps failing.
     Leftover,
-    /// The file's session uses this upload and may still complete or abort it (open,
-    /// completing or aborting), or completed the file with it: the session's business.
+    /// The file's session uses this upload and may still complete it (open and not
+    /// expired, or completing), or completed the file with it: the session's business.
     Session,
 }
 
 impl Owner {
-    /// The owner of an upload, by the state of the file's session and whether the
-    /// session's upload id is the listed one.
-    pub fn of(state: UploadState, holds_this_upload: bool) -> Self {
+    /// The owner of an upload, by the state of the file's session, whether it is
+    /// expired (open past its expiry) and whether its upload id is the listed one.
+    pub fn of(state: UploadState, expired: bool, holds_this_upload: bool) -> Self {
         match (holds_this_upload, state) {
-            (false, _) | (true, UploadState::Aborted) => Owner::Leftover,
+            (false, _) | (true, UploadState::Aborted | UploadState::Aborting) => Owner::Leftover,
+            (true, UploadState::Open) if expired => Owner::Leftover,
             (true, _) => Owner::Session,
         }
     }
@@ -152,14 +195,18 @@ mod tests {
     #[test]
     fn only_uploads_no_session_still_uses_are_aborted() {
         use UploadState::*;
-        for state in [Open, Completing, Completed, Aborting] {
-            assert_eq!(Owner::of(state, true), Owner::Session, "{state:?}");
-            assert!(!should_abort(Owner::of(state, true)));
+        for state in [Open, Completing, Completed] {
+            assert_eq!(Owner::of(state, false, true), Owner::Session, "{state:?}");
+            assert!(!should_abort(Owner::of(state, false, true)));
         }
-        // Storage confirmed the abort, yet lists the upload: abort it again.
-        assert_eq!(Owner::of(Aborted, true), Owner::Leftover);
+        // Storage confirmed the abort, yet lists the upload: abort it again. An aborting
+        // session (whose own abort may keep failing) or an expired one would abort it
+        // anyway.
+        assert_eq!(Owner::of(Aborted, false, true), Owner::Leftover);
+        assert_eq!(Owner::of(Aborting, false, true), Owner::Leftover);
+        assert_eq!(Owner::of(Open, true, true), Owner::Leftover);
         for state in [Open, Completing, Completed, Aborting, Aborted] {
-            assert_eq!(Owner::of(state, false), Owner::Leftover, "{state:?}");
+            assert_eq!(Owner::of(state, false, false), Owner::Leftover, "{state:?}");
         }
         assert!(should_abort(Owner::Leftover));
         assert!(should_abort(Owner::NoSession));
@@ -167,5 +214,44 @@ mod tests {
             serde_json::to_string(&Owner::NoSession).unwrap(),
             r#""no_session""#
         );
+    }
+
+    #[test]
+    fn a_run_spends_its_subrequests_and_kept_uploads_cost_less() {
+        let mut budget = Budget::after_listing(10);
+        let mut asked = 0;
+        // Every upload kept: one subrequest each.
+        while budget.can_ask() {
+            budget.spend();
+            asked += 1;
+        }
+        assert_eq!(
+            asked, 39,
+            "40 left after 10 pages; the last one could not be aborted"
+        );
+        // Every upload aborted: two each.
+        let mut budget = Budget::after_listing(10);
+        let mut aborted = 0;
+        while budget.can_ask() {
+            budget.spend();
+            budget.spend();
+            aborted += 1;
+        }
+        assert_eq!(aborted, 20);
+        assert!(!Budget::after_listing(49).can_ask());
+        assert!(!Budget::after_listing(60).can_ask());
+    }
+
+    #[test]
+    fn runs_start_at_different_points_of_the_listing() {
+        const HOUR: u64 = 60 * 60 * 1000;
+        assert_eq!(rotation(0, NOW), 0);
+        assert_eq!(rotation(1, NOW), 0);
+        let starts: std::collections::BTreeSet<usize> =
+            (0..24).map(|h| rotation(100, NOW + h * HOUR)).collect();
+        assert!(starts.len() > 15, "{starts:?}");
+        assert!(starts.iter().all(|&s| s < 100));
+        // Within the hour, the same start.
+        assert_eq!(rotation(100, NOW), rotation(100, NOW / HOUR * HOUR));
     }
 }

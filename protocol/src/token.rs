@@ -68,13 +68,14 @@ pub struct BlobClaims {
 
 impl BlobClaims {
     /// Claims for uploading part `part_number` of `size` bytes into the multipart
-    /// upload `upload_id`, valid for [`PART_URL_TTL_MS`] from `now_ms`.
+    /// upload `upload_id`, valid until `expires_at` (by default [`PART_URL_TTL_MS`]
+    /// from now).
     pub fn part_upload(
         file_id: FileId,
         upload_id: &str,
         part_number: u32,
         size: u64,
-        now_ms: u64,
+        expires_at: u64,
     ) -> Self {
         Self {
             purpose: BlobPurpose::Put {
@@ -83,16 +84,17 @@ impl BlobClaims {
                 upload_id: upload_id.to_owned(),
             },
             file_id,
-            expires_at: now_ms.saturating_add(PART_URL_TTL_MS),
+            expires_at,
         }
     }
 
-    /// Claims for downloading a file, valid for [`DOWNLOAD_URL_TTL_MS`] from `now_ms`.
-    pub fn download(file_id: FileId, now_ms: u64) -> Self {
+    /// Claims for downloading a file, valid until `expires_at` (by default
+    /// [`DOWNLOAD_URL_TTL_MS`] from now).
+    pub fn download(file_id: FileId, expires_at: u64) -> Self {
         Self {
             purpose: BlobPurpose::Get,
             file_id,
-            expires_at: now_ms.saturating_add(DOWNLOAD_URL_TTL_MS),
+            expires_at,
         }
     }
 
@@ -409,8 +411,7 @@ mod tests {
     #[test]
     fn a_signed_url_verifies_until_it_expires() {
         let s = signer();
-        let claims = BlobClaims::part_upload(id(1), UP, 3, 16_777_472, 1_000);
-        assert_eq!(claims.expires_at, 1_000 + PART_URL_TTL_MS);
+        let claims = BlobClaims::part_upload(id(1), UP, 3, 16_777_472, 1_000 + PART_URL_TTL_MS);
         let sig = s.sign(&claims);
         assert_eq!(sig.len(), 43);
         assert_eq!(s.verify(&claims, &sig, 1_000), Ok(()));
@@ -419,22 +420,21 @@ mod tests {
             s.verify(&claims, &sig, claims.expires_at),
             Err(TokenError::Expired)
         );
-        let get = BlobClaims::download(id(1), 0);
-        assert_eq!(get.expires_at, DOWNLOAD_URL_TTL_MS);
+        let get = BlobClaims::download(id(1), DOWNLOAD_URL_TTL_MS);
         assert_eq!(s.verify(&get, &s.sign(&get), 5), Ok(()));
     }
 
     #[test]
     fn any_change_to_the_claims_invalidates_the_signature() {
         let s = signer();
-        let claims = BlobClaims::part_upload(id(1), UP, 3, 100, 0);
+        let claims = BlobClaims::part_upload(id(1), UP, 3, 100, 10);
         let sig = s.sign(&claims);
         let others = [
-            BlobClaims::part_upload(id(2), UP, 3, 100, 0),
-            BlobClaims::part_upload(id(1), UP, 4, 100, 0),
-            BlobClaims::part_upload(id(1), UP, 3, 101, 0),
-            BlobClaims::part_upload(id(1), UP, 3, 100, 1),
-            BlobClaims::part_upload(id(1), "another upload", 3, 100, 0),
+            BlobClaims::part_upload(id(2), UP, 3, 100, 10),
+            BlobClaims::part_upload(id(1), UP, 4, 100, 10),
+            BlobClaims::part_upload(id(1), UP, 3, 101, 10),
+            BlobClaims::part_upload(id(1), UP, 3, 100, 11),
+            BlobClaims::part_upload(id(1), "another upload", 3, 100, 10),
             BlobClaims {
                 purpose: BlobPurpose::Get,
                 ..claims.clone()
@@ -513,7 +513,7 @@ mod tests {
     #[test]
     fn query_round_trips_and_is_strict() {
         let s = signer();
-        let claims = BlobClaims::download(id(9), 1_764_000_000_000);
+        let claims = BlobClaims::download(id(9), 1_764_000_900_000);
         let q = s.query(&claims);
         assert!(q.starts_with("exp=1764000900000&sig="));
         let parsed = BlobQuery::parse(&format!("?{q}&x=1")).unwrap();
@@ -538,7 +538,7 @@ mod tests {
     #[test]
     fn part_urls_carry_size_and_upload_and_verify_without_a_session() {
         let s = signer();
-        let claims = BlobClaims::part_upload(id(4), UP, 2, 5_242_880, 1_000);
+        let claims = BlobClaims::part_upload(id(4), UP, 2, 5_242_880, 1_000 + PART_URL_TTL_MS);
         let q = s.query(&claims);
         let upload = URL_SAFE_NO_PAD.encode(UP);
         assert_eq!(
@@ -614,7 +614,7 @@ mod tests {
             Err(TokenError::Invalid)
         );
         // Download URLs carry no size or upload and verify the same way.
-        let get = BlobClaims::download(id(4), 7);
+        let get = BlobClaims::download(id(4), 7 + DOWNLOAD_URL_TTL_MS);
         let gq = s.query(&get);
         assert!(!gq.contains("size=") && !gq.contains("upload="));
         assert_eq!(s.verify_download_url(id(4), &gq, 7), Ok(get.clone()));

@@ -269,10 +269,15 @@ pub struct UploadStatus {
     pub state: UploadState,
     /// The plan given at creation.
     pub plan: PartPlan,
-    /// The parts storage holds with their planned size, ascending (none once aborting).
+    /// While open, the parts storage holds with their planned size, ascending; once
+    /// completed, the parts it was completed with; none otherwise.
     pub parts: Vec<PartRecord>,
     /// When the open upload expires (ms since epoch).
     pub expires_at: u64,
+    /// The step due (completing or aborting) has failed so often in a row that only
+    /// requests retry it (docs/API.md, "Retrying"). Sent only when true.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stalled: bool,
 }
 
 /// A part storage holds.
@@ -757,8 +762,10 @@ mod tests {
                 size: 16_777_472,
             }],
             expires_at: 5,
+            stalled: false,
         };
         let v = serde_json::to_value(&status).unwrap();
+        assert!(v.get("stalled").is_none(), "sent only when true");
         assert_eq!(v["state"], json!("open"));
         assert_eq!(
             v["parts"][0],

@@ -35,12 +35,13 @@ use worker::wasm_bindgen::closure::Closure;
 use worker::wasm_bindgen::prelude::*;
 use worker::worker_sys::WebSocketRequestResponsePair;
 use worker::{
-    Date, DurableObject, Env, Headers, Request, Response, ScheduledTime, State, WebSocket,
+    DurableObject, Env, Headers, Request, Response, ScheduledTime, State, WebSocket,
     WebSocketIncomingMessage, WebSocketPair, console_error, console_log, durable_object,
 };
 
 use self::sql::SqlStore;
 use crate::http::{self, OrApiError as _, header};
+use crate::now_ms;
 
 /// The `wrangler.toml` binding of the namespace.
 pub(crate) const BINDING: &str = "ROOMS";
@@ -458,8 +459,4 @@ fn random_u64() -> Result<u64, ApiError> {
     let mut bytes = [0u8; 8];
     getrandom::fill(&mut bytes).or_internal("drawing random bytes")?;
     Ok(u64::from_be_bytes(bytes))
-}
-
-fn now_ms() -> u64 {
-    Date::now().as_millis()
 }

@@ -12,10 +12,11 @@
 use sealdrop_protocol::api_error::{ApiError, ApiErrorCode};
 use sealdrop_protocol::ids::FileId;
 use sealdrop_protocol::token::{BlobClaims, BlobPurpose};
-use worker::{Date, Env, Method, Request, Response};
+use worker::{Env, Method, Request, Response};
 
 use crate::config::Config;
 use crate::http::{OrApiError as _, content_length, drain, header, json};
+use crate::now_ms;
 use crate::session::client::SessionStub;
 use crate::storage::Storage;
 use crate::storage::r2::{Lease, WriteFailure};
@@ -71,7 +72,8 @@ pub(crate) async fn put_part(
     };
     // The session's refusal (the upload is over, the write was superseded) is the
     // client's answer; else the write's own failure.
-    session.fail_part(part, grant.fence).await?;
+    let gone = failure == WriteFailure::Storage { gone: true };
+    session.fail_part(part, grant.fence, gone).await?;
     Err(match failure {
         WriteFailure::Body => ApiError::new(
             ApiErrorCode::PartSizeMismatch,
@@ -137,8 +139,4 @@ fn query(req: &Request) -> Result<String, ApiError> {
         .query()
         .unwrap_or_default()
         .to_owned())
-}
-
-fn now_ms() -> u64 {
-    Date::now().as_millis()
 }

@@ -33,7 +33,7 @@ pub(crate) enum Op {
     RenewPart(u32),
     /// `POST /parts/{n}/finish`, body [`FinishPart`], answer `PutPartResponse`.
     FinishPart(u32),
-    /// `POST /parts/{n}/fail`, body [`Fenced`], answer 204.
+    /// `POST /parts/{n}/fail`, body [`FailPart`], answer 204.
     FailPart(u32),
     /// `POST /owner`, body [`OwnerQuery`], answer `protocol::sweep::Owner`: the
     /// scheduled sweep asks whether the session still uses an upload storage lists.
@@ -152,6 +152,16 @@ impl From<WriteGrant> for Grant {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct Fenced {
     pub fence: u64,
+}
+
+/// Body of [`Op::FailPart`]: the write's fence, and whether storage said it no longer
+/// has the upload (the session then learns that: a completion may have landed late, or
+/// storage aborted the upload).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct FailPart {
+    pub fence: u64,
+    pub gone: bool,
 }
 
 /// Body of [`Op::Owner`]: an upload of the file's key that storage lists.

@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 use worker::wasm_bindgen::JsValue;
 use worker::{Env, Headers, Request, RequestInit, Response, Stub};
 
-use super::calls::{BeginPart, Fenced, FinishPart, Grant, Op, OwnerQuery};
+use super::calls::{BeginPart, FailPart, Fenced, FinishPart, Grant, Op, OwnerQuery};
 use crate::http::{OrApiError as _, header};
 
 /// The `wrangler.toml` binding of the namespace.
@@ -120,10 +120,11 @@ impl SessionStub {
         self.typed(Op::FinishPart(part), &body).await
     }
 
-    /// Reports that the write of part `part` failed; `Err` if the session says the
-    /// upload is over (the client is told that instead of the write's own failure).
-    pub async fn fail_part(&self, part: u32, fence: u64) -> Result<(), ApiError> {
-        self.typed::<_, ()>(Op::FailPart(part), &Fenced { fence })
+    /// Reports that the write of part `part` failed (`gone`: storage said it has no
+    /// such upload); `Err` if the session says the upload is over (the client is told
+    /// that instead of the write's own failure).
+    pub async fn fail_part(&self, part: u32, fence: u64, gone: bool) -> Result<(), ApiError> {
+        self.typed::<_, ()>(Op::FailPart(part), &FailPart { fence, gone })
             .await
     }
 

@@ -17,7 +17,9 @@
 use std::cell::{Cell, RefCell};
 
 use sealdrop_protocol::api_error::{ApiError, ApiErrorCode};
-use sealdrop_protocol::session::{CompleteStart, Session, Step, StepOutcome, UploadState};
+use sealdrop_protocol::session::{
+    CompleteStart, Session, Step, StepOutcome, StepTiming, UploadState, quote,
+};
 use sealdrop_protocol::sweep::Owner;
 use sealdrop_protocol::wire::{
     CompleteRequest, FileRecord, MAX_COMPLETE_BODY, MAX_JSON_BODY, PartUrlsRequest,
@@ -26,15 +28,17 @@ use sealdrop_protocol::wire::{
 use serde::de::DeserializeOwned;
 use worker::js_sys::{Date as JsDate, Number};
 use worker::{
-    Date, DurableObject, Env, Request, Response, ScheduledTime, State, console_error,
-    durable_object,
+    DurableObject, Env, Request, Response, ScheduledTime, State, console_error, durable_object,
 };
 
-use super::calls::{BeginPart, CreateSession, Created, Fenced, FinishPart, Grant, Op, OwnerQuery};
+use super::calls::{
+    BeginPart, CreateSession, Created, FailPart, Fenced, FinishPart, Grant, Op, OwnerQuery,
+};
 use super::store::{FileMeta, SessionStore};
 use crate::config::Config;
-use crate::http::{self, OrApiError as _, empty, header, json, quote_etag, respond};
-use crate::storage::{CompleteFailure, Provider as _, Storage};
+use crate::http::{self, OrApiError as _, empty, header, json, respond};
+use crate::now_ms;
+use crate::storage::{Aborted, CompleteFailure, Provider as _, Storage, UploadFailure};
 
 /// One upload session (and, once completed, one file record).
 #[durable_object(alarm)]
@@ -49,6 +53,9 @@ pub struct UploadSession {
     /// The alarm time last set by this instance (`Some(None)`: deleted), to skip
     /// setting it again.
     alarm_at: Cell<Option<Option<u64>>>,
+    /// How the session paces step retries (`Config::step_timing`), set by every call
+    /// and the alarm before the session is loaded.
+    timing: Cell<StepTiming>,
 }
 
 /// What a change writes through.
@@ -68,6 +75,7 @@ impl DurableObject for UploadSession {
             cache: RefCell::new(None),
             creating: Cell::new(false),
             alarm_at: Cell::new(None),
+            timing: Cell::new(StepTiming::default()),
         }
     }
 
@@ -94,13 +102,14 @@ impl UploadSession {
             return Err(ApiError::not_found());
         };
         let config = Config::from_env(&self.env)?;
+        self.timing.set(config.step_timing);
         let storage = Storage::from_config(&self.env, &config)?;
         match op {
             Op::Create => self.create(&storage, &config, body(&mut req).await?).await,
             Op::BeginPart(n) => self.begin_part(n, body(&mut req).await?, &config),
             Op::RenewPart(n) => self.renew_part(n, body(&mut req).await?, &config),
             Op::FinishPart(n) => self.finish_part(n, body(&mut req).await?),
-            Op::FailPart(n) => self.fail_part(n, body(&mut req).await?),
+            Op::FailPart(n) => self.fail_part(&storage, n, body(&mut req).await?).await,
             Op::Owner => self.owner(body(&mut req).await?),
             Op::File => {
                 self.settle(&storage).await;
@@ -182,7 +191,8 @@ impl UploadSession {
             create.owner_token_hash,
             now_ms(),
             config.upload_ttl_ms,
-        );
+        )
+        .with_timing(config.step_timing);
         let file = FileMeta {
             header: create.header,
             metadata: create.metadata,
@@ -212,7 +222,9 @@ impl UploadSession {
         json(201, &created)
     }
 
-    /// `GET /api/uploads/{id}`: the state, and the parts storage holds.
+    /// `GET /api/uploads/{id}`: the state, and (while open) the parts storage holds.
+    /// Storage no longer having the upload is news for the session: a completion may
+    /// have landed late (the object is checked), or storage aborted it.
     async fn status(&self, storage: &Storage) -> Result<Response, ApiError> {
         let needs = self.with(|s, _| s.status_needs_listing())?;
         let listed = match needs {
@@ -224,11 +236,28 @@ impl UploadSession {
                         s.recorded_listing(),
                     )
                 })?;
-                storage.list_parts(&file_id, &upload_id, recorded).await?
+                match storage.list_parts(&file_id, &upload_id, recorded).await {
+                    Ok(listed) => listed,
+                    Err(UploadFailure::Failed) => return Err(ApiError::storage()),
+                    Err(UploadFailure::Gone) => {
+                        // The session's own state answers (completed, or aborted).
+                        let _ = self.upload_gone(storage).await;
+                        Vec::new()
+                    }
+                }
             }
             false => Vec::new(),
         };
         json(200, &self.with(|s, _| s.status(&listed))?)
+    }
+
+    /// Storage said it has no such upload: the session learns it and carries out what
+    /// that makes due (checking for a completion that landed late, or the abort). What
+    /// it says is in its state; errors are logged.
+    async fn upload_gone(&self, storage: &Storage) -> Result<(), ApiError> {
+        let learned = self.change(Save::State, |s, _| s.upload_gone());
+        let driven = self.drive(storage).await;
+        learned.and(driven)
     }
 
     /// Signs the requested part URLs.
@@ -264,14 +293,10 @@ impl UploadSession {
     async fn abort(&self, storage: &Storage) -> Result<Response, ApiError> {
         self.change(Save::State, |s, _| s.request_abort())?;
         self.drive(storage).await?;
-        match self.with(|s, _| s.state())? {
-            UploadState::Aborted => empty(204),
-            // Another request carries the abort out: it is committed, retry for 204.
-            _ => Err(ApiError::busy(
-                "the upload is being aborted; retry shortly",
-                2,
-            )),
-        }
+        // Another request carries the abort out, or it waits for its backoff: it is
+        // committed, retry for 204.
+        self.with(|s, _| s.abort_answer(now_ms()))??;
+        empty(204)
     }
 
     /// The record of a completed file with a fresh download URL; `404 file_not_found`
@@ -325,24 +350,39 @@ impl UploadSession {
     /// The writer of a part reports that storage accepted it: the client's answer.
     fn finish_part(&self, part: u32, call: FinishPart) -> Result<Response, ApiError> {
         let now = now_ms();
-        let etag = quote_etag(&call.etag);
+        let etag = quote(&call.etag);
         self.change(Save::Part(part), |s, _| {
             s.finish_part(part, call.fence, call.etag, call.size, now)
         })?;
         json(200, &PutPartResponse { etag })
     }
 
-    /// The writer of a part reports that its write failed.
-    fn fail_part(&self, part: u32, call: Fenced) -> Result<Response, ApiError> {
+    /// The writer of a part reports that its write failed; if storage said it has no
+    /// such upload, the session learns that too and answers what it makes of it.
+    async fn fail_part(
+        &self,
+        storage: &Storage,
+        part: u32,
+        call: FailPart,
+    ) -> Result<Response, ApiError> {
         let now = now_ms();
         self.change(Save::Part(part), |s, _| s.fail_part(part, call.fence, now))?;
+        if call.gone {
+            self.upload_gone(storage).await?;
+            // A completion that landed late: the upload is completed.
+            if self.with(|s, _| s.state())? != UploadState::Open {
+                return Err(ApiError::upload_not_open("the upload is no longer open"));
+            }
+        }
         empty(204)
     }
 
     /// The sweep asks whether this session may still finish an upload storage lists
     /// under its key; `404 upload_not_found` if there is no session here.
     fn owner(&self, call: OwnerQuery) -> Result<Response, ApiError> {
-        let owner = self.with(|s, f| Owner::of(s.state(), f.upload_id == call.upload_id))?;
+        let now = now_ms();
+        let owner = self
+            .with(|s, f| Owner::of(s.state(), s.is_expired(now), f.upload_id == call.upload_id))?;
         json(200, &owner)
     }
 
@@ -351,7 +391,8 @@ impl UploadSession {
     /// Carries out a step left due (by an instance that died mid-step, or one that
     /// failed), if nobody here is on it. Its errors are not the calling request's.
     async fn settle(&self, storage: &Storage) {
-        if let Ok(true) = self.with(|s, _| s.due_step().is_some() && !s.is_driving()) {
+        let now = now_ms();
+        if let Ok(true) = self.with(|s, _| s.due_step().is_some() && !s.is_driving(now)) {
             let _ = self.drive(storage).await;
         }
     }
@@ -367,14 +408,15 @@ impl UploadSession {
 
     async fn drive_steps(&self, storage: &Storage) -> Result<(), ApiError> {
         loop {
-            let Some(step) = self.with(|s, _| s.take_step())?? else {
+            let Some(step) = self.with(|s, _| s.take_step(now_ms()))?? else {
                 return Ok(());
             };
             // The backstop first: if this instance dies while storage works, the alarm
             // finds the step due and carries it out.
             self.sync_alarm().await;
             let outcome = self.carry_out(storage, &step).await;
-            self.change(Save::State, |s, _| s.on_step(outcome))?;
+            let now = now_ms();
+            self.change(Save::State, |s, _| s.on_step(outcome, now))?;
         }
     }
 
@@ -390,23 +432,30 @@ impl UploadSession {
             return StepOutcome::Failed;
         };
         match step {
-            Step::ListParts => storage
-                .list_parts(&file_id, &upload_id, recorded)
-                .await
-                .map_or(StepOutcome::Failed, StepOutcome::Listed),
+            Step::ListParts => match storage.list_parts(&file_id, &upload_id, recorded).await {
+                Ok(listed) => StepOutcome::Listed(listed),
+                Err(UploadFailure::Gone) => StepOutcome::Gone,
+                Err(UploadFailure::Failed) => StepOutcome::Failed,
+            },
             Step::Complete(parts) => match storage.complete(&file_id, &upload_id, parts).await {
                 Ok(()) => StepOutcome::Completed,
                 Err(CompleteFailure::Refused) => StepOutcome::Refused,
+                Err(CompleteFailure::Gone) => StepOutcome::Gone,
                 Err(CompleteFailure::Failed) => StepOutcome::Failed,
             },
             Step::CheckObject => storage
                 .object_exists(&file_id)
                 .await
                 .map_or(StepOutcome::Failed, StepOutcome::Exists),
-            Step::Abort => storage
-                .abort(&file_id, &upload_id)
+            Step::Abort => match storage.abort(&file_id, &upload_id).await {
+                Ok(Aborted::Now) => StepOutcome::Aborted,
+                Ok(Aborted::AlreadyGone) => StepOutcome::Gone,
+                Err(_) => StepOutcome::Failed,
+            },
+            Step::DeleteObject => storage
+                .delete_object(&file_id)
                 .await
-                .map_or(StepOutcome::Failed, |()| StepOutcome::Aborted),
+                .map_or(StepOutcome::Failed, |()| StepOutcome::Deleted),
         }
     }
 
@@ -415,6 +464,7 @@ impl UploadSession {
     /// Expires an open session past its expiry and carries out any step due.
     async fn on_alarm(&self) -> Result<(), ApiError> {
         let config = Config::from_env(&self.env)?;
+        self.timing.set(config.step_timing);
         let storage = Storage::from_config(&self.env, &config)?;
         let now = now_ms();
         self.alarm_at.set(None); // the alarm that fired is gone
@@ -478,7 +528,11 @@ impl UploadSession {
     fn with<R>(&self, f: impl FnOnce(&mut Session, &FileMeta) -> R) -> Result<R, ApiError> {
         let mut cache = self.cache.borrow_mut();
         if cache.is_none() {
-            *cache = self.store().load()?;
+            let timing = self.timing.get();
+            *cache = self
+                .store()
+                .load()?
+                .map(|(session, file)| (session.with_timing(timing), file));
         }
         match cache.as_mut() {
             Some((session, file)) => Ok(f(session, file)),
@@ -515,8 +569,4 @@ impl UploadSession {
 async fn body<T: DeserializeOwned>(req: &mut Request) -> Result<T, ApiError> {
     let bytes = req.bytes().await.or_internal("reading a session call")?;
     serde_json::from_slice(&bytes).or_internal("reading a session call")
-}
-
-fn now_ms() -> u64 {
-    Date::now().as_millis()
 }

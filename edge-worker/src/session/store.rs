@@ -1,11 +1,12 @@
 //! How an upload session is kept in its Durable Object's SQLite storage.
 //!
-//! Three tables, in this object's own schema (version [`SCHEMA_VERSION`], stored in the
+//! Four tables, in this object's own schema (version [`SCHEMA_VERSION`], stored in the
 //! session row and checked on every load; the protocol type is mapped onto it here,
 //! never serialized as it is): `session`, one row with the session's state and what the
 //! file record and storage need (header, sealed metadata, storage's upload id, the
 //! create request's digest); `parts`, one row per recorded part; `writes`, one row per
-//! part write in flight. Recording or fencing a part writes only that part's rows, so
+//! part write in flight; `lapsed`, one row per write whose lease ran out before it
+//! reported (storage may still commit it). Recording or fencing a part writes only that part's rows, so
 //! the 10,000th part of an upload costs what the first did; state changes rewrite the
 //! session row. Nothing secret is stored: the owner token only as its SHA-256, the
 //! header and metadata are public to whoever has the link anyway and the metadata is
@@ -25,7 +26,7 @@ use crate::http::{OrApiError as _, internal};
 
 /// The layout of the tables below. A session stored under another version is refused
 /// (`500 internal`) rather than misread.
-pub(crate) const SCHEMA_VERSION: i64 = 2;
+pub(crate) const SCHEMA_VERSION: i64 = 3;
 
 /// What the object keeps beside the session: what the file record and storage need.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,6 +55,10 @@ struct SessionRow {
     /// The completion parts as JSON `[[part, etag], ...]`.
     completion: String,
     next_fence: i64,
+    /// The parts of a completion storage may still carry out, as `completion`.
+    pending_completion: String,
+    step_failures: i64,
+    step_failed_at: i64,
     header: Vec<u8>,
     metadata: Vec<u8>,
     upload_id: String,
@@ -61,15 +66,11 @@ struct SessionRow {
 }
 
 const SESSION_COLUMNS: &str = "schema_version, file_id, plan, owner_token_hash, created_at, \
-     expires_at, stage, completion, next_fence, header, metadata, upload_id, digest";
+     expires_at, stage, completion, next_fence, pending_completion, step_failures, \
+     step_failed_at, header, metadata, upload_id, digest";
 
 impl SessionRow {
     fn new(snapshot: &Snapshot, file: &FileMeta) -> Result<Self, String> {
-        let completion: Vec<(u32, &str)> = snapshot
-            .completion
-            .iter()
-            .map(|p| (p.part_number, p.etag.as_str()))
-            .collect();
         Ok(Self {
             schema_version: SCHEMA_VERSION,
             file_id: snapshot.file_id.to_string(),
@@ -82,8 +83,11 @@ impl SessionRow {
             created_at: to_i64(snapshot.created_at)?,
             expires_at: to_i64(snapshot.expires_at)?,
             stage: snapshot.stage.as_str().to_owned(),
-            completion: serde_json::to_string(&completion).map_err(|e| e.to_string())?,
+            completion: parts_json(&snapshot.completion)?,
             next_fence: to_i64(snapshot.next_fence)?,
+            pending_completion: parts_json(&snapshot.pending_completion)?,
+            step_failures: i64::from(snapshot.step_failures),
+            step_failed_at: to_i64(snapshot.step_failed_at)?,
             header: file.header.clone(),
             metadata: file.metadata.clone(),
             upload_id: file.upload_id.clone(),
@@ -102,6 +106,9 @@ impl SessionRow {
             self.stage.clone().into(),
             self.completion.clone().into(),
             self.next_fence.into(),
+            self.pending_completion.clone().into(),
+            self.step_failures.into(),
+            self.step_failed_at.into(),
             SqlStorageValue::Blob(self.header.clone()),
             SqlStorageValue::Blob(self.metadata.clone()),
             self.upload_id.clone().into(),
@@ -122,6 +129,9 @@ impl SessionRow {
             stage: text(next()?)?,
             completion: text(next()?)?,
             next_fence: int(next()?)?,
+            pending_completion: text(next()?)?,
+            step_failures: int(next()?)?,
+            step_failed_at: int(next()?)?,
             header: blob(next()?)?,
             metadata: blob(next()?)?,
             upload_id: text(next()?)?,
@@ -137,8 +147,6 @@ impl SessionRow {
                 self.schema_version
             ));
         }
-        let completion: Vec<(u32, String)> =
-            serde_json::from_str(&self.completion).map_err(|e| e.to_string())?;
         let snapshot = Snapshot {
             file_id: FileId::parse(&self.file_id).map_err(|e| e.to_string())?,
             plan: serde_json::from_str::<PartPlan>(&self.plan).map_err(|e| e.to_string())?,
@@ -149,13 +157,14 @@ impl SessionRow {
             created_at: to_u64(self.created_at)?,
             expires_at: to_u64(self.expires_at)?,
             stage: Stage::parse(&self.stage).ok_or("an unknown stage")?,
-            completion: completion
-                .into_iter()
-                .map(|(part_number, etag)| CompletedPart { part_number, etag })
-                .collect(),
+            completion: parts_from_json(&self.completion)?,
             recorded: Vec::new(),
             writes: Vec::new(),
+            lapsed: Vec::new(),
             next_fence: to_u64(self.next_fence)?,
+            pending_completion: parts_from_json(&self.pending_completion)?,
+            step_failures: u32::try_from(self.step_failures).map_err(|e| e.to_string())?,
+            step_failed_at: to_u64(self.step_failed_at)?,
         };
         let file = FileMeta {
             header: self.header,
@@ -220,6 +229,9 @@ impl SessionStore {
                 stage TEXT NOT NULL,
                 completion TEXT NOT NULL,
                 next_fence INTEGER NOT NULL,
+                pending_completion TEXT NOT NULL,
+                step_failures INTEGER NOT NULL,
+                step_failed_at INTEGER NOT NULL,
                 header BLOB NOT NULL,
                 metadata BLOB NOT NULL,
                 upload_id TEXT NOT NULL,
@@ -237,6 +249,11 @@ impl SessionStore {
                 lease_until INTEGER NOT NULL,
                 overlapped INTEGER NOT NULL
             )",
+            "CREATE TABLE IF NOT EXISTS lapsed (
+                part_number INTEGER NOT NULL,
+                fence INTEGER NOT NULL,
+                PRIMARY KEY (part_number, fence)
+            )",
         ] {
             self.sql.exec(table, None).or_internal(ctx)?;
         }
@@ -245,7 +262,7 @@ impl SessionStore {
             .exec(
                 &format!(
                     "INSERT INTO session (id, {SESSION_COLUMNS}) \
-                     VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                     VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 ),
                 row.values(),
             )
@@ -271,7 +288,7 @@ impl SessionStore {
         let (mut snapshot, file) = SessionRow::from_values(values)
             .and_then(SessionRow::read)
             .map_err(|e| internal(ctx, e))?;
-        for row in self.rows("SELECT part_number, etag, size, fence FROM parts")? {
+        for row in self.rows::<4>("SELECT part_number, etag, size, fence FROM parts")? {
             let [n, etag, size, fence] = row;
             let part = RecordedPart {
                 etag: text(etag).map_err(|e| internal(ctx, e))?,
@@ -280,7 +297,9 @@ impl SessionStore {
             };
             snapshot.recorded.push((part_number(n, ctx)?, part));
         }
-        for row in self.rows("SELECT part_number, fence, lease_until, overlapped FROM writes")? {
+        for row in
+            self.rows::<4>("SELECT part_number, fence, lease_until, overlapped FROM writes")?
+        {
             let [n, fence, until, overlapped] = row;
             let write = PartWrite {
                 fence: uint(fence).map_err(|e| internal(ctx, e))?,
@@ -289,12 +308,17 @@ impl SessionStore {
             };
             snapshot.writes.push((part_number(n, ctx)?, write));
         }
+        for row in self.rows::<2>("SELECT part_number, fence FROM lapsed")? {
+            let [n, fence] = row;
+            let fence = uint(fence).map_err(|e| internal(ctx, e))?;
+            snapshot.lapsed.push((part_number(n, ctx)?, fence));
+        }
         let session = Session::restore(snapshot).map_err(|e| internal(ctx, e))?;
         Ok(Some((session, file)))
     }
 
-    /// Writes part `part`'s rows (its record and its write in flight, or their absence)
-    /// and the next fence: everything a part call changes.
+    /// Writes part `part`'s rows (its record, its write in flight and its lapsed writes,
+    /// or their absence) and the next fence: everything a part call changes.
     pub fn save_part(&self, session: &Session, part: u32) -> Result<(), ApiError> {
         let ctx = "recording a part";
         let n = i64::from(part);
@@ -329,7 +353,12 @@ impl SessionStore {
                 .exec("DELETE FROM writes WHERE part_number = ?", vec![n.into()]),
         }
         .or_internal(ctx)?;
-        let fence = to_i64(session.snapshot().next_fence).map_err(|e| internal(ctx, e))?;
+        self.sql
+            .exec("DELETE FROM lapsed WHERE part_number = ?", vec![n.into()])
+            .or_internal(ctx)?;
+        let lapsed = session.lapsed_writes().range((part, 0)..=(part, u64::MAX));
+        self.insert_lapsed(lapsed.copied(), ctx)?;
+        let fence = to_i64(session.next_fence()).map_err(|e| internal(ctx, e))?;
         self.sql
             .exec("UPDATE session SET next_fence = ?", vec![fence.into()])
             .or_internal(ctx)?;
@@ -337,32 +366,80 @@ impl SessionStore {
     }
 
     /// Writes the session row after a state change. State changes only ever clear all
-    /// parts or all writes at once (abort, completion's start, a refused completion), so
-    /// an empty set in the session is an empty table.
+    /// parts or all writes at once (abort, completion's start), or drop records (a
+    /// refused completion), so the parts table keeps only what the session records; the
+    /// lapsed writes (few) are written again.
     pub fn save_state(&self, session: &Session, file: &FileMeta) -> Result<(), ApiError> {
         let ctx = "updating the session";
         let row = SessionRow::new(&session.snapshot(), file).map_err(|e| internal(ctx, e))?;
         self.sql
             .exec(
-                "UPDATE session SET stage = ?, completion = ?, next_fence = ?",
+                "UPDATE session SET stage = ?, completion = ?, next_fence = ?, \
+                 pending_completion = ?, step_failures = ?, step_failed_at = ?",
                 vec![
                     row.stage.into(),
                     row.completion.into(),
                     row.next_fence.into(),
+                    row.pending_completion.into(),
+                    row.step_failures.into(),
+                    row.step_failed_at.into(),
                 ],
             )
             .or_internal(ctx)?;
-        if session.recorded_parts().is_empty() {
-            self.sql.exec("DELETE FROM parts", None).or_internal(ctx)?;
+        match session.recorded_parts().keys().max() {
+            None => {
+                self.sql.exec("DELETE FROM parts", None).or_internal(ctx)?;
+            }
+            Some(_) => {
+                // A refused completion drops some records: keep only the recorded ones.
+                for n in self.part_numbers()? {
+                    if !session.recorded_parts().contains_key(&n) {
+                        self.sql
+                            .exec(
+                                "DELETE FROM parts WHERE part_number = ?",
+                                vec![i64::from(n).into()],
+                            )
+                            .or_internal(ctx)?;
+                    }
+                }
+            }
         }
         if session.part_writes().is_empty() {
             self.sql.exec("DELETE FROM writes", None).or_internal(ctx)?;
         }
+        self.sql.exec("DELETE FROM lapsed", None).or_internal(ctx)?;
+        self.insert_lapsed(session.lapsed_writes().iter().copied(), ctx)?;
         Ok(())
     }
 
-    /// The rows of a four-column query.
-    fn rows(&self, query: &str) -> Result<Vec<[SqlStorageValue; 4]>, ApiError> {
+    /// The part numbers the parts table holds.
+    fn part_numbers(&self) -> Result<Vec<u32>, ApiError> {
+        let ctx = "updating the session";
+        self.rows::<1>("SELECT part_number FROM parts")?
+            .into_iter()
+            .map(|[n]| part_number(n, ctx))
+            .collect()
+    }
+
+    fn insert_lapsed(
+        &self,
+        lapsed: impl Iterator<Item = (u32, u64)>,
+        ctx: &str,
+    ) -> Result<(), ApiError> {
+        for (part, fence) in lapsed {
+            let fence = to_i64(fence).map_err(|e| internal(ctx, e))?;
+            self.sql
+                .exec(
+                    "INSERT OR REPLACE INTO lapsed (part_number, fence) VALUES (?, ?)",
+                    vec![i64::from(part).into(), fence.into()],
+                )
+                .or_internal(ctx)?;
+        }
+        Ok(())
+    }
+
+    /// The rows of an `N`-column query.
+    fn rows<const N: usize>(&self, query: &str) -> Result<Vec<[SqlStorageValue; N]>, ApiError> {
         let ctx = "loading the session";
         self.sql
             .exec(query, None)
@@ -370,10 +447,27 @@ impl SessionStore {
             .raw()
             .map(|row| {
                 let row = row.or_internal(ctx)?;
-                <[SqlStorageValue; 4]>::try_from(row).map_err(|_| internal(ctx, "a row's width"))
+                <[SqlStorageValue; N]>::try_from(row).map_err(|_| internal(ctx, "a row's width"))
             })
             .collect()
     }
+}
+
+/// Parts as JSON `[[part, etag], ...]`.
+fn parts_json(parts: &[CompletedPart]) -> Result<String, String> {
+    let pairs: Vec<(u32, &str)> = parts
+        .iter()
+        .map(|p| (p.part_number, p.etag.as_str()))
+        .collect();
+    serde_json::to_string(&pairs).map_err(|e| e.to_string())
+}
+
+fn parts_from_json(json: &str) -> Result<Vec<CompletedPart>, String> {
+    let pairs: Vec<(u32, String)> = serde_json::from_str(json).map_err(|e| e.to_string())?;
+    Ok(pairs
+        .into_iter()
+        .map(|(part_number, etag)| CompletedPart { part_number, etag })
+        .collect())
 }
 
 fn part_number(v: SqlStorageValue, ctx: &str) -> Result<u32, ApiError> {
@@ -454,12 +548,13 @@ mod tests {
         assert_eq!(back, row);
         let (read, read_file) = back.read().unwrap();
         assert_eq!(read_file, file);
-        // Parts and writes live in their own tables.
+        // Parts, writes and lapsed writes live in their own tables.
         assert_eq!(
             read,
             Snapshot {
                 recorded: Vec::new(),
                 writes: Vec::new(),
+                lapsed: Vec::new(),
                 ..snap
             }
         );
@@ -482,6 +577,6 @@ mod tests {
         let mut values = row.values();
         values[0] = SqlStorageValue::String("2".into());
         assert!(SessionRow::from_values(values).is_err());
-        assert!(SessionRow::from_values(row.values()[..12].to_vec()).is_err());
+        assert!(SessionRow::from_values(row.values()[..15].to_vec()).is_err());
     }
 }

@@ -9,6 +9,8 @@
 //! R2 failures are told apart by the numeric `code` the binding's `R2Error` carries
 //! (10024 no such upload, 10025 invalid part), never by their message text; where there
 //! is no code (a stream error), the state of the request body says whose fault it was.
+//! Whatever failed, a body the client is still sending is drained, so it reads the
+//! answer rather than a reset connection.
 
 use std::future::Future;
 use std::time::Duration;
@@ -26,13 +28,15 @@ use worker::wasm_bindgen_futures::JsFuture;
 use worker::web_sys::{AbortController, ReadableStream, ReadableStreamDefaultReader};
 use worker::worker_sys::FixedLengthStream;
 use worker::{
-    Bucket, Data, Date, Delay, Env, Headers, Range, Response, ResponseBody, UploadedPart,
-    console_warn,
+    Bucket, Data, Delay, Env, Headers, Range, Response, ResponseBody, UploadedPart, console_warn,
 };
 
-use super::{CompleteFailure, Provider, StorageFailure, object_key};
+use super::{
+    Aborted, CompleteFailure, Provider, StorageFailure, UploadFailure, object_key, with_timeout,
+};
 use crate::config::Config;
 use crate::http::{OrApiError as _, discard, error_response};
+use crate::now_ms;
 
 /// The `wrangler.toml` binding of the R2 bucket.
 const BUCKET_BINDING: &str = "BUCKET";
@@ -87,10 +91,8 @@ impl Provider for R2Binding {
         size: u64,
         now_ms: u64,
     ) -> PartUrl {
-        let claims = BlobClaims {
-            expires_at: now_ms.saturating_add(self.part_url_ttl_ms),
-            ..BlobClaims::part_upload(file_id.clone(), upload_id, part, size, now_ms)
-        };
+        let expires_at = now_ms.saturating_add(self.part_url_ttl_ms);
+        let claims = BlobClaims::part_upload(file_id.clone(), upload_id, part, size, expires_at);
         PartUrl {
             part_number: part,
             url: format!(
@@ -108,7 +110,7 @@ impl Provider for R2Binding {
         _file_id: &FileId,
         _upload_id: &str,
         recorded: Vec<ListedPart>,
-    ) -> Result<Vec<ListedPart>, StorageFailure> {
+    ) -> Result<Vec<ListedPart>, UploadFailure> {
         Ok(recorded)
     }
 
@@ -121,10 +123,7 @@ impl Provider for R2Binding {
         let upload = self
             .bucket
             .resume_multipart_upload(object_key(file_id), upload_id)
-            .map_err(|e| {
-                StorageFailure::logged("resuming a multipart upload", e);
-                CompleteFailure::Failed
-            })?;
+            .map_err(|e| StorageFailure::logged("resuming a multipart upload", e))?;
         let parts = parts
             .iter()
             .map(|p| {
@@ -148,26 +147,29 @@ impl Provider for R2Binding {
             .map_err(|e| StorageFailure::logged("looking for an object", e))
     }
 
-    async fn abort(&self, file_id: &FileId, upload_id: &str) -> Result<(), StorageFailure> {
+    async fn abort(&self, file_id: &FileId, upload_id: &str) -> Result<Aborted, StorageFailure> {
         let upload = self
             .bucket
             .resume_multipart_upload(object_key(file_id), upload_id)
             .map_err(|e| StorageFailure::logged("resuming a multipart upload", e))?;
         match upload.abort().await {
-            Ok(()) => Ok(()),
-            Err(e) if abort_counts_as_done(r2_error_code(&e)) => {
-                console_warn!("aborting an upload R2 no longer has: {e}");
-                Ok(())
-            }
+            Ok(()) => Ok(Aborted::Now),
+            Err(e) if is_no_such_upload(r2_error_code(&e)) => Ok(Aborted::AlreadyGone),
             Err(e) => Err(StorageFailure::logged("aborting a multipart upload", e)),
         }
     }
 
+    /// R2's delete of a missing key succeeds: deleting twice is deleting once.
+    async fn delete_object(&self, file_id: &FileId) -> Result<(), StorageFailure> {
+        self.bucket
+            .delete(object_key(file_id))
+            .await
+            .map_err(|e| StorageFailure::logged("deleting an object", e))
+    }
+
     fn download_url(&self, file_id: &FileId, now_ms: u64) -> DownloadUrl {
-        let claims = BlobClaims {
-            expires_at: now_ms.saturating_add(self.download_url_ttl_ms),
-            ..BlobClaims::download(file_id.clone(), now_ms)
-        };
+        let expires_at = now_ms.saturating_add(self.download_url_ttl_ms);
+        let claims = BlobClaims::download(file_id.clone(), expires_at);
         DownloadUrl {
             url: format!(
                 "{}/blob/{file_id}?{}",
@@ -188,7 +190,8 @@ impl Provider for R2Binding {
 pub(crate) enum WriteFailure {
     /// The request body broke off before its declared length (the client went away).
     Body,
-    /// Storage failed or refused; `gone` when it said it no longer has the upload.
+    /// Storage failed or refused; `gone` when it said it no longer has the upload
+    /// (the session then learns it: a completion may have landed, or R2 aborted it).
     Storage {
         /// R2 answered "no such upload".
         gone: bool,
@@ -215,14 +218,15 @@ impl R2Binding {
     /// The body is never read in wasm: the runtime pipes it into a `FixedLengthStream`
     /// of exactly `size` bytes (R2 needs a known length; the stream also checks that
     /// exactly that many arrive), whose readable side goes to `uploadPart`. Every third
-    /// of the lease the writer renews it; if the session refuses (the write was
-    /// superseded or the upload is over), or renewals fail until the lease is nearly
-    /// out, the pipe is aborted, so this write can no longer land: that is the promise
-    /// the session's fencing relies on.
+    /// of the lease the writer renews it, each renewal raced against the stop margin
+    /// before the lease's end; if the session refuses (the write was superseded or the
+    /// upload is over), or no renewal answered in time, the pipe is aborted, so no more
+    /// bytes go to storage. That cannot undo what R2 is already committing (a pipe that
+    /// has finished): the session counts with such writes landing late (lapsed writes).
     ///
     /// When `uploadPart` fails, its R2 code says what happened; without one, the request
-    /// body is asked: if it errored, the client broke off ([`WriteFailure::Body`]), else
-    /// storage failed and the rest of the body is drained so the client gets the answer.
+    /// body is asked: if it errored, the client broke off ([`WriteFailure::Body`]).
+    /// Otherwise the rest of the body is drained, so the client gets the answer.
     pub async fn write_part<F, Fut>(
         &self,
         file_id: &FileId,
@@ -263,25 +267,28 @@ impl R2Binding {
             Box::pin(upload.upload_part(r2_part, Data::ReadableStream(counted.readable())));
         let mut stopped = false;
         let uploaded = loop {
-            let now = now_ms();
-            let wait = renewal_wait(now, lease.until, lease.length_ms);
+            let wait = renewal_wait(now_ms(), lease.until, lease.length_ms);
             let tick = Box::pin(Delay::from(Duration::from_millis(wait)));
-            match select(uploading, tick).await {
+            uploading = match select(uploading, tick).await {
                 Either::Left((result, _)) => break result,
-                Either::Right(((), still)) => {
-                    uploading = still;
-                    if stopped {
-                        continue;
-                    }
-                    match (lease.renew)().await {
-                        Ok(until) => lease.until = until,
-                        Err(e) if should_stop(&e, now_ms(), lease.until, lease.length_ms) => {
-                            console_warn!("part {part}: stopping the write ({})", e.code);
-                            stop.abort();
-                            stopped = true;
-                        }
-                        Err(e) => console_warn!("part {part}: renewing the lease: {}", e.code),
-                    }
+                Either::Right(((), still)) => still,
+            };
+            // Renew, but never past the stop margin: a session call that hangs must not
+            // let the body stream on after the lease.
+            let deadline = stop_deadline(lease.until, lease.length_ms);
+            let renewal = with_timeout(deadline.saturating_sub(now_ms()), (lease.renew)()).await;
+            match renewal {
+                Some(Ok(until)) => lease.until = until,
+                Some(Err(e)) if !should_stop(&e, now_ms(), lease.until, lease.length_ms) => {
+                    console_warn!("part {part}: renewing the lease: {}", e.code);
+                }
+                refused_or_late => {
+                    let why = refused_or_late.map_or("no answer in time", |_| "refused");
+                    console_warn!("part {part}: stopping the write ({why})");
+                    stop.abort();
+                    stopped = true;
+                    // Nothing more to renew: wait for R2 to settle the write.
+                    break uploading.await;
                 }
             }
         };
@@ -296,7 +303,14 @@ impl R2Binding {
             }
             Err(e) => {
                 let code = r2_error_code(&e);
-                let broken = code.is_none() && body_broke(&body).await;
+                let broken = match code {
+                    // Storage's failure: the client may still be sending.
+                    Some(_) => {
+                        discard(body).await;
+                        false
+                    }
+                    None => body_broke(&body).await,
+                };
                 if !broken {
                     StorageFailure::logged("uploading a part", &e);
                 }
@@ -416,16 +430,18 @@ fn r2_error_code(error: &worker::Error) -> Option<u32> {
         .map(|c| c as u32)
 }
 
-/// A failed abort that still counts as done: R2 no longer has the upload (aborted
-/// already, or dropped by its own 7-day rule).
-fn abort_counts_as_done(code: Option<u32>) -> bool {
+/// Whether R2 said it no longer has the upload (completed, aborted already, or dropped
+/// by its own 7-day rule).
+fn is_no_such_upload(code: Option<u32>) -> bool {
     code == Some(R2_NO_SUCH_UPLOAD)
 }
 
-/// What a failed completion means for the session: refused parts, or anything else.
+/// What a failed completion means for the session: refused parts, no such upload, or
+/// anything else.
 fn complete_failure(code: Option<u32>) -> CompleteFailure {
     match code {
         Some(R2_INVALID_PART) => CompleteFailure::Refused,
+        Some(R2_NO_SUCH_UPLOAD) => CompleteFailure::Gone,
         _ => CompleteFailure::Failed,
     }
 }
@@ -445,8 +461,14 @@ fn classify_write(code: Option<u32>, body_broke: bool) -> WriteFailure {
 /// How long to wait before renewing a lease that runs out at `until`: a third of its
 /// length, but never later than the stop margin before its end (at least 1 ms).
 fn renewal_wait(now: u64, until: u64, length_ms: u64) -> u64 {
-    let deadline = until.saturating_sub(stop_margin(length_ms));
-    (length_ms / 3).min(deadline.saturating_sub(now)).max(1)
+    (length_ms / 3)
+        .min(stop_deadline(until, length_ms).saturating_sub(now))
+        .max(1)
+}
+
+/// When a writer whose lease runs out at `until` must have stopped unless renewed.
+fn stop_deadline(until: u64, length_ms: u64) -> u64 {
+    until.saturating_sub(stop_margin(length_ms))
 }
 
 /// How long before a lease runs out a writer that cannot renew it stops.
@@ -467,10 +489,6 @@ fn r2_part_number(part_number: u32) -> Option<u16> {
     u16::try_from(part_number).ok()
 }
 
-fn now_ms() -> u64 {
-    Date::now().as_millis()
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -478,13 +496,14 @@ mod tests {
 
     #[test]
     fn r2_codes_decide_what_a_failure_means() {
-        assert!(abort_counts_as_done(Some(10024)));
+        assert!(is_no_such_upload(Some(10024)));
         // 10001 is R2's generic internal error: a real failure, retried.
         for code in [None, Some(10001), Some(10025)] {
-            assert!(!abort_counts_as_done(code), "{code:?}");
+            assert!(!is_no_such_upload(code), "{code:?}");
         }
         assert_eq!(complete_failure(Some(10025)), CompleteFailure::Refused);
-        for code in [None, Some(10024), Some(10001)] {
+        assert_eq!(complete_failure(Some(10024)), CompleteFailure::Gone);
+        for code in [None, Some(10001)] {
             assert_eq!(complete_failure(code), CompleteFailure::Failed);
         }
     }
@@ -515,6 +534,8 @@ mod tests {
         // Close to the end: wake in time to stop before the margin.
         assert_eq!(renewal_wait(45_000, len, len), 5_000);
         assert_eq!(renewal_wait(55_000, len, len), 1);
+        // A renewal may take until the stop margin, no longer.
+        assert_eq!(stop_deadline(len, len), 50_000);
         let busy = ApiError::busy("superseded", 1);
         let gone = ApiError::upload_not_open("aborted");
         let flaky = ApiError::internal();

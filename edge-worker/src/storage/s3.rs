@@ -1,10 +1,12 @@
 //! The `s3` storage provider: any S3-compatible store (AWS S3, R2's S3 API, MinIO,
-//! Wasabi), reached with SigV4-presigned URLs made by rusty-s3.
+//! Wasabi).
 //!
 //! No part byte touches the worker. A client PUTs each part straight to a presigned
-//! UploadPart URL and GETs the finished object from a presigned GetObject URL; the worker
-//! itself only makes the small control calls (create, list parts, complete, abort, head,
-//! list uploads), also as presigned requests, through the Workers `fetch` API.
+//! UploadPart URL (rusty-s3, SigV4 in the query, with the part's `content-length` signed
+//! so storage refuses any other size) and GETs the finished object from a presigned
+//! GetObject URL. The worker itself only makes the small control calls (create, list
+//! parts, complete, abort, head, delete, list uploads), signed in an `Authorization`
+//! header ([`sigv4`]) and sent through the Workers `fetch` API.
 //!
 //! Storage is the truth for parts: a presigned PUT is never reported to the worker, so
 //! what the session believes about parts comes from ListParts (every page), and every
@@ -14,15 +16,13 @@
 //! calls, then the requests those calls send (pure, so they are unit-tested natively) and
 //! the transport that sends them. What comes back is read by [`xml`].
 
+pub(crate) mod sigv4;
 pub(crate) mod xml;
 
 use std::time::Duration;
 
 use jiff::Timestamp;
-use rusty_s3::actions::{
-    AbortMultipartUpload, CompleteMultipartUpload, CreateMultipartUpload, GetObject, HeadObject,
-    ListParts, UploadPart,
-};
+use rusty_s3::actions::{CompleteMultipartUpload, GetObject, UploadPart};
 use rusty_s3::{Bucket, Credentials, Method, S3Action, UrlStyle};
 use sealdrop_protocol::ids::FileId;
 use sealdrop_protocol::plan::MAX_PARTS;
@@ -31,12 +31,10 @@ use sealdrop_protocol::wire::{CompletedPart, DownloadUrl, PartUrl};
 use url::Url;
 
 pub(crate) use self::xml::{ListedUpload, S3Error};
-use super::{CompleteFailure, Provider, StorageFailure, object_key};
+use super::{Aborted, CompleteFailure, Provider, StorageFailure, UploadFailure, object_key};
 use crate::config::Config;
+use crate::now_ms;
 
-/// How long the presigned URLs of the worker's own calls are valid: long enough for
-/// some clock skew between the worker and storage, short since each is used at once.
-const CALL_URL_TTL: Duration = Duration::from_secs(5 * 60);
 /// Parts per ListParts page and uploads per ListMultipartUploads page: S3's maximum.
 const PAGE_SIZE: u16 = 1000;
 
@@ -68,6 +66,16 @@ pub(crate) struct S3Storage<T = Fetch> {
     part_url_ttl: Duration,
     download_url_ttl: Duration,
     transport: T,
+}
+
+/// What an AbortMultipartUpload found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AbortOutcome {
+    /// Storage aborted the upload.
+    Aborted,
+    /// Storage did not know the upload (`NoSuchUpload`: aborted before, completed, or
+    /// dropped by a lifecycle rule).
+    NoSuchUpload,
 }
 
 impl S3Storage<Fetch> {
@@ -111,26 +119,29 @@ impl<T: Transport> S3Storage<T> {
         })
     }
 
-    /// The presigned URL a client PUTs part `part_number` of the upload to.
-    ///
-    /// Nothing in it binds the body's size (a presigned URL cannot require a
-    /// `Content-Length`), which is why completion checks every part's size in ListParts.
-    /// The session only signs planned parts (1 to 10,000); a larger number would be
-    /// signed as 65,535, which S3 refuses, so such a URL can store nothing.
+    /// The presigned URL a client PUTs part `part_number` (`size` bytes) of the upload
+    /// to. The size is signed as `content-length`, which the browser sends for the body
+    /// it has and storage checks, so a body of another size is refused (`403`) before
+    /// anything is stored. The session only signs planned parts (1 to 10,000); a larger
+    /// number would be signed as 65,535, which S3 refuses, so such a URL stores nothing.
     pub fn presign_part(
         &self,
         key: &str,
         upload_id: &str,
         part_number: u32,
+        size: u64,
         now_ms: u64,
     ) -> PartUrl {
-        let action = UploadPart::new(
+        let mut action = UploadPart::new(
             &self.bucket,
             Some(&self.credentials),
             key,
             u16::try_from(part_number).unwrap_or(u16::MAX),
             upload_id,
         );
+        action
+            .headers_mut()
+            .insert("content-length", size.to_string());
         PartUrl {
             part_number,
             url: self.presign(&action, self.part_url_ttl, now_ms).into(),
@@ -159,7 +170,8 @@ impl<T: Transport> S3Storage<T> {
         xml::created(answer.status, &answer.body)
     }
 
-    /// ListParts, every page: the parts storage holds, in part-number order.
+    /// ListParts, every page: the parts storage holds, in part-number order. An upload
+    /// storage does not know answers `NoSuchUpload` ([`S3Error::is_no_such_upload`]).
     pub async fn parts(
         &self,
         key: &str,
@@ -207,31 +219,31 @@ impl<T: Transport> S3Storage<T> {
         xml::completed(answer.status, &answer.body).map(drop)
     }
 
-    /// AbortMultipartUpload. An upload storage does not know (`NoSuchUpload`: aborted
-    /// before, completed, or dropped by a lifecycle rule) counts as aborted: it is gone
-    /// either way, and an abort retried after a lost answer must succeed.
+    /// AbortMultipartUpload. An upload storage does not know is told apart: the session
+    /// must know whether a completion may have landed; the sweep takes both as done.
     pub async fn abort_upload(
         &self,
         key: &str,
         upload_id: &str,
         now_ms: u64,
-    ) -> Result<(), S3Error> {
+    ) -> Result<AbortOutcome, S3Error> {
         let answer = self
             .transport
             .send(self.abort_request(key, upload_id, now_ms))
             .await?;
         match xml::empty(answer.status, &answer.body) {
-            Err(e) if e.is_no_such_upload() => Ok(()),
-            other => other,
+            Ok(()) => Ok(AbortOutcome::Aborted),
+            Err(e) if e.is_no_such_upload() => Ok(AbortOutcome::NoSuchUpload),
+            Err(e) => Err(e),
         }
     }
 
     /// HeadObject: whether the object `key` exists. A HEAD answer has no body, so here
-    /// (only) the status decides: 404 is "no such key".
+    /// (only) the status decides: 404 is "no such key". (Without `s3:ListBucket`, AWS
+    /// answers a missing key with 403, which is an error here: see the README's policy.)
     pub async fn exists(&self, key: &str, now_ms: u64) -> Result<bool, S3Error> {
-        let action = HeadObject::new(&self.bucket, Some(&self.credentials), key);
-        let url = self.presign(&action, CALL_URL_TTL, now_ms);
-        let answer = self.transport.send(Request::new(Method::Head, url)).await?;
+        let request = self.signed(Method::Head, self.bucket.object_url(key), &[], None, now_ms);
+        let answer = self.transport.send(request).await?;
         match answer.status {
             200..=299 => Ok(true),
             404 => Ok(false),
@@ -239,18 +251,34 @@ impl<T: Transport> S3Storage<T> {
         }
     }
 
+    /// DeleteObject of `key`; a missing key is deleted already (S3 answers 204 anyway).
+    pub async fn delete(&self, key: &str, now_ms: u64) -> Result<(), S3Error> {
+        let request = self.signed(
+            Method::Delete,
+            self.bucket.object_url(key),
+            &[],
+            None,
+            now_ms,
+        );
+        let answer = self.transport.send(request).await?;
+        match xml::empty(answer.status, &answer.body) {
+            Err(e) if e.code() == Some("NoSuchKey") => Ok(()),
+            other => other,
+        }
+    }
+
     /// ListMultipartUploads under `prefix`, page after page, at most `max_pages` of them
-    /// (each is a subrequest, which a Worker has a budget of). Uploads of other keys are
+    /// (each is a subrequest, which a Worker has a budget of), and how many pages it read. Uploads of other keys are
     /// dropped here too, for servers that ignore `prefix`.
     pub async fn uploads(
         &self,
         prefix: &str,
         max_pages: usize,
         now_ms: u64,
-    ) -> Result<Vec<ListedUpload>, S3Error> {
+    ) -> Result<(Vec<ListedUpload>, usize), S3Error> {
         let mut uploads = Vec::new();
         let mut marker: Option<(String, String)> = None;
-        for _ in 0..max_pages {
+        for page_number in 1..=max_pages {
             let request = self.list_uploads_request(prefix, marker.as_ref(), now_ms);
             let answer = self.transport.send(request).await?;
             let page = xml::uploads_page(answer.status, &answer.body)?;
@@ -260,12 +288,12 @@ impl<T: Transport> S3Storage<T> {
                     .filter(|u| u.key.starts_with(prefix)),
             );
             match page.next {
-                None => break,
+                None => return Ok((uploads, page_number)),
                 Some(next) if marker.as_ref().is_none_or(|m| next > *m) => marker = Some(next),
                 Some(_) => return Err(malformed(&answer, "ListMultipartUploads did not advance")),
             }
         }
-        Ok(uploads)
+        Ok((uploads, max_pages))
     }
 
     // -- requests ------------------------------------------------------------------
@@ -274,9 +302,40 @@ impl<T: Transport> S3Storage<T> {
         action.sign_with_time(ttl, &timestamp(now_ms))
     }
 
+    /// A control call to `url` with `query`, signed in its headers at `now_ms`.
+    fn signed(
+        &self,
+        method: Method,
+        url: Url,
+        query: &[(&str, &str)],
+        body: Option<String>,
+        now_ms: u64,
+    ) -> Request {
+        let content_type = [("content-type", "application/xml")];
+        let unsigned = sigv4::Unsigned {
+            method,
+            url,
+            query,
+            headers: if body.is_some() { &content_type } else { &[] },
+            body: body.as_deref().unwrap_or_default().as_bytes(),
+        };
+        let signed = sigv4::sign(
+            &unsigned,
+            &self.credentials,
+            self.bucket.region(),
+            &timestamp(now_ms),
+        );
+        Request {
+            method,
+            url: signed.url,
+            headers: signed.headers,
+            body,
+        }
+    }
+
     fn create_request(&self, key: &str, now_ms: u64) -> Request {
-        let action = CreateMultipartUpload::new(&self.bucket, Some(&self.credentials), key);
-        Request::new(Method::Post, self.presign(&action, CALL_URL_TTL, now_ms))
+        let url = self.bucket.object_url(key);
+        self.signed(Method::Post, url, &[("uploads", "")], None, now_ms)
     }
 
     fn list_parts_request(
@@ -286,12 +345,14 @@ impl<T: Transport> S3Storage<T> {
         marker: Option<u16>,
         now_ms: u64,
     ) -> Request {
-        let mut action = ListParts::new(&self.bucket, Some(&self.credentials), key, upload_id);
-        action.set_max_parts(PAGE_SIZE);
-        if let Some(marker) = marker {
-            action.set_part_number_marker(marker);
+        let page_size = PAGE_SIZE.to_string();
+        let marker = marker.map(|m| m.to_string());
+        let mut query = vec![("max-parts", page_size.as_str()), ("uploadId", upload_id)];
+        if let Some(marker) = &marker {
+            query.push(("part-number-marker", marker));
         }
-        Request::new(Method::Get, self.presign(&action, CALL_URL_TTL, now_ms))
+        let url = self.bucket.object_url(key);
+        self.signed(Method::Get, url, &query, None, now_ms)
     }
 
     fn complete_request(
@@ -307,28 +368,38 @@ impl<T: Transport> S3Storage<T> {
                 etags.len()
             )));
         }
-        let action = CompleteMultipartUpload::new(
+        // rusty-s3 writes the part list (numbering parts by position); the request is
+        // signed here, in headers.
+        let body = CompleteMultipartUpload::new(
             &self.bucket,
-            Some(&self.credentials),
+            None,
             key,
             upload_id,
             etags.iter().map(String::as_str),
-        );
-        let url = self.presign(&action, CALL_URL_TTL, now_ms);
-        Ok(Request {
-            body: Some(action.body()),
-            ..Request::new(Method::Post, url)
-        })
+        )
+        .body();
+        let url = self.bucket.object_url(key);
+        Ok(self.signed(
+            Method::Post,
+            url,
+            &[("uploadId", upload_id)],
+            Some(body),
+            now_ms,
+        ))
     }
 
     fn abort_request(&self, key: &str, upload_id: &str, now_ms: u64) -> Request {
-        let action =
-            AbortMultipartUpload::new(&self.bucket, Some(&self.credentials), key, upload_id);
-        Request::new(Method::Delete, self.presign(&action, CALL_URL_TTL, now_ms))
+        let url = self.bucket.object_url(key);
+        self.signed(
+            Method::Delete,
+            url,
+            &[("uploadId", upload_id)],
+            None,
+            now_ms,
+        )
     }
 
-    /// `GET /?uploads`, which rusty-s3 has no action for: signed with its `sign`, whose
-    /// query must come sorted by name (these names all sort the same on every server).
+    /// `GET /?uploads`, which rusty-s3 has no action for.
     fn list_uploads_request(
         &self,
         prefix: &str,
@@ -336,29 +407,19 @@ impl<T: Transport> S3Storage<T> {
         now_ms: u64,
     ) -> Request {
         let page_size = PAGE_SIZE.to_string();
-        let mut query = Vec::with_capacity(5);
-        if let Some((key, _)) = marker {
+        let mut query = vec![
+            ("max-uploads", page_size.as_str()),
+            ("prefix", prefix),
+            ("uploads", ""),
+        ];
+        if let Some((key, upload_id)) = marker {
             query.push(("key-marker", key.as_str()));
+            if !upload_id.is_empty() {
+                query.push(("upload-id-marker", upload_id.as_str()));
+            }
         }
-        query.push(("max-uploads", page_size.as_str()));
-        query.push(("prefix", prefix));
-        if let Some((_, upload_id)) = marker.filter(|(_, id)| !id.is_empty()) {
-            query.push(("upload-id-marker", upload_id.as_str()));
-        }
-        query.push(("uploads", ""));
-        let url = rusty_s3::signing::sign(
-            &timestamp(now_ms),
-            Method::Get,
-            self.bucket.base_url().clone(),
-            self.credentials.key(),
-            self.credentials.secret(),
-            self.credentials.token(),
-            self.bucket.region(),
-            CALL_URL_TTL.as_secs(),
-            query.into_iter(),
-            std::iter::empty(),
-        );
-        Request::new(Method::Get, url)
+        let url = self.bucket.base_url().clone();
+        self.signed(Method::Get, url, &query, None, now_ms)
     }
 }
 
@@ -367,13 +428,15 @@ fn presign_ttl(ms: u64) -> Duration {
     Duration::from_secs((ms / 1000).clamp(1, 7 * 24 * 60 * 60))
 }
 
-/// When a URL presigned at `now_ms` for `ttl` stops working (ms since the epoch).
+/// When a URL presigned at `now_ms` for `ttl` stops working (ms since the epoch): SigV4
+/// counts from the signing time in whole seconds ([`timestamp`]), so from the second
+/// `now_ms` falls in.
 fn expires_at(now_ms: u64, ttl: Duration) -> u64 {
-    now_ms.saturating_add(ttl.as_secs() * 1000)
+    (now_ms / 1000 * 1000).saturating_add(ttl.as_secs() * 1000)
 }
 
 /// `now_ms` as the signing time. SigV4 counts in whole seconds, so the milliseconds are
-/// dropped (a URL never lives longer than its TTL).
+/// dropped.
 fn timestamp(now_ms: u64) -> Timestamp {
     i64::try_from(now_ms / 1000)
         .ok()
@@ -403,16 +466,15 @@ impl Provider for S3Storage<Fetch> {
             .map_err(|e| StorageFailure::logged("creating a multipart upload", e))
     }
 
-    /// `size` is not signed: S3 cannot bind it (see [`S3Storage::presign_part`]).
     fn part_url(
         &self,
         file_id: &FileId,
         upload_id: &str,
         part: u32,
-        _size: u64,
+        size: u64,
         now_ms: u64,
     ) -> PartUrl {
-        self.presign_part(&object_key(file_id), upload_id, part, now_ms)
+        self.presign_part(&object_key(file_id), upload_id, part, size, now_ms)
     }
 
     /// Storage is the truth: ListParts, every page. The session's record is empty
@@ -422,10 +484,13 @@ impl Provider for S3Storage<Fetch> {
         file_id: &FileId,
         upload_id: &str,
         _recorded: Vec<ListedPart>,
-    ) -> Result<Vec<ListedPart>, StorageFailure> {
+    ) -> Result<Vec<ListedPart>, UploadFailure> {
         self.parts(&object_key(file_id), upload_id, now_ms())
             .await
-            .map_err(|e| StorageFailure::logged("listing parts", e))
+            .map_err(|e| match e.is_no_such_upload() {
+                true => UploadFailure::Gone,
+                false => StorageFailure::logged("listing parts", e).into(),
+            })
     }
 
     async fn complete(
@@ -459,10 +524,21 @@ impl Provider for S3Storage<Fetch> {
             .map_err(|e| StorageFailure::logged("looking for an object", e))
     }
 
-    async fn abort(&self, file_id: &FileId, upload_id: &str) -> Result<(), StorageFailure> {
-        self.abort_upload(&object_key(file_id), upload_id, now_ms())
+    async fn abort(&self, file_id: &FileId, upload_id: &str) -> Result<Aborted, StorageFailure> {
+        match self
+            .abort_upload(&object_key(file_id), upload_id, now_ms())
             .await
-            .map_err(|e| StorageFailure::logged("aborting a multipart upload", e))
+        {
+            Ok(AbortOutcome::Aborted) => Ok(Aborted::Now),
+            Ok(AbortOutcome::NoSuchUpload) => Ok(Aborted::AlreadyGone),
+            Err(e) => Err(StorageFailure::logged("aborting a multipart upload", e)),
+        }
+    }
+
+    async fn delete_object(&self, file_id: &FileId) -> Result<(), StorageFailure> {
+        self.delete(&object_key(file_id), now_ms())
+            .await
+            .map_err(|e| StorageFailure::logged("deleting an object", e))
     }
 
     fn download_url(&self, file_id: &FileId, now_ms: u64) -> DownloadUrl {
@@ -472,41 +548,31 @@ impl Provider for S3Storage<Fetch> {
 
 /// What a failed CompleteMultipartUpload means to the session: storage refused the
 /// part list itself (a part it does not hold with that ETag, out of order, or too
-/// small), or anything else ("no such upload" included: it may have completed).
+/// small), has no such upload (completed by an earlier try, or aborted), or anything
+/// else.
 fn complete_failure(error: &S3Error) -> CompleteFailure {
     match error.code() {
         Some("InvalidPart" | "InvalidPartOrder" | "EntityTooSmall") => CompleteFailure::Refused,
+        Some("NoSuchUpload") => CompleteFailure::Gone,
         _ => CompleteFailure::Failed,
     }
-}
-
-fn now_ms() -> u64 {
-    worker::Date::now().as_millis()
 }
 
 // ---------------------------------------------------------------------------------
 // Transport
 // ---------------------------------------------------------------------------------
 
-/// One presigned request to storage.
+/// One signed request to storage.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Request {
-    /// The HTTP method the URL was signed for.
+    /// The HTTP method.
     pub method: Method,
-    /// The presigned URL.
+    /// The URL, with its query.
     pub url: Url,
+    /// The headers to send (`authorization` among them).
+    pub headers: Vec<(String, String)>,
     /// An XML body (CompleteMultipartUpload's part list).
     pub body: Option<String>,
-}
-
-impl Request {
-    fn new(method: Method, url: Url) -> Self {
-        Self {
-            method,
-            url,
-            body: None,
-        }
-    }
 }
 
 /// Storage's answer: its status and body text (empty for `HEAD`).
@@ -531,7 +597,9 @@ pub(crate) struct Fetch;
 impl Transport for Fetch {
     async fn send(&self, request: Request) -> Result<Answer, S3Error> {
         use worker::{Fetch as WorkerFetch, Headers, Method as M, Request as Req, RequestInit};
-        let unreachable = |e: worker::Error| S3Error::Unreachable(e.to_string());
+        // The error text names the URL, and so the key: keep the platform's words out.
+        let unreachable =
+            |e: worker::Error| S3Error::Unreachable(super::redact_keys(&e.to_string()));
         let method = match request.method {
             Method::Head => M::Head,
             Method::Get => M::Get,
@@ -540,15 +608,14 @@ impl Transport for Fetch {
             Method::Delete => M::Delete,
         };
         let head = method == M::Head;
-        let mut init = RequestInit::new();
-        init.with_method(method);
-        if let Some(body) = request.body {
-            let headers = Headers::new();
-            headers
-                .set("content-type", "application/xml")
-                .map_err(unreachable)?;
-            init.with_headers(headers).with_body(Some(body.into()));
+        let headers = Headers::new();
+        for (name, value) in &request.headers {
+            headers.set(name, value).map_err(unreachable)?;
         }
+        let mut init = RequestInit::new();
+        init.with_method(method)
+            .with_headers(headers)
+            .with_body(request.body.map(Into::into));
         let req = Req::new_with_init(request.url.as_str(), &init).map_err(unreachable)?;
         let mut response = WorkerFetch::Request(req)
             .send()
@@ -730,14 +797,35 @@ mod tests {
         assert_eq!(request.url.path(), "/");
     }
 
+    /// Whether `request` is signed in its headers (never in its query).
+    fn header_signed(request: &Request) -> bool {
+        let auth = request
+            .headers
+            .iter()
+            .find(|(k, _)| k == "authorization")
+            .map(|(_, v)| v.as_str())
+            .unwrap_or_default();
+        auth.starts_with("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261128/auto/s3/aws4_request, ")
+            && request
+                .headers
+                .iter()
+                .any(|(k, v)| k == "x-amz-date" && v == "20261128T234040Z")
+            && request
+                .headers
+                .iter()
+                .any(|(k, _)| k == "x-amz-content-sha256")
+            && !request.url.as_str().contains("X-Amz-")
+    }
+
     #[test]
-    fn part_urls_are_presigned_put_urls_for_one_part() {
+    fn part_urls_are_presigned_put_urls_for_one_part_of_one_size() {
         let script = Scripted::default();
         let s3 = s3(&script);
-        let part = s3.presign_part(KEY, "upload-1", 7, NOW_MS);
+        let part = s3.presign_part(KEY, "upload-1", 7, 5_242_880, NOW_MS);
         assert_eq!(part.part_number, 7);
-        // Whole seconds: the URL is signed at 23:40:40 for 3,600 s.
-        assert_eq!(part.expires_at, 1_795_909_240_123 + 3_600_000);
+        // Whole seconds: the URL is signed at 23:40:40 (not .123) for 3,600 s, and
+        // stops working then.
+        assert_eq!(part.expires_at, 1_795_909_240_000 + 3_600_000);
         let url: Url = part.url.parse().unwrap();
         assert_eq!(
             url.as_str().split('?').next(),
@@ -755,13 +843,20 @@ mod tests {
             Some("AKIDEXAMPLE/20261128/auto/s3/aws4_request")
         );
         assert_eq!(param(&url, "X-Amz-Signature").map(|s| s.len()), Some(64));
+        // The size is signed: storage refuses a body of another length.
+        assert_eq!(
+            param(&url, "X-Amz-SignedHeaders").as_deref(),
+            Some("content-length;host")
+        );
+        let other = s3.presign_part(KEY, "upload-1", 7, 5_242_881, NOW_MS);
+        assert_ne!(other.url, part.url);
         assert!(
             !url.as_str().contains("wJalrXUtnFEMI"),
             "the secret never leaves"
         );
         // A part number no plan has is signed as one S3 refuses.
         let beyond: Url = s3
-            .presign_part(KEY, "upload-1", 70_000, NOW_MS)
+            .presign_part(KEY, "upload-1", 70_000, 1, NOW_MS)
             .url
             .parse()
             .unwrap();
@@ -772,35 +867,24 @@ mod tests {
     fn download_urls_last_fifteen_minutes() {
         let script = Scripted::default();
         let download = s3(&script).presign_download(KEY, NOW_MS);
-        assert_eq!(download.expires_at, NOW_MS + 900_000);
+        assert_eq!(download.expires_at, 1_795_909_240_000 + 900_000);
         let url: Url = download.url.parse().unwrap();
         assert_eq!(param(&url, "X-Amz-Expires").as_deref(), Some("900"));
         assert_eq!(param(&url, "uploadId"), None);
     }
 
     #[test]
-    fn the_list_uploads_request_is_signed_like_any_other() {
+    fn the_workers_own_calls_are_signed_in_headers() {
         let script = Scripted::default();
         let s3 = s3(&script);
         let first = s3.list_uploads_request("files/", None, NOW_MS);
         assert_eq!(first.method, Method::Get);
         assert_eq!(first.url.path(), "/sealdrop-files/");
-        let names: Vec<_> = query(&first.url).into_iter().map(|(k, _)| k).collect();
+        assert!(header_signed(&first), "{first:?}");
         assert_eq!(
-            names,
-            [
-                "X-Amz-Algorithm",
-                "X-Amz-Credential",
-                "X-Amz-Date",
-                "X-Amz-Expires",
-                "X-Amz-SignedHeaders",
-                "max-uploads",
-                "prefix",
-                "uploads",
-                "X-Amz-Signature"
-            ]
+            first.url.query(),
+            Some("max-uploads=1000&prefix=files%2F&uploads=")
         );
-        assert_eq!(param(&first.url, "prefix").as_deref(), Some("files/"));
         let marker = ("files/B".to_owned(), "id-B".to_owned());
         let next = s3.list_uploads_request("files/", Some(&marker), NOW_MS);
         assert_eq!(param(&next.url, "key-marker").as_deref(), Some("files/B"));
@@ -808,10 +892,18 @@ mod tests {
             param(&next.url, "upload-id-marker").as_deref(),
             Some("id-B")
         );
-        assert_ne!(
-            param(&next.url, "X-Amz-Signature"),
-            param(&first.url, "X-Amz-Signature")
-        );
+        let etags = ["\"a\"".to_owned()];
+        for request in [
+            s3.create_request(KEY, NOW_MS),
+            s3.list_parts_request(KEY, "upload-1", Some(3), NOW_MS),
+            s3.complete_request(KEY, "upload-1", &etags, NOW_MS)
+                .unwrap(),
+            s3.abort_request(KEY, "upload-1", NOW_MS),
+            next,
+        ] {
+            assert!(header_signed(&request), "{request:?}");
+            assert!(!format!("{request:?}").contains("wJalrXUtnFEMI"));
+        }
     }
 
     #[test]
@@ -839,6 +931,7 @@ mod tests {
             .collect();
         assert_eq!(markers, [None, Some("2".into()), Some("5".into())]);
         assert!(sent.iter().all(|r| r.method == Method::Get
+            && header_signed(r)
             && param(&r.url, "max-parts").as_deref() == Some("1000")
             && param(&r.url, "uploadId").as_deref() == Some("upload-1")));
     }
@@ -887,6 +980,12 @@ mod tests {
         run(s3(&script).complete_upload(KEY, "upload-1", &etags, NOW_MS)).unwrap();
         let sent = script.sent.borrow();
         assert_eq!(sent[0].method, Method::Post);
+        assert!(header_signed(&sent[0]));
+        assert!(
+            sent[0]
+                .headers
+                .contains(&("content-type".into(), "application/xml".into()))
+        );
         assert_eq!(param(&sent[0].url, "uploadId").as_deref(), Some("upload-1"));
         assert_eq!(
             sent[0].body.as_deref(),
@@ -928,11 +1027,12 @@ mod tests {
             };
             assert_eq!(complete_failure(&error), CompleteFailure::Refused, "{code}");
         }
+        let gone = S3Error::Refused {
+            status: 404,
+            code: Some("NoSuchUpload".into()),
+        };
+        assert_eq!(complete_failure(&gone), CompleteFailure::Gone);
         for error in [
-            S3Error::Refused {
-                status: 404,
-                code: Some("NoSuchUpload".into()),
-            },
             S3Error::Refused {
                 status: 200,
                 code: Some("InternalError".into()),
@@ -956,7 +1056,7 @@ mod tests {
     }
 
     #[test]
-    fn abort_treats_no_such_upload_as_done_and_anything_else_as_a_failure() {
+    fn abort_tells_no_such_upload_apart_and_anything_else_is_a_failure() {
         let script = scripted([
             answer(204, ""),
             answer(404, "<Error><Code>NoSuchUpload</Code></Error>"),
@@ -970,8 +1070,8 @@ mod tests {
         ]);
         let s3 = s3(&script);
         let abort = || run(s3.abort_upload(KEY, "upload-1", NOW_MS));
-        assert_eq!(abort(), Ok(()));
-        assert_eq!(abort(), Ok(()));
+        assert_eq!(abort(), Ok(AbortOutcome::Aborted));
+        assert_eq!(abort(), Ok(AbortOutcome::NoSuchUpload));
         assert_eq!(abort().unwrap_err().code(), Some("NoSuchBucket"));
         assert_eq!(abort().unwrap_err().code(), Some("InternalError"));
         assert_eq!(
@@ -987,12 +1087,12 @@ mod tests {
                 .sent
                 .borrow()
                 .iter()
-                .all(|r| r.method == Method::Delete)
+                .all(|r| r.method == Method::Delete && header_signed(r))
         );
     }
 
     #[test]
-    fn create_and_head() {
+    fn create_head_and_delete() {
         let script = scripted([
             answer(
                 200,
@@ -1002,6 +1102,9 @@ mod tests {
             answer(200, ""),
             answer(404, ""),
             answer(403, ""),
+            answer(204, ""),
+            answer(404, "<Error><Code>NoSuchKey</Code></Error>"),
+            answer(403, "<Error><Code>AccessDenied</Code></Error>"),
         ]);
         let s3 = s3(&script);
         assert_eq!(run(s3.create(KEY, NOW_MS)).unwrap(), "new-id");
@@ -1014,10 +1117,18 @@ mod tests {
                 code: None
             })
         );
+        // Deleting what is not there is done.
+        assert_eq!(run(s3.delete(KEY, NOW_MS)), Ok(()));
+        assert_eq!(run(s3.delete(KEY, NOW_MS)), Ok(()));
+        assert!(run(s3.delete(KEY, NOW_MS)).is_err());
         let sent = script.sent.borrow();
         assert_eq!(sent[0].method, Method::Post);
         assert!(param(&sent[0].url, "uploads").is_some());
-        assert!(sent[1..].iter().all(|r| r.method == Method::Head));
+        assert!(sent[1..4].iter().all(|r| r.method == Method::Head));
+        assert!(sent[4..].iter().all(|r| r.method == Method::Delete
+            && r.url.path() == "/sealdrop-files/files/AAAAAAAAAAAAAAAAAAAAAA"
+            && r.url.query().is_none()));
+        assert!(sent.iter().all(header_signed));
     }
 
     #[test]
@@ -1037,7 +1148,7 @@ mod tests {
         let keys =
             |uploads: Vec<ListedUpload>| uploads.into_iter().map(|u| u.key).collect::<Vec<_>>();
         assert_eq!(
-            keys(run(s3.uploads("files/", 10, NOW_MS)).unwrap()),
+            keys(run(s3.uploads("files/", 10, NOW_MS)).unwrap().0),
             ["files/A", "files/B", "files/C"]
         );
         let sent = script.sent.borrow().clone();
@@ -1055,10 +1166,9 @@ mod tests {
             200,
             &uploads_page(&["files/A"], Some(("files/A", "x"))),
         ));
-        assert_eq!(
-            keys(run(s3.uploads("files/", 1, NOW_MS)).unwrap()),
-            ["files/A"]
-        );
+        let (listed, pages) = run(s3.uploads("files/", 1, NOW_MS)).unwrap();
+        assert_eq!(keys(listed), ["files/A"]);
+        assert_eq!(pages, 1);
 
         // A marker that does not advance would loop forever.
         script.answers.borrow_mut().extend([

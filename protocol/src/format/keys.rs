@@ -58,14 +58,33 @@ impl FileKey {
     /// under a key the header does not commit to (§4). Fails with `key_commitment_failed`:
     /// a wrong key, or a header altered after it was made.
     pub fn derive(&self, header: &Header) -> Result<Keys, FormatError> {
-        let hkdf = self.hkdf(header);
-        commitment_mac(&hkdf, header)
-            .verify_slice(header.commitment())
-            .map_err(|_| FormatError::KeyCommitmentFailed)?;
+        let hkdf = self.committed_hkdf(header)?;
         Ok(Keys {
             content: ContentKey(cipher(&hkdf, CONTENT_INFO)),
             metadata: MetadataKey(cipher(&hkdf, METADATA_INFO)),
         })
+    }
+
+    /// The raw bytes of the content and metadata keys, after the same commitment check as
+    /// [`derive`](FileKey::derive), for a backend that holds keys elsewhere (the browser
+    /// client imports them into WebCrypto as non-extractable keys). Wiped when dropped;
+    /// the caller must not keep other copies.
+    pub fn derive_bytes(&self, header: &Header) -> Result<KeyBytes, FormatError> {
+        let hkdf = self.committed_hkdf(header)?;
+        Ok(KeyBytes {
+            content: expand(&hkdf, CONTENT_INFO),
+            metadata: expand(&hkdf, METADATA_INFO),
+        })
+    }
+
+    /// HKDF over this key and `header`'s salt, once the header's commitment has checked
+    /// (constant time).
+    fn committed_hkdf(&self, header: &Header) -> Result<Hkdf<Sha256>, FormatError> {
+        let hkdf = self.hkdf(header);
+        commitment_mac(&hkdf, header)
+            .verify_slice(header.commitment())
+            .map_err(|_| FormatError::KeyCommitmentFailed)?;
+        Ok(hkdf)
     }
 
     /// The commitment of §4 for `header`'s committed bytes under this key.
@@ -130,6 +149,20 @@ pub struct Keys {
     pub content: ContentKey,
     /// Seals and opens the file name and MIME type.
     pub metadata: MetadataKey,
+}
+
+/// The raw key bytes of one file, from [`FileKey::derive_bytes`], wiped when dropped.
+pub struct KeyBytes {
+    /// The content key's bytes.
+    pub content: Zeroizing<[u8; 32]>,
+    /// The metadata key's bytes.
+    pub metadata: Zeroizing<[u8; 32]>,
+}
+
+impl fmt::Debug for KeyBytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("KeyBytes(<redacted>)")
+    }
 }
 
 /// The content key: AES-256-GCM over the records (§5), its key schedule built once and
@@ -223,6 +256,28 @@ mod tests {
                 theirs.encrypt(&nonce, &b"x"[..]).unwrap()
             );
         }
+    }
+
+    #[test]
+    fn key_bytes_are_the_derived_keys() {
+        let (k, salt) = ([8u8; 32], [2u8; 32]);
+        let key = FileKey::from_bytes(k);
+        let header = Header::new(&key, 64, salt).unwrap();
+        let bytes = key.derive_bytes(&header).unwrap();
+        assert_eq!(
+            *bytes.content,
+            reference_hkdf(&k, &salt, b"sealdrop/v2/content")
+        );
+        assert_eq!(
+            *bytes.metadata,
+            reference_hkdf(&k, &salt, b"sealdrop/v2/metadata")
+        );
+        assert!(format!("{bytes:?}").contains("redacted"));
+        let other = FileKey::from_bytes([9; 32]);
+        assert_eq!(
+            other.derive_bytes(&header).unwrap_err().code(),
+            "key_commitment_failed"
+        );
     }
 
     #[test]

@@ -138,6 +138,32 @@ impl Layout {
         let start = self.sealed_offset(index)?;
         Some(start..start + self.sealed_len(index)?)
     }
+
+    /// How the first `available` bytes of this section divide into records (§6): the
+    /// number of records that arrived whole, and the error a reader reports once those
+    /// have opened: `truncated` naming the first record that did not arrive whole, or
+    /// `trailing_data` naming `N` for bytes past the end; `None` when exactly the section
+    /// arrived. An error while opening a whole record comes first.
+    ///
+    /// For a reader that opens a known-length section record by record through a
+    /// backend of its own; [`StreamOpener`](super::StreamOpener) applies the same rule to
+    /// bytes fed in chunks.
+    pub fn arrived(&self, available: u64) -> (u64, Option<FormatError>) {
+        let section = self.section_len();
+        if available > section {
+            let error = FormatError::TrailingData {
+                record: self.record_count,
+            };
+            return (self.record_count, Some(error));
+        }
+        if available == section {
+            return (self.record_count, None);
+        }
+        // Every record before the last is R + 16 bytes, and `available` ends before the
+        // last record does.
+        let whole = available / (u64::from(self.record_size) + TAG);
+        (whole, Some(FormatError::Truncated { record: whole }))
+    }
 }
 
 #[cfg(test)]
@@ -265,6 +291,32 @@ mod tests {
             Layout::for_section(R, 2 * sealed).unwrap().record_count(),
             2
         );
+    }
+
+    #[test]
+    fn arrived_counts_whole_records_and_names_the_first_missing() {
+        let r = u64::from(R);
+        // Three records: 80 + 80 + 17 bytes.
+        let layout = Layout::for_plaintext(R, 2 * r + 1).unwrap();
+        let truncated = |record| Some(FormatError::Truncated { record });
+        assert_eq!(layout.arrived(0), (0, truncated(0)));
+        assert_eq!(layout.arrived(79), (0, truncated(0)));
+        assert_eq!(layout.arrived(80), (1, truncated(1)));
+        assert_eq!(layout.arrived(160), (2, truncated(2)));
+        assert_eq!(layout.arrived(176), (2, truncated(2)));
+        assert_eq!(layout.arrived(177), (3, None));
+        assert_eq!(
+            layout.arrived(178),
+            (3, Some(FormatError::TrailingData { record: 3 }))
+        );
+        // Whatever arrived, the records counted whole are whole.
+        for available in 0..200 {
+            let (whole, _) = layout.arrived(available);
+            let end = whole
+                .checked_sub(1)
+                .map_or(0, |i| layout.sealed_range(i).unwrap().end);
+            assert!(end <= available, "{available}");
+        }
     }
 
     #[test]

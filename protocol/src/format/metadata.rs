@@ -48,7 +48,7 @@ pub fn seal_metadata(
     nonce: [u8; METADATA_NONCE_LEN],
     metadata: &FileMetadata,
 ) -> Result<Vec<u8>, FormatError> {
-    let mut buffer = padded_json(metadata)?;
+    let mut buffer = metadata_plaintext(metadata)?;
     let tag = key
         .cipher()
         .encrypt_inout_detached(
@@ -76,20 +76,46 @@ pub fn open_metadata(
     header: &Header,
     sealed: &[u8],
 ) -> Result<FileMetadata, FormatError> {
+    let (nonce, rest) = split_sealed_metadata(sealed)?;
+    let (ciphertext, tag) = rest.split_at(rest.len() - TAG_LEN);
+    let tag = Tag::try_from(tag).map_err(|_| FormatError::MetadataAuthFailed)?;
+    let mut buffer = ciphertext.to_vec();
+    key.cipher()
+        .decrypt_inout_detached(
+            &Nonce::<U12>::from(nonce),
+            &header.encode(),
+            buffer.as_mut_slice().into(),
+            &tag,
+        )
+        .map_err(|_| FormatError::MetadataAuthFailed)?;
+    parse_metadata_plaintext(&buffer)
+}
+
+/// The first check of [`open_metadata`], for a backend of its own: `invalid_metadata` for
+/// an impossible length, else the nonce and the rest (ciphertext then tag, at least 16
+/// bytes). If the rest fails to authenticate under the metadata key, the header as AAD
+/// and that nonce, the error is `metadata_auth_failed`.
+pub fn split_sealed_metadata(
+    sealed: &[u8],
+) -> Result<([u8; METADATA_NONCE_LEN], &[u8]), FormatError> {
     if !(MIN_SEALED_METADATA..=MAX_SEALED_METADATA).contains(&sealed.len()) {
         return Err(FormatError::InvalidMetadata(
             "sealed metadata is 28 to 2,076 bytes",
         ));
     }
     let (nonce, rest) = sealed.split_at(METADATA_NONCE_LEN);
-    let (ciphertext, tag) = rest.split_at(rest.len() - TAG_LEN);
-    let nonce = Nonce::<U12>::try_from(nonce).map_err(|_| FormatError::MetadataAuthFailed)?;
-    let tag = Tag::try_from(tag).map_err(|_| FormatError::MetadataAuthFailed)?;
-    let mut buffer = ciphertext.to_vec();
-    key.cipher()
-        .decrypt_inout_detached(&nonce, &header.encode(), buffer.as_mut_slice().into(), &tag)
-        .map_err(|_| FormatError::MetadataAuthFailed)?;
-    let metadata: FileMetadata = serde_json::from_slice(&buffer)
+    let nonce = nonce
+        .try_into()
+        .map_err(|_| FormatError::InvalidMetadata("no nonce"))?;
+    Ok((nonce, rest))
+}
+
+/// The last check of [`open_metadata`], on the authenticated plaintext, for a backend of
+/// its own: `invalid_metadata` unless it is exactly the canonical padded JSON (what
+/// [`metadata_plaintext`] gives for the same name and type) of a name and type within the
+/// limits.
+pub fn parse_metadata_plaintext(plaintext: &[u8]) -> Result<FileMetadata, FormatError> {
+    let metadata: FileMetadata = serde_json::from_slice(plaintext)
         .map_err(|_| FormatError::InvalidMetadata("not a {\"name\",\"type\"} JSON object"))?;
     // A reader enforces the writer's limits too, on the decoded strings' UTF-8 bytes.
     if metadata.name.len() > MAX_NAME_LEN || metadata.mime.len() > MAX_TYPE_LEN {
@@ -99,17 +125,18 @@ pub fn open_metadata(
     }
     // serde_json accepts any key order, whitespace, escapes and padding; §7 accepts only
     // the exact form a writer seals, so one metadata has exactly one plaintext.
-    match padded_json(&metadata) {
-        Ok(canonical) if canonical == buffer => Ok(metadata),
+    match metadata_plaintext(&metadata) {
+        Ok(canonical) if canonical == plaintext => Ok(metadata),
         _ => Err(FormatError::InvalidMetadata(
             "not in the exact JSON form and minimal padding of §7",
         )),
     }
 }
 
-/// `canonical(name, type)` of §7: the JSON of `metadata` followed by spaces up to the
-/// smallest multiple of 64 bytes that holds it, within the limits (`metadata_too_large`).
-pub(crate) fn padded_json(metadata: &FileMetadata) -> Result<Vec<u8>, FormatError> {
+/// `canonical(name, type)` of §7, the plaintext [`seal_metadata`] encrypts: the JSON of
+/// `metadata` followed by spaces up to the smallest multiple of 64 bytes that holds it,
+/// within the limits (`metadata_too_large`).
+pub fn metadata_plaintext(metadata: &FileMetadata) -> Result<Vec<u8>, FormatError> {
     if metadata.name.len() > MAX_NAME_LEN {
         return Err(FormatError::MetadataTooLarge(
             "the name is over 1,024 bytes",
@@ -152,13 +179,13 @@ mod tests {
 
     #[test]
     fn exact_json_and_padding() {
-        let json = padded_json(&meta("résumé final.pdf", "application/pdf")).unwrap();
+        let json = metadata_plaintext(&meta("résumé final.pdf", "application/pdf")).unwrap();
         let text = "{\"name\":\"résumé final.pdf\",\"type\":\"application/pdf\"}";
         assert_eq!(&json[..text.len()], text.as_bytes());
         assert_eq!(json.len(), 64);
         assert!(json[text.len()..].iter().all(|&b| b == b' '));
         // Escapes as JSON.stringify: short forms, \u00xx in lowercase, '/' and DEL literal.
-        let json = padded_json(&meta("a\"b\\c\n\t\u{1}\u{1f}\u{7f}é/😀", "")).unwrap();
+        let json = metadata_plaintext(&meta("a\"b\\c\n\t\u{1}\u{1f}\u{7f}é/😀", "")).unwrap();
         let text = r#"{"name":"a\"b\\c\n\t\u0001\u001f"#.to_owned() + "\u{7f}é/😀\",\"type\":\"\"}";
         assert_eq!(&json[..text.len()], text.as_bytes());
     }
@@ -167,7 +194,7 @@ mod tests {
     fn padding_boundaries() {
         // {"name":"","type":""} is 21 bytes; a 43-byte name makes exactly 64.
         for (name_len, padded) in [(0, 64), (43, 64), (44, 128), (107, 128), (108, 192)] {
-            let json = padded_json(&meta(&"n".repeat(name_len), "")).unwrap();
+            let json = metadata_plaintext(&meta(&"n".repeat(name_len), "")).unwrap();
             assert_eq!(json.len(), padded, "name of {name_len} bytes");
         }
     }
@@ -248,7 +275,7 @@ mod tests {
             );
         }
         // Valid JSON of the right object, but not the canonical padded form: refused.
-        let canonical = padded_json(&meta("a/é", "b")).unwrap();
+        let canonical = metadata_plaintext(&meta("a/é", "b")).unwrap();
         let mut too_much_padding = canonical.clone();
         too_much_padding.extend_from_slice(&[b' '; 64]);
         let mut tab_padding = canonical.clone();

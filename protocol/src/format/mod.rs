@@ -14,6 +14,8 @@
 //! - [`Layout`]: where each record sits, from the plaintext size or the section length;
 //! - [`seal_record`] / [`open_record`]: one record, a stateless function of
 //!   (key, header, index, last), so records seal and open in parallel and out of order;
+//!   [`RecordPosition`] holds every rule of a record but AES itself (nonce, shape checks,
+//!   refinement of a failed open), for backends other than this crate's `aes-gcm`;
 //! - [`seal_stream`] / [`open_stream`] / [`StreamOpener`]: whole sections;
 //! - [`seal_metadata`] / [`open_metadata`]: the file name and MIME type;
 //! - [`encode_fragment`] / [`parse_fragment`]: the link;
@@ -39,14 +41,17 @@ pub use header::{
     DEFAULT_RECORD_SIZE, HEADER_LEN, Header, MAGIC, MAX_RECORD_SIZE, MIN_RECORD_SIZE, SALT_LEN,
     SUITE, VERSION,
 };
-pub use keys::{ContentKey, FILE_KEY_LEN, FileKey, Keys, MetadataKey};
+pub use keys::{ContentKey, FILE_KEY_LEN, FileKey, KeyBytes, Keys, MetadataKey};
 pub use layout::Layout;
 pub use link::{FRAGMENT_PREFIX, encode_fragment, parse_fragment};
 pub use metadata::{
     FileMetadata, MAX_METADATA_PLAINTEXT, MAX_NAME_LEN, MAX_SEALED_METADATA, MAX_TYPE_LEN,
-    METADATA_NONCE_LEN, METADATA_PADDING, MIN_SEALED_METADATA, open_metadata, seal_metadata,
+    METADATA_NONCE_LEN, METADATA_PADDING, MIN_SEALED_METADATA, metadata_plaintext, open_metadata,
+    parse_metadata_plaintext, seal_metadata, split_sealed_metadata,
 };
-pub use record::{open_record, open_record_into, seal_record, seal_record_into};
+pub use record::{
+    NONCE_LEN, RecordPosition, open_record, open_record_into, seal_record, seal_record_into,
+};
 pub use stream::{StreamOpener, open_stream, seal_stream};
 
 /// Length of the AES-GCM tag that ends every sealed record and the sealed metadata.

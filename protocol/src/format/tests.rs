@@ -347,4 +347,25 @@ proptest! {
         opener.finish().unwrap();
         prop_assert_eq!(out, pt);
     }
+
+    /// A reader that opens whole records through another backend and reports what
+    /// `Layout::arrived` says about the rest agrees with the incremental opener, whatever
+    /// number of bytes arrives.
+    #[test]
+    fn prop_arrived_agrees_with_the_opener(
+        len in 0usize..400,
+        available in 0usize..500,
+    ) {
+        let h = header(R);
+        let mut bytes = seal_stream(&key(), &h, &plaintext(len)).unwrap();
+        let layout = Layout::for_section(R, bytes.len() as u64).unwrap();
+        bytes.resize(available, 0xee);
+        let mut opener = StreamOpener::new(content_key(&h), h, layout.section_len()).unwrap();
+        let mut out = Vec::new();
+        let by_opener = opener.feed(&bytes, &mut out).and_then(|()| opener.finish());
+        let (whole, error) = layout.arrived(available as u64);
+        let records_len = (0..whole).map(|i| layout.plaintext_len(i).unwrap()).sum::<u64>();
+        prop_assert_eq!(out.len() as u64, records_len);
+        prop_assert_eq!(by_opener.err(), error);
+    }
 }

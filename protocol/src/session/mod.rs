@@ -10,19 +10,38 @@
 //!                   │  └──storage did not ────┘
 //!                   │     complete / parts wrong
 //!                   └──abort (owner, or expiry)──▶ Aborting ──storage aborted──▶ Aborted
+//!                      or storage lost the upload   (abort → delete a late object)
 //! ```
 //!
 //! **Steps.** Every storage side effect is a [`Step`] the machine emits and the shell
 //! carries out and reports back ([`Session::take_step`], [`Session::on_step`]): list the
 //! parts storage holds, complete the multipart upload, check whether the object exists,
-//! abort. The step due is a function of the persisted state, so a step is a committed
-//! intent: if the shell dies in the middle (or its answer is lost), the next request or
-//! the alarm finds the same step due and carries it out again. Each step is safe to
-//! repeat: completing twice with the same parts builds the same object (a repeat that
-//! storage refuses because the upload is gone is settled by checking the object), and
-//! aborting what is already aborted is a no-op. Only one shell instance carries out a
-//! step at a time (`take_step` refuses a second), and while one runs, nothing else that
-//! could change what it acts on is accepted: the session answers `503 upload_busy`.
+//! abort, delete an object a late completion left. The step due is a function of the
+//! persisted state, so a step is a committed intent: if the shell dies in the middle (or
+//! its answer is lost), the next request or the alarm finds the same step due and
+//! carries it out again. Each step is safe to repeat: completing twice with the same
+//! parts builds the same object (a repeat that storage refuses because the upload is
+//! gone is settled by checking the object), and aborting what is already aborted is a
+//! no-op. Only one shell instance carries out a step at a time (`take_step` refuses a
+//! second until the first reports or its deadline passes), and while one runs, nothing
+//! else that could change what it acts on is accepted: the session answers `503
+//! upload_busy`.
+//!
+//! **Retries are bounded.** A step that fails stays due, but is not tried again before
+//! its backoff has passed (doubling from [`StepTiming::retry_ms`] up to
+//! [`StepTiming::retry_cap_ms`]), by the alarm or by a request alike: a request that
+//! comes earlier is told when to retry. After [`StepTiming::max_failures`] failures in a
+//! row the session is *stalled* ([`Session::is_stalled`], `"stalled": true` in its
+//! status): the alarm stops retrying, and only a request (at most once per backoff)
+//! tries again. Completion never stalls: each of its steps falls back to `open`.
+//!
+//! **Completions that land late.** Storage may carry out a CompleteMultipartUpload whose
+//! answer the shell never got, minutes later. So when completing fails without a clear
+//! answer, the object is checked again with backoff ([`StepTiming::completion_checks`]
+//! times) before the session is open again; and even then the session keeps the parts
+//! of that completion ([`Session::pending_completion`]): storage saying later that the
+//! upload is gone (ListParts, a part write, the abort) means that completion may have
+//! landed, and the object is checked (and, when aborting, deleted) rather than lost.
 //!
 //! **Which parts exist.** Completion always lists the parts first and checks the
 //! client's claim (every part, in order, each with its ETag) against that listing. The
@@ -35,13 +54,16 @@
 //! write begins with [`Session::begin_part`], which hands out a fence (a number never
 //! used before in this session) and a lease; at most one write of a part is in flight at
 //! a time. The writer reports with [`Session::finish_part`] or [`Session::fail_part`]
-//! and keeps its lease alive with [`Session::renew_part`]; it must stop writing (and
-//! never let a write land) once its lease has run out, which is what lets a later write
-//! of the same part supersede a writer that died. A report with a fence that is no
-//! longer current never records anything: storage may hold that write's bytes or the
-//! newer one's, so the part's record is dropped and the newer write, if still in flight,
-//! is marked overlapped and will not be recorded either: the client sends the part again.
-//! Completion refuses to begin while any write is in flight.
+//! and keeps its lease alive with [`Session::renew_part`]; it stops writing once its
+//! lease runs out. Stopping cannot undo a write storage is already committing, so a
+//! write whose lease ran out before it reported is *lapsed*: it may still land, over a
+//! newer write of the same part. A report with a fence that is no longer current never
+//! records anything: storage may hold that write's bytes or the newer one's, so the
+//! part's record is dropped and the newer write, if still in flight, is marked
+//! overlapped and will not be recorded either: the client sends the part again. A record
+//! is therefore right unless a lapsed write of its part landed after it; when storage
+//! refuses a completion, exactly those records are dropped. Completion refuses to begin
+//! while any write is in flight.
 //!
 //! Time is passed in (ms since epoch). An open session stops accepting anything at
 //! `expires_at`; the alarm then moves it to `Aborting`.
@@ -52,7 +74,7 @@ mod steps;
 #[cfg(test)]
 mod tests;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -65,13 +87,13 @@ pub use parts::{PartWrite, RecordedPart, WriteGrant};
 pub use snapshot::{RestoreError, Snapshot, Stage};
 pub use steps::{ListedPart, Step, StepOutcome};
 
-/// How long an upload stays open: 6 days (docs/API.md, Limits).
+/// How long an upload stays open by default, and at most: 6 days (docs/API.md, Limits).
 ///
 /// Deliberately shorter than the 7 days after which R2 (like S3 lifecycle rules commonly
 /// do) aborts an unfinished multipart upload by itself: with equal lifetimes storage could
 /// drop the parts while the session still accepts them and a completion, which would then
 /// fail. The day between leaves the expiry alarm room to abort the upload (and retry)
-/// while storage still knows it.
+/// while storage still knows it. A configured lifetime may be shorter, never longer.
 pub const SESSION_TTL_MS: u64 = 6 * 24 * 60 * 60 * 1000;
 
 /// How long a part write's lease lasts unless renewed: one minute. The writer renews it
@@ -79,14 +101,53 @@ pub const SESSION_TTL_MS: u64 = 6 * 24 * 60 * 60 * 1000;
 /// whose writer died is writable again at most this long after its last renewal.
 pub const PART_LEASE_MS: u64 = 60 * 1000;
 
-/// When a step is due, the alarm is set this far ahead: it carries out a step whose
-/// shell died, and retries one that failed.
-pub const STEP_RETRY_MS: u64 = 30 * 1000;
-
 /// `Retry-After` for a request refused because the session is busy with a step.
 const BUSY_RETRY_SECS: u32 = 2;
-/// `Retry-After` when storage could not say whether the object exists.
-const CHECK_RETRY_SECS: u32 = 5;
+
+/// How a session paces the retries of a step that failed (see the module docs). The
+/// defaults are what the worker runs with; tests shrink them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StepTiming {
+    /// The wait before the first retry (and the alarm's backstop for a step whose shell
+    /// died): 30 s. Each further failure doubles it.
+    pub retry_ms: u64,
+    /// The longest wait between two tries: 1 hour.
+    pub retry_cap_ms: u64,
+    /// Failures in a row after which the session is stalled: 10 (about 4 hours of
+    /// retries with the defaults).
+    pub max_failures: u32,
+    /// Checks of the object after a completion got no clear answer, before the session
+    /// is open again: 6 (about 15 minutes with the defaults), since storage may still be
+    /// assembling the object. Fewer than `max_failures`, so completion never stalls.
+    pub completion_checks: u32,
+    /// How long a shell may take to report a step before another may take it over:
+    /// 15 minutes. The worker's storage calls time out long before; this only frees a
+    /// session whose shell hung.
+    pub deadline_ms: u64,
+}
+
+impl Default for StepTiming {
+    fn default() -> Self {
+        Self {
+            retry_ms: 30 * 1000,
+            retry_cap_ms: 60 * 60 * 1000,
+            max_failures: 10,
+            completion_checks: 6,
+            deadline_ms: 15 * 60 * 1000,
+        }
+    }
+}
+
+impl StepTiming {
+    /// The wait after the `failures`-th failure in a row (1-based): `retry_ms`
+    /// doubled per earlier failure, at most `retry_cap_ms`.
+    pub fn backoff(&self, failures: u32) -> u64 {
+        let doublings = failures.saturating_sub(1).min(63);
+        self.retry_ms
+            .saturating_mul(1u64 << doublings)
+            .min(self.retry_cap_ms)
+    }
+}
 
 /// Where an upload is in its life (the `state` of `GET /api/uploads/{fileId}`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -98,8 +159,8 @@ pub enum UploadState {
     Completing,
     /// The object exists; nothing changes any more.
     Completed,
-    /// The owner (or expiry) aborted the upload; storage has not confirmed yet. It will
-    /// end `aborted`, never anything else.
+    /// The owner (or expiry) aborted the upload, or storage lost it; storage has not
+    /// confirmed yet. It will end `aborted`, never anything else.
     Aborting,
     /// The multipart upload is aborted and its parts are gone.
     Aborted,
@@ -126,7 +187,7 @@ enum Phase {
     Completed {
         parts: Vec<CompletedPart>,
     },
-    Aborting,
+    Aborting(Aborting),
     Aborted,
 }
 
@@ -137,9 +198,29 @@ enum Completing {
     Listing,
     /// Complete the multipart upload.
     Storing,
-    /// Completing failed or got no answer: does the object exist? `refused` when
-    /// storage refused the part list itself (its parts are not the recorded ones).
-    Checking { refused: bool },
+    /// Does the object exist? Asked because of what came before.
+    Checking(Check),
+}
+
+/// Why a completion checks the object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Check {
+    /// Completing failed or got no answer: storage may have completed, or may still.
+    Unknown,
+    /// Storage refused the part list: its parts are not the recorded ones (unless this
+    /// is the repeat of a completion that landed).
+    Refused,
+    /// Storage no longer has the upload: completed by an earlier try, or aborted.
+    Gone,
+}
+
+/// The steps of an abort, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Aborting {
+    /// Abort the multipart upload.
+    Upload,
+    /// The upload was already gone and a completion may have landed: delete its object.
+    Object,
 }
 
 /// One upload: its plan, the parts recorded so far, the part writes in flight and its
@@ -155,11 +236,20 @@ pub struct Session {
     phase: Phase,
     recorded: BTreeMap<u32, RecordedPart>,
     writes: BTreeMap<u32, PartWrite>,
+    /// `(part, fence)` of the writes whose lease ran out before they reported.
+    lapsed: BTreeSet<(u32, u64)>,
     next_fence: u64,
-    /// Whether a step is being carried out. Memory only, on purpose: a shell that
-    /// reloads the session (after eviction) finds it false, which is how a step whose
-    /// shell died is recognised as due again.
-    driving: bool,
+    /// The parts of the last completion storage may still carry out (its answer was
+    /// not clear and the object was not found), while the session is open or aborting.
+    pending_completion: Option<Vec<CompletedPart>>,
+    /// How often the step now due has failed in a row, and when it last did.
+    failures: u32,
+    failed_at: u64,
+    timing: StepTiming,
+    /// Until when a step taken by a shell is its own. Memory only, on purpose: a shell
+    /// that reloads the session (after eviction) finds it free, which is how a step
+    /// whose shell died is recognised as due again.
+    driving: Option<u64>,
 }
 
 impl Session {
@@ -180,9 +270,21 @@ impl Session {
             phase: Phase::Open,
             recorded: BTreeMap::new(),
             writes: BTreeMap::new(),
+            lapsed: BTreeSet::new(),
             next_fence: 1,
-            driving: false,
+            pending_completion: None,
+            failures: 0,
+            failed_at: 0,
+            timing: StepTiming::default(),
+            driving: None,
         }
+    }
+
+    /// The session retrying its steps with `timing` (not persisted: the shell sets it
+    /// on every session it builds or restores).
+    pub fn with_timing(mut self, timing: StepTiming) -> Self {
+        self.timing = timing;
+        self
     }
 
     /// The file this upload creates.
@@ -205,6 +307,10 @@ impl Session {
     pub fn owner_token_hash(&self) -> &OwnerTokenHash {
         &self.owner_token_hash
     }
+    /// The next fence a part write will get.
+    pub fn next_fence(&self) -> u64 {
+        self.next_fence
+    }
 
     /// Where the upload is in its life.
     pub fn state(&self) -> UploadState {
@@ -212,7 +318,7 @@ impl Session {
             Phase::Open => UploadState::Open,
             Phase::Completing { .. } => UploadState::Completing,
             Phase::Completed { .. } => UploadState::Completed,
-            Phase::Aborting => UploadState::Aborting,
+            Phase::Aborting(_) => UploadState::Aborting,
             Phase::Aborted => UploadState::Aborted,
         }
     }
@@ -223,6 +329,11 @@ impl Session {
             Phase::Completed { parts } => Some(parts),
             _ => None,
         }
+    }
+
+    /// The parts of a completion storage may still carry out (see the module docs).
+    pub fn pending_completion(&self) -> Option<&[CompletedPart]> {
+        self.pending_completion.as_deref()
     }
 
     /// `401 unauthorized` unless `authorization` is `Bearer <the owner token>`.
@@ -246,7 +357,7 @@ impl Session {
             Phase::Open => Ok(()),
             Phase::Completing { .. } => Err(self.busy()),
             Phase::Completed { .. } => Err(ApiError::upload_not_open("the upload is completed")),
-            Phase::Aborting => Err(ApiError::upload_not_open("the upload is being aborted")),
+            Phase::Aborting(_) => Err(ApiError::upload_not_open("the upload is being aborted")),
             Phase::Aborted => Err(ApiError::upload_not_open("the upload is aborted")),
         }
     }
@@ -254,7 +365,7 @@ impl Session {
     /// The answer for a request that must wait for the step in progress.
     fn busy(&self) -> ApiError {
         match self.phase {
-            Phase::Aborting => ApiError::busy(
+            Phase::Aborting(_) => ApiError::busy(
                 "the upload is being aborted; retry shortly",
                 BUSY_RETRY_SECS,
             ),
@@ -303,13 +414,14 @@ impl Session {
                         retry_secs(write.lease_until.saturating_sub(now_ms)),
                     ));
                 }
-                // Every write left has outlived its lease: its writer stopped (the lease
-                // rule), so nothing more can land. Their later reports are stale.
-                self.writes.clear();
-                self.phase = Phase::Completing {
+                // Every write left has outlived its lease: its writer stopped, but what
+                // storage was already committing may still land. Their later reports
+                // are stale.
+                self.lapse_writes();
+                self.enter(Phase::Completing {
                     stage: Completing::Listing,
                     parts: claimed.to_vec(),
-                };
+                });
                 Ok(CompleteStart::Started)
             }
             Phase::Completing { .. } => Err(self.busy()),
@@ -322,14 +434,14 @@ impl Session {
                     ))
                 }
             }
-            Phase::Aborting => Err(ApiError::upload_not_open("the upload is being aborted")),
+            Phase::Aborting(_) => Err(ApiError::upload_not_open("the upload is being aborted")),
             Phase::Aborted => Err(ApiError::upload_not_open("the upload is aborted")),
         }
     }
 
     /// The owner aborts the upload: an open one (expired or not) becomes `aborting` and
-    /// forgets its parts and writes at once, and from then on the abort step is due
-    /// until storage confirms it. Idempotent for an upload aborting or aborted; `503
+    /// forgets its parts and writes at once, and from then on the abort steps are due
+    /// until storage confirms. Idempotent for an upload aborting or aborted; `503
     /// upload_busy` while completing, `409 upload_not_open` once completed.
     pub fn request_abort(&mut self) -> Result<(), ApiError> {
         match self.phase {
@@ -337,9 +449,45 @@ impl Session {
                 self.commit_abort();
                 Ok(())
             }
-            Phase::Aborting | Phase::Aborted => Ok(()),
+            Phase::Aborting(_) | Phase::Aborted => Ok(()),
             Phase::Completing { .. } => Err(self.busy()),
             Phase::Completed { .. } => Err(ApiError::upload_not_open("the upload is completed")),
+        }
+    }
+
+    /// The answer to a `DELETE` once its steps ran: `Ok` (204) once aborted, else
+    /// retry (another request carries the abort out, or it waits for its backoff).
+    pub fn abort_answer(&self, now_ms: u64) -> Result<(), ApiError> {
+        match self.phase {
+            Phase::Aborted => Ok(()),
+            _ => Err(self.wait(now_ms)),
+        }
+    }
+
+    /// Storage says it no longer has this session's multipart upload (ListParts or a
+    /// part write answered "no such upload"). For an open session, a completion that got
+    /// no clear answer may have landed after all: the session is completing again, with
+    /// the object check due (`Ok`: the caller carries it out); without one, storage
+    /// aborted the upload (a lifecycle rule, the sweep) and the session is aborted too
+    /// (`409 upload_not_open`). Nothing changes in any other state.
+    pub fn upload_gone(&mut self) -> Result<(), ApiError> {
+        if self.phase != Phase::Open {
+            return Ok(());
+        }
+        match self.pending_completion.clone() {
+            Some(parts) => {
+                self.enter(Phase::Completing {
+                    stage: Completing::Checking(Check::Gone),
+                    parts,
+                });
+                Ok(())
+            }
+            None => {
+                self.commit_abort();
+                Err(ApiError::upload_not_open(
+                    "storage no longer has this upload: it is aborted",
+                ))
+            }
         }
     }
 
@@ -351,32 +499,48 @@ impl Session {
         }
     }
 
-    /// When the alarm should fire next: at the expiry of an open session, soon while a
-    /// step is due (to carry out a step whose shell died, or retry one that failed),
-    /// never once the upload is completed or aborted.
+    /// When the alarm should fire next: at the expiry of an open session; while a step
+    /// is due, when it may be retried (or soon, to carry out a step whose shell died),
+    /// never once it is stalled; never once the upload is completed or aborted.
     pub fn next_alarm(&self, now_ms: u64) -> Option<u64> {
         match self.phase {
             Phase::Open => Some(self.expires_at),
-            Phase::Completing { .. } | Phase::Aborting => {
-                Some(now_ms.saturating_add(STEP_RETRY_MS))
-            }
+            Phase::Completing { .. } | Phase::Aborting(_) if self.is_stalled() => None,
+            Phase::Completing { .. } | Phase::Aborting(_) => Some(match self.retry_at() {
+                Some(at) => at.max(now_ms),
+                None => now_ms.saturating_add(self.timing.retry_ms),
+            }),
             Phase::Completed { .. } | Phase::Aborted => None,
         }
     }
 
+    /// Whether the step due has failed [`StepTiming::max_failures`] times in a row: the
+    /// alarm no longer retries it, only requests do (at most once per backoff).
+    pub fn is_stalled(&self) -> bool {
+        self.failures >= self.timing.max_failures && self.due_step().is_some()
+    }
+
     /// Whether `GET /api/uploads/{fileId}` needs the parts storage holds (the
-    /// [`Step::ListParts`] answer) to answer: while open or completing.
+    /// [`Step::ListParts`] answer) to answer: only while open (while completing, the
+    /// completion's own steps are storage's business, and their answers race it).
     pub fn status_needs_listing(&self) -> bool {
-        matches!(self.phase, Phase::Open | Phase::Completing { .. })
+        self.phase == Phase::Open
     }
 
     /// The `GET /api/uploads/{fileId}` answer, given what storage lists (ignored unless
     /// [`Session::status_needs_listing`]). Only parts usable for completion are listed:
     /// in the plan, of the planned size, once each, ascending; a part storage holds with
-    /// another size is as good as missing, and sending it again replaces it.
+    /// another size is as good as missing, and sending it again replaces it. While
+    /// completing, aborting or aborted nothing is listed; once completed, the parts it
+    /// was completed with. ETags are quoted, whatever storage gave.
     pub fn status(&self, listed: &[ListedPart]) -> UploadStatus {
+        let record = |part_number: u32, etag: &str, size: u64| PartRecord {
+            part_number,
+            etag: quote(etag),
+            size,
+        };
         let parts = match &self.phase {
-            Phase::Open | Phase::Completing { .. } => {
+            Phase::Open => {
                 let mut usable: BTreeMap<u32, &ListedPart> = BTreeMap::new();
                 for p in listed {
                     if self.plan.size_of_part(p.part_number) == Some(p.size) {
@@ -385,37 +549,42 @@ impl Session {
                 }
                 usable
                     .into_values()
-                    .map(|p| PartRecord {
-                        part_number: p.part_number,
-                        etag: p.etag.clone(),
-                        size: p.size,
-                    })
+                    .map(|p| record(p.part_number, &p.etag, p.size))
                     .collect()
             }
             Phase::Completed { parts } => parts
                 .iter()
-                .map(|p| PartRecord {
-                    part_number: p.part_number,
-                    etag: p.etag.clone(),
-                    size: self.plan.size_of_part(p.part_number).unwrap_or(0),
+                .map(|p| {
+                    let size = self.plan.size_of_part(p.part_number).unwrap_or(0);
+                    record(p.part_number, &p.etag, size)
                 })
                 .collect(),
-            Phase::Aborting | Phase::Aborted => Vec::new(),
+            Phase::Completing { .. } | Phase::Aborting(_) | Phase::Aborted => Vec::new(),
         };
         UploadStatus {
             state: self.state(),
             plan: self.plan.clone(),
             parts,
             expires_at: self.expires_at,
+            stalled: self.is_stalled(),
         }
     }
 
+    /// Moves to `phase`, a stage whose step (if any) has not failed yet.
+    fn enter(&mut self, phase: Phase) {
+        self.phase = phase;
+        self.failures = 0;
+        self.failed_at = 0;
+    }
+
     /// Open (or expired) → `Aborting`: parts and writes are forgotten at once, since
-    /// nothing will ever complete with them.
+    /// nothing will ever complete with them. A pending completion is kept: if storage
+    /// no longer has the upload, its object is deleted.
     fn commit_abort(&mut self) {
-        self.phase = Phase::Aborting;
+        self.enter(Phase::Aborting(Aborting::Upload));
         self.recorded.clear();
         self.writes.clear();
+        self.lapsed.clear();
     }
 
     /// The planned size of `part`, or `400 invalid_part_number`.
@@ -472,6 +641,11 @@ pub fn unquote(etag: &str) -> &str {
     etag.strip_prefix('"')
         .and_then(|e| e.strip_suffix('"'))
         .unwrap_or(etag)
+}
+
+/// An ETag in double quotes, as S3 sends it and the API answers it everywhere.
+pub fn quote(etag: &str) -> String {
+    format!("\"{}\"", unquote(etag))
 }
 
 /// A wait of `ms` as a `Retry-After` in whole seconds, between 1 and 5: long enough not

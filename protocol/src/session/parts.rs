@@ -9,14 +9,18 @@
 //! - one write of a part at a time: [`Session::begin_part`] refuses a second while the
 //!   first holds an unexpired lease (`503 upload_busy`), and drops the part's record
 //!   (storage is about to change under it);
-//! - a writer stops (and lets nothing land) once its lease has run out, so a write begun
-//!   after an earlier one's lease expired lands after it, and storage ends with the newer
-//!   bytes;
+//! - a writer stops once its lease has run out, but storage may still commit what it
+//!   already sent: a write whose lease ran out before it reported is *lapsed*
+//!   ([`Session::lapsed_writes`]) until it reports, and may land after a newer write of
+//!   the same part;
 //! - only the current write of a part records, and only if no stale write of that part
 //!   reported while it was in flight: a stale report means storage may hold either write's
 //!   bytes, so the record is dropped and the current write is marked overlapped.
+//!
+//! So a record is what storage holds unless a lapsed write of its part landed after it;
+//! a refused completion drops exactly those records (`steps.rs`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::api_error::{ApiError, ApiErrorCode};
 
@@ -58,8 +62,8 @@ pub struct WriteGrant {
 impl Session {
     /// Begins a write of `part` (`size` bytes) with a lease of `lease_ms`: the session
     /// is open and not expired, the part is planned with that size, and no other write
-    /// of it holds a lease. A write whose lease has run out is superseded. The part's
-    /// record is dropped: storage is about to change under it.
+    /// of it holds a lease. A write whose lease has run out is superseded (and lapsed).
+    /// The part's record is dropped: storage is about to change under it.
     pub fn begin_part(
         &mut self,
         part: u32,
@@ -75,13 +79,15 @@ impl Session {
                 format!("part {part} must be {planned} bytes, not {size}"),
             ));
         }
-        if let Some(w) = self.writes.get(&part)
-            && now_ms < w.lease_until
-        {
-            return Err(ApiError::busy(
-                format!("part {part} is already being written; retry shortly"),
-                retry_secs(w.lease_until - now_ms),
-            ));
+        if let Some(w) = self.writes.get(&part) {
+            if now_ms < w.lease_until {
+                return Err(ApiError::busy(
+                    format!("part {part} is already being written; retry shortly"),
+                    retry_secs(w.lease_until - now_ms),
+                ));
+            }
+            // Superseded: its writer stopped, but storage may still commit what it sent.
+            self.lapsed.insert((part, w.fence));
         }
         let grant = WriteGrant {
             fence: self.next_fence,
@@ -137,19 +143,22 @@ impl Session {
         size: u64,
         now_ms: u64,
     ) -> Result<(), ApiError> {
-        let current = self.end_write(part, fence);
-        self.ensure_open(now_ms)?;
-        let Some(write) = current else {
+        let Some(write) = self.end_write(part, fence) else {
             let repeated = self
                 .recorded
                 .get(&part)
                 .is_some_and(|r| r.fence == fence && r.etag == etag);
-            if repeated {
-                return Ok(());
+            if !repeated {
+                self.stale_report(part);
             }
-            self.stale_report(part);
-            return Err(superseded(part));
+            self.ensure_open(now_ms)?;
+            return if repeated {
+                Ok(())
+            } else {
+                Err(superseded(part))
+            };
         };
+        self.ensure_open(now_ms)?;
         if write.overlapped {
             return Err(superseded(part));
         }
@@ -173,11 +182,10 @@ impl Session {
     /// current write overlapped. `Ok` if the session is still open (the shell answers
     /// its own, retryable, error), else the session's refusal.
     pub fn fail_part(&mut self, part: u32, fence: u64, now_ms: u64) -> Result<(), ApiError> {
-        let current = self.end_write(part, fence);
-        self.ensure_open(now_ms)?;
-        if current.is_none() {
+        if self.end_write(part, fence).is_none() {
             self.stale_report(part);
         }
+        self.ensure_open(now_ms)?;
         self.recorded.remove(&part);
         Ok(())
     }
@@ -190,6 +198,12 @@ impl Session {
     /// The part writes in flight (leases not yet superseded; some may have run out).
     pub fn part_writes(&self) -> &BTreeMap<u32, PartWrite> {
         &self.writes
+    }
+
+    /// `(part, fence)` of the writes whose lease ran out before they reported: storage
+    /// may still commit them.
+    pub fn lapsed_writes(&self) -> &BTreeSet<(u32, u64)> {
+        &self.lapsed
     }
 
     /// The [`Step::ListParts`](super::Step::ListParts) answer of a provider whose
@@ -213,19 +227,31 @@ impl Session {
             .map(|(&part, w)| (part, w))
     }
 
-    /// Ends the write of `part` under `fence` if it is the current one, answering it.
+    /// Ends the write of `part` under `fence`: answers it if it is the current one; a
+    /// lapsed write that reports has landed or failed by now, so it is lapsed no more.
     fn end_write(&mut self, part: u32, fence: u64) -> Option<PartWrite> {
         if self.writes.get(&part).is_some_and(|w| w.fence == fence) {
             self.writes.remove(&part)
         } else {
+            self.lapsed.remove(&(part, fence));
             None
+        }
+    }
+
+    /// Every write left has run out its lease (completion is beginning): they are
+    /// lapsed, and their later reports stale.
+    pub(super) fn lapse_writes(&mut self) {
+        for (part, write) in std::mem::take(&mut self.writes) {
+            self.lapsed.insert((part, write.fence));
         }
     }
 
     /// A write that is no longer current reported: storage may hold its bytes or a
     /// newer write's, so the record goes and the newer write in flight will not record.
+    /// Also while completing: the completion may fail and the session be open again
+    /// with its records (once completed or aborting, records no longer matter).
     fn stale_report(&mut self, part: u32) {
-        if self.phase != Phase::Open {
+        if !matches!(self.phase, Phase::Open | Phase::Completing { .. }) {
             return;
         }
         self.recorded.remove(&part);

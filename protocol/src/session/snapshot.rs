@@ -6,13 +6,13 @@
 //! accident. [`Session::restore`] checks every invariant the rules rely on, so a damaged
 //! or hand-edited store cannot smuggle in a part the session would have refused.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::ids::{FileId, OwnerTokenHash};
 use crate::plan::PartPlan;
 use crate::wire::CompletedPart;
 
-use super::{Completing, PartWrite, Phase, RecordedPart, Session};
+use super::{Aborting, Check, Completing, PartWrite, Phase, RecordedPart, Session, StepTiming};
 
 /// The persisted stage of a session: its [`super::UploadState`] refined by the step
 /// due.
@@ -28,24 +28,31 @@ pub enum Stage {
     Checking,
     /// Completing: checking whether the object exists after storage refused the parts.
     CheckingRefused,
+    /// Completing: checking whether the object exists after storage said the upload is
+    /// gone.
+    CheckingGone,
     /// Completed.
     Completed,
-    /// Aborting.
+    /// Aborting: aborting the multipart upload.
     Aborting,
+    /// Aborting: deleting the object a late completion left.
+    AbortingObject,
     /// Aborted.
     Aborted,
 }
 
 impl Stage {
     /// Every stage (for exhaustive tests).
-    pub const ALL: [Stage; 8] = [
+    pub const ALL: [Stage; 10] = [
         Stage::Open,
         Stage::Listing,
         Stage::Storing,
         Stage::Checking,
         Stage::CheckingRefused,
+        Stage::CheckingGone,
         Stage::Completed,
         Stage::Aborting,
+        Stage::AbortingObject,
         Stage::Aborted,
     ];
 
@@ -57,8 +64,10 @@ impl Stage {
             Stage::Storing => "storing",
             Stage::Checking => "checking",
             Stage::CheckingRefused => "checking-refused",
+            Stage::CheckingGone => "checking-gone",
             Stage::Completed => "completed",
             Stage::Aborting => "aborting",
+            Stage::AbortingObject => "aborting-object",
             Stage::Aborted => "aborted",
         }
     }
@@ -91,8 +100,16 @@ pub struct Snapshot {
     pub recorded: Vec<(u32, RecordedPart)>,
     /// The part writes in flight.
     pub writes: Vec<(u32, PartWrite)>,
+    /// `(part, fence)` of the lapsed writes.
+    pub lapsed: Vec<(u32, u64)>,
     /// The next fence to hand out (greater than every fence used).
     pub next_fence: u64,
+    /// The parts of a completion storage may still carry out; empty if none.
+    pub pending_completion: Vec<CompletedPart>,
+    /// How often the step due has failed in a row (0 if none is due).
+    pub step_failures: u32,
+    /// When it last failed (ms since epoch; 0 if it has not).
+    pub step_failed_at: u64,
 }
 
 /// A snapshot that breaks the session's invariants.
@@ -115,10 +132,18 @@ pub enum RestoreError {
     /// Parts or writes kept by an aborting or aborted session.
     #[error("an aborted session keeps no parts")]
     PartsAfterAbort,
+    /// A pending completion that is not `1..=partCount` in order, or in a stage that
+    /// keeps none (only open, completing and aborting sessions do).
+    #[error("the pending completion does not fit the stage")]
+    PendingCompletion,
+    /// Step failures recorded while no step is due.
+    #[error("step failures without a step")]
+    StepFailures,
 }
 
 impl Session {
-    /// The session as plain data (without the in-memory `driving` flag).
+    /// The session as plain data (without the in-memory `driving` deadline and the
+    /// timing).
     pub fn snapshot(&self) -> Snapshot {
         let (stage, completion) = match &self.phase {
             Phase::Open => (Stage::Open, Vec::new()),
@@ -126,13 +151,15 @@ impl Session {
                 match stage {
                     Completing::Listing => Stage::Listing,
                     Completing::Storing => Stage::Storing,
-                    Completing::Checking { refused: false } => Stage::Checking,
-                    Completing::Checking { refused: true } => Stage::CheckingRefused,
+                    Completing::Checking(Check::Unknown) => Stage::Checking,
+                    Completing::Checking(Check::Refused) => Stage::CheckingRefused,
+                    Completing::Checking(Check::Gone) => Stage::CheckingGone,
                 },
                 parts.clone(),
             ),
             Phase::Completed { parts } => (Stage::Completed, parts.clone()),
-            Phase::Aborting => (Stage::Aborting, Vec::new()),
+            Phase::Aborting(Aborting::Upload) => (Stage::Aborting, Vec::new()),
+            Phase::Aborting(Aborting::Object) => (Stage::AbortingObject, Vec::new()),
             Phase::Aborted => (Stage::Aborted, Vec::new()),
         };
         Snapshot {
@@ -145,12 +172,18 @@ impl Session {
             completion,
             recorded: self.recorded.iter().map(|(&n, r)| (n, r.clone())).collect(),
             writes: self.writes.iter().map(|(&n, w)| (n, w.clone())).collect(),
+            lapsed: self.lapsed.iter().copied().collect(),
             next_fence: self.next_fence,
+            pending_completion: self.pending_completion.clone().unwrap_or_default(),
+            step_failures: self.failures,
+            step_failed_at: self.failed_at,
         }
     }
 
     /// The session a snapshot describes, if it keeps every invariant. Nothing is being
-    /// carried out in a restored session: a step that was due is due again.
+    /// carried out in a restored session: a step that was due is due again (after its
+    /// backoff). It retries with the default [`StepTiming`]; see
+    /// [`Session::with_timing`].
     pub fn restore(s: Snapshot) -> Result<Session, RestoreError> {
         let completing = |stage| Phase::Completing {
             stage,
@@ -160,27 +193,41 @@ impl Session {
             Stage::Open => Phase::Open,
             Stage::Listing => completing(Completing::Listing),
             Stage::Storing => completing(Completing::Storing),
-            Stage::Checking => completing(Completing::Checking { refused: false }),
-            Stage::CheckingRefused => completing(Completing::Checking { refused: true }),
+            Stage::Checking => completing(Completing::Checking(Check::Unknown)),
+            Stage::CheckingRefused => completing(Completing::Checking(Check::Refused)),
+            Stage::CheckingGone => completing(Completing::Checking(Check::Gone)),
             Stage::Completed => Phase::Completed {
                 parts: s.completion.clone(),
             },
-            Stage::Aborting => Phase::Aborting,
+            Stage::Aborting => Phase::Aborting(Aborting::Upload),
+            Stage::AbortingObject => Phase::Aborting(Aborting::Object),
             Stage::Aborted => Phase::Aborted,
         };
         let needs_parts = matches!(phase, Phase::Completing { .. } | Phase::Completed { .. });
-        let in_order = s
-            .completion
-            .iter()
-            .zip(1..)
-            .all(|(p, n)| p.part_number == n)
-            && s.completion.len() == s.plan.part_count() as usize;
-        if needs_parts == s.completion.is_empty() || (needs_parts && !in_order) {
+        let whole = |parts: &[CompletedPart]| {
+            parts.iter().zip(1..).all(|(p, n)| p.part_number == n)
+                && parts.len() == s.plan.part_count() as usize
+        };
+        if needs_parts == s.completion.is_empty() || (needs_parts && !whole(&s.completion)) {
             return Err(RestoreError::Completion);
         }
-        if matches!(phase, Phase::Aborting | Phase::Aborted)
-            && !(s.recorded.is_empty() && s.writes.is_empty())
-        {
+        let keeps_pending = matches!(
+            phase,
+            Phase::Open | Phase::Completing { .. } | Phase::Aborting(_)
+        );
+        let pending_fits = keeps_pending && whole(&s.pending_completion);
+        if !(s.pending_completion.is_empty() || pending_fits) {
+            return Err(RestoreError::PendingCompletion);
+        }
+        if phase == Phase::Aborting(Aborting::Object) && s.pending_completion.is_empty() {
+            return Err(RestoreError::PendingCompletion);
+        }
+        let steps = matches!(phase, Phase::Completing { .. } | Phase::Aborting(_));
+        if !steps && (s.step_failures != 0 || s.step_failed_at != 0) {
+            return Err(RestoreError::StepFailures);
+        }
+        let parts_kept = !(s.recorded.is_empty() && s.writes.is_empty() && s.lapsed.is_empty());
+        if matches!(phase, Phase::Aborting(_) | Phase::Aborted) && parts_kept {
             return Err(RestoreError::PartsAfterAbort);
         }
         let mut recorded = BTreeMap::new();
@@ -207,6 +254,16 @@ impl Session {
                 return Err(RestoreError::DuplicatePart(n));
             }
         }
+        let mut lapsed = BTreeSet::new();
+        for (n, fence) in s.lapsed {
+            if !s.plan.contains_part(n) {
+                return Err(RestoreError::PartOutsidePlan(n));
+            }
+            if fence >= s.next_fence {
+                return Err(RestoreError::FenceNotIssued);
+            }
+            lapsed.insert((n, fence));
+        }
         Ok(Session {
             file_id: s.file_id,
             plan: s.plan,
@@ -216,8 +273,13 @@ impl Session {
             phase,
             recorded,
             writes,
+            lapsed,
             next_fence: s.next_fence,
-            driving: false,
+            pending_completion: (!s.pending_completion.is_empty()).then_some(s.pending_completion),
+            failures: s.step_failures,
+            failed_at: s.step_failed_at,
+            timing: StepTiming::default(),
+            driving: None,
         })
     }
 }

@@ -8,6 +8,10 @@ use crate::plan::ProviderLimits;
 const T0: u64 = 1_764_000_000_000;
 const MIB: u64 = 1 << 20;
 const LEASE: u64 = PART_LEASE_MS;
+/// When steps are taken and reported in tests that do not look at time.
+const NOW: u64 = T0 + 100;
+/// The default wait before a step is retried.
+const RETRY: u64 = 30_000;
 /// 64 MiB + 1 in 1 MiB records: 5 parts, 4 of 16 records, the last 17 bytes.
 const FULL: u64 = 16 * (MIB + 16);
 
@@ -48,19 +52,29 @@ fn write_all(s: &mut Session) -> Vec<CompletedPart> {
         .collect()
 }
 
-/// Carries out every due step against a storage that lists what the session recorded
-/// and answers `complete` with `outcome`; answers the last step's result.
-fn drive(s: &mut Session, complete: StepOutcome, exists: bool) -> Result<(), ApiError> {
-    while let Some(step) = s.take_step()? {
+/// Carries out every due step at `now` against a storage that lists what the session
+/// recorded and answers `complete` with `outcome`; answers the last step's result.
+fn drive_at(
+    s: &mut Session,
+    complete: StepOutcome,
+    exists: bool,
+    now: u64,
+) -> Result<(), ApiError> {
+    while let Some(step) = s.take_step(now)? {
         let outcome = match step {
             Step::ListParts => StepOutcome::Listed(s.recorded_listing()),
             Step::Complete(_) => complete.clone(),
             Step::CheckObject => StepOutcome::Exists(exists),
             Step::Abort => StepOutcome::Aborted,
+            Step::DeleteObject => StepOutcome::Deleted,
         };
-        s.on_step(outcome)?;
+        s.on_step(outcome, now)?;
     }
     Ok(())
+}
+
+fn drive(s: &mut Session, complete: StepOutcome, exists: bool) -> Result<(), ApiError> {
+    drive_at(s, complete, exists, NOW)
 }
 
 #[test]
@@ -74,16 +88,16 @@ fn happy_path_and_idempotent_complete() {
         Ok(CompleteStart::Started)
     );
     assert_eq!(s.state(), UploadState::Completing);
-    assert_eq!(s.next_alarm(T0 + 2), Some(T0 + 2 + STEP_RETRY_MS));
-    assert_eq!(s.take_step(), Ok(Some(Step::ListParts)));
+    assert_eq!(s.next_alarm(T0 + 2), Some(T0 + 2 + RETRY));
+    assert_eq!(s.take_step(NOW), Ok(Some(Step::ListParts)));
     // A second caller finds the step taken.
-    assert_eq!(code(s.take_step()), ApiErrorCode::UploadBusy);
-    s.on_step(StepOutcome::Listed(s.recorded_listing()))
+    assert_eq!(code(s.take_step(NOW)), ApiErrorCode::UploadBusy);
+    s.on_step(StepOutcome::Listed(s.recorded_listing()), NOW)
         .unwrap();
-    assert_eq!(s.take_step(), Ok(Some(Step::Complete(claimed.clone()))));
-    s.on_step(StepOutcome::Completed).unwrap();
+    assert_eq!(s.take_step(NOW), Ok(Some(Step::Complete(claimed.clone()))));
+    s.on_step(StepOutcome::Completed, NOW).unwrap();
     assert_eq!(s.state(), UploadState::Completed);
-    assert_eq!(s.take_step(), Ok(None));
+    assert_eq!(s.take_step(NOW), Ok(None));
     assert_eq!(s.next_alarm(T0), None);
     assert_eq!(s.completed_parts(), Some(&claimed[..]));
     // A retry after a lost answer gets the record again, even after expiry; quotes
@@ -156,14 +170,14 @@ fn complete_claims_are_checked_for_shape_then_against_the_listing() {
     let mut s2 = session(64 * MIB);
     write(&mut s2, 1, T0);
     s2.request_complete(&full, T0).unwrap();
-    assert_eq!(s2.take_step(), Ok(Some(Step::ListParts)));
+    assert_eq!(s2.take_step(NOW), Ok(Some(Step::ListParts)));
     let mut listed = s2.recorded_listing();
     listed.extend((2..=4).map(|n| ListedPart {
         part_number: n,
         etag: etag(n),
         size: if n == 3 { FULL - 1 } else { FULL },
     }));
-    let err = s2.on_step(StepOutcome::Listed(listed)).unwrap_err();
+    let err = s2.on_step(StepOutcome::Listed(listed), NOW).unwrap_err();
     assert_eq!(err.code, ApiErrorCode::PartsMissing);
     assert!(err.message.contains("part 3"), "{}", err.message);
     // Expired.
@@ -175,10 +189,10 @@ fn complete_claims_are_checked_for_shape_then_against_the_listing() {
     let mut unquoted = full.clone();
     unquoted[1].etag = "etag-2".into();
     s.request_complete(&unquoted, T0).unwrap();
-    s.take_step().unwrap();
-    s.on_step(StepOutcome::Listed(s.recorded_listing()))
+    s.take_step(NOW).unwrap();
+    s.on_step(StepOutcome::Listed(s.recorded_listing()), NOW)
         .unwrap();
-    match s.take_step().unwrap() {
+    match s.take_step(NOW).unwrap() {
         Some(Step::Complete(parts)) => assert_eq!(parts[1].etag, etag(2)),
         other => panic!("expected the complete step, got {other:?}"),
     }
@@ -208,45 +222,116 @@ fn completing_makes_everything_else_wait_and_settles_from_storage() {
     s.on_alarm(u64::MAX);
     assert_eq!(s.state(), UploadState::Completing);
 
-    // Storage failed and the object does not exist: open again, parts kept.
+    // Storage failed and the object does not exist: it may still be assembled, so the
+    // object is checked again with backoff (requests meanwhile are told when), then the
+    // session is open again, parts kept, the completion remembered.
     let before = s.recorded_parts().clone();
-    assert_eq!(
-        code(drive(&mut s, StepOutcome::Failed, false)),
-        ApiErrorCode::StorageError
-    );
+    let parts = drive_to_check(&mut s, StepOutcome::Failed);
+    let reopened = checks_until_open(&mut s, NOW);
+    assert_eq!(code(reopened), ApiErrorCode::StorageError);
     assert_eq!(s.state(), UploadState::Open);
     assert_eq!(s.recorded_parts(), &before);
+    assert_eq!(s.pending_completion(), Some(&parts[..]));
 
     // Storage failed (or its answer was lost) but the object exists: completed.
     s.request_complete(&claimed, T0 + 3).unwrap();
     drive(&mut s, StepOutcome::Failed, true).unwrap();
     assert_eq!(s.state(), UploadState::Completed);
+    assert_eq!(s.pending_completion(), None);
+}
+
+/// Lists (from the record) and answers the complete step with `complete`: answers the
+/// parts sent to storage. The session is then checking the object.
+fn drive_to_check(s: &mut Session, complete: StepOutcome) -> Vec<CompletedPart> {
+    assert_eq!(s.take_step(NOW), Ok(Some(Step::ListParts)));
+    s.on_step(StepOutcome::Listed(s.recorded_listing()), NOW)
+        .unwrap();
+    let Ok(Some(Step::Complete(parts))) = s.take_step(NOW) else {
+        panic!("the complete step is due");
+    };
+    s.on_step(complete, NOW).unwrap();
+    assert_eq!(s.due_step(), Some(Step::CheckObject));
+    parts
+}
+
+/// Answers every check "no object" as soon as it may be tried again, from `now`, until
+/// the session stops checking; answers the last check's answer. Requests in between are
+/// told to wait until the next try, which comes after a doubled backoff.
+fn checks_until_open(s: &mut Session, mut now: u64) -> Result<(), ApiError> {
+    let mut waits = Vec::new();
+    for _ in 0..StepTiming::default().completion_checks {
+        assert_eq!(s.take_step(now), Ok(Some(Step::CheckObject)));
+        match s.on_step(StepOutcome::Exists(false), now) {
+            Err(e) if e.code == ApiErrorCode::UploadBusy => {
+                let at = s.retry_at().unwrap();
+                waits.push(at - now);
+                assert_eq!(s.next_alarm(now), Some(at));
+                let early = s.take_step(at - 1).unwrap_err();
+                assert_eq!(early.retry_after, Some(1), "{}", early.message);
+                now = at;
+            }
+            done => {
+                assert_eq!(
+                    waits,
+                    [RETRY, 2 * RETRY, 4 * RETRY, 8 * RETRY, 16 * RETRY],
+                    "the checks back off"
+                );
+                return done;
+            }
+        }
+    }
+    panic!("still checking after {} checks", waits.len() + 1);
 }
 
 #[test]
-fn a_check_that_fails_stays_due_and_a_refusal_drops_the_record() {
+fn a_check_that_fails_waits_and_a_refusal_drops_the_record() {
     let mut s = session(64 * MIB);
     let claimed = write_all(&mut s);
     s.request_complete(&claimed, T0).unwrap();
-    s.take_step().unwrap();
-    s.on_step(StepOutcome::Listed(s.recorded_listing()))
-        .unwrap();
-    s.take_step().unwrap();
-    s.on_step(StepOutcome::Refused).unwrap();
-    assert_eq!(s.take_step(), Ok(Some(Step::CheckObject)));
-    let err = s.on_step(StepOutcome::Failed).unwrap_err();
+    drive_to_check(&mut s, StepOutcome::Refused);
+    assert_eq!(s.take_step(NOW), Ok(Some(Step::CheckObject)));
+    let err = s.on_step(StepOutcome::Failed, NOW).unwrap_err();
     assert_eq!(
         (err.code, err.retry_after),
-        (ApiErrorCode::UploadBusy, Some(5))
+        (ApiErrorCode::UploadBusy, Some(30))
     );
     assert_eq!(s.due_step(), Some(Step::CheckObject));
-    s.take_step().unwrap();
+    s.take_step(NOW + RETRY).unwrap();
     assert_eq!(
-        code(s.on_step(StepOutcome::Exists(false))),
+        code(s.on_step(StepOutcome::Exists(false), NOW + RETRY)),
         ApiErrorCode::PartsMissing
     );
     assert_eq!(s.state(), UploadState::Open);
+    // No write lapsed: no record can be told right from wrong.
     assert!(s.recorded_parts().is_empty());
+    assert_eq!(s.pending_completion(), None);
+}
+
+#[test]
+fn a_refusal_drops_only_the_records_a_lapsed_write_may_have_overtaken() {
+    let mut s = session(64 * MIB);
+    let mut claimed = write_all(&mut s);
+    // A rewrite of part 2 loses its lease (its writer hung while storage committed),
+    // and is superseded by another that records.
+    let hung = s.begin_part(2, FULL, T0 + 10, LEASE).unwrap();
+    let later = T0 + 10 + LEASE;
+    claimed[1] = write(&mut s, 2, later);
+    assert_eq!(
+        s.lapsed_writes().iter().copied().collect::<Vec<_>>(),
+        [(2, hung.fence)]
+    );
+    s.request_complete(&claimed, later + 1).unwrap();
+    drive_to_check(&mut s, StepOutcome::Refused);
+    s.take_step(NOW).unwrap();
+    assert_eq!(
+        code(s.on_step(StepOutcome::Exists(false), NOW)),
+        ApiErrorCode::PartsMissing
+    );
+    let kept: Vec<u32> = s.recorded_parts().keys().copied().collect();
+    assert_eq!(kept, [1, 3, 4], "only part 2 is sent again");
+    // The hung write reports at last: it can land no more, so it lapses no more.
+    s.fail_part(2, hung.fence, later + 2).unwrap();
+    assert!(s.lapsed_writes().is_empty());
 }
 
 #[test]
@@ -255,18 +340,18 @@ fn outcomes_must_answer_the_step_taken() {
     let claimed = write_all(&mut s);
     // No step taken.
     assert_eq!(
-        code(s.on_step(StepOutcome::Aborted)),
+        code(s.on_step(StepOutcome::Aborted, NOW)),
         ApiErrorCode::Internal
     );
     s.request_complete(&claimed, T0).unwrap();
-    s.take_step().unwrap();
+    s.take_step(NOW).unwrap();
     // Not an answer to ListParts: nothing changes, the step is due again.
     assert_eq!(
-        code(s.on_step(StepOutcome::Completed)),
+        code(s.on_step(StepOutcome::Completed, NOW)),
         ApiErrorCode::Internal
     );
     assert_eq!(s.due_step(), Some(Step::ListParts));
-    assert!(!s.is_driving());
+    assert!(!s.is_driving(NOW));
 }
 
 #[test]
@@ -291,17 +376,28 @@ fn abort_is_a_committed_intent() {
         code(s.finish_part(2, grant.fence, etag(2), FULL, T0 + 6)),
         ApiErrorCode::UploadNotOpen
     );
-    // Storage fails: still aborting, the step is due again (next DELETE or alarm).
-    assert_eq!(s.take_step(), Ok(Some(Step::Abort)));
+    // Storage fails: still aborting, the step is due again (next DELETE or alarm),
+    // after its backoff; a DELETE before then is told when.
+    assert_eq!(s.take_step(NOW), Ok(Some(Step::Abort)));
     assert_eq!(
-        code(s.on_step(StepOutcome::Failed)),
+        code(s.on_step(StepOutcome::Failed, NOW)),
         ApiErrorCode::StorageError
     );
     assert_eq!(s.state(), UploadState::Aborting);
-    assert_eq!(s.next_alarm(T0 + 7), Some(T0 + 7 + STEP_RETRY_MS));
+    assert_eq!(s.next_alarm(NOW + 7), Some(NOW + RETRY));
     s.request_abort().unwrap();
-    drive(&mut s, StepOutcome::Completed, false).unwrap();
+    let wait = s.take_step(NOW + 1_000).unwrap_err();
+    assert_eq!(
+        (wait.code, wait.retry_after),
+        (ApiErrorCode::UploadBusy, Some(29))
+    );
+    assert_eq!(
+        s.abort_answer(NOW + 1_000).unwrap_err().retry_after,
+        Some(29)
+    );
+    drive_at(&mut s, StepOutcome::Completed, false, NOW + RETRY).unwrap();
     assert_eq!(s.state(), UploadState::Aborted);
+    assert_eq!(s.abort_answer(NOW + RETRY), Ok(()));
     assert_eq!(s.next_alarm(T0), None);
     s.request_abort().unwrap();
     assert!(s.status(&s.recorded_listing()).parts.is_empty());
@@ -320,7 +416,7 @@ fn the_alarm_aborts_an_expired_upload() {
     );
     s.on_alarm(end);
     assert_eq!(s.state(), UploadState::Aborting);
-    assert_eq!(s.take_step(), Ok(Some(Step::Abort)));
+    assert_eq!(s.take_step(NOW), Ok(Some(Step::Abort)));
 }
 
 #[test]
@@ -534,20 +630,20 @@ fn snapshots_round_trip_and_restore_checks_invariants() {
     let mut completing = session(64 * MIB + 1);
     write_all(&mut completing);
     completing.request_complete(&claimed, T0 + 2).unwrap();
-    completing.take_step().unwrap();
+    completing.take_step(NOW).unwrap();
     completing
-        .on_step(StepOutcome::Listed(completing.recorded_listing()))
+        .on_step(StepOutcome::Listed(completing.recorded_listing()), NOW)
         .unwrap();
     assert_eq!(
-        completing.take_step(),
+        completing.take_step(NOW),
         Ok(Some(Step::Complete(claimed.clone())))
     );
     let snap = completing.snapshot();
     assert_eq!(snap.stage, Stage::Storing);
     let mut reloaded = Session::restore(snap.clone()).unwrap();
-    assert!(!reloaded.is_driving());
+    assert!(!reloaded.is_driving(NOW));
     assert_eq!(
-        reloaded.take_step(),
+        reloaded.take_step(NOW),
         Ok(Some(Step::Complete(claimed.clone())))
     );
     for stage in Stage::ALL {
@@ -635,13 +731,6 @@ fn snapshots_round_trip_and_restore_checks_invariants() {
 }
 
 #[test]
-fn default_ttl_is_inside_storages_multipart_lifetime() {
-    const R2_MULTIPART_LIFETIME_MS: u64 = 7 * 24 * 60 * 60 * 1000;
-    assert_eq!(SESSION_TTL_MS, 6 * 24 * 60 * 60 * 1000);
-    const { assert!(SESSION_TTL_MS < R2_MULTIPART_LIFETIME_MS) };
-}
-
-#[test]
 fn empty_file_has_one_16_byte_part() {
     let mut s = session(0);
     assert_eq!(
@@ -652,4 +741,275 @@ fn empty_file_has_one_16_byte_part() {
     s.request_complete(&[part], T0).unwrap();
     drive(&mut s, StepOutcome::Completed, true).unwrap();
     assert_eq!(s.state(), UploadState::Completed);
+}
+
+/// A session whose completion got no clear answer and whose object checks ran out:
+/// open again, remembering the parts it asked storage to complete with.
+fn with_pending_completion() -> (Session, Vec<CompletedPart>, Vec<CompletedPart>) {
+    let mut s = session(64 * MIB);
+    let claimed = write_all(&mut s);
+    s.request_complete(&claimed, T0 + 2).unwrap();
+    let sent = drive_to_check(&mut s, StepOutcome::Failed);
+    assert_eq!(
+        code(checks_until_open(&mut s, NOW)),
+        ApiErrorCode::StorageError
+    );
+    (s, claimed, sent)
+}
+
+#[test]
+fn a_completion_that_lands_after_the_checks_is_found_when_storage_says_the_upload_is_gone() {
+    // The review's bug: storage finished the completion after the session gave up on
+    // it; every later complete then failed at ListParts for good.
+    let (mut s, claimed, sent) = with_pending_completion();
+    let later = NOW + 60 * 60 * 1000;
+    s.request_complete(&claimed, later).unwrap();
+    assert_eq!(s.take_step(later), Ok(Some(Step::ListParts)));
+    // "No such upload": the object is checked, not a 502 forever.
+    s.on_step(StepOutcome::Gone, later).unwrap();
+    assert_eq!(s.state(), UploadState::Completing);
+    assert_eq!(s.take_step(later), Ok(Some(Step::CheckObject)));
+    s.on_step(StepOutcome::Exists(true), later).unwrap();
+    assert_eq!(s.completed_parts(), Some(&sent[..]));
+    assert_eq!(
+        s.request_complete(&claimed, later),
+        Ok(CompleteStart::AlreadyCompleted)
+    );
+
+    // The same news from a status listing or a part write: the same check.
+    let (mut s, _, sent) = with_pending_completion();
+    s.upload_gone().unwrap();
+    assert_eq!(s.due_step(), Some(Step::CheckObject));
+    drive_at(&mut s, StepOutcome::Failed, true, later).unwrap();
+    assert_eq!(s.completed_parts(), Some(&sent[..]));
+}
+
+#[test]
+fn an_upload_storage_lost_without_a_completion_is_aborted() {
+    // A lifecycle rule or the sweep aborted it: nothing can complete any more.
+    let mut s = session(64 * MIB);
+    let claimed = write_all(&mut s);
+    s.request_complete(&claimed, T0 + 2).unwrap();
+    s.take_step(NOW).unwrap();
+    assert_eq!(
+        code(s.on_step(StepOutcome::Gone, NOW)),
+        ApiErrorCode::UploadNotOpen
+    );
+    assert_eq!(s.state(), UploadState::Aborting);
+    assert!(s.recorded_parts().is_empty());
+    // Aborting what is gone: done, and nothing to delete.
+    assert_eq!(s.take_step(NOW), Ok(Some(Step::Abort)));
+    s.on_step(StepOutcome::Gone, NOW).unwrap();
+    assert_eq!(s.state(), UploadState::Aborted);
+
+    // Gone at completion, and no object either (an abort by storage mid-completion).
+    let mut s = session(64 * MIB);
+    let claimed = write_all(&mut s);
+    s.request_complete(&claimed, T0 + 2).unwrap();
+    drive_to_check(&mut s, StepOutcome::Gone);
+    s.take_step(NOW).unwrap();
+    assert_eq!(
+        code(s.on_step(StepOutcome::Exists(false), NOW)),
+        ApiErrorCode::UploadNotOpen
+    );
+    assert_eq!(s.due_step(), Some(Step::Abort));
+
+    // A part write hears it first.
+    let mut s = session(64 * MIB);
+    write_all(&mut s);
+    assert_eq!(code(s.upload_gone()), ApiErrorCode::UploadNotOpen);
+    assert_eq!(s.state(), UploadState::Aborting);
+    // Only an open session listens.
+    s.upload_gone().unwrap();
+    assert_eq!(s.due_step(), Some(Step::Abort));
+}
+
+#[test]
+fn aborting_deletes_the_object_a_late_completion_left() {
+    let (mut s, _, _) = with_pending_completion();
+    // Expiry: the alarm aborts. Storage answers that the upload is gone: the pending
+    // completion landed, and its object goes too.
+    s.on_alarm(s.expires_at());
+    let at = s.expires_at();
+    assert_eq!(s.take_step(at), Ok(Some(Step::Abort)));
+    s.on_step(StepOutcome::Gone, at).unwrap();
+    assert_eq!(s.state(), UploadState::Aborting);
+    assert_eq!(s.take_step(at), Ok(Some(Step::DeleteObject)));
+    s.on_step(StepOutcome::Failed, at).unwrap_err();
+    assert_eq!(s.due_step(), Some(Step::DeleteObject));
+    let snap = s.snapshot();
+    assert_eq!(snap.stage, Stage::AbortingObject);
+    assert_eq!(
+        Session::restore(snap).unwrap(),
+        s.clone().with_timing(s.timing)
+    );
+    s.take_step(at + RETRY).unwrap();
+    s.on_step(StepOutcome::Deleted, at + RETRY).unwrap();
+    assert_eq!(s.state(), UploadState::Aborted);
+    assert_eq!(s.pending_completion(), None);
+
+    // Aborted in storage by this very abort: no completion can land afterwards.
+    let (mut s, _, _) = with_pending_completion();
+    s.request_abort().unwrap();
+    drive(&mut s, StepOutcome::Completed, false).unwrap();
+    assert_eq!(s.state(), UploadState::Aborted);
+}
+
+#[test]
+fn failed_steps_back_off_then_stall_and_only_requests_retry() {
+    let mut s = session(64 * MIB);
+    write_all(&mut s);
+    s.request_abort().unwrap();
+    let timing = StepTiming::default();
+    let mut now = NOW;
+    let mut waits = Vec::new();
+    for failure in 1..=timing.max_failures {
+        assert_eq!(s.take_step(now), Ok(Some(Step::Abort)));
+        assert_eq!(
+            code(s.on_step(StepOutcome::Failed, now)),
+            ApiErrorCode::StorageError
+        );
+        assert_eq!(s.step_failures(), failure);
+        let at = s.retry_at().unwrap();
+        waits.push((at - now) / 1000);
+        if failure < timing.max_failures {
+            assert!(!s.is_stalled());
+            assert_eq!(s.next_alarm(now), Some(at), "the alarm retries");
+        }
+        now = at;
+    }
+    assert_eq!(waits, [30, 60, 120, 240, 480, 960, 1920, 3600, 3600, 3600]);
+    // Stalled: the alarm stops, the status says so, a request is told when to retry.
+    assert!(s.is_stalled());
+    assert_eq!(s.next_alarm(now - 1), None);
+    let status = serde_json::to_value(s.status(&[])).unwrap();
+    assert_eq!(status["stalled"], true);
+    let err = s.abort_answer(now - 1_000).unwrap_err();
+    assert_eq!(err.retry_after, Some(1));
+    assert!(err.message.contains("10 times"), "{}", err.message);
+    assert!(s.take_step(now - 1).is_err());
+    // Storage works again: a request's retry finishes the abort.
+    drive_at(&mut s, StepOutcome::Completed, false, now).unwrap();
+    assert_eq!(s.state(), UploadState::Aborted);
+    assert!(!s.is_stalled());
+    assert_eq!(s.step_failures(), 0);
+}
+
+#[test]
+fn a_step_whose_shell_hangs_past_its_deadline_can_be_taken_over() {
+    let mut s = session(64 * MIB);
+    write_all(&mut s);
+    s.request_abort().unwrap();
+    let deadline = StepTiming::default().deadline_ms;
+    assert_eq!(s.take_step(NOW), Ok(Some(Step::Abort)));
+    assert!(s.is_driving(NOW + deadline - 1));
+    assert_eq!(
+        code(s.take_step(NOW + deadline - 1)),
+        ApiErrorCode::UploadBusy
+    );
+    assert!(!s.is_driving(NOW + deadline));
+    assert_eq!(s.take_step(NOW + deadline), Ok(Some(Step::Abort)));
+    s.on_step(StepOutcome::Aborted, NOW + deadline).unwrap();
+    // The hung shell's report comes last: nothing is taken, nothing changes.
+    assert_eq!(
+        code(s.on_step(StepOutcome::Failed, NOW + deadline)),
+        ApiErrorCode::Internal
+    );
+    assert_eq!(s.state(), UploadState::Aborted);
+}
+
+#[test]
+fn status_lists_parts_only_while_open_with_quoted_etags() {
+    let mut s = session(64 * MIB);
+    let claimed = write_all(&mut s);
+    let unquoted = vec![ListedPart {
+        part_number: 1,
+        etag: "abc".into(),
+        size: FULL,
+    }];
+    assert!(s.status_needs_listing());
+    assert_eq!(s.status(&unquoted).parts[0].etag, "\"abc\"");
+    s.request_complete(&claimed, T0 + 2).unwrap();
+    assert!(!s.status_needs_listing());
+    assert!(s.status(&unquoted).parts.is_empty());
+    drive(&mut s, StepOutcome::Completed, true).unwrap();
+    let status = s.status(&[]);
+    assert_eq!(status.parts.len(), 4);
+    assert!(status.parts.iter().all(|p| p.etag.starts_with('"')));
+    assert_eq!(quote("\"x\""), "\"x\"");
+    assert_eq!(quote("x"), "\"x\"");
+}
+
+#[test]
+fn snapshots_keep_lapsed_writes_pending_completions_and_failures() {
+    let (mut s, _, sent) = with_pending_completion();
+    let hung = s.begin_part(1, FULL, NOW, LEASE).unwrap();
+    s.begin_part(1, FULL, NOW + LEASE, LEASE).unwrap();
+    let snap = s.snapshot();
+    assert_eq!(snap.lapsed, [(1, hung.fence)]);
+    assert_eq!(snap.pending_completion, sent);
+    assert_eq!(Session::restore(snap.clone()), Ok(s.clone()));
+    s.request_abort().unwrap();
+    s.take_step(NOW).unwrap();
+    s.on_step(StepOutcome::Failed, NOW).unwrap_err();
+    let failing = s.snapshot();
+    assert_eq!((failing.step_failures, failing.step_failed_at), (1, NOW));
+    let back = Session::restore(failing.clone()).unwrap();
+    assert_eq!(back.retry_at(), Some(NOW + RETRY));
+
+    let broken = [
+        (
+            Snapshot {
+                stage: Stage::Aborting,
+                ..snap.clone()
+            },
+            RestoreError::PartsAfterAbort,
+        ),
+        (
+            Snapshot {
+                pending_completion: sent[1..].to_vec(),
+                ..snap.clone()
+            },
+            RestoreError::PendingCompletion,
+        ),
+        (
+            Snapshot {
+                stage: Stage::Aborted,
+                ..failing.clone()
+            },
+            RestoreError::PendingCompletion,
+        ),
+        (
+            Snapshot {
+                stage: Stage::AbortingObject,
+                pending_completion: Vec::new(),
+                ..failing.clone()
+            },
+            RestoreError::PendingCompletion,
+        ),
+        (
+            Snapshot {
+                step_failures: 1,
+                ..snap.clone()
+            },
+            RestoreError::StepFailures,
+        ),
+        (
+            Snapshot {
+                lapsed: vec![(9, 1)],
+                ..snap.clone()
+            },
+            RestoreError::PartOutsidePlan(9),
+        ),
+        (
+            Snapshot {
+                lapsed: vec![(1, snap.next_fence)],
+                ..snap.clone()
+            },
+            RestoreError::FenceNotIssued,
+        ),
+    ];
+    for (snap, expected) in broken {
+        assert_eq!(Session::restore(snap), Err(expected));
+    }
 }

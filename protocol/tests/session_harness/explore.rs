@@ -1,10 +1,11 @@
 //! Exploring interleavings: every order (depth-first, with states already seen pruned),
 //! and seeded random long runs. Invariants are checked after every action; at the end
-//! of every path the alarm must bring any step left due to its end.
+//! of every path storage carries out what it still holds, the alarm brings any step left
+//! due to its end, and after expiry session and storage must agree exactly.
 
 use std::collections::HashSet;
 
-use crate::world::{Action, Choice, World};
+use crate::world::{Action, Choice, Seen, World};
 
 /// What an exhaustive exploration covered.
 #[derive(Debug, Default)]
@@ -13,6 +14,8 @@ pub struct Explored {
     pub states: usize,
     /// Paths that ended with every process done.
     pub ends: usize,
+    /// Of those, how many went through each rare path (before converging).
+    pub seen: Seen,
 }
 
 /// Explores every interleaving of the actions possible from `start`. Panics with the
@@ -34,10 +37,15 @@ fn dfs(world: World, seen: &mut HashSet<String>, stats: &mut Explored, path: &mu
     let actions = world.actions();
     if world.is_quiet() {
         stats.ends += 1;
+        let s = &mut stats.seen;
+        s.late_writes += u32::from(world.seen.late_writes > 0);
+        s.late_completions += u32::from(world.seen.late_completions > 0);
+        s.refusals += u32::from(world.seen.refusals > 0);
+        s.gone += u32::from(world.seen.gone > 0);
+        s.deletions += u32::from(world.seen.deletions > 0);
         let mut end = world.clone();
-        end.settle_with_alarms();
-        if let Err(e) = end.check() {
-            panic!("after settling: {e}\npath: {path:?}\nworld: {end:#?}");
+        if let Err(e) = end.converge() {
+            panic!("converging: {e}\npath: {path:?}\nworld: {end:#?}");
         }
     }
     for action in actions {
@@ -127,6 +135,10 @@ pub fn random_run(
     world.settle_with_alarms();
     if let Err(e) = world.check() {
         panic!("seed {seed} (settled): {e}\npath: {path:?}\nworld: {world:#?}");
+    }
+    let mut end = world.clone();
+    if let Err(e) = end.converge() {
+        panic!("seed {seed} (converging): {e}\npath: {path:?}\nworld: {end:#?}");
     }
     world
 }

@@ -13,7 +13,7 @@ mod world;
 
 use explore::{exhaustive, random_run};
 use sealdrop_protocol::session::{Stage, UploadState};
-use world::{Action, Answer, Call, Choice, LEASE, Proc, T0, TTL, Truth, UploadLife, World};
+use world::{Action, Answer, Call, Choice, LEASE, Proc, Seen, T0, TTL, Truth, UploadLife, World};
 
 /// A world with `parts` parts of which `written` are already uploaded.
 fn world(truth: Truth, parts: u32, written: u32) -> World {
@@ -54,9 +54,17 @@ fn complete_racing_delete_and_the_alarm_in_every_order() {
         w.spawn(Proc::request(Call::Abort));
         w.evictions_left = 1;
         w.alarms_left = 1;
+        w.laters_left = 1;
+        w.waits_left = 3;
         let stats = exhaustive(w);
         assert!(
             stats.states > 500 && stats.ends > 100,
+            "{truth:?}: {stats:?}"
+        );
+        // A completion landing late, found by a later step or deleted by the abort.
+        let seen = stats.seen;
+        assert!(
+            seen.late_completions > 0 && seen.gone > 0 && seen.deletions > 0,
             "{truth:?}: {stats:?}"
         );
     }
@@ -70,8 +78,15 @@ fn a_part_write_racing_its_retry_and_complete_in_every_order() {
     w.spawn(Proc::request(Call::Complete));
     w.ticks_left = 2;
     w.evictions_left = 1;
+    w.late_lands_left = 1;
     let stats = exhaustive(w);
     assert!(stats.states > 1_000 && stats.ends > 100, "{stats:?}");
+    // Writes that land after their lease, some over a newer record that a refused
+    // completion then drops.
+    assert!(
+        stats.seen.late_writes > 0 && stats.seen.refusals > 0,
+        "{stats:?}"
+    );
 }
 
 #[test]
@@ -82,8 +97,11 @@ fn completing_with_lost_answers_and_retries_in_every_order() {
         w.spawn(Proc::request(Call::Complete));
         w.evictions_left = 2;
         w.alarms_left = 1;
+        w.laters_left = 1;
+        w.waits_left = 3;
         let stats = exhaustive(w);
         assert!(stats.states > 500, "{truth:?}: {stats:?}");
+        assert!(stats.seen.late_completions > 0, "{truth:?}: {stats:?}");
     }
 }
 
@@ -108,12 +126,16 @@ fn delete_racing_part_writes_and_expiry_in_every_order() {
 fn random_long_runs_keep_every_invariant() {
     for truth in [Truth::Session, Truth::Storage] {
         let mut outcomes = [0usize; 3];
+        let mut seen = Vec::new();
         for seed in 0..150 {
             let mut w = World::new(truth, 3);
             w.evictions_left = 4;
             // Most runs stay inside the session's lifetime; every fifth outlives it.
-            w.ticks_left = if seed % 5 == 0 { 12 } else { 3 };
+            w.ticks_left = if seed % 5 == 0 { 12 } else { 4 };
             w.alarms_left = 6;
+            w.laters_left = 2;
+            w.late_lands_left = 3;
+            w.waits_left = 6;
             // A third of the runs have an owner who may DELETE; all have clients that
             // write parts (again and again) and complete.
             let deleter = seed % 3 == 0;
@@ -125,7 +147,7 @@ fn random_long_runs_keep_every_invariant() {
                         w.spawn(Proc::put(part));
                     }
                 }
-                4 => {
+                4 | 5 => {
                     let part = 1 + rng.below(3) as u32;
                     w.spawn(Proc::put(part));
                 }
@@ -137,6 +159,7 @@ fn random_long_runs_keep_every_invariant() {
                 }
                 _ => {}
             });
+            seen.push(end.seen);
             outcomes[match end.shell.persisted.stage {
                 Stage::Open => 0,
                 Stage::Completed => 1,
@@ -148,6 +171,17 @@ fn random_long_runs_keep_every_invariant() {
         assert!(
             outcomes[1] > 5 && outcomes[2] > 5,
             "{truth:?}: {outcomes:?}"
+        );
+        let runs = |f: fn(&Seen) -> u32| seen.iter().filter(|s| f(s) > 0).count();
+        let counts = [
+            runs(|s| s.late_completions),
+            runs(|s| s.gone),
+            runs(|s| s.deletions),
+            runs(|s| s.late_writes),
+            runs(|s| s.refusals),
+        ];
+        eprintln!(
+            "{truth:?}: runs with late completions, gone, deletions, late writes, refusals: {counts:?}"
         );
     }
 }
@@ -313,6 +347,111 @@ fn a_superseded_write_that_reports_late_makes_the_part_be_sent_again() {
     assert_eq!(w.shell.persisted.stage, Stage::Completed);
 }
 
+/// A write whose lease ran out before completion began is lapsed, not forgotten: it
+/// can land after the completion failed and a newer write of its part recorded, and the
+/// record is then not what storage holds until a refused completion drops it.
+#[test]
+fn a_write_lapsed_when_completion_began_can_land_over_a_later_record() {
+    let mut w = world(Truth::Session, 2, 2);
+    let hung = w.spawn(Proc::put(2));
+    go(&mut w, hung); // begins, then its writer hangs while storage commits
+    w.apply(Action::Tick(LEASE));
+    let complete = w.spawn(Proc::request(Call::Complete));
+    go(&mut w, complete);
+    act(&mut w, complete, Choice::Fail); // listing fails: open again
+    go(&mut w, complete);
+    assert_eq!(last(&w), &Answer::Complete(Err("storage_error".into())));
+    w.run_to_end(Proc::put(2)); // sent again, recorded
+    w.late_lands_left = 1;
+    act(&mut w, hung, Choice::LandDie); // the hung write lands after all
+    assert_ne!(
+        w.storage.parts[&2].0, w.shell.persisted.recorded[1].1.etag,
+        "storage holds the lapsed write's bytes"
+    );
+    // Completion is refused by storage; only part 2's record goes.
+    w.run_to_end(Proc::request(Call::Complete));
+    assert_eq!(last(&w), &Answer::Complete(Err("parts_missing".into())));
+    let kept: Vec<u32> = w.shell.persisted.recorded.iter().map(|(n, _)| *n).collect();
+    assert_eq!(kept, [1]);
+    w.run_to_end(Proc::put(2));
+    w.run_to_end(Proc::request(Call::Complete));
+    assert!(matches!(last(&w), Answer::Complete(Ok(_))));
+}
+
+/// The alarm checks the object after each backoff until the session gives up: open.
+fn give_up_checking(w: &mut World) {
+    for _ in 0..10 {
+        if w.shell.persisted.stage == Stage::Open {
+            return;
+        }
+        w.apply(Action::Wait);
+        w.run_to_end(Proc::request(Call::Alarm));
+        w.check().unwrap();
+    }
+    panic!("still {:?}", w.shell.persisted.stage);
+}
+
+/// Storage completes after the shell gave up on the answer and on checking the object:
+/// the session is open again but remembers the completion, so the next `complete`
+/// (whose ListParts finds no upload) answers the record instead of 502 for ever.
+#[test]
+fn a_completion_that_lands_after_the_checks_answers_the_next_complete() {
+    let mut w = world(Truth::Storage, 2, 2);
+    w.laters_left = 1;
+    w.waits_left = 10;
+    let complete = w.spawn(Proc::request(Call::Complete));
+    go(&mut w, complete);
+    act(&mut w, complete, Choice::Ok); // listed
+    go(&mut w, complete);
+    act(&mut w, complete, Choice::Later); // storage has it, the answer times out
+    go(&mut w, complete);
+    act(&mut w, complete, Choice::Ok); // no object yet
+    go(&mut w, complete);
+    assert_eq!(last(&w), &Answer::Complete(Err("upload_busy".into())));
+    // The alarm checks again after each backoff, then gives up: open, 502.
+    give_up_checking(&mut w);
+    assert!(!w.shell.persisted.pending_completion.is_empty());
+    w.apply(Action::Land(0));
+    assert_eq!(w.storage.life, UploadLife::Completed);
+    w.check().unwrap();
+    let retry = w.spawn(Proc::request(Call::Complete));
+    go(&mut w, retry);
+    act(&mut w, retry, Choice::Ok); // ListParts: no such upload
+    go(&mut w, retry);
+    act(&mut w, retry, Choice::Ok); // the object exists
+    go(&mut w, retry);
+    assert!(
+        matches!(last(&w), Answer::Complete(Ok(_))),
+        "{:?}",
+        last(&w)
+    );
+    assert_eq!(w.shell.persisted.stage, Stage::Completed);
+}
+
+/// The same late completion, but the owner gave up: expiry aborts, storage says the
+/// upload is gone, and the object the completion left is deleted.
+#[test]
+fn expiry_deletes_the_object_a_late_completion_left() {
+    let mut w = world(Truth::Storage, 2, 2);
+    w.laters_left = 1;
+    w.waits_left = 10;
+    let complete = w.spawn(Proc::request(Call::Complete));
+    go(&mut w, complete);
+    act(&mut w, complete, Choice::Ok);
+    go(&mut w, complete);
+    act(&mut w, complete, Choice::Later);
+    go(&mut w, complete);
+    act(&mut w, complete, Choice::Ok); // no object yet
+    go(&mut w, complete);
+    give_up_checking(&mut w);
+    w.apply(Action::Land(0));
+    w.now = T0 + TTL;
+    w.run_to_end(Proc::request(Call::Alarm));
+    assert_eq!(w.shell.persisted.stage, Stage::Aborted);
+    assert_eq!(w.storage.object, None);
+    w.check().unwrap();
+}
+
 /// A part write racing a complete: completion waits for the write in flight.
 #[test]
 fn a_part_write_racing_complete() {
@@ -344,7 +483,7 @@ fn a_storage_failure_mid_part_is_retryable() {
 }
 
 /// Aborting is a committed intent: a failed abort leaves the session aborting (nothing
-/// else accepted), and the alarm retries until storage confirms.
+/// else accepted), and the alarm retries, after a backoff, until storage confirms.
 #[test]
 fn abort_is_retried_by_the_alarm_until_storage_confirms() {
     let mut w = world(Truth::Session, 2, 2);
@@ -357,6 +496,11 @@ fn abort_is_retried_by_the_alarm_until_storage_confirms() {
     let put = w.spawn(Proc::put(1));
     go(&mut w, put);
     assert_eq!(last(&w), &Answer::Put(1, err("upload_not_open")));
+    // Retried at once: told to wait for the backoff.
+    w.run_to_end(Proc::request(Call::Abort));
+    assert_eq!(last(&w), &Answer::Abort(Err("upload_busy".into())));
+    w.waits_left = 1;
+    w.apply(Action::Wait);
     let alarm = w.spawn(Proc::request(Call::Alarm));
     go(&mut w, alarm);
     act(&mut w, alarm, Choice::Ok);

@@ -7,18 +7,20 @@
 //!
 //! - What happened is decided by the error's `<Code>` (e.g. `NoSuchUpload`), never by its
 //!   `<Message>`, which servers word as they like.
+//! - Namespaces do not matter: AWS sends `<Error>` bare but ListMultipartUploads in S3's
+//!   namespace, other servers either way, so the documents read here lose their default
+//!   namespace first ([`without_default_namespace`]) and are matched on names alone.
 //! - A `200` can still be a failure: S3 may answer CompleteMultipartUpload with `200 OK`
 //!   and an `<Error>` body (it keeps the connection alive while it assembles the parts),
 //!   so a body is checked for `<Error>` before it is read as a success.
+
+use std::borrow::Cow;
 
 use instant_xml::FromXml;
 use jiff::Timestamp;
 use rusty_s3::actions::{
     CompleteMultipartUploadResponse, CreateMultipartUpload, ListParts, ListPartsResponse,
 };
-
-/// The namespace of S3's answers (absent from `<Error>` bodies).
-const S3_NS: &str = "http://s3.amazonaws.com/doc/2006-03-01/";
 
 /// Why an S3 call failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -80,7 +82,7 @@ fn read<T, E: std::fmt::Display>(
     body: &str,
     parse: impl FnOnce(&str) -> Result<T, E>,
 ) -> Result<T, S3Error> {
-    if let Ok(error) = instant_xml::from_str::<ErrorBody>(body) {
+    if let Ok(error) = instant_xml::from_str::<ErrorBody>(&without_default_namespace(body)) {
         return Err(S3Error::Refused {
             status,
             code: error.code.filter(|code| !code.is_empty()),
@@ -145,7 +147,7 @@ pub(crate) struct UploadsPage {
 }
 
 #[derive(Debug, FromXml)]
-#[xml(rename = "ListMultipartUploadsResult", ns(S3_NS))]
+#[xml(rename = "ListMultipartUploadsResult")]
 struct UploadsResult {
     #[xml(rename = "IsTruncated")]
     is_truncated: Option<bool>,
@@ -157,7 +159,7 @@ struct UploadsResult {
 }
 
 #[derive(Debug, FromXml)]
-#[xml(rename = "Upload", ns(S3_NS))]
+#[xml(rename = "Upload")]
 struct UploadEntry {
     #[xml(rename = "Key")]
     key: String,
@@ -171,7 +173,8 @@ struct UploadEntry {
 /// must say where the next one starts, or the listing could never finish.
 pub(crate) fn uploads_page(status: u16, body: &str) -> Result<UploadsPage, S3Error> {
     read(status, body, |body| {
-        let page: UploadsResult = instant_xml::from_str(body).map_err(|e| e.to_string())?;
+        let page: UploadsResult =
+            instant_xml::from_str(&without_default_namespace(body)).map_err(|e| e.to_string())?;
         let uploads = page
             .uploads
             .into_iter()
@@ -193,6 +196,44 @@ pub(crate) fn uploads_page(status: u16, body: &str) -> Result<UploadsPage, S3Err
         };
         Ok::<_, String>(UploadsPage { uploads, next })
     })
+}
+
+/// `body` without the default namespace its root element declares (`xmlns="..."`), so
+/// its elements match by name whichever namespace the server put them in.
+fn without_default_namespace(body: &str) -> Cow<'_, str> {
+    // The root's start tag: the first `<` that opens neither a declaration (`<?`) nor a
+    // comment or doctype (`<!`).
+    let mut from = 0;
+    let start = loop {
+        let Some(at) = body[from..].find('<').map(|i| i + from) else {
+            return Cow::Borrowed(body);
+        };
+        if !body[at + 1..].starts_with(['?', '!']) {
+            break at;
+        }
+        from = at + 1;
+    };
+    let Some(end) = body[start..].find('>').map(|i| i + start) else {
+        return Cow::Borrowed(body);
+    };
+    let tag = &body[start..end];
+    let Some(attr) = tag
+        .match_indices("xmlns=")
+        .map(|(i, _)| i)
+        .find(|&i| tag[..i].ends_with(char::is_whitespace))
+    else {
+        return Cow::Borrowed(body);
+    };
+    let value = &tag[attr + "xmlns=".len()..];
+    let Some(quote) = value.chars().next().filter(|c| *c == '"' || *c == '\'') else {
+        return Cow::Borrowed(body);
+    };
+    let Some(close) = value[1..].find(quote) else {
+        return Cow::Borrowed(body);
+    };
+    let cut_from = start + tag[..attr].trim_end().len();
+    let cut_to = start + attr + "xmlns=".len() + 1 + close + 1;
+    Cow::Owned(format!("{}{}", &body[..cut_from], &body[cut_to..]))
 }
 
 /// An S3 timestamp (`2010-11-10T20:48:33.000Z`) in ms since the Unix epoch; times
@@ -320,7 +361,7 @@ mod tests {
             truncated.replace("2010-11-10T20:48:33.000Z", "yesterday"),
             truncated.replace("2010-11-10T20:48:33.000Z", "1969-12-31T23:59:59.000Z"),
             truncated.replace("<UploadId>", "<UploadIdentifier>"),
-            "<ListMultipartUploadsResult><IsTruncated>false</IsTruncated></ListMultipartUploadsResult>"
+            "<ListMultipartUploadsResult><IsTruncated>true</IsTruncated></ListMultipartUploadsResult>"
                 .into(),
             "not xml".into(),
             String::new(),
@@ -330,6 +371,41 @@ mod tests {
                 "{broken}"
             );
         }
+    }
+
+    #[test]
+    fn namespaces_do_not_matter() {
+        // A listing without S3's namespace (some servers send it bare)...
+        let bare = data("aws-list-uploads-truncated.xml")
+            .replace(" xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"", "");
+        assert_ne!(bare, data("aws-list-uploads-truncated.xml"));
+        assert_eq!(uploads_page(200, &bare).unwrap().uploads.len(), 3);
+        let empty = "<?xml version=\"1.0\"?>\n<ListMultipartUploadsResult>\
+                     <IsTruncated>false</IsTruncated></ListMultipartUploadsResult>";
+        assert_eq!(uploads_page(200, empty).unwrap().uploads, []);
+        // ...and an error in it (some servers namespace `<Error>`): its code counts.
+        let namespaced = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
+            <Error xmlns='http://s3.amazonaws.com/doc/2006-03-01/'><Code>NoSuchUpload</Code>\
+            <Message>gone</Message></Error>";
+        assert!(empty_answer_is_no_such_upload(namespaced));
+        assert_eq!(
+            without_default_namespace("<!-- x --><a\n  xmlns=\"n\" b=\"1\"><c/></a>"),
+            "<!-- x --><a b=\"1\"><c/></a>"
+        );
+        // Only the default namespace of the root goes; nothing else changes.
+        for kept in [
+            "<a xmlns:s3=\"n\"/>",
+            "<a/>",
+            "<a data-xmlns=\"n\"/>",
+            "",
+            "no xml",
+        ] {
+            assert_eq!(without_default_namespace(kept), kept);
+        }
+    }
+
+    fn empty_answer_is_no_such_upload(body: &str) -> bool {
+        empty(404, body).unwrap_err().is_no_such_upload()
     }
 
     #[test]
