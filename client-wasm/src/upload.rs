@@ -204,6 +204,7 @@ impl Started {
             metadata: encode_base64(&self.metadata),
             part_size: self.part_size,
             idempotency_key: Some(self.idempotency_key.clone()),
+            room: None,
         }
     }
 }
@@ -909,6 +910,7 @@ impl Known {
                 metadata: saved.metadata.clone(),
                 part_size: saved.part_size,
                 idempotency_key: Some(saved.idempotency_key.clone()),
+                room: None,
             }),
         }
     }
