@@ -116,7 +116,7 @@ describe("sending", () => {
     puts.handler = (put, route) => (put.part === 2 && put.nth === 1 ? puts.hold(route) : false);
     await page.setInputFiles("#file-input", file("pausable.bin", 20 * MiB));
     // Part 1 is through and part 2 on its way (held).
-    await puts.until((log) => log.some((p) => p.part === 2) && log.find((p) => p.part === 1).outcome === 200);
+    await puts.until((log) => log.some((p) => p.part === 2) && log.find((p) => p.part === 1)?.outcome === 200);
     const card = page.locator("#uploads li").first();
     await card.locator("button.pause").click();
     await card.locator(".status", { hasText: "Paused. Resume to send the rest." }).waitFor();
