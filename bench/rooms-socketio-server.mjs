@@ -2,7 +2,9 @@
 // sealdrop room, the way the seeds' gateways do it: a JWT (HS256, verified with jose)
 // in the handshake, `join-room` puts the socket in a Socket.IO room, `send-message`
 // is broadcast to the room as `new-message` with a server-assigned id and seq and
-// acknowledged. Nothing is stored (the seeds' gateways write to a database; this one
+// acknowledged; `file-upload-progress` of an upload (`upload-start`) is broadcast at
+// most every 250 ms, the newest value kept for a trailing timer, as a sealdrop room
+// does (scenario d). Nothing is stored (the seeds' gateways write to a database; this one
 // does not, which favours it). WebSocket transport only, 127.0.0.1 only.
 //
 //   node bench/rooms-socketio-server.mjs <port> <secret-hex>
@@ -44,6 +46,31 @@ io.on("connection", (socket) => {
     };
     io.to(roomId).emit("new-message", message);
     ack?.({ messageId: message.id, seq, timestamp: message.timestamp });
+  });
+});
+
+// Progress coalescing, as the Room object does it: per upload, at most one broadcast
+// per 250 ms; a report inside the interval is kept and the newest goes out at its end.
+const uploads = new Map();
+let uploadCount = 0;
+io.on("connection", (socket) => {
+  socket.on("upload-start", ({ size }, ack) => {
+    if (!socket.data.room) return ack?.({ error: "not_joined" });
+    const fileId = `u${++uploadCount}`;
+    uploads.set(fileId, { roomId: socket.data.room, size, last: 0, pending: null, timer: null });
+    ack?.({ fileId });
+  });
+  socket.on("file-upload-progress", ({ fileId, bytesUploaded }) => {
+    const u = uploads.get(fileId);
+    if (!u || bytesUploaded > u.size) return;
+    const send = (bytes) => {
+      u.last = Date.now();
+      io.to(u.roomId).emit("file-upload-progress", { roomId: u.roomId, fileId, bytesUploaded: bytes, totalBytes: u.size });
+    };
+    const wait = u.last + 250 - Date.now();
+    if (wait <= 0 && !u.timer) return send(bytesUploaded);
+    u.pending = bytesUploaded;
+    u.timer ??= setTimeout(() => { u.timer = null; send(u.pending); }, Math.max(wait, 0));
   });
 });
 

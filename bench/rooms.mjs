@@ -6,7 +6,12 @@
 //       send-to-receive latency passes 100 ms: the highest delivered messages/s below it;
 //   (b) the seeds' shape: 10,000 connections in 1,000 rooms of 10, 1,000 messages/s:
 //       p50/p99 latency, server memory and CPU;
-//   (c) one room of 1,000 members, rates rising as in (a).
+//   (c) one room of 1,000 members, rates rising as in (a);
+//   (d) upload progress fan-out (issue 12): 100 rooms of 10, in each one upload whose
+//       uploader reports progress 20 times a second; the room coalesces to at most 4
+//       broadcasts a second per upload (the Socket.IO server does the same, with a
+//       timer): broadcasts delivered per second, p99 report-to-delivery latency of the
+//       values broadcast, server CPU.
 //
 // Every message is a distinct payload of the sealed form (version byte, "nonce",
 // 16-byte "tag": 50 base64url characters, what a short sealed chat line looks like);
@@ -27,7 +32,7 @@ import { ROOT, freePort, startServer } from "../tests/support/server.mjs";
 
 const args = process.argv.slice(2);
 const QUICK = args.includes("--quick");
-const ONLY = (args.find((a) => a.startsWith("--only="))?.slice(7) ?? "a,b,c").split(",");
+const ONLY = (args.find((a) => a.startsWith("--only="))?.slice(7) ?? "a,b,c,d").split(",");
 const TARGETS = (args.find((a) => a.startsWith("--targets="))?.slice(10) ?? "sealdrop,sealdrop-tmpfs,socketio").split(",");
 // A socket error the generator did not expect must not end the run: count it.
 let strayErrors = 0;
@@ -72,6 +77,19 @@ function received(text) {
   delivered += 1;
 }
 
+/** Send times of progress values (`fileId:bytes`), and the latencies of their broadcasts. */
+const progressSent = new Map();
+const progressLatest = new Map(); // fileId → the highest value any member received
+let progressLatencies = [];
+let progressDelivered = 0;
+function progressReceived(fileId, bytes) {
+  progressLatest.set(fileId, Math.max(bytes, progressLatest.get(fileId) ?? 0));
+  const t0 = progressSent.get(`${fileId}:${bytes}`);
+  if (t0 === undefined) return;
+  progressLatencies.push(performance.now() - t0);
+  progressDelivered += 1;
+}
+
 function percentile(sorted, p) {
   if (!sorted.length) return Infinity;
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
@@ -95,10 +113,32 @@ function sealdropClient(url, roomId, tok) {
         pings.shift()?.();
       } else if (text.startsWith('{"event":"new-message"')) {
         received(JSON.parse(text).data.text);
+      } else if (text.startsWith('{"event":"file-upload-progress"')) {
+        const { data: p } = JSON.parse(text);
+        progressReceived(p.fileId, p.bytesUploaded);
       } else if (text.startsWith('{"event":"ack","data":{"id":"j"')) {
         clearTimeout(timer);
         resolve({
           send: (t) => ws.send(`{"event":"send-message","data":{"text":"${t}"}}`),
+          // An upload into the room, created through the HTTP API with the room JWT.
+          startUpload: async (size) => {
+            const h = Buffer.alloc(76);
+            h.write("SDRP", 0, "latin1");
+            h[4] = 2;
+            h[5] = 1;
+            h.writeUInt32BE(1 << 20, 8);
+            const res = await fetch(`${url}/api/uploads`, {
+              method: "POST",
+              headers: { "content-type": "application/json", authorization: `Bearer ${tok}` },
+              body: JSON.stringify({
+                plaintextSize: size, header: h.toString("base64"), metadata: Buffer.alloc(64, 1).toString("base64"),
+                room: { roomId, sealedName: payload(), sealedKey: payload() },
+              }),
+            });
+            if (res.status !== 201) throw new Error(`create: ${res.status} ${await res.text()}`);
+            return (await res.json()).fileId;
+          },
+          report: (fileId, bytes) => ws.send(`{"event":"file-upload-progress","data":{"fileId":"${fileId}","bytesUploaded":${bytes}}}`),
           close: () => ws.terminate(),
           // `ping` is answered by workerd itself (an auto-response): its round trip is
           // the transport's latency with none of the room's code in it.
@@ -123,10 +163,16 @@ function socketioClient(url, roomId, tok) {
     const timer = setTimeout(() => reject(new Error("join timed out")), 60_000);
     s.on("connect_error", reject);
     s.on("new-message", (m) => received(m.text));
+    s.on("file-upload-progress", (p) => progressReceived(p.fileId, p.bytesUploaded));
     s.on("connect", () => s.emit("join-room", { roomId }, (ack) => {
       clearTimeout(timer);
       if (ack?.error) return reject(new Error(ack.error));
-      resolve({ send: (t) => s.emit("send-message", { text: t }), close: () => s.disconnect() });
+      resolve({
+        send: (t) => s.emit("send-message", { text: t }),
+        startUpload: (size) => new Promise((done, fail) => s.emit("upload-start", { size }, (a) => (a?.fileId ? done(a.fileId) : fail(new Error(a?.error))))),
+        report: (fileId, bytes) => s.emit("file-upload-progress", { fileId, bytesUploaded: bytes }),
+        close: () => s.disconnect(),
+      });
     }));
   });
 }
@@ -265,6 +311,56 @@ async function step(byRoom, rate, ms, pids) {
   };
 }
 
+/**
+ * (d): in each room one member uploads and reports progress `perSecond` times a second
+ * for `ms`; every member (the uploader too) receives the room's coalesced broadcasts.
+ */
+async function progressStep(byRoom, perSecond, ms, pids) {
+  const size = 100e9; // 100 GB, within every provider's limits
+  const uploads = await Promise.all(byRoom.map(async (room) => ({ client: room[0], members: room.length, fileId: await room[0].startUpload(size) })));
+  progressSent.clear();
+  progressLatencies = [];
+  progressDelivered = 0;
+  const before = sample(pids);
+  const start = performance.now();
+  let reports = 0;
+  let bytes = 0;
+  while (performance.now() - start < ms) {
+    const due = Math.floor(((performance.now() - start) / 1000) * perSecond);
+    while (reports < due) {
+      reports += 1;
+      bytes = reports * 1_000_000;
+      const t0 = performance.now();
+      for (const u of uploads) {
+        progressSent.set(`${u.fileId}:${bytes}`, t0);
+        u.client.report(u.fileId, bytes);
+      }
+    }
+    await sleep(5);
+  }
+  const elapsed = (performance.now() - start) / 1000;
+  // Let the trailing broadcasts (every upload's final value) arrive.
+  const finalsIn = () => uploads.every((u) => progressLatest.get(u.fileId) === bytes);
+  const drainUntil = performance.now() + 3_000;
+  while (performance.now() < drainUntil && !finalsIn()) await sleep(20);
+  const finals = uploads.filter((u) => progressLatest.get(u.fileId) === bytes).length;
+  // Broadcasts go out until the trailing ones: rates are over the whole window.
+  const window = (performance.now() - start) / 1000;
+  const after = sample(pids);
+  const sorted = progressLatencies.slice().sort((a, b) => a - b);
+  const recipients = uploads.reduce((n, u) => n + u.members, 0);
+  return {
+    rooms: uploads.length,
+    reportsPerSecond: Math.round((reports * uploads.length) / elapsed),
+    broadcastsPerSecond: Math.round(progressDelivered / window),
+    perUploadPerSecond: round(progressDelivered / recipients / window),
+    finalValuesDelivered: `${finals}/${uploads.length}`,
+    p50: round(percentile(sorted, 50)),
+    p99: round(percentile(sorted, 99)),
+    ...usage(before, after),
+  };
+}
+
 const round = (x) => (Number.isFinite(x) ? Math.round(x * 10) / 10 : null);
 const ok = (r) => r.p99 !== null && r.p99 <= P99_LIMIT_MS;
 
@@ -317,13 +413,23 @@ async function runTarget(name, open, url, pids) {
     byRoom.flat().forEach((c) => c.close());
     await sleep(2_000);
   }
+  if (ONLY.includes("d") && Date.now() < DEADLINE) {
+    const rooms = Math.round(100 * scale);
+    const { byRoom, seconds, failed } = await connectAll(open, url, rooms, 10, `${name}-d-`);
+    console.log(`  (d) ${rooms * 10 - failed} connections in ${seconds.toFixed(1)} s (${failed} failed)`);
+    const r = await progressStep(byRoom, 20, STEP_MS * 2, pids);
+    console.log(`    ${r.rooms} uploads at 20 reports/s: ${r.broadcastsPerSecond} broadcasts/s delivered (${r.perUploadPerSecond} per upload per member), p50 ${r.p50} ms, p99 ${r.p99} ms, server CPU ${r.serverCpuPercent}%, final values ${r.finalValuesDelivered}`);
+    out.d = { connections: rooms * 10 - failed, ...r };
+    byRoom.flat().forEach((c) => c.close());
+    await sleep(2_000);
+  }
   return out;
 }
 
 async function main() {
   mkdirSync(join(ROOT, "test-results"), { recursive: true });
   if (!existsSync(join(ROOT, "edge-worker/build/index.js"))) throw new Error("run `bash scripts/build.sh` first");
-  const vars = { ROOM_MESSAGES_PER_MINUTE: "10000000", ROOM_FRAMES_PER_SECOND: "100000", ROOM_IDLE_TIMEOUT_SECONDS: "0" };
+  const vars = { ROOM_MESSAGES_PER_MINUTE: "10000000", ROOM_FRAMES_PER_SECOND: "100000", ROOM_IDLE_TIMEOUT_SECONDS: "0", ROOM_MAX_UPLOADS: "1000" };
   const worker = await startServer({ vars });
   const sioPort = await freePort();
   const sio = spawn(process.execPath, [join(ROOT, "bench/rooms-socketio-server.mjs"), String(sioPort), Buffer.from(secret).toString("hex")], { stdio: ["ignore", "pipe", "inherit"] });
@@ -392,6 +498,9 @@ function report(r) {
     `| (b) | server RSS (MiB) / CPU (% of one core) | ${r.sealdrop?.b?.serverRssMiB} / ${r.sealdrop?.b?.serverCpuPercent} | ${r.socketio?.b?.serverRssMiB} / ${r.socketio?.b?.serverCpuPercent} | |`,
     `| (b) | generator CPU (%) / connect time (s) | ${r.sealdrop?.b?.generatorCpuPercent} / ${r.sealdrop?.b?.connectSeconds} | ${r.socketio?.b?.generatorCpuPercent} / ${r.socketio?.b?.connectSeconds} | |`,
     `| (c) one room of 1,000 | highest delivered messages/s with p99 ≤ 100 ms | ${best(r.sealdrop?.c) ?? "none"} | ${best(r.socketio?.c) ?? "none"} | ${ratio(best(r.sealdrop?.c), best(r.socketio?.c))} |`,
+    `| (d) upload progress: 100 rooms of 10, one upload each reporting 20/s, coalesced to ≤ 4 broadcasts/s | broadcasts delivered/s (per upload per member) | ${r.sealdrop?.d?.broadcastsPerSecond ?? "n/a"} (${r.sealdrop?.d?.perUploadPerSecond ?? "n/a"}) | ${r.socketio?.d?.broadcastsPerSecond ?? "n/a"} (${r.socketio?.d?.perUploadPerSecond ?? "n/a"}) | ${ratio(r.sealdrop?.d?.broadcastsPerSecond, r.socketio?.d?.broadcastsPerSecond)} |`,
+    `| (d) | p50 / p99 report-to-delivery latency (ms) | ${r.sealdrop?.d?.p50} / ${r.sealdrop?.d?.p99} | ${r.socketio?.d?.p50} / ${r.socketio?.d?.p99} | |`,
+    `| (d) | server CPU (% of one core) | ${r.sealdrop?.d?.serverCpuPercent ?? "n/a"} | ${r.socketio?.d?.serverCpuPercent ?? "n/a"} | |`,
     "",
     "Every step, for the record:",
     "",

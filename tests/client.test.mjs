@@ -380,6 +380,23 @@ describe("retries", () => {
     assert.equal(got.partUrlCalls, 2, "one batch, then a fresh URL for the expired one");
   });
 
+  test("a part storage does not hold is sent again when complete answers parts_missing", async () => {
+    // Part 2's first PUT is answered 200 with an ETag by someone other than storage
+    // (as a broken proxy might): storage never got it, so complete refuses.
+    const etag = '"never-stored"';
+    puts.handler = (put, route) => (put.part === 2 && put.nth === 1
+      ? puts.answer(route, 200, { body: JSON.stringify({ etag }), headers: { etag, "content-type": "application/json" } })
+      : false);
+    const got = await page.evaluate(async () => {
+      const r = await uploadThroughInjectedFaults(randomBlob(11 * 1024 * 1024));
+      return { ...r, completes: net.log.filter((e) => e.method === "POST" && e.path.endsWith("/complete")).length };
+    });
+    assert.ok(got.up.ok, got.up.message);
+    assert.ok(got.same, "downloaded byte-identical");
+    assert.deepEqual(puts.countByPart(), { 1: 1, 2: 2, 3: 1 }, "only the part storage lacked, once more");
+    assert.equal(got.completes, 2, "refused once (parts_missing), then completed");
+  });
+
   test("an error that cannot be retried fails at once with its own code, and deletes nothing", async () => {
     puts.handler = (put, route) => puts.answer(route, 400, {
       body: JSON.stringify({ error: { code: "part_size_mismatch", message: "injected" } }),

@@ -11,7 +11,7 @@ import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, wr
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ROOT, startServer } from "./support/server.mjs";
-import { launchBrowser } from "./support/browser.mjs";
+import { launchBrowser, until } from "./support/browser.mjs";
 
 const work = mkdtempSync(join(tmpdir(), "sealdrop-rooms-browser-"));
 const persistDir = join(work, "state");
@@ -34,14 +34,6 @@ after(async () => {
   await server?.stop();
   rmSync(work, { recursive: true, force: true });
 });
-
-/** Waits until `fn` (run in the page) returns something truthy; returns it. */
-async function until(page, fn, arg, what) {
-  const handle = await page.waitForFunction(fn, arg, { timeout: 60_000 }).catch((e) => {
-    throw new Error(`timed out waiting for ${what}: ${e.message}`);
-  });
-  return handle.jsonValue();
-}
 
 const messagesIn = (page) => page.$$eval("#messages li.message", (lis) => lis.map((li) => ({
   who: li.querySelector(".who").textContent,

@@ -1,6 +1,9 @@
 // sealdrop rooms: create a room (the key is made here and lives in the link's
 // fragment), join one by its link, chat with history and read marks, see who is
-// online on how many devices, lock and unlock as a moderator. Plain JS over
+// online on how many devices, lock and unlock as a moderator, watch every upload in
+// flight (name, bar, speed and ETA as the room measures them), and open the room's
+// files and folders (a folder's files are downloaded one by one, each by its link),
+// with their processing status. Plain JS over
 // @sealdrop/client's RoomClient (docs/PROTOCOL.md); no framework, no build step.
 //
 // Locally the display name becomes a token through the dev login route
@@ -107,6 +110,10 @@ const view = {
   reads: {},
   online: new Map(),
   names: new Map(),
+  /** Uploads in flight by file id; the room's files and folders by id. */
+  uploads: new Map(),
+  files: new Map(),
+  oldestFile: null,
 };
 
 async function enterRoom(roomId, name) {
@@ -134,6 +141,10 @@ async function enterRoom(roomId, name) {
     return fatal(err.code === "closed" ? "The room refused to let you in." : "Could not join the room.", err);
   }
   view.client = client;
+  // The first join's `files` page came before the client was ready: subscribe now.
+  for (const f of view.files.values()) {
+    if (!f.isFolder) client.request("subscribe:file", { fileId: f.id }).catch(() => {});
+  }
   wireControls(client);
   showState(client.state);
 }
@@ -170,7 +181,72 @@ function handlers() {
     "message-read": (r) => { view.reads[r.userId] = r.seq; renderReads(); },
     "room-locked": (l) => { showLock(l); system(l.seq, `${l.lockedByName} locked the room${l.reason ? `: ${l.reason}` : ""}`); },
     "room-unlocked": (u) => { showLock(null); system(u.seq, `${u.unlockedByName} unlocked the room`); },
+    ...fileHandlers(),
   };
+}
+
+/** Uploads in flight, the room's files, and processing status. */
+function fileHandlers() {
+  const upload = (fileId, change) => {
+    const u = view.uploads.get(fileId);
+    if (!u) return;
+    Object.assign(u, change);
+    renderUploads();
+  };
+  return {
+    "uploads": (snapshot) => {
+      view.uploads = new Map(snapshot.uploads.map((u) => [u.fileId, u]));
+      renderUploads();
+    },
+    "file-upload-started": (u) => {
+      view.uploads.set(u.fileId, { state: "uploading", bytesUploaded: 0, totalBytes: u.size, percentage: 0, ...u });
+      renderUploads();
+    },
+    "file-upload-progress": (p) => upload(p.fileId, p),
+    "file-upload-paused": (p) => upload(p.fileId, { state: "paused", bytesUploaded: p.bytesUploaded, uploadSpeed: null, estimatedTimeRemaining: null }),
+    "file-upload-resumed": (p) => upload(p.fileId, { state: "uploading", bytesUploaded: p.bytesUploaded }),
+    "file-upload-completed": (c) => { view.uploads.delete(c.fileId); renderUploads(); },
+    "file-upload-failed": (f) => {
+      const name = view.uploads.get(f.fileId)?.name;
+      view.uploads.delete(f.fileId);
+      renderUploads();
+      system(f.seq, `${f.userName}'s upload${name ? ` of ${name}` : ""} ${f.reason === "cancelled" ? "was cancelled" : "expired"}`);
+    },
+    "files": (page) => addFiles(page.files, page.hasMore),
+    "file-added": (added) => addFiles([{ ...added.file, seq: added.seq }]),
+    "file-removed": (r) => {
+      view.files.delete(r.fileId);
+      renderFiles();
+    },
+    "processing:started": (p) => processing(p, "processing"),
+    "processing:progress": (p) => processing(p, "processing"),
+    "processing:completed": (p) => processing(p, "completed"),
+    "processing:failed": (p) => processing(p, "failed"),
+  };
+}
+
+function processing(event, status) {
+  const file = view.files.get(event.fileId);
+  if (!file) return;
+  file.processing = { ...file.processing, processor: event.processor, status, progress: event.progress ?? file.processing?.progress, message: event.message, error: event.error };
+  renderFiles();
+}
+
+/**
+ * Adds files (duplicates replace) and subscribes to their processing status. The join
+ * sends the newest page again on every (re)connect, and subscriptions belong to the
+ * socket, so every page subscribes again.
+ */
+function addFiles(files, hasMore) {
+  for (const f of files) {
+    view.files.set(f.id, f);
+    if (f.seq !== undefined && (view.oldestFile === null || f.seq < view.oldestFile)) view.oldestFile = f.seq;
+    if (!f.isFolder && view.client) {
+      view.client.request("subscribe:file", { fileId: f.id }).catch(() => { /* at most 100 a socket */ });
+    }
+  }
+  if (hasMore !== undefined) $("older-files").hidden = !hasMore;
+  renderFiles();
 }
 
 /** The composer, paging back, and the lock button. */
@@ -196,6 +272,11 @@ function wireControls(client) {
     if (view.oldest === null) return;
     const page = await client.history({ beforeSeq: view.oldest, limit: 50 });
     addMessages(page.messages, page.hasMore);
+  });
+  $("older-files").addEventListener("click", async () => {
+    if (view.oldestFile === null) return;
+    const page = await client.files({ beforeSeq: view.oldestFile, limit: 50 });
+    addFiles(page.files, page.hasMore);
   });
   $("lock").addEventListener("click", async () => {
     const locked = $("lock").dataset.locked === "true";
@@ -262,10 +343,15 @@ function renderMessages() {
     const text = m.text === null
       ? el("span", { class: "bad" }, `(could not be opened: ${m.sealError ?? "no key"})`)
       : m.text;
+    const shared = m.file
+      ? el("a", { class: "file-link", href: safeLink(m.file.link) ?? "#", target: "_blank", rel: "noopener" },
+        `Open ${view.files.get(m.file.fileId)?.name ?? "the shared file"}`)
+      : null;
     return el("li", { class: mine ? "mine message" : "message", "data-seq": m.seq },
       el("span", { class: "who" }, m.senderName),
       el("time", { class: "when", datetime: m.timestamp }, new Date(m.timestamp).toLocaleTimeString()),
-      el("div", { class: "text" }, text),
+      m.text === undefined && m.file ? null : el("div", { class: "text" }, text),
+      shared,
       el("span", { class: "reads" }));
   });
   list.replaceChildren(...items);
@@ -304,6 +390,88 @@ document.addEventListener("visibilitychange", () => {
   const last = Math.max(0, ...view.messages.keys());
   if (last) markRead(last);
 });
+
+// ---------------------------------------------------------------------------------
+// Files
+// ---------------------------------------------------------------------------------
+
+function renderUploads() {
+  const items = [...view.uploads.values()].sort((a, b) => a.startedAt.localeCompare(b.startedAt)).map((u) => {
+    const figures = u.state === "paused"
+      ? "paused"
+      : [`${(u.percentage ?? 0).toFixed(1)}%`, u.uploadSpeed ? `${bytes(u.uploadSpeed)}/s` : null,
+        u.estimatedTimeRemaining != null ? `${duration(u.estimatedTimeRemaining)} left` : null].filter(Boolean).join(" · ");
+    return el("li", { "data-file-id": u.fileId, "data-state": u.state ?? "uploading" },
+      el("div", { class: "file-row" },
+        el("span", { class: "file-name" }, fileName(u)),
+        el("span", { class: "file-meta" }, `${bytes(u.size)} · ${u.userName}`),
+        el("progress", { max: "100", value: String(u.percentage ?? 0), "aria-label": `upload of ${fileName(u)}` }),
+        el("span", { class: "file-figures" }, figures)));
+  });
+  $("uploads").replaceChildren(...items);
+  $("no-uploads").hidden = items.length > 0;
+}
+
+/** Top-level files and folders, newest last; a folder lists its files under it. */
+function renderFiles() {
+  const all = [...view.files.values()].sort((a, b) => (a.seq ?? 0) - (b.seq ?? 0));
+  const children = (id) => all.filter((f) => f.parentId === id)
+    .sort((a, b) => (a.path ?? "").localeCompare(b.path ?? ""));
+  const items = all.filter((f) => !f.parentId || !view.files.has(f.parentId)).map((f) => {
+    if (!f.isFolder) return fileItem(f);
+    const inside = children(f.id);
+    const total = inside.reduce((n, c) => n + c.size, 0);
+    return el("li", { "data-file-id": f.id, class: "folder" },
+      el("div", { class: "file-row" },
+        el("span", { class: "kind" }, "folder"),
+        el("span", { class: "file-name" }, fileName(f)),
+        el("span", { class: "file-meta" }, `${inside.length} files · ${bytes(total)} · ${f.uploadedByName}`)),
+      el("ul", {}, ...inside.map((c) => fileItem(c, c.path))));
+  });
+  $("files").replaceChildren(...items);
+  $("no-files").hidden = items.length > 0;
+}
+
+function fileItem(f, label) {
+  const link = f.key ? `${location.origin}/f/${f.id}#k1.${f.key}` : null;
+  const p = f.processing;
+  return el("li", { "data-file-id": f.id },
+    el("div", { class: "file-row" },
+      el("span", { class: "file-name" }, label ?? fileName(f)),
+      el("span", { class: "file-meta" }, `${bytes(f.size)} · ${f.uploadedByName}`),
+      p ? el("span", { class: "processing", "data-status": p.status },
+        `${p.processor}: ${p.status}${p.status === "processing" && p.progress != null ? ` ${Math.round(p.progress)}%` : ""}${p.error ? ` (${p.error})` : ""}`) : null,
+      link
+        ? el("a", { class: "download", href: link, target: "_blank", rel: "noopener" }, "Download")
+        : el("span", { class: "bad" }, "(key could not be opened)")));
+}
+
+function fileName(f) {
+  return f.name ?? `(name could not be opened: ${f.sealError ?? "no key"})`;
+}
+
+/** Only links to this origin's files open from a message (a sealed link is still input). */
+function safeLink(link) {
+  try {
+    const url = new URL(link);
+    return url.origin === location.origin && url.pathname.startsWith("/f/") ? url.href : null;
+  } catch {
+    return null;
+  }
+}
+
+function bytes(n) {
+  const units = ["B", "KB", "MB", "GB", "TB"];
+  let i = 0;
+  while (n >= 1000 && i < units.length - 1) { n /= 1000; i++; }
+  return `${n.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
+}
+
+function duration(s) {
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60} s`;
+  return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+}
 
 // ---------------------------------------------------------------------------------
 // Helpers

@@ -205,6 +205,7 @@ impl Started {
             metadata: encode_base64(&self.metadata),
             part_size: self.part_size,
             idempotency_key: Some(self.idempotency_key.clone()),
+            room: None,
         }
     }
 }
@@ -921,6 +922,7 @@ impl Known {
                 metadata: saved.metadata.clone(),
                 part_size: saved.part_size,
                 idempotency_key: Some(saved.idempotency_key.clone()),
+                room: None,
             }),
         }
     }

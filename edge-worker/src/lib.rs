@@ -29,10 +29,12 @@ mod sweep;
 pub use room::Room;
 pub use session::object::UploadSession;
 
+use room::notify::Delivery;
+
 use sealdrop_protocol::api_error::ApiError;
 use sealdrop_protocol::wire::Limits;
 use serde_json::json;
-use worker::{Env, Method, Request, Response, Result, event};
+use worker::{Env, MessageBatch, Method, Request, Response, Result, event};
 
 use crate::config::Config;
 use crate::routes::Route;
@@ -95,6 +97,12 @@ async fn fetch(mut req: Request, env: Env, _ctx: worker::Context) -> Result<Resp
     http::with_cors(response)
 }
 
+/// The queue consumer: offline members' webhooks (`room::notify`).
+#[event(queue)]
+async fn queue(batch: MessageBatch<Delivery>, env: Env, _ctx: worker::Context) -> Result<()> {
+    room::notify::consume(batch, &env).await
+}
+
 /// Answers one API call.
 async fn handle(
     route: Route,
@@ -119,6 +127,8 @@ async fn handle(
         Route::Complete(id) => routes::uploads::forward(req, env, &id, Op::Complete).await,
         Route::Abort(id) => routes::uploads::forward(req, env, &id, Op::Abort).await,
         Route::FileRecord(id) => routes::files::get(env, &id).await,
+        Route::Processing(id) => routes::processing::report(req, env, &id).await,
+        Route::RoomFile(room, id) => routes::rooms::file(req, env, &room, &id).await,
         Route::PutPart(id, part) => routes::blob::put_part(req, env, &config, id, part).await,
         Route::GetBlob(id) => routes::blob::get(req, env, &config, id).await,
     }

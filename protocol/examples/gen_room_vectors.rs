@@ -187,6 +187,30 @@ fn build() -> Vec<RoomVector> {
         br#"{"url":"https://example.com/b","type":"text/plain"}"#,
     )
     .vector();
+    let file = |name, comment, field, plaintext: &[u8]| {
+        let mut c = Case::new(name, comment, field, plaintext);
+        c.event = "file";
+        c.vector()
+    };
+    let file_name = file(
+        "file_name",
+        "A file's name in a room: event file, field name, the uploader as sender.",
+        "name",
+        "Quarterly report (final) ✓.pdf".as_bytes(),
+    );
+    let file_key = file(
+        "file_key",
+        "A file's 32-byte key, sealed for the room's members: event file, field key.",
+        "key",
+        &fixed::<32>("file_key plaintext"),
+    );
+    let mut link = Case::new(
+        "shared_link",
+        "The link of a share-file message: event new-message, field link.",
+        "link",
+        b"https://sealdrop.example/f/Ab3dEf6hIj9kLm2nOp5qRs#k1.Q2hhbmdlIG1lOiB0aGlzIGlzIGEgdGVzdCBrZXkhIQ",
+    );
+    link.sender = "bob".into();
     let mut all = vec![
         ascii.clone(),
         Case::new(
@@ -207,6 +231,21 @@ fn build() -> Vec<RoomVector> {
         second,
         lock.vector(),
         long.vector(),
+        file_name.clone(),
+        file(
+            "file_type",
+            "A file's MIME type: event file, field type.",
+            "type",
+            b"application/pdf",
+        ),
+        file_key,
+        file(
+            "file_path",
+            "A file's path inside the folder it was dropped with: event file, field path.",
+            "path",
+            "holiday/2026/día 1/IMG_0001.jpg".as_bytes(),
+        ),
+        link.vector(),
     ];
     all.extend([
         failure(
@@ -291,6 +330,23 @@ fn build() -> Vec<RoomVector> {
                 let mut bytes = URL_SAFE_NO_PAD.decode(&v.sealed).unwrap();
                 bytes[0] = 2;
                 v.sealed = URL_SAFE_NO_PAD.encode(bytes);
+            },
+        ),
+        failure(
+            &file_name,
+            "file_name_as_path",
+            "file_name's payload opened as a path: names and paths cannot be swapped.",
+            "room_auth_failed",
+            |v| v.field = "path".into(),
+        ),
+        failure(
+            &file_name,
+            "file_name_as_message",
+            "file_name's payload opened as message text: a name cannot become chat.",
+            "room_auth_failed",
+            |v| {
+                v.event = "new-message".into();
+                v.field = "text".into();
             },
         ),
         failure(

@@ -39,6 +39,16 @@ pub enum ApiErrorCode {
     PartSizeMismatch,
     /// 401: the owner token is missing or wrong.
     Unauthorized,
+    /// 401: a room JWT (`Authorization: Bearer <jwt>`) is malformed, forged, for
+    /// another audience or not valid yet; or a processor's secret is wrong.
+    InvalidToken,
+    /// 401: a room JWT has expired.
+    ExpiredToken,
+    /// 403: the JWT's user may not do this in the room (not a member, or the role
+    /// does not allow it).
+    Forbidden,
+    /// 403: the room is locked: it accepts no new uploads.
+    RoomLocked,
     /// 403: a blob URL's signature is wrong.
     TokenInvalid,
     /// 403: a blob URL is past its expiry.
@@ -59,6 +69,10 @@ pub enum ApiErrorCode {
     EtagMismatch,
     /// 409: an idempotency key already created an upload from another request body.
     IdempotencyConflict,
+    /// 409: a processing report that does not follow the file's processing status.
+    ProcessingOutOfOrder,
+    /// 429: the room has its maximum of uploads in flight; retry later.
+    TooManyUploads,
     /// 413: a JSON body over its size limit.
     BodyTooLarge,
     /// 426: a WebSocket URL (`/api/rooms/{roomId}/ws`) asked without `Upgrade: websocket`.
@@ -76,7 +90,7 @@ pub enum ApiErrorCode {
 
 impl ApiErrorCode {
     /// Every code, in the order of the API.md table (for exhaustive tests and docs).
-    pub const ALL: [ApiErrorCode; 24] = [
+    pub const ALL: [ApiErrorCode; 30] = [
         Self::InvalidJson,
         Self::InvalidHeader,
         Self::UnsupportedVersion,
@@ -85,8 +99,12 @@ impl ApiErrorCode {
         Self::InvalidPartNumber,
         Self::PartSizeMismatch,
         Self::Unauthorized,
+        Self::InvalidToken,
+        Self::ExpiredToken,
         Self::TokenInvalid,
         Self::TokenExpired,
+        Self::Forbidden,
+        Self::RoomLocked,
         Self::UploadNotFound,
         Self::FileNotFound,
         Self::NotFound,
@@ -95,9 +113,11 @@ impl ApiErrorCode {
         Self::PartsMissing,
         Self::EtagMismatch,
         Self::IdempotencyConflict,
+        Self::ProcessingOutOfOrder,
         Self::BodyTooLarge,
         Self::RangeNotSatisfiable,
         Self::UpgradeRequired,
+        Self::TooManyUploads,
         Self::Internal,
         Self::StorageError,
         Self::UploadBusy,
@@ -113,16 +133,18 @@ impl ApiErrorCode {
             | Self::FileTooLarge
             | Self::InvalidPartNumber
             | Self::PartSizeMismatch => 400,
-            Self::Unauthorized => 401,
-            Self::TokenInvalid | Self::TokenExpired => 403,
+            Self::Unauthorized | Self::InvalidToken | Self::ExpiredToken => 401,
+            Self::TokenInvalid | Self::TokenExpired | Self::Forbidden | Self::RoomLocked => 403,
             Self::UploadNotFound | Self::FileNotFound | Self::NotFound => 404,
             Self::MethodNotAllowed => 405,
             Self::UploadNotOpen
             | Self::PartsMissing
             | Self::EtagMismatch
-            | Self::IdempotencyConflict => 409,
+            | Self::IdempotencyConflict
+            | Self::ProcessingOutOfOrder => 409,
             Self::BodyTooLarge => 413,
             Self::UpgradeRequired => 426,
+            Self::TooManyUploads => 429,
             Self::RangeNotSatisfiable => 416,
             Self::Internal => 500,
             Self::StorageError => 502,
@@ -141,6 +163,12 @@ impl ApiErrorCode {
             Self::InvalidPartNumber => "invalid_part_number",
             Self::PartSizeMismatch => "part_size_mismatch",
             Self::Unauthorized => "unauthorized",
+            Self::InvalidToken => "invalid_token",
+            Self::ExpiredToken => "expired_token",
+            Self::Forbidden => "forbidden",
+            Self::RoomLocked => "room_locked",
+            Self::ProcessingOutOfOrder => "processing_out_of_order",
+            Self::TooManyUploads => "too_many_uploads",
             Self::TokenInvalid => "token_invalid",
             Self::TokenExpired => "token_expired",
             Self::UploadNotFound => "upload_not_found",
@@ -349,8 +377,12 @@ mod tests {
         (400, "invalid_part_number"),
         (400, "part_size_mismatch"),
         (401, "unauthorized"),
+        (401, "invalid_token"),
+        (401, "expired_token"),
         (403, "token_invalid"),
         (403, "token_expired"),
+        (403, "forbidden"),
+        (403, "room_locked"),
         (404, "upload_not_found"),
         (404, "file_not_found"),
         (404, "not_found"),
@@ -359,9 +391,11 @@ mod tests {
         (409, "parts_missing"),
         (409, "etag_mismatch"),
         (409, "idempotency_conflict"),
+        (409, "processing_out_of_order"),
         (413, "body_too_large"),
         (416, "range_not_satisfiable"),
         (426, "upgrade_required"),
+        (429, "too_many_uploads"),
         (500, "internal"),
         (502, "storage_error"),
         (503, "upload_busy"),
@@ -445,7 +479,14 @@ mod tests {
                 code,
                 ApiErrorCode::Internal | ApiErrorCode::StorageError | ApiErrorCode::UploadBusy
             );
+            // 429 is retried too (after Retry-After), as API.md says.
+            let later = code.status() >= 500 || code.status() == 429;
             assert_eq!(code.status() >= 500, retryable, "{code}");
+            assert_eq!(
+                later,
+                retryable || code == ApiErrorCode::TooManyUploads,
+                "{code}"
+            );
         }
     }
 }

@@ -45,11 +45,15 @@ pub const ANY_ROOM: &str = "*";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
-    /// Join, chat, read.
+    /// Join, chat, read and download the room's files; no uploads, no sharing.
+    Viewer,
+    /// A viewer who may also upload files into the room, share them, make folders, and
+    /// remove what they uploaded.
     Member,
-    /// A member who may also lock and unlock the room.
+    /// A member who may also lock and unlock the room, remove anyone's files and read
+    /// the room's audit log.
     Moderator,
-    /// The room's owner: everything a moderator may do (issue 12 adds removing files).
+    /// The room's owner: everything a moderator may do.
     Owner,
 }
 
@@ -57,15 +61,22 @@ impl Role {
     /// The wire name (`"member"`, ...).
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::Viewer => "viewer",
             Self::Member => "member",
             Self::Moderator => "moderator",
             Self::Owner => "owner",
         }
     }
 
-    /// Whether this role may lock and unlock a room.
+    /// Whether this role may lock and unlock a room, remove anyone's files and read the
+    /// audit log.
     pub fn can_moderate(self) -> bool {
         self >= Self::Moderator
+    }
+
+    /// Whether this role may upload files into a room, share them and make folders.
+    pub fn can_upload(self) -> bool {
+        self >= Self::Member
     }
 }
 
@@ -554,5 +565,7 @@ mod tests {
         assert_eq!(c.role_in("r9"), Some(Role::Moderator));
         assert!(Role::Owner.can_moderate() && Role::Moderator.can_moderate());
         assert!(!Role::Member.can_moderate());
+        assert!(Role::Member.can_upload() && !Role::Viewer.can_upload());
+        assert!(!Role::Viewer.can_moderate());
     }
 }

@@ -21,6 +21,8 @@ use crate::format::{
 };
 use crate::ids::{FileId, IdempotencyKey, OwnerToken};
 use crate::plan::{PartPlan, ProviderLimits};
+use crate::room::files::{SealedFields, valid_file_id};
+use crate::room::ids::valid_room_id;
 use crate::session::UploadState;
 
 /// Largest JSON request body, except `complete` (docs/API.md, Limits): 64 KiB.
@@ -66,6 +68,50 @@ pub struct CreateUploadRequest {
     /// key and body answers the same upload (docs/API.md, idempotent create).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idempotency_key: Option<IdempotencyKey>,
+    /// Ties the upload to a room (docs/API.md, Uploads into a room); the request must
+    /// carry the room JWT.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub room: Option<UploadRoom>,
+}
+
+/// `room` of `POST /api/uploads`: the room and what its members see of the file, sealed
+/// under the room key (docs/FORMAT.md, Room payloads, event `file`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UploadRoom {
+    /// The room.
+    pub room_id: String,
+    /// The sealed name, type, key (required) and path.
+    #[serde(flatten)]
+    pub sealed: SealedFields,
+    /// The room folder the file goes into.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_id: Option<String>,
+}
+
+impl UploadRoom {
+    /// Every field's form: `400 invalid_json` naming the field.
+    pub fn check(&self) -> Result<(), ApiError> {
+        if !valid_room_id(&self.room_id) {
+            return Err(ApiError::invalid_json(
+                "room.roomId is not a room id (1 to 64 characters of A-Z a-z 0-9 - _)",
+            ));
+        }
+        self.sealed
+            .check()
+            .map_err(|why| ApiError::invalid_json(format!("room.{why}")))?;
+        if self.sealed.sealed_key.is_none() {
+            return Err(ApiError::invalid_json(
+                "room.sealedKey is required: members open the file with it",
+            ));
+        }
+        if let Some(parent) = &self.parent_id
+            && !valid_file_id(parent)
+        {
+            return Err(ApiError::invalid_json("room.parentId is not a folder id"));
+        }
+        Ok(())
+    }
 }
 
 impl CreateUploadRequest {
@@ -73,6 +119,9 @@ impl CreateUploadRequest {
     /// `unsupported_version`), the sealed metadata's size (`invalid_metadata`), then a
     /// part plan for the size within the storage provider's `limits` (`file_too_large`).
     pub fn validate(&self, limits: &ProviderLimits) -> Result<ValidCreateUpload, ApiError> {
+        if let Some(room) = &self.room {
+            room.check()?;
+        }
         let header = self.header()?;
         let metadata = self.metadata_bytes()?;
         let plan = self.plan_with_record_size(header.record_size(), limits)?;
@@ -103,6 +152,13 @@ impl CreateUploadRequest {
         for field in [header, metadata] {
             h.update((field.len() as u64).to_be_bytes());
             h.update(field);
+        }
+        // Only when present, so a create without a room digests as it always did.
+        if let Some(room) = &self.room {
+            let json = serde_json::to_vec(room).unwrap_or_default();
+            h.update(b"room\0");
+            h.update((json.len() as u64).to_be_bytes());
+            h.update(&json);
         }
         h.finalize().into()
     }
@@ -455,6 +511,7 @@ mod tests {
             metadata: encode_base64(&vec![1u8; metadata_len]),
             part_size: None,
             idempotency_key: None,
+            room: None,
         }
     }
 

@@ -78,3 +78,11 @@ export async function openClientPage(browser, url) {
   });
   return page;
 }
+
+/** Waits until `fn` (run in the page) returns something truthy; returns it. */
+export async function until(page, fn, arg, what) {
+  const handle = await page.waitForFunction(fn, arg, { timeout: 60_000 }).catch((e) => {
+    throw new Error(`timed out waiting for ${what}: ${e.message}`);
+  });
+  return handle.jsonValue();
+}

@@ -17,6 +17,8 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::rc::{Rc, Weak};
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use js_sys::{Array, Function, Object, Promise, Reflect};
 use sealdrop_protocol::room::client::{
     ClientAction, ClientConfig, ConnectionState, RoomClient as Machine,
@@ -52,6 +54,8 @@ enum Answer {
     Plain,
     /// A history page: its messages opened.
     History,
+    /// A page of the room's files: each opened.
+    Files,
 }
 
 /// The open socket and its handlers (dropping them detaches nothing by itself, so
@@ -237,20 +241,8 @@ impl RoomClient {
         #[wasm_bindgen(unchecked_optional_param_type = "{ beforeSeq?: number, limit?: number }")]
         options: JsValue,
     ) -> Promise {
-        let mut data = serde_json::Map::new();
-        for key in ["beforeSeq", "limit"] {
-            if let Some(n) = Reflect::get(&options, &key.into())
-                .ok()
-                .and_then(|v| v.as_f64())
-            {
-                data.insert(key.into(), serde_json::json!(n as u64));
-            }
-        }
-        self.shell.request(
-            "history",
-            &serde_json::Value::Object(data).to_string(),
-            Answer::History,
-        )
+        self.shell
+            .request("history", &page_request(&options), Answer::History)
     }
 
     /// Marks everything up to `seq` read; resolves with `{seq}` (the mark now).
@@ -292,6 +284,128 @@ impl RoomClient {
     )]
     pub fn unlock(&self) -> Promise {
         self.shell.request("unlock-room", "{}", Answer::Plain)
+    }
+
+    /// Seals what members see of a file this user uploads into the room (docs/FORMAT.md,
+    /// context event `file`): `{name, type?, key, path?}` → `{sealedName, sealedType?,
+    /// sealedKey, sealedPath?}`, the `room` fields of `POST /api/uploads` (docs/API.md).
+    #[wasm_bindgen(
+        js_name = sealFile,
+        unchecked_return_type = "{ sealedName: string, sealedType?: string, sealedKey: string, sealedPath?: string }"
+    )]
+    pub fn seal_file(
+        &self,
+        #[wasm_bindgen(
+            unchecked_param_type = "{ name: string, type?: string, key: string, path?: string }"
+        )]
+        fields: JsValue,
+    ) -> Result<JsValue, JsValue> {
+        let inner = self.shell.inner.borrow();
+        let me = inner
+            .user_id
+            .clone()
+            .ok_or_else(|| error("not_authenticated", "not authenticated yet"))?;
+        let text = |name: &str| {
+            Reflect::get(&fields, &name.into())
+                .ok()
+                .and_then(|v| v.as_string())
+        };
+        let mut out = serde_json::Map::new();
+        for (field, key, required) in [
+            ("name", "sealedName", true),
+            ("type", "sealedType", false),
+            ("key", "sealedKey", true),
+            ("path", "sealedPath", false),
+        ] {
+            match text(field) {
+                Some(plain) => {
+                    // The key is the file key's 32 bytes (as in `#k1.` links, base64url).
+                    let bytes = match field {
+                        "key" => URL_SAFE_NO_PAD
+                            .decode(&plain)
+                            .ok()
+                            .filter(|k| k.len() == 32)
+                            .ok_or_else(|| {
+                                error("invalid_option", "fields.key is not 32 bytes of base64url")
+                            })?,
+                        _ => plain.into_bytes(),
+                    };
+                    let sealed = inner.seal("file", &me, field, &bytes)?;
+                    out.insert(key.into(), serde_json::Value::String(sealed));
+                }
+                None if required => {
+                    return Err(error(
+                        "invalid_option",
+                        &format!("fields.{field} is required (a string)"),
+                    ));
+                }
+                None => {}
+            }
+        }
+        Ok(to_js(&serde_json::Value::Object(out)))
+    }
+
+    /// Posts a chat message about one of the room's files: `link` (e.g. the file's
+    /// `/f/<id>#k1.<key>` link) and the optional `message` are sealed; resolves like
+    /// `sendMessage`.
+    #[wasm_bindgen(js_name = shareFile, unchecked_return_type = "Promise<MessageAck>")]
+    pub fn share_file(&self, file_id: &str, link: &str, message: Option<String>) -> Promise {
+        let sealed = (|| {
+            let inner = self.shell.inner.borrow();
+            let me = inner
+                .user_id
+                .clone()
+                .ok_or_else(|| error("not_authenticated", "not authenticated yet"))?;
+            let mut data = serde_json::json!({
+                "fileId": file_id,
+                "link": inner.seal("new-message", &me, "link", link.as_bytes())?,
+            });
+            if let Some(message) = message {
+                data["message"] = serde_json::Value::String(inner.seal(
+                    "new-message",
+                    &me,
+                    "text",
+                    message.as_bytes(),
+                )?);
+            }
+            Ok::<_, JsValue>(data.to_string())
+        })();
+        match sealed {
+            Ok(data) => self.shell.request("share-file", &data, Answer::Plain),
+            Err(e) => Promise::reject(&e),
+        }
+    }
+
+    /// One page of the room's files and folders: resolves with `{files, hasMore}`
+    /// (oldest first, each opened: `name`, `type`, `key`, `path`).
+    #[wasm_bindgen(
+        unchecked_return_type = "Promise<{ roomId: string, files: RoomFile[], hasMore: boolean }>"
+    )]
+    pub fn files(
+        &self,
+        #[wasm_bindgen(unchecked_optional_param_type = "{ beforeSeq?: number, limit?: number }")]
+        options: JsValue,
+    ) -> Promise {
+        self.shell
+            .request("files", &page_request(&options), Answer::Files)
+    }
+
+    /// Makes a folder entry (its name sealed); resolves with `{fileId, seq}`.
+    #[wasm_bindgen(js_name = createFolder, unchecked_return_type = "Promise<{ fileId: string, seq: number }>")]
+    pub fn create_folder(&self, name: &str) -> Promise {
+        let sealed = {
+            let inner = self.shell.inner.borrow();
+            match inner.user_id.clone() {
+                Some(me) => inner
+                    .seal("file", &me, "name", name.as_bytes())
+                    .map(|n| serde_json::json!({ "sealedName": n }).to_string()),
+                None => Err(error("not_authenticated", "not authenticated yet")),
+            }
+        };
+        match sealed {
+            Ok(data) => self.shell.request("create-folder", &data, Answer::Plain),
+            Err(e) => Promise::reject(&e),
+        }
     }
 
     /// Leaves the room (the membership ends on every device of this user).
@@ -407,6 +521,21 @@ impl RoomClient {
     }
 }
 
+/// The data of a paged request (`history`, `files`): `beforeSeq` and `limit` from
+/// `options`, where given.
+fn page_request(options: &JsValue) -> String {
+    let mut data = serde_json::Map::new();
+    for key in ["beforeSeq", "limit"] {
+        if let Some(n) = Reflect::get(options, &key.into())
+            .ok()
+            .and_then(|v| v.as_f64())
+        {
+            data.insert(key.into(), serde_json::json!(n as u64));
+        }
+    }
+    serde_json::Value::Object(data).to_string()
+}
+
 impl Inner {
     fn seal(
         &self,
@@ -481,8 +610,12 @@ impl Shell {
                         let inner = self.inner.borrow();
                         let mut data: serde_json::Value =
                             serde_json::from_str(&data).unwrap_or_default();
-                        if matches!(answer, Answer::History) {
-                            seal::open_history(&inner.cipher, &mut data);
+                        match answer {
+                            Answer::History => seal::open_history(&inner.cipher, &mut data),
+                            Answer::Files => {
+                                seal::open_files(&inner.cipher, &mut data, "files", "uploadedBy");
+                            }
+                            Answer::Plain => {}
                         }
                         to_js(&data)
                     };

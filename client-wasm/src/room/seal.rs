@@ -1,8 +1,13 @@
 //! Opening the sealed fields of incoming frames, in place, before the application sees
-//! them: message `text` and `attachments`, a lock's `reason`. A field that does not open
+//! them: message `text`, `attachments` and a shared file's `link`, a lock's `reason`,
+//! and a room file's `sealedName` / `sealedType` / `sealedKey` / `sealedPath` (opened
+//! beside them as `name`, `type`, `key`, `path`; docs/FORMAT.md, context event `file`).
+//! A field that does not open
 //! becomes `null` and the object gets `sealError` (the code), so one bad payload never
 //! hides the others or throws in a listener.
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sealdrop_protocol::room::seal::{RoomCipher, SealContext};
 use serde_json::Value;
 
@@ -12,6 +17,14 @@ pub(super) fn open_event(cipher: &RoomCipher, event: &str, data: &mut Value) {
         "new-message" => open_message(cipher, data),
         "history" => open_history(cipher, data),
         "room-locked" => open_lock(cipher, data),
+        "file-upload-started" => open_file(cipher, data, "userId"),
+        "file-added" => {
+            if let Some(file) = data.get_mut("file") {
+                open_file(cipher, file, "uploadedBy");
+            }
+        }
+        "uploads" => open_files(cipher, data, "uploads", "userId"),
+        "files" => open_files(cipher, data, "files", "uploadedBy"),
         "room-state" => {
             if let Some(lock) = data.get_mut("lock").filter(|l| l.is_object()) {
                 open_lock(cipher, lock);
@@ -27,6 +40,48 @@ pub(super) fn open_history(cipher: &RoomCipher, page: &mut Value) {
         for m in messages {
             open_message(cipher, m);
         }
+    }
+}
+
+/// Opens every entry of the list `key` of a snapshot or page (`uploads`, `files`).
+pub(super) fn open_files(cipher: &RoomCipher, data: &mut Value, key: &str, sender_key: &str) {
+    if let Some(list) = data.get_mut(key).and_then(Value::as_array_mut) {
+        for entry in list {
+            open_file(cipher, entry, sender_key);
+        }
+    }
+}
+
+/// Opens a room file's sealed fields, sealed by the user named in `sender_key`.
+fn open_file(cipher: &RoomCipher, file: &mut Value, sender_key: &str) {
+    let sender = file[sender_key].as_str().unwrap_or_default().to_owned();
+    let mut failure = None;
+    for (sealed, open) in [
+        ("sealedName", "name"),
+        ("sealedType", "type"),
+        ("sealedKey", "key"),
+        ("sealedPath", "path"),
+    ] {
+        let Some(text) = file.get(sealed).and_then(Value::as_str) else {
+            continue;
+        };
+        let ctx = SealContext {
+            event: "file",
+            sender: &sender,
+            field: open,
+        };
+        file[open] = match cipher.open(&ctx, text) {
+            // The key is 32 raw bytes: given as in `#k1.` links.
+            Ok(bytes) if open == "key" => Value::String(URL_SAFE_NO_PAD.encode(bytes)),
+            Ok(bytes) => Value::String(String::from_utf8_lossy(&bytes).into_owned()),
+            Err(e) => {
+                failure = Some(e.code());
+                Value::Null
+            }
+        };
+    }
+    if let Some(code) = failure {
+        file["sealError"] = Value::String(code.to_owned());
     }
 }
 
@@ -58,6 +113,9 @@ fn open_message(cipher: &RoomCipher, m: &mut Value) {
         for (i, a) in list.iter_mut().enumerate() {
             open(&SealContext::attachment_field(i), a);
         }
+    }
+    if let Some(link) = m.get_mut("file").and_then(|f| f.get_mut("link")) {
+        open("link", link);
     }
     if let Some(code) = failure {
         m["sealError"] = Value::String(code.to_owned());

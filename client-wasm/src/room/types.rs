@@ -20,7 +20,7 @@ export interface RoomClientOptions {
 }
 
 export type RoomConnectionState = "connecting" | "open" | "reconnecting" | "closed";
-export type RoomRole = "member" | "moderator" | "owner";
+export type RoomRole = "viewer" | "member" | "moderator" | "owner";
 
 /** A chat message with its sealed fields opened (`null` and `sealError` if one did not open). */
 export interface RoomMessage {
@@ -31,8 +31,37 @@ export interface RoomMessage {
   senderName: string;
   text: string | null;
   attachments: (string | null)[];
+  /** A `share-file` message: the file and its link, opened. */
+  file?: { fileId: string; link: string | null };
   timestamp: string;
   sealError?: string;
+}
+
+/**
+ * A file or folder of the room (docs/PROTOCOL.md, "The room's files and folders"), its
+ * sealed fields opened beside them (`null` and `sealError` if one did not open).
+ */
+export interface RoomFile {
+  id: string; seq?: number; size: number; isFolder: boolean; parentId?: string;
+  uploadedBy: string; uploadedByName: string; createdAt: string;
+  sealedName: string; sealedType?: string; sealedKey?: string; sealedPath?: string;
+  name: string | null; type?: string | null; key?: string | null; path?: string | null;
+  processing?: any; sealError?: string;
+}
+
+/** An upload in flight, as `file-upload-started` and the `uploads` snapshot carry it. */
+export interface RoomUpload {
+  roomId: string; fileId: string; uploadId: string; userId: string; userName: string;
+  size: number; startedAt: string; parentId?: string;
+  sealedName: string; name: string | null; type?: string | null; key?: string | null; path?: string | null;
+  state?: "uploading" | "paused"; bytesUploaded?: number; totalBytes?: number; percentage?: number;
+  uploadSpeed?: number | null; estimatedTimeRemaining?: number | null; sealError?: string;
+}
+
+/** `file-upload-progress`: figures measured by the room (speed in bytes a second, ETA in seconds). */
+export interface RoomUploadProgress {
+  roomId: string; fileId: string; uploadId: string; userId: string; bytesUploaded: number;
+  totalBytes: number; percentage: number; uploadSpeed: number | null; estimatedTimeRemaining: number | null;
 }
 
 export interface PresenceUser { roomId: string; userId: string; userName: string; devices: number }
@@ -56,6 +85,17 @@ export interface RoomEvents {
   "room-locked": RoomLock & { seq: number };
   "room-unlocked": { roomId: string; unlockedBy: string; unlockedByName: string; unlockedAt: string; seq: number };
   "resync-required": { roomId: string; lastSeq: number; oldestSeq: number; head: number; reason: "too_old" | "too_many" | "ahead" };
+  "file-upload-started": RoomUpload & { seq: number };
+  "file-upload-progress": RoomUploadProgress;
+  "file-upload-paused": { roomId: string; fileId: string; uploadId: string; userId: string; bytesUploaded: number; pausedAt: string };
+  "file-upload-resumed": { roomId: string; fileId: string; uploadId: string; userId: string; bytesUploaded: number; resumedAt: string };
+  "file-upload-completed": { roomId: string; fileId: string; uploadId: string; userId: string; userName: string; size: number; completedAt: string; seq: number };
+  "file-upload-failed": { roomId: string; fileId: string; uploadId: string; userId: string; userName: string; reason: "cancelled" | "expired"; failedAt: string; seq: number };
+  "file-added": { roomId: string; file: RoomFile; seq: number };
+  "file-removed": { roomId: string; fileId: string; removedBy: string; removedByName: string; removedAt: string; seq: number };
+  "uploads": { roomId: string; uploads: RoomUpload[] };
+  "files": { roomId: string; files: RoomFile[]; hasMore: boolean };
+  "upload-control": { roomId: string; fileId: string; action: "pause" | "resume" | "cancel"; requestedBy: string };
   "error": { id?: string; code: string; message: string; retryAfter?: number };
 }
 "#;

@@ -1,5 +1,6 @@
 //! The rooms' settings: the `JWT_SECRET` secret, the `JWT_AUDIENCE` var, the
-//! `ROOM_*` limits and `DEV_LOGIN` (docs/PROTOCOL.md, Configuration).
+//! `ROOM_*` limits, `UPLOAD_TTL_SECONDS`, the webhook settings and `DEV_LOGIN`
+//! (docs/PROTOCOL.md, Configuration).
 //!
 //! Read whenever a room object loads and on every dev-token request (a Durable Object
 //! may be evicted at any time, so nothing is kept). A missing or short secret is a
@@ -8,7 +9,9 @@
 
 use sealdrop_protocol::api_error::ApiError;
 use sealdrop_protocol::jwt::JwtVerifier;
-use sealdrop_protocol::room::limits::RoomLimits;
+use sealdrop_protocol::room::limits::{HOUR_MS, RoomLimits};
+use sealdrop_protocol::room::webhook::MIN_SECRET_LEN;
+use sealdrop_protocol::session::SESSION_TTL_MS;
 use worker::Env;
 
 use crate::config::{misconfigured, var};
@@ -57,7 +60,69 @@ impl RoomConfig {
                 .map_err(|_| misconfigured("ROOM_FRAMES_PER_SECOND is too large"))?;
             limits.frame_burst = limits.frames_per_second.saturating_mul(3);
         }
+        if let Some(n) = number(env, "ROOM_MAX_UPLOADS")? {
+            limits.max_uploads = n as usize;
+        }
+        // The room gives up on an upload an hour after its session would have expired.
+        let session_ttl =
+            number(env, "UPLOAD_TTL_SECONDS")?.map_or(SESSION_TTL_MS, |s| s.saturating_mul(1000));
+        limits.upload_ttl_ms = session_ttl.saturating_add(HOUR_MS);
+        if let Some(webhook) = WebhookConfig::from_env(env)? {
+            limits.notify_interval_ms = Some(webhook.interval_s.saturating_mul(1000));
+        }
         Ok(Self { verifier, limits })
+    }
+}
+
+/// Where offline members' notifications go, and how (docs/PROTOCOL.md, Offline members).
+pub(crate) struct WebhookConfig {
+    /// `WEBHOOK_URL`: where they are POSTed.
+    pub url: String,
+    /// `WEBHOOK_SECRET`: the signing key.
+    pub secret: String,
+    /// `NOTIFY_INTERVAL_SECONDS` (300): at most one per member per room in this long.
+    pub interval_s: u64,
+    /// `NOTIFY_MAX_ATTEMPTS` (5): delivery attempts before the failure is recorded.
+    pub max_attempts: u32,
+    /// `NOTIFY_RETRY_BASE_SECONDS` (10): the first retry's delay, doubling after.
+    pub retry_base_s: u32,
+}
+
+impl WebhookConfig {
+    /// The webhook settings, or `None` when `WEBHOOK_URL` is not set (no webhooks).
+    pub fn from_env(env: &Env) -> Result<Option<Self>, ApiError> {
+        let Some(url) = var(env, "WEBHOOK_URL").filter(|u| !u.trim().is_empty()) else {
+            return Ok(None);
+        };
+        let url = url.trim().to_owned();
+        if !(url.starts_with("https://") || url.starts_with("http://")) {
+            return Err(misconfigured("WEBHOOK_URL must be an http(s) URL"));
+        }
+        let secret = env
+            .secret("WEBHOOK_SECRET")
+            .ok()
+            .map(|s| s.to_string())
+            .or_else(|| var(env, "WEBHOOK_SECRET"))
+            .filter(|s| s.len() >= MIN_SECRET_LEN)
+            .ok_or_else(|| {
+                misconfigured("WEBHOOK_URL is set but WEBHOOK_SECRET is missing or under 32 bytes")
+            })?;
+        let small = |name: &str, default: u32| -> Result<u32, ApiError> {
+            match number(env, name)? {
+                None => Ok(default),
+                Some(n) => u32::try_from(n)
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| misconfigured(&format!("{name} must be 1 or more"))),
+            }
+        };
+        Ok(Some(Self {
+            url,
+            secret,
+            interval_s: number(env, "NOTIFY_INTERVAL_SECONDS")?.unwrap_or(300),
+            max_attempts: small("NOTIFY_MAX_ATTEMPTS", 5)?,
+            retry_base_s: small("NOTIFY_RETRY_BASE_SECONDS", 10)?,
+        }))
     }
 }
 

@@ -16,8 +16,18 @@
 //! Every storage write of one event is applied in one `transactionSync`, before
 //! anything is sent; if it fails, the machine (now ahead of storage) is dropped, the
 //! sender gets `error {code: internal}`, and the next event rebuilds it from storage.
+//!
+//! Besides its sockets the object answers the worker's internal calls (`calls`: admit
+//! an upload, storage completed or aborted one, may a member read a file, a processor's
+//! report, a webhook that failed for good), and carries out the two actions that leave
+//! the object: deleting removed files through their upload sessions, and putting
+//! offline members' notifications on the queue (`notify`).
 
+pub(crate) mod calls;
+pub(crate) mod client;
 mod config;
+pub(crate) mod notify;
+mod removal;
 mod sql;
 
 use std::cell::RefCell;
@@ -26,10 +36,12 @@ use std::collections::HashMap;
 pub(crate) use config::{RoomConfig, dev_login};
 use sealdrop_protocol::api_error::ApiError;
 use sealdrop_protocol::room::error::RoomError;
+use sealdrop_protocol::room::files::Notification;
 use sealdrop_protocol::room::frame::error_frame;
 use sealdrop_protocol::room::ids::{ConnId, valid_room_id};
-use sealdrop_protocol::room::machine::{Action, Room as RoomMachine};
+use sealdrop_protocol::room::machine::{Action, AdmitUpload, Answered, Room as RoomMachine};
 use sealdrop_protocol::room::store::{ConnState, StoreError, Write};
+use serde::de::DeserializeOwned;
 use worker::js_sys::{Date as JsDate, Function, JsString, Number, Reflect};
 use worker::wasm_bindgen::closure::Closure;
 use worker::wasm_bindgen::prelude::*;
@@ -39,8 +51,9 @@ use worker::{
     WebSocketIncomingMessage, WebSocketPair, console_error, console_log, durable_object,
 };
 
+use self::calls::{AccessCall, AdmitCall, FileCall, NotifyFailedCall, ProcessingCall, RoomCall};
 use self::sql::SqlStore;
-use crate::http::{self, OrApiError as _, header};
+use crate::http::{self, OrApiError as _, header, json};
 use crate::now_ms;
 
 /// The `wrangler.toml` binding of the namespace.
@@ -98,9 +111,13 @@ impl DurableObject for Room {
         }
     }
 
-    /// The WebSocket upgrade, forwarded by the worker (`GET /api/rooms/{roomId}/ws`).
-    async fn fetch(&self, req: Request) -> worker::Result<Response> {
-        http::respond(self.accept(&req).await)
+    /// The WebSocket upgrade, forwarded by the worker (`GET /api/rooms/{roomId}/ws`),
+    /// or one of the worker's internal calls.
+    async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
+        match RoomCall::parse(&req.path()) {
+            Some(call) => http::respond(self.call(call, &mut req).await),
+            None => http::respond(self.accept(&req).await),
+        }
     }
 
     async fn websocket_message(
@@ -205,6 +222,82 @@ impl Room {
             return Ok(response.with_headers(headers));
         }
         Ok(response)
+    }
+
+    /// One of the worker's internal calls: fed to the machine, its actions carried out,
+    /// then answered (a refusal as the API error it becomes).
+    async fn call(&self, call: RoomCall, req: &mut Request) -> Result<Response, ApiError> {
+        if req.method() != worker::Method::Post {
+            return Err(ApiError::method_not_allowed());
+        }
+        self.wake(None)
+            .await
+            .map_err(|e| http::internal("waking a room", e))?;
+        let now = now_ms();
+        let answered = match call {
+            RoomCall::Admit => {
+                let c: AdmitCall = body(req).await?;
+                let admit = AdmitUpload {
+                    file_id: c.file_id,
+                    user_id: c.user_id,
+                    user_name: c.user_name,
+                    role: c.role,
+                    size: c.size,
+                    sealed: c.sealed,
+                    parent_id: c.parent_id,
+                };
+                self.with_machine(|m, store| m.admit_upload(now, admit, store))?
+            }
+            RoomCall::Completed => {
+                let c: FileCall = body(req).await?;
+                self.with_machine(|m, store| m.upload_completed(now, &c.file_id, store))?
+            }
+            RoomCall::Cancelled => {
+                let c: FileCall = body(req).await?;
+                self.with_machine(|m, _| m.upload_cancelled(now, &c.file_id))?
+            }
+            RoomCall::Access => {
+                let c: AccessCall = body(req).await?;
+                let file = self
+                    .with_machine(|m, store| m.file_access(&c.user_id, &c.file_id, store))?
+                    .map_err(|e| e.to_api())?;
+                return json(200, &file);
+            }
+            RoomCall::Processing => {
+                let c: ProcessingCall = body(req).await?;
+                let event = c.report.validate().map_err(ApiError::invalid_json)?;
+                self.with_machine(|m, store| {
+                    m.processing(now, &c.file_id, &c.processor, &event, store)
+                })?
+            }
+            RoomCall::NotifyFailed => {
+                let c: NotifyFailedCall = body(req).await?;
+                self.with_machine(|m, _| m.notification_failed(now, &c.user_id, c.kind))?
+            }
+        };
+        let Answered { answer, actions } = answered;
+        if !self.execute(None, actions).await {
+            return Err(ApiError::internal());
+        }
+        let text = answer.map_err(|e| e.to_api())?;
+        let mut response = Response::ok(text).or_internal("answering a room call")?;
+        response
+            .headers_mut()
+            .set("content-type", "application/json")
+            .or_internal("answering a room call")?;
+        Ok(response)
+    }
+
+    /// Runs `f` on the woken machine and its storage.
+    fn with_machine<R>(
+        &self,
+        f: impl FnOnce(&mut RoomMachine, &SqlStore) -> R,
+    ) -> Result<R, ApiError> {
+        let mut live = self.live.borrow_mut();
+        let live = live
+            .as_mut()
+            .ok_or_else(|| http::internal("a room call", "the room is not loaded"))?;
+        Ok(f(&mut live.machine, &live.store))
     }
 
     /// A socket closed or failed.
@@ -330,10 +423,47 @@ impl Room {
     // Carrying out
     // -----------------------------------------------------------------------------
 
+    /// Carries out the machine's actions ([`Self::execute_batch`]), then what leaves
+    /// the object: notifications go to the queue, and removed files are deleted through
+    /// their upload sessions, whose report is the machine's next input. Whether the
+    /// first batch's writes were applied.
+    async fn execute(&self, trigger: Option<&WebSocket>, actions: Vec<Action>) -> bool {
+        let mut batch = actions;
+        let mut trigger = trigger;
+        let mut first = true;
+        loop {
+            let Some((deletions, notifications)) = self.execute_batch(trigger, batch).await else {
+                return !first;
+            };
+            first = false;
+            trigger = None;
+            if !notifications.is_empty() {
+                notify::enqueue(&self.env, notifications).await;
+            }
+            if deletions.is_empty() {
+                return true;
+            }
+            let mut next = Vec::new();
+            for (removal, file_ids) in deletions {
+                let deleted = removal::delete_files(&self.env, &file_ids).await;
+                let mut live = self.live.borrow_mut();
+                if let Some(live) = live.as_mut() {
+                    next.extend(live.machine.files_deleted(now_ms(), removal, &deleted));
+                }
+            }
+            batch = next;
+        }
+    }
+
     /// Carries out the machine's actions: every storage write first, in one transaction;
     /// then frames, attachments and closes in order; then the alarm. `trigger` is the
-    /// socket whose event it was (told when a write fails).
-    async fn execute(&self, trigger: Option<&WebSocket>, actions: Vec<Action>) {
+    /// socket whose event it was (told when a write fails). Answers the deletions and
+    /// notifications asked for, or `None` when the writes failed.
+    async fn execute_batch(
+        &self,
+        trigger: Option<&WebSocket>,
+        actions: Vec<Action>,
+    ) -> Option<(Vec<(u64, Vec<String>)>, Vec<Notification>)> {
         let (writes, rest): (Vec<Action>, Vec<Action>) = actions
             .into_iter()
             .partition(|a| matches!(a, Action::Store(_)));
@@ -355,12 +485,16 @@ impl Room {
             if let Some(ws) = trigger {
                 let _ = ws.send_with_str(error_frame(None, &RoomError::internal()));
             }
-            return;
+            return None;
         }
         let mut alarm = None;
+        let mut deletions = Vec::new();
+        let mut notifications = Vec::new();
         {
             let mut live = self.live.borrow_mut();
-            let Some(live) = live.as_mut() else { return };
+            let Some(live) = live.as_mut() else {
+                return Some((deletions, notifications));
+            };
             for action in rest {
                 match action {
                     Action::Send { to, frame } => {
@@ -384,6 +518,10 @@ impl Room {
                         }
                     }
                     Action::SetAlarm(at) => alarm = Some(at),
+                    Action::DeleteFiles { removal, file_ids } => {
+                        deletions.push((removal, file_ids));
+                    }
+                    Action::Notify(n) => notifications.push(n),
                     Action::Store(_) => {}
                 }
             }
@@ -401,6 +539,7 @@ impl Room {
                 console_error!("room: setting the alarm: {e}");
             }
         }
+        Some((deletions, notifications))
     }
 
     /// Applies `writes` all together or not at all.
@@ -416,6 +555,12 @@ impl Room {
             .map(|_| ())
             .map_err(|e| StoreError(format!("{e:?}")))
     }
+}
+
+/// A call's JSON body (from the worker itself: malformed means a bug, `500`).
+async fn body<T: DeserializeOwned>(req: &mut Request) -> Result<T, ApiError> {
+    let bytes = req.bytes().await.or_internal("reading a room call")?;
+    serde_json::from_slice(&bytes).or_internal("reading a room call")
 }
 
 /// A socket's state from its attachment (JSON text).

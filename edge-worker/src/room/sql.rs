@@ -7,12 +7,19 @@
 //!   frame carries. Two partial indexes keep the per-message cost to one index entry:
 //!   `(sender, request_id)` for resent requests, and the non-message events for pruning.
 //!   Scans that need "the newest until" walk the primary key backwards and stop;
-//! - `members`, `reads`: one row per user.
+//! - `members`, `reads`: one row per user;
+//! - `uploads`: the uploads in flight, one JSON row each ([`StoredUpload`]);
+//! - `files`: the room's files and folders, `seq` (of their `file-added`) indexed for
+//!   paging and `parent_id` for folders, the file as the JSON `file-added` carries and its
+//!   processing status;
+//! - `audit`: the audit log, one JSON row per entry;
+//! - `notified`: when each member was last sent a webhook.
 //!
 //! What is in here is what PROTOCOL.md says the server sees: user ids and names from
 //! tokens, times, sizes, and sealed payloads it cannot open.
 
 use sealdrop_protocol::jwt::Role;
+use sealdrop_protocol::room::files::{AuditEntry, RoomFile, StoredFile, StoredUpload};
 use sealdrop_protocol::room::frame::EventKind;
 use sealdrop_protocol::room::store::{
     Member, PruneInfo, RoomMeta, RoomStore, StoreError, StoredEvent, StoredRoom, Write,
@@ -41,7 +48,22 @@ const SCHEMA: &[&str] = &[
         joined_at INTEGER NOT NULL
     )",
     "CREATE TABLE IF NOT EXISTS reads (user_id TEXT PRIMARY KEY, seq INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS uploads (file_id TEXT PRIMARY KEY, data TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS files (
+        id TEXT PRIMARY KEY,
+        seq INTEGER NOT NULL UNIQUE,
+        at INTEGER NOT NULL,
+        parent_id TEXT,
+        file TEXT NOT NULL,
+        processing TEXT
+    )",
+    "CREATE INDEX IF NOT EXISTS files_by_parent ON files (parent_id) WHERE parent_id IS NOT NULL",
+    "CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY, entry TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS notified (user_id TEXT PRIMARY KEY, at INTEGER NOT NULL)",
 ];
+
+/// The columns of `files`, in the order [`stored_file`] reads them.
+const FILE_COLUMNS: &str = "seq, at, file, processing";
 
 /// The columns of `events`, in order.
 const EVENT_COLUMNS: &str = "seq, at, kind, sender, request_id, data";
@@ -119,6 +141,38 @@ impl SqlStore {
             Write::Prune { before_at } => self.exec(
                 "DELETE FROM events WHERE kind != 'new-message' AND at < ?",
                 vec![int(*before_at)?],
+            ),
+            Write::Upload(upload) => self.exec(
+                "INSERT INTO uploads (file_id, data) VALUES (?, ?)
+                 ON CONFLICT (file_id) DO UPDATE SET data = excluded.data",
+                vec![upload.file_id.as_str().into(), json(upload)?.into()],
+            ),
+            Write::RemoveUpload(id) => {
+                self.exec("DELETE FROM uploads WHERE file_id = ?", vec![id.as_str().into()])
+            }
+            Write::File(f) => self.exec(
+                "INSERT INTO files (id, seq, at, parent_id, file, processing) VALUES (?, ?, ?, ?, ?, ?)
+                 ON CONFLICT (id) DO UPDATE SET file = excluded.file, processing = excluded.processing",
+                vec![
+                    f.file.id.as_str().into(),
+                    int(f.seq)?,
+                    int(f.at)?,
+                    f.file.parent_id.as_deref().into(),
+                    json(&f.file)?.into(),
+                    f.processing.as_deref().into(),
+                ],
+            ),
+            Write::RemoveFile(id) => {
+                self.exec("DELETE FROM files WHERE id = ?", vec![id.as_str().into()])
+            }
+            Write::Audit(entry) => self.exec(
+                "INSERT INTO audit (seq, entry) VALUES (?, ?)",
+                vec![int(entry.seq)?, json(entry)?.into()],
+            ),
+            Write::Notified { user_id, at } => self.exec(
+                "INSERT INTO notified (user_id, at) VALUES (?, ?)
+                 ON CONFLICT (user_id) DO UPDATE SET at = excluded.at",
+                vec![user_id.as_str().into(), int(*at)?],
             ),
         }
     }
@@ -230,6 +284,26 @@ impl RoomStore for SqlStore {
             .map(|r| uint(r, 0))
             .transpose()?;
         let (max_seq, last_at) = newest.unwrap_or((0, 0));
+        let uploads = self
+            .rows("SELECT data FROM uploads", vec![], |_| true)?
+            .iter()
+            .map(|r| parse::<StoredUpload>(&text(r, 0)?, "an upload"))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let audit_head = self
+            .rows(
+                "SELECT seq FROM audit ORDER BY seq DESC LIMIT 1",
+                vec![],
+                |_| true,
+            )?
+            .first()
+            .map(|r| uint(r, 0))
+            .transpose()?
+            .unwrap_or(0);
+        let notified = self
+            .rows("SELECT user_id, at FROM notified", vec![], |_| true)?
+            .iter()
+            .map(|r| Ok((text(r, 0)?, uint(r, 1)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
         Ok(StoredRoom {
             meta,
             max_seq,
@@ -238,6 +312,9 @@ impl RoomStore for SqlStore {
             reads,
             recent_sends,
             oldest_prunable_at,
+            uploads,
+            audit_head,
+            notified,
         })
     }
 
@@ -294,6 +371,70 @@ impl RoomStore for SqlStore {
         )?;
         Ok(info)
     }
+
+    fn file(&self, id: &str) -> Result<Option<StoredFile>, StoreError> {
+        self.rows(
+            &format!("SELECT {FILE_COLUMNS} FROM files WHERE id = ?"),
+            vec![id.into()],
+            |_| true,
+        )?
+        .first()
+        .map(stored_file)
+        .transpose()
+    }
+
+    fn files_before(&self, before: u64, limit: usize) -> Result<Vec<StoredFile>, StoreError> {
+        self.rows(
+            &format!("SELECT {FILE_COLUMNS} FROM files WHERE seq < ? ORDER BY seq DESC LIMIT ?"),
+            vec![int(before.min(MAX_SEQ))?, int(limit as u64)?],
+            |_| true,
+        )?
+        .iter()
+        .map(stored_file)
+        .collect()
+    }
+
+    fn children(&self, parent: &str) -> Result<Vec<StoredFile>, StoreError> {
+        self.rows(
+            &format!("SELECT {FILE_COLUMNS} FROM files WHERE parent_id = ? ORDER BY seq"),
+            vec![parent.into()],
+            |_| true,
+        )?
+        .iter()
+        .map(stored_file)
+        .collect()
+    }
+
+    fn audit_before(&self, before: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        self.rows(
+            "SELECT entry FROM audit WHERE seq < ? ORDER BY seq DESC LIMIT ?",
+            vec![int(before.min(MAX_SEQ))?, int(limit as u64)?],
+            |_| true,
+        )?
+        .iter()
+        .map(|r| parse::<AuditEntry>(&text(r, 0)?, "an audit entry"))
+        .collect()
+    }
+}
+
+fn stored_file(row: &Row) -> Result<StoredFile, StoreError> {
+    Ok(StoredFile {
+        seq: uint(row, 0)?,
+        at: uint(row, 1)?,
+        file: parse::<RoomFile>(&text(row, 2)?, "a file")?,
+        processing: match row.get(3) {
+            Some(SqlStorageValue::String(s)) => Some(s.clone()),
+            _ => None,
+        },
+    })
+}
+
+fn json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError(e.to_string()))
+}
+
+fn parse<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError(format!("{what}: {e}")))
 }
 
 fn event(row: &Row) -> Result<StoredEvent, StoreError> {
@@ -310,6 +451,10 @@ fn event(row: &Row) -> Result<StoredEvent, StoreError> {
         data: text(row, 5)?,
     })
 }
+
+/// The largest integer SQL parameters carry (JavaScript's safe integers): "before any
+/// seq" (`u64::MAX` in the machine) is bound as this, which no seq ever reaches.
+const MAX_SEQ: u64 = (1 << 53) - 1;
 
 fn int(value: u64) -> Result<SqlStorageValue, StoreError> {
     let value = i64::try_from(value).map_err(|_| StoreError("integer out of range".into()))?;

@@ -11,11 +11,13 @@
 pub(crate) mod blob;
 pub(crate) mod dev;
 pub(crate) mod files;
+pub(crate) mod processing;
 pub(crate) mod rooms;
 pub(crate) mod uploads;
 
 use sealdrop_protocol::api_error::ApiError;
 use sealdrop_protocol::ids::FileId;
+use sealdrop_protocol::room::ids::valid_room_id;
 use worker::Method;
 
 /// One call of the API, its path parameters parsed.
@@ -39,6 +41,10 @@ pub(crate) enum Route {
     Abort(FileId),
     /// `GET /api/files/{fileId}`.
     FileRecord(FileId),
+    /// `POST /api/files/{fileId}/processing` (a processor's report).
+    Processing(FileId),
+    /// `GET /api/rooms/{roomId}/files/{fileId}` (a member, with the room JWT).
+    RoomFile(String, FileId),
     /// `PUT /blob/{fileId}/{part}` (a signed part URL).
     PutPart(FileId, u32),
     /// `GET` or `HEAD /blob/{fileId}` (a signed download URL).
@@ -76,6 +82,11 @@ impl Route {
             ["api", "uploads", id, "part-urls"] => ("POST", upload_id(id).map(Self::PartUrls)),
             ["api", "uploads", id, "complete"] => ("POST", upload_id(id).map(Self::Complete)),
             ["api", "files", id] => ("GET, HEAD", file_id(id).map(Self::FileRecord)),
+            ["api", "files", id, "processing"] => ("POST", file_id(id).map(Self::Processing)),
+            ["api", "rooms", room, "files", id] => (
+                "GET, HEAD",
+                room_id(room).and_then(|room| Ok(Self::RoomFile(room, file_id(id)?))),
+            ),
             ["blob", id] => ("GET, HEAD", file_id(id).map(Self::GetBlob)),
             ["blob", id, part] => (
                 "PUT",
@@ -95,6 +106,13 @@ impl Route {
             });
         }
         route.map_err(|error| NoRoute { error, allow: None })
+    }
+}
+
+fn room_id(text: &str) -> Result<String, ApiError> {
+    match valid_room_id(text) {
+        true => Ok(text.to_owned()),
+        false => Err(ApiError::not_found()),
     }
 }
 
@@ -170,6 +188,16 @@ mod tests {
             ),
             (Method::Get, format!("/blob/{ID}"), Route::GetBlob(id())),
             (
+                Method::Post,
+                format!("/api/files/{ID}/processing"),
+                Route::Processing(id()),
+            ),
+            (
+                Method::Get,
+                format!("/api/rooms/r1/files/{ID}"),
+                Route::RoomFile("r1".into(), id()),
+            ),
+            (
                 Method::Options,
                 "/api/anything/at/all".into(),
                 Route::Preflight,
@@ -216,6 +244,14 @@ mod tests {
         assert_eq!(
             refused(Method::Get, "/api/files/not-an-id").0,
             ApiErrorCode::FileNotFound
+        );
+        assert_eq!(
+            refused(Method::Get, &format!("/api/rooms/a.b/files/{ID}")).0,
+            ApiErrorCode::NotFound
+        );
+        assert_eq!(
+            refused(Method::Get, &format!("/api/files/{ID}/processing")),
+            (ApiErrorCode::MethodNotAllowed, Some("POST"))
         );
         for part in ["x", "01", "-1", "", "99999999999"] {
             let path = format!("/blob/{ID}/{part}");

@@ -12,6 +12,12 @@ use sealdrop_protocol::session::WriteGrant;
 use serde::{Deserialize, Serialize};
 use worker::Method;
 
+pub(crate) use super::room_tie::RoomTie;
+
+/// The header with which the object marks a `complete` or `abort` answer of an upload
+/// tied to a room: the room's id. The worker tells the room and strips the header.
+pub(crate) const ROOM_HEADER: &str = "x-sealdrop-room";
+
 /// What the worker asks a session to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Op {
@@ -27,6 +33,12 @@ pub(crate) enum Op {
     Abort,
     /// `GET /file`: the record of a completed file.
     File,
+    /// `GET /room`: the room the upload belongs to ([`RoomTie`]), or `404
+    /// file_not_found`.
+    Room,
+    /// `POST /room-delete`: its room removed the completed file: delete the object and
+    /// everything the session keeps. `204`, also when nothing is left.
+    RoomDelete,
     /// `POST /parts/{n}/begin`, body [`BeginPart`], answer [`Grant`].
     BeginPart(u32),
     /// `POST /parts/{n}/renew`, body [`Fenced`], answer [`Grant`].
@@ -50,6 +62,8 @@ impl Op {
             Self::Complete => "/complete".into(),
             Self::Abort => "/abort".into(),
             Self::File => "/file".into(),
+            Self::Room => "/room".into(),
+            Self::RoomDelete => "/room-delete".into(),
             Self::BeginPart(n) => format!("/parts/{n}/begin"),
             Self::RenewPart(n) => format!("/parts/{n}/renew"),
             Self::FinishPart(n) => format!("/parts/{n}/finish"),
@@ -61,7 +75,7 @@ impl Op {
     /// The call's method.
     pub fn method(self) -> Method {
         match self {
-            Self::Status | Self::File => Method::Get,
+            Self::Status | Self::File | Self::Room => Method::Get,
             _ => Method::Post,
         }
     }
@@ -75,6 +89,8 @@ impl Op {
             "/complete" => Self::Complete,
             "/abort" => Self::Abort,
             "/file" => Self::File,
+            "/room" => Self::Room,
+            "/room-delete" => Self::RoomDelete,
             "/owner" => Self::Owner,
             _ => {
                 let (n, action) = path.strip_prefix("/parts/")?.split_once('/')?;
@@ -112,6 +128,9 @@ pub(crate) struct CreateSession {
     /// Whether the ids were derived from an idempotency key: then an existing session
     /// with the same digest is this very request, retried.
     pub idempotent: bool,
+    /// The room the upload goes into (already admitted by it).
+    #[serde(default)]
+    pub room: Option<RoomTie>,
 }
 
 /// Answer of [`Op::Create`] (201, also for a retried idempotent create).
@@ -195,6 +214,8 @@ mod tests {
             Op::Complete,
             Op::Abort,
             Op::File,
+            Op::Room,
+            Op::RoomDelete,
             Op::BeginPart(1),
             Op::RenewPart(10_000),
             Op::FinishPart(7),

@@ -3,7 +3,7 @@
 //! - `calls`: the internal calls (which method and path is which, and their bodies);
 //! - `client`: the worker's side, addressing a file's object and calling it;
 //! - `object`: the Durable Object, which carries out the session machine's steps;
-//! - `store`: its SQLite rows.
+//! - `store`: its SQLite rows; `room_tie`: the room an upload belongs to.
 
 pub(crate) mod calls;
 pub(crate) mod client;
@@ -11,4 +11,5 @@ pub(crate) mod client;
 // `alarm`, ...), hence the allow on this module only.
 #[allow(missing_docs)]
 pub(crate) mod object;
+pub(crate) mod room_tie;
 pub(crate) mod store;

@@ -33,7 +33,9 @@ use worker::{
 
 use super::calls::{
     BeginPart, CreateSession, Created, FailPart, Fenced, FinishPart, Grant, Op, OwnerQuery,
+    ROOM_HEADER,
 };
+use super::room_tie;
 use super::store::{FileMeta, SessionStore};
 use crate::config::Config;
 use crate::http::{self, OrApiError as _, empty, header, json, respond};
@@ -118,6 +120,11 @@ impl UploadSession {
                     _ => e,
                 })
             }
+            Op::Room => match room_tie::load(&self.state.storage().sql())? {
+                Some(tie) if self.with(|_, _| ()).is_ok() => json(200, &tie),
+                _ => Err(ApiError::file_not_found()),
+            },
+            Op::RoomDelete => self.room_delete(&storage).await,
             Op::Status | Op::PartUrls | Op::Complete | Op::Abort => {
                 // Owner calls: the token first, so nothing else leaks to a stranger.
                 let auth = header(&req, "authorization");
@@ -131,13 +138,55 @@ impl UploadSession {
                     }
                     Op::Complete => {
                         let bytes = req.bytes().await.or_internal("reading complete")?;
-                        self.complete(&storage, parse_json(&bytes, MAX_COMPLETE_BODY)?)
-                            .await
+                        let answer = self
+                            .complete(&storage, parse_json(&bytes, MAX_COMPLETE_BODY)?)
+                            .await?;
+                        self.mark_room(answer)
                     }
-                    _ => self.abort(&storage).await,
+                    _ => {
+                        let answer = self.abort(&storage).await?;
+                        self.mark_room(answer)
+                    }
                 }
             }
         }
+    }
+
+    /// Marks the answer of a `complete` or `abort` of an upload tied to a room with the
+    /// room's id ([`ROOM_HEADER`]), for the worker to tell the room.
+    fn mark_room(&self, answer: Response) -> Result<Response, ApiError> {
+        if let Some(tie) = room_tie::load(&self.state.storage().sql())? {
+            answer
+                .headers()
+                .set(ROOM_HEADER, &tie.room_id)
+                .or_internal("marking a room upload's answer")?;
+        }
+        Ok(answer)
+    }
+
+    /// Its room removed the completed file: delete the object from storage, then
+    /// everything this object keeps (so it answers as if it never existed).
+    async fn room_delete(&self, storage: &Storage) -> Result<Response, ApiError> {
+        let file_id = match self.with(|s, _| (s.state(), s.file_id().clone())) {
+            Ok((UploadState::Completed, id)) => id,
+            Ok(_) => {
+                return Err(ApiError::upload_not_open(
+                    "only a completed file is removed from its room",
+                ));
+            }
+            Err(e) if e.code == ApiErrorCode::UploadNotFound => return empty(204),
+            Err(e) => return Err(e),
+        };
+        storage.delete_object(&file_id).await?;
+        self.delete_alarm().await;
+        self.state
+            .storage()
+            .delete_all()
+            .await
+            .or_internal("deleting a removed file's session")?;
+        self.cache.replace(None);
+        self.alarm_at.set(None);
+        empty(204)
     }
 
     /// Creates the session: the multipart upload, the expiry alarm, the rows. A
@@ -200,7 +249,13 @@ impl UploadSession {
             digest: create.digest,
         };
         let stored = match self.set_alarm(session.expires_at()).await {
-            Ok(()) => self.store().create(&session, &file),
+            Ok(()) => self
+                .store()
+                .create(&session, &file)
+                .and_then(|()| match &create.room {
+                    Some(tie) => room_tie::save(&self.state.storage().sql(), tie),
+                    None => Ok(()),
+                }),
             Err(e) => Err(e),
         };
         if let Err(e) = stored {

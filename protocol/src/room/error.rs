@@ -7,6 +7,8 @@
 
 use serde::Serialize;
 
+use crate::api_error::{ApiError, ApiErrorCode};
+
 /// One stable error code of the room protocol (docs/PROTOCOL.md, Errors).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -50,11 +52,21 @@ pub enum RoomErrorCode {
     ExpiredToken,
     /// `authenticate`: the token does not grant this room (the socket is closed).
     Unauthorized,
+    /// No such file, folder or upload in flight in this room.
+    FileNotFound,
+    /// A progress report went backwards or past the upload's size.
+    InvalidProgress,
+    /// The room has its maximum of uploads in flight.
+    TooManyUploads,
+    /// The file is being removed.
+    FileBusy,
+    /// A processing report that does not follow the file's processing status.
+    ProcessingOutOfOrder,
 }
 
 impl RoomErrorCode {
     /// Every code, in the order of the PROTOCOL.md table.
-    pub const ALL: [RoomErrorCode; 18] = [
+    pub const ALL: [RoomErrorCode; 23] = [
         Self::InvalidJson,
         Self::InvalidFrame,
         Self::FrameTooLarge,
@@ -73,6 +85,11 @@ impl RoomErrorCode {
         Self::InvalidToken,
         Self::ExpiredToken,
         Self::Unauthorized,
+        Self::FileNotFound,
+        Self::InvalidProgress,
+        Self::TooManyUploads,
+        Self::FileBusy,
+        Self::ProcessingOutOfOrder,
     ];
 
     /// The wire string, e.g. `"rate_limited"`.
@@ -96,6 +113,11 @@ impl RoomErrorCode {
             Self::InvalidToken => "invalid_token",
             Self::ExpiredToken => "expired_token",
             Self::Unauthorized => "unauthorized",
+            Self::FileNotFound => "file_not_found",
+            Self::InvalidProgress => "invalid_progress",
+            Self::TooManyUploads => "too_many_uploads",
+            Self::FileBusy => "file_busy",
+            Self::ProcessingOutOfOrder => "processing_out_of_order",
         }
     }
 }
@@ -142,6 +164,41 @@ impl RoomError {
             RoomErrorCode::Internal,
             "the room failed; nothing was changed, retry",
         )
+    }
+}
+
+impl RoomError {
+    /// The HTTP API's answer for a refusal of one of the worker's calls to a room
+    /// (an upload into the room, a processing report, a room file): docs/API.md.
+    pub fn to_api(&self) -> ApiError {
+        use RoomErrorCode as R;
+        let code = match self.code {
+            R::Forbidden | R::NotJoined | R::Unauthorized => ApiErrorCode::Forbidden,
+            R::RoomLocked => ApiErrorCode::RoomLocked,
+            R::FileNotFound | R::FileBusy => ApiErrorCode::FileNotFound,
+            R::TooManyUploads => ApiErrorCode::TooManyUploads,
+            R::ProcessingOutOfOrder => ApiErrorCode::ProcessingOutOfOrder,
+            R::InvalidToken => ApiErrorCode::InvalidToken,
+            R::ExpiredToken => ApiErrorCode::ExpiredToken,
+            R::InvalidData
+            | R::InvalidJson
+            | R::InvalidFrame
+            | R::FrameTooLarge
+            | R::UnknownEvent
+            | R::InvalidProgress
+            | R::InvalidSeq
+            | R::WrongRoom => ApiErrorCode::InvalidJson,
+            R::RateLimited | R::TooManyConnections | R::Internal => ApiErrorCode::Internal,
+            R::NotAuthenticated | R::AlreadyAuthenticated => ApiErrorCode::Internal,
+        };
+        let mut error = match code {
+            ApiErrorCode::Internal => ApiError::internal(),
+            _ => ApiError::new(code, self.message.clone()),
+        };
+        if code == ApiErrorCode::TooManyUploads {
+            error.retry_after = Some(60);
+        }
+        error
     }
 }
 

@@ -20,6 +20,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use super::error::{RoomError, RoomErrorCode};
+use super::file_frames::{
+    ControlUpload, CreateFolder, FileRef, MessageFile, Page, ReportProgress, ShareFile,
+};
 use crate::jwt::Role;
 
 /// Longest request `id`, in characters.
@@ -57,11 +60,35 @@ pub enum ClientEvent {
     LockRoom(LockRoom),
     /// `unlock-room {roomId?, userId?}`.
     UnlockRoom(UnlockRoom),
+    /// `file-upload-progress {roomId?, fileId, uploadId?, bytesUploaded}`.
+    ReportProgress(ReportProgress),
+    /// `file-upload-paused {roomId?, fileId, uploadId?}`.
+    UploadPaused(FileRef),
+    /// `file-upload-resumed {roomId?, fileId, uploadId?}`.
+    UploadResumed(FileRef),
+    /// `control-upload {roomId?, fileId, action}`.
+    ControlUpload(ControlUpload),
+    /// `share-file {roomId?, fileId, link, message?}`.
+    ShareFile(ShareFile),
+    /// `files {roomId?, beforeSeq?, limit?}`.
+    Files(Page),
+    /// `remove-file {roomId?, fileId}`.
+    RemoveFile(FileRef),
+    /// `create-folder {roomId?, sealedName}`.
+    CreateFolder(CreateFolder),
+    /// `subscribe:file {roomId?, fileId}`.
+    SubscribeFile(FileRef),
+    /// `unsubscribe:file {roomId?, fileId}`.
+    UnsubscribeFile(FileRef),
+    /// `audit {roomId?, beforeSeq?, limit?}`.
+    Audit(Page),
+    /// `file-downloaded {roomId?, fileId}`.
+    FileDownloaded(FileRef),
 }
 
 impl ClientEvent {
     /// Every client event name, for docs and tests.
-    pub const NAMES: [&'static str; 8] = [
+    pub const NAMES: [&'static str; 20] = [
         "authenticate",
         "join-room",
         "leave-room",
@@ -70,6 +97,18 @@ impl ClientEvent {
         "mark-as-read",
         "lock-room",
         "unlock-room",
+        "file-upload-progress",
+        "file-upload-paused",
+        "file-upload-resumed",
+        "control-upload",
+        "share-file",
+        "files",
+        "remove-file",
+        "create-folder",
+        "subscribe:file",
+        "unsubscribe:file",
+        "audit",
+        "file-downloaded",
     ];
 
     /// The `roomId` the event names, if it names one.
@@ -83,6 +122,17 @@ impl ClientEvent {
             Self::MarkAsRead(d) => d.room_id.as_deref(),
             Self::LockRoom(d) => d.room_id.as_deref(),
             Self::UnlockRoom(d) => d.room_id.as_deref(),
+            Self::ReportProgress(d) => d.room_id.as_deref(),
+            Self::UploadPaused(d)
+            | Self::UploadResumed(d)
+            | Self::RemoveFile(d)
+            | Self::SubscribeFile(d)
+            | Self::UnsubscribeFile(d)
+            | Self::FileDownloaded(d) => d.room_id.as_deref(),
+            Self::ControlUpload(d) => d.room_id.as_deref(),
+            Self::ShareFile(d) => d.room_id.as_deref(),
+            Self::Files(d) | Self::Audit(d) => d.room_id.as_deref(),
+            Self::CreateFolder(d) => d.room_id.as_deref(),
         }
     }
 
@@ -259,6 +309,18 @@ pub fn parse_client_frame(text: &str, max_bytes: usize) -> Result<ClientFrame, R
         "mark-as-read" => data_as(data).map(ClientEvent::MarkAsRead),
         "lock-room" => data_as(data).map(ClientEvent::LockRoom),
         "unlock-room" => data_as(data).map(ClientEvent::UnlockRoom),
+        "file-upload-progress" => data_as(data).map(ClientEvent::ReportProgress),
+        "file-upload-paused" => data_as(data).map(ClientEvent::UploadPaused),
+        "file-upload-resumed" => data_as(data).map(ClientEvent::UploadResumed),
+        "control-upload" => data_as(data).map(ClientEvent::ControlUpload),
+        "share-file" => data_as(data).map(ClientEvent::ShareFile),
+        "files" => data_as(data).map(ClientEvent::Files),
+        "remove-file" => data_as(data).map(ClientEvent::RemoveFile),
+        "create-folder" => data_as(data).map(ClientEvent::CreateFolder),
+        "subscribe:file" => data_as(data).map(ClientEvent::SubscribeFile),
+        "unsubscribe:file" => data_as(data).map(ClientEvent::UnsubscribeFile),
+        "audit" => data_as(data).map(ClientEvent::Audit),
+        "file-downloaded" => data_as(data).map(ClientEvent::FileDownloaded),
         _ => {
             let shown: String = event.chars().take(64).collect();
             return fail(
@@ -324,17 +386,32 @@ pub enum EventKind {
     RoomLocked,
     /// `room-unlocked`.
     RoomUnlocked,
+    /// `file-upload-started`.
+    FileUploadStarted,
+    /// `file-upload-completed`.
+    FileUploadCompleted,
+    /// `file-upload-failed`.
+    FileUploadFailed,
+    /// `file-added`.
+    FileAdded,
+    /// `file-removed`.
+    FileRemoved,
 }
 
 impl EventKind {
     /// Every stored kind.
-    pub const ALL: [EventKind; 6] = [
+    pub const ALL: [EventKind; 11] = [
         Self::UserJoined,
         Self::UserLeft,
         Self::NewMessage,
         Self::MessageRead,
         Self::RoomLocked,
         Self::RoomUnlocked,
+        Self::FileUploadStarted,
+        Self::FileUploadCompleted,
+        Self::FileUploadFailed,
+        Self::FileAdded,
+        Self::FileRemoved,
     ];
 
     /// The event name.
@@ -346,6 +423,11 @@ impl EventKind {
             Self::MessageRead => "message-read",
             Self::RoomLocked => "room-locked",
             Self::RoomUnlocked => "room-unlocked",
+            Self::FileUploadStarted => "file-upload-started",
+            Self::FileUploadCompleted => "file-upload-completed",
+            Self::FileUploadFailed => "file-upload-failed",
+            Self::FileAdded => "file-added",
+            Self::FileRemoved => "file-removed",
         }
     }
 
@@ -369,10 +451,14 @@ pub struct MessageData {
     pub sender_id: String,
     /// Their display name when they sent it.
     pub sender_name: String,
-    /// Sealed text.
+    /// Sealed text (absent in a `share-file` message without one).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub text: String,
     /// Sealed attachments.
     pub attachments: Vec<String>,
+    /// The file a `share-file` message carries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<MessageFile>,
     /// When the room accepted it (ISO 8601).
     pub timestamp: String,
 }

@@ -1,6 +1,8 @@
 //! Every limit a room enforces (docs/PROTOCOL.md, Limits), in one value the shell builds
 //! from its configuration and the machine reads.
 
+use super::progress::ProgressRules;
+
 /// A room's limits. [`RoomLimits::default`] is what a deployment gets unless it
 /// configures otherwise.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +46,27 @@ pub struct RoomLimits {
     pub history_default: usize,
     /// Largest `history` `limit`.
     pub history_max: usize,
+    /// Progress reports one connection may send per second on average (they do not
+    /// count against `frames_per_second`: the room coalesces them).
+    pub progress_per_second: u32,
+    /// Progress reports in a burst above that rate.
+    pub progress_burst: u32,
+    /// How upload progress is coalesced and measured.
+    pub progress: ProgressRules,
+    /// Uploads in flight one room holds at once. `ROOM_MAX_UPLOADS`.
+    pub max_uploads: usize,
+    /// How long an upload stays in flight before the room gives up on it: the upload
+    /// session's lifetime plus an hour (set by the shell from `UPLOAD_TTL_SECONDS`).
+    pub upload_ttl_ms: u64,
+    /// `files` / `audit` page size by default (also the `files` page sent on join).
+    pub files_page_default: usize,
+    /// Largest `files` / `audit` `limit`.
+    pub files_page_max: usize,
+    /// Files one socket may subscribe to (`subscribe:file`).
+    pub max_subscriptions: usize,
+    /// At most one webhook per offline member per room in this long (the issue: 5
+    /// minutes); `None` when no webhook is configured. `NOTIFY_INTERVAL_SECONDS`.
+    pub notify_interval_ms: Option<u64>,
 }
 
 /// One hour, in ms.
@@ -69,6 +92,15 @@ impl Default for RoomLimits {
             max_replay_events: 10_000,
             history_default: 50,
             history_max: 100,
+            progress_per_second: 100,
+            progress_burst: 200,
+            progress: ProgressRules::default(),
+            max_uploads: 100,
+            upload_ttl_ms: 6 * 24 * HOUR_MS + HOUR_MS,
+            files_page_default: 50,
+            files_page_max: 100,
+            max_subscriptions: 100,
+            notify_interval_ms: None,
         }
     }
 }

@@ -14,6 +14,8 @@
 //! last time each socket spoke live in memory alone; after a wake both restart (full
 //! buckets; "spoke just now"), which can only make the room more lenient, never wrong.
 
+mod files;
+
 use std::collections::{BTreeMap, HashMap};
 
 use super::error::{CloseCode, RoomError, RoomErrorCode};
@@ -33,6 +35,10 @@ use super::store::{
 };
 use super::time::iso8601;
 use crate::jwt::{JwtVerifier, Role};
+
+use self::files::FileState;
+pub use self::files::{AdmitUpload, Answered};
+use super::files::{Notification, NotifyKind};
 
 /// What the shell must do, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,6 +72,16 @@ pub enum Action {
     },
     /// Set the object's alarm to this time (ms), or delete it (`None`).
     SetAlarm(Option<u64>),
+    /// Delete these files from storage (their upload sessions), then report which
+    /// went with [`Room::files_deleted`] and this `removal`.
+    DeleteFiles {
+        /// Which removal, for the report.
+        removal: u64,
+        /// The files.
+        file_ids: Vec<String>,
+    },
+    /// Send a webhook about a member with no device connected (through the queue).
+    Notify(Notification),
 }
 
 /// A socket the room knows.
@@ -73,6 +89,9 @@ pub enum Action {
 struct Conn {
     state: ConnState,
     bucket: TokenBucket,
+    /// The flood guard of progress reports, which the room coalesces and which do not
+    /// count against `bucket`.
+    progress_bucket: TokenBucket,
     /// The last time a frame arrived, ms (memory only; `ping`s are answered by the
     /// platform and reported to the alarm instead).
     last_seen: u64,
@@ -102,6 +121,8 @@ pub struct Room {
     alarm: Option<u64>,
     idle_check_at: Option<u64>,
     last_prune_at: u64,
+    /// Uploads in flight, the audit log's head, notifications, removals.
+    files: FileState,
 }
 
 /// Collects a handler's actions.
@@ -144,7 +165,8 @@ impl Room {
         alarm: Option<u64>,
         now: u64,
     ) -> Result<Self, StoreError> {
-        let stored = store.load(now.saturating_sub(limits.message_window_ms))?;
+        let mut stored = store.load(now.saturating_sub(limits.message_window_ms))?;
+        let files = FileState::restore(&mut stored, now);
         let mut room = Self {
             room_id: room_id.to_owned(),
             meta_stored: stored.meta.is_some(),
@@ -165,6 +187,7 @@ impl Room {
             alarm,
             idle_check_at: None,
             last_prune_at: 0,
+            files,
             limits,
             verifier,
         };
@@ -175,12 +198,14 @@ impl Room {
         }
         for state in conns {
             let bucket = TokenBucket::full(room.limits.frame_burst, now);
+            let progress_bucket = TokenBucket::full(room.limits.progress_burst, now);
             room.count_in(&state);
             room.conns.insert(
                 state.id,
                 Conn {
                     state,
                     bucket,
+                    progress_bucket,
                     last_seen: now,
                 },
             );
@@ -245,12 +270,14 @@ impl Room {
             opened_at: now,
             auth: None,
             joined: false,
+            subscriptions: Vec::new(),
         };
         self.conns.insert(
             id,
             Conn {
                 state: state.clone(),
                 bucket: TokenBucket::full(self.limits.frame_burst, now),
+                progress_bucket: TokenBucket::full(self.limits.progress_burst, now),
                 last_seen: now,
             },
         );
@@ -275,9 +302,6 @@ impl Room {
             return out.0; // closed by the room a moment ago; nothing to answer
         };
         conn.last_seen = now;
-        let limited = conn
-            .bucket
-            .take(now, self.limits.frames_per_second, self.limits.frame_burst);
         let unauthenticated = conn.state.auth.is_none();
         let deadline = conn.state.opened_at + self.limits.auth_timeout_ms;
         if unauthenticated && now >= deadline {
@@ -290,6 +314,18 @@ impl Room {
             Err((req_id, error)) => (req_id, Err(error)),
         };
         let req_id = req_id.as_deref();
+        // Progress reports have a flood guard of their own: the room coalesces them.
+        let limits = &self.limits;
+        let limited = match (&parsed, self.conns.get_mut(&id)) {
+            (_, None) => Ok(()),
+            (Ok(ClientEvent::ReportProgress(_)), Some(conn)) => {
+                conn.progress_bucket
+                    .take(now, limits.progress_per_second, limits.progress_burst)
+            }
+            (_, Some(conn)) => conn
+                .bucket
+                .take(now, limits.frames_per_second, limits.frame_burst),
+        };
         if let Err(wait) = limited {
             out.error(id, req_id, &RoomError::rate_limited("frames", wait));
             return out.0;
@@ -376,6 +412,9 @@ impl Room {
         if self.prune_due().is_some_and(|due| now >= due) {
             self.prune(now, store, &mut out);
         }
+        if self.files_due().is_some_and(|due| now >= due) {
+            self.files_alarm(now, &mut out);
+        }
         self.reschedule(now, &mut out);
         out.0
     }
@@ -442,6 +481,7 @@ impl Room {
             ClientEvent::LockRoom(l) => self.lock(now, req, &auth, l, out),
             ClientEvent::UnlockRoom(_) => self.unlock(now, req, &auth, out),
             ClientEvent::Authenticate(_) | ClientEvent::JoinRoom(_) => Ok(()),
+            files => self.file_event(now, req, &auth, files, store, out),
         };
         if let Err(e) = result {
             out.error(req.conn, req.id, &e);
@@ -550,6 +590,10 @@ impl Room {
             Ok(frames) => frames,
             Err(e) => return out.error(req.conn, req.id, &internal(&e)),
         };
+        let files = match self.files_page(u64::MAX, self.limits.files_page_default, store) {
+            Ok(page) => page,
+            Err(e) => return out.error(req.conn, req.id, &internal(&e)),
+        };
         let already_joined = self.is_joined(req.conn);
         let mut live = Vec::new();
         if !is_member {
@@ -603,6 +647,8 @@ impl Room {
         }
         out.send(req.conn, frame("room-state", &self.state_for(auth)));
         out.send(req.conn, frame("presence", &self.presence_data()));
+        out.send(req.conn, self.uploads_frame(now));
+        out.send(req.conn, frame_raw("files", None, &files));
         let replayed = catch_up.replayed;
         for f in catch_up.frames.into_iter().chain(live) {
             out.send(req.conn, f);
@@ -748,27 +794,12 @@ impl Room {
                 RoomError::invalid_data(format!("send-message: attachments[{i}] {why}"))
             })?;
         }
-        if let Some(id) = req.id {
-            // A request sent again (its ack was lost) gets the same message back.
-            let earlier = store
-                .message_by_request(&auth.user_id, id)
-                .map_err(|e| internal(&e))?;
-            if let Some(earlier) = earlier {
-                let data: MessageData =
-                    serde_json::from_str(&earlier.data).map_err(|_| RoomError::internal())?;
-                out.send(req.conn, ack_frame(id, &message_ack(&data, true)));
-                return Ok(());
-            }
+        if let Some(id) = req.id
+            && self.resent_message(req.conn, id, auth, store, out)?
+        {
+            return Ok(());
         }
-        let (limit, window) = (
-            self.limits.messages_per_window,
-            self.limits.message_window_ms,
-        );
-        let sends = self.sends.entry(auth.user_id.clone()).or_default();
-        sends
-            .check(now, limit, window)
-            .map_err(|wait| RoomError::rate_limited("messages", wait))?;
-        sends.record(now, limit);
+        self.take_message_slot(now, &auth.user_id)?;
         let seq = self.head + 1;
         let data = MessageData {
             room_id: self.room_id.clone(),
@@ -778,6 +809,7 @@ impl Room {
             sender_name: auth.user_name.clone(),
             text: message.text,
             attachments: message.attachments,
+            file: None,
             timestamp: iso8601(self.tick(now)),
         };
         let json = to_json(&data);
@@ -789,9 +821,46 @@ impl Room {
             &json,
             out,
         );
+        self.notify_offline(now, auth, NotifyKind::Message, out);
         if let Some(id) = req.id {
             out.send(req.conn, ack_frame(id, &message_ack(&data, false)));
         }
+        Ok(())
+    }
+
+    /// A request sent again (its ack was lost) gets the same message's ack back:
+    /// whether `id` was such a request.
+    fn resent_message(
+        &self,
+        conn: ConnId,
+        id: &str,
+        auth: &ConnAuth,
+        store: &impl RoomStore,
+        out: &mut Out,
+    ) -> Result<bool, RoomError> {
+        let earlier = store
+            .message_by_request(&auth.user_id, id)
+            .map_err(|e| internal(&e))?;
+        let Some(earlier) = earlier else {
+            return Ok(false);
+        };
+        let data: MessageData =
+            serde_json::from_str(&earlier.data).map_err(|_| RoomError::internal())?;
+        out.send(conn, ack_frame(id, &message_ack(&data, true)));
+        Ok(true)
+    }
+
+    /// Counts one message of `user` against the message limit, or refuses it.
+    fn take_message_slot(&mut self, now: u64, user: &str) -> Result<(), RoomError> {
+        let (limit, window) = (
+            self.limits.messages_per_window,
+            self.limits.message_window_ms,
+        );
+        let sends = self.sends.entry(user.to_owned()).or_default();
+        sends
+            .check(now, limit, window)
+            .map_err(|wait| RoomError::rate_limited("messages", wait))?;
+        sends.record(now, limit);
         Ok(())
     }
 
@@ -1181,6 +1250,9 @@ impl Room {
             self.idle_check_at = None;
         }
         if let Some(due) = self.prune_due() {
+            consider(due);
+        }
+        if let Some(due) = self.files_due() {
             consider(due);
         }
         if next != self.alarm {

@@ -11,21 +11,28 @@
 //!   [`vectors`], its test vectors as data;
 //! - [`limits`], [`rate`], [`ids`], [`time`]: the small parts.
 //!
-//! Issue 12 puts files into rooms: uploads in flight, shared files, processing status
-//! and the audit log become new events and new state of the same machine (and new
-//! [`store::Write`]s), not a second one.
+//! Files in rooms (issue 12) are new events and new state of the same machine (and new
+//! [`store::Write`]s), not a second one: [`files`] (what is kept), [`file_frames`] (their
+//! frames), [`progress`] (coalescing, speed and ETA of uploads in flight),
+//! [`processing`] (processors' status reports), [`webhook`] (offline members'
+//! notifications); the handlers are in `machine/files.rs`.
 
 pub mod client;
 pub mod error;
+pub mod file_frames;
+pub mod files;
 pub mod frame;
 pub mod ids;
 pub mod limits;
 pub mod machine;
+pub mod processing;
+pub mod progress;
 pub mod rate;
 pub mod seal;
 pub mod store;
 pub mod time;
 pub mod vectors;
+pub mod webhook;
 
 #[cfg(test)]
 mod tests;

@@ -19,6 +19,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::files::{AuditEntry, StoredFile, StoredUpload};
 use super::frame::EventKind;
 use super::ids::ConnId;
 use crate::jwt::Role;
@@ -114,6 +115,12 @@ pub struct StoredRoom {
     pub recent_sends: Vec<(String, u64)>,
     /// The `at` of the oldest event that pruning will remove one day.
     pub oldest_prunable_at: Option<u64>,
+    /// Every upload in flight.
+    pub uploads: Vec<StoredUpload>,
+    /// The highest audit seq (0 when none).
+    pub audit_head: u64,
+    /// When each member was last notified (user id, ms).
+    pub notified: Vec<(String, u64)>,
 }
 
 /// What [`RoomStore::prunable`] found.
@@ -146,6 +153,14 @@ pub trait RoomStore {
     ) -> Result<Option<StoredEvent>, StoreError>;
     /// What pruning prunable events older than `cutoff` would remove and keep.
     fn prunable(&self, cutoff: u64) -> Result<PruneInfo, StoreError>;
+    /// The file or folder `id`, if the room has it.
+    fn file(&self, id: &str) -> Result<Option<StoredFile>, StoreError>;
+    /// Files and folders with a seq below `before`, newest first, at most `limit`.
+    fn files_before(&self, before: u64, limit: usize) -> Result<Vec<StoredFile>, StoreError>;
+    /// Every file in folder `parent`.
+    fn children(&self, parent: &str) -> Result<Vec<StoredFile>, StoreError>;
+    /// Audit entries with a seq below `before`, newest first, at most `limit`.
+    fn audit_before(&self, before: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError>;
 }
 
 /// One storage change, applied by the shell in order.
@@ -171,6 +186,23 @@ pub enum Write {
         /// The cutoff, ms.
         before_at: u64,
     },
+    /// Insert or replace an upload in flight.
+    Upload(StoredUpload),
+    /// Forget an upload in flight.
+    RemoveUpload(String),
+    /// Insert or replace a file or folder.
+    File(StoredFile),
+    /// Remove a file or folder.
+    RemoveFile(String),
+    /// Append an audit entry.
+    Audit(AuditEntry),
+    /// A member was notified.
+    Notified {
+        /// User id.
+        user_id: String,
+        /// When, ms.
+        at: u64,
+    },
 }
 
 /// A socket's state, kept in its hibernation attachment so a woken room knows it.
@@ -186,6 +218,10 @@ pub struct ConnState {
     pub auth: Option<ConnAuth>,
     /// Whether it has joined the room (receives its events).
     pub joined: bool,
+    /// The files it subscribed to (`subscribe:file`): it receives their `processing:*`
+    /// events.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subscriptions: Vec<String>,
 }
 
 /// A socket's identity, from its token.

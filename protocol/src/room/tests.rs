@@ -3,11 +3,14 @@
 //! object between any two inputs.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod files;
+
 use std::cell::Cell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Value, json};
 
+use super::files::{AuditEntry, Notification, StoredFile, StoredUpload};
 use super::frame::EventKind;
 use super::ids::ConnId;
 use super::limits::{HOUR_MS, RoomLimits};
@@ -32,6 +35,10 @@ struct MemoryStore {
     events: BTreeMap<u64, StoredEvent>,
     members: BTreeMap<String, Member>,
     reads: BTreeMap<String, u64>,
+    uploads: BTreeMap<String, StoredUpload>,
+    files: BTreeMap<String, StoredFile>,
+    audit: Vec<AuditEntry>,
+    notified: BTreeMap<String, u64>,
     fail_reads: Cell<bool>,
     writes: usize,
 }
@@ -71,6 +78,29 @@ impl MemoryStore {
             Write::Prune { before_at } => self
                 .events
                 .retain(|_, e| e.kind == EventKind::NewMessage || e.at >= before_at),
+            Write::Upload(u) => {
+                self.uploads.insert(u.file_id.clone(), u);
+            }
+            Write::RemoveUpload(id) => {
+                self.uploads.remove(&id);
+            }
+            Write::File(f) => {
+                self.files.insert(f.file.id.clone(), f);
+            }
+            Write::RemoveFile(id) => {
+                self.files.remove(&id);
+            }
+            Write::Audit(entry) => {
+                assert_eq!(
+                    entry.seq,
+                    self.audit.len() as u64 + 1,
+                    "audit seqs have no gaps"
+                );
+                self.audit.push(entry);
+            }
+            Write::Notified { user_id, at } => {
+                self.notified.insert(user_id, at);
+            }
         }
     }
 }
@@ -97,6 +127,9 @@ impl RoomStore for MemoryStore {
                 .filter(|e| e.kind != EventKind::NewMessage)
                 .map(|e| e.at)
                 .min(),
+            uploads: self.uploads.values().cloned().collect(),
+            audit_head: self.audit.len() as u64,
+            notified: self.notified.iter().map(|(u, a)| (u.clone(), *a)).collect(),
         })
     }
 
@@ -151,6 +184,46 @@ impl RoomStore for MemoryStore {
             next_oldest_at: prunable().filter(|e| e.at >= cutoff).map(|e| e.at).min(),
         })
     }
+
+    fn file(&self, id: &str) -> Result<Option<StoredFile>, StoreError> {
+        self.check()?;
+        Ok(self.files.get(id).cloned())
+    }
+
+    fn files_before(&self, before: u64, limit: usize) -> Result<Vec<StoredFile>, StoreError> {
+        self.check()?;
+        let mut all: Vec<StoredFile> = self
+            .files
+            .values()
+            .filter(|f| f.seq < before)
+            .cloned()
+            .collect();
+        all.sort_by_key(|f| std::cmp::Reverse(f.seq));
+        all.truncate(limit);
+        Ok(all)
+    }
+
+    fn children(&self, parent: &str) -> Result<Vec<StoredFile>, StoreError> {
+        self.check()?;
+        Ok(self
+            .files
+            .values()
+            .filter(|f| f.file.parent_id.as_deref() == Some(parent))
+            .cloned()
+            .collect())
+    }
+
+    fn audit_before(&self, before: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        self.check()?;
+        Ok(self
+            .audit
+            .iter()
+            .rev()
+            .filter(|a| a.seq < before)
+            .take(limit)
+            .cloned()
+            .collect())
+    }
 }
 
 // ---------------------------------------------------------------------------------
@@ -173,6 +246,16 @@ struct Harness {
     evict_always: bool,
     wakes: usize,
     requests: u64,
+    /// What storage holds (files of the room's uploads); deletions the shell carries
+    /// out remove from it.
+    objects: BTreeSet<String>,
+    /// Deletions storage refuses.
+    undeletable: BTreeSet<String>,
+    /// Removals asked for and not yet carried out, while `hold_deletes`.
+    deletes: Vec<(u64, Vec<String>)>,
+    hold_deletes: bool,
+    /// Webhooks the room asked for.
+    notifications: Vec<Notification>,
 }
 
 impl Harness {
@@ -195,6 +278,11 @@ impl Harness {
             evict_always: false,
             wakes: 0,
             requests: 0,
+            objects: BTreeSet::new(),
+            undeletable: BTreeSet::new(),
+            deletes: Vec::new(),
+            hold_deletes: false,
+            notifications: Vec::new(),
         }
     }
 
@@ -248,7 +336,35 @@ impl Harness {
                     self.closed.insert(conn, code.code());
                 }
                 Action::SetAlarm(at) => self.alarm = at,
+                Action::DeleteFiles { removal, file_ids } => {
+                    self.deletes.push((removal, file_ids));
+                    if !self.hold_deletes {
+                        self.carry_out_deletes();
+                    }
+                }
+                Action::Notify(n) => self.notifications.push(n),
             }
+        }
+    }
+
+    /// Carries out the deletions asked for and reports them to the room.
+    fn carry_out_deletes(&mut self) {
+        for (removal, ids) in std::mem::take(&mut self.deletes) {
+            let deleted: Vec<String> = ids
+                .into_iter()
+                .filter(|id| !self.undeletable.contains(id))
+                .collect();
+            for id in &deleted {
+                self.objects.remove(id);
+            }
+            // The report continues the input that asked for it: the object is still
+            // in memory (a Durable Object is not evicted while it awaits a call).
+            let now = self.now;
+            let Some(room) = self.room.as_mut() else {
+                continue;
+            };
+            let actions = room.files_deleted(now, removal, &deleted);
+            self.run(actions);
         }
     }
 
@@ -559,17 +675,27 @@ fn join_sends_state_presence_and_history_then_the_ack() {
     let names: Vec<&str> = got.iter().map(|f| f["event"].as_str().unwrap()).collect();
     assert_eq!(
         names,
-        ["room-state", "presence", "history", "user-joined", "ack"]
+        [
+            "room-state",
+            "presence",
+            "uploads",
+            "files",
+            "history",
+            "user-joined",
+            "ack"
+        ]
     );
     assert_eq!(got[0]["data"]["you"]["userId"], "bob");
     assert_eq!(got[0]["data"]["memberCount"], 2);
     assert_eq!(got[0]["data"]["head"], 3); // alice joined, message, bob joined
     let users = &got[1]["data"]["users"];
     assert_eq!(users.as_array().unwrap().len(), 2);
-    assert_eq!(got[2]["data"]["messages"][0]["senderId"], "alice");
-    assert_eq!(got[2]["data"]["hasMore"], false);
-    assert_eq!(got[3]["seq"], 3);
-    assert_eq!(got[4]["data"]["head"], 3);
+    assert_eq!(got[2]["data"]["uploads"], json!([]));
+    assert_eq!(got[3]["data"]["files"], json!([]));
+    assert_eq!(got[4]["data"]["messages"][0]["senderId"], "alice");
+    assert_eq!(got[4]["data"]["hasMore"], false);
+    assert_eq!(got[5]["seq"], 3);
+    assert_eq!(got[6]["data"]["head"], 3);
     // Alice sees bob join, with his device count.
     let seen = h.take(a);
     assert_eq!(seen[0]["event"], "user-joined");
@@ -1093,6 +1219,8 @@ fn a_reconnect_with_its_last_seq_gets_exactly_what_it_missed_before_live_events(
         [
             "room-state",
             "presence",
+            "uploads",
+            "files",
             "new-message",
             "new-message",
             "message-read",
@@ -1101,8 +1229,8 @@ fn a_reconnect_with_its_last_seq_gets_exactly_what_it_missed_before_live_events(
     );
     let seqs: Vec<u64> = got.iter().filter_map(|f| f["seq"].as_u64()).collect();
     assert_eq!(seqs, [last_seen + 1, last_seen + 2, last_seen + 3]);
-    assert_eq!(got[5]["data"]["replayed"], 3);
-    assert_eq!(got[5]["data"]["resync"], false);
+    assert_eq!(got[7]["data"]["replayed"], 3);
+    assert_eq!(got[7]["data"]["resync"], false);
 }
 
 #[test]
@@ -1151,13 +1279,15 @@ fn replay_holds_for_the_whole_window_and_an_older_gap_asks_for_a_resync() {
         [
             "room-state",
             "presence",
+            "uploads",
+            "files",
             "resync-required",
             "history",
             "ack"
         ]
     );
-    assert_eq!(got[2]["data"]["reason"], "too_old");
-    assert_eq!(got[4]["data"]["resync"], true);
+    assert_eq!(got[4]["data"]["reason"], "too_old");
+    assert_eq!(got[6]["data"]["resync"], true);
     // A gap inside the last 24 hours still replays.
     let floor = h.store.meta.as_ref().unwrap().floor;
     let recent = h

@@ -20,6 +20,11 @@ pub const CASES: &[&str] = &[
     "attachment_second",
     "lock_reason",
     "long_ids",
+    "file_name",
+    "file_type",
+    "file_key",
+    "file_path",
+    "shared_link",
     "wrong_room",
     "wrong_event",
     "wrong_sender",
@@ -31,6 +36,8 @@ pub const CASES: &[&str] = &[
     "tampered_nonce",
     "truncated",
     "bad_version",
+    "file_name_as_path",
+    "file_name_as_message",
     "padded_base64",
 ];
 
