@@ -10,8 +10,9 @@
 
 use std::fmt::Display;
 
-use sealdrop_protocol::api_error::ApiError;
+use sealdrop_protocol::api_error::{ApiError, ErrorBody};
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 use worker::js_sys::{Reflect, Uint8Array};
 use worker::wasm_bindgen::{JsCast as _, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
@@ -209,6 +210,34 @@ impl<T, E: Display> OrApiError<T> for Result<T, E> {
     fn or_internal(self, context: &str) -> Result<T, ApiError> {
         self.map_err(|e| internal(context, e))
     }
+}
+
+/// The answer of an internal call to another Durable Object (`callee` names it in
+/// logs): its JSON body on `2xx` (an empty body reads as `null`), else the refusal it
+/// carries, with its `Retry-After`, so the caller answers the client what the object said.
+pub(crate) async fn object_answer<T: DeserializeOwned>(
+    mut answer: Response,
+    callee: &str,
+) -> Result<T, ApiError> {
+    let status = answer.status_code();
+    let text = answer
+        .text()
+        .await
+        .or_internal(&format!("reading a {callee} answer"))?;
+    if (200..300).contains(&status) {
+        let text = if text.is_empty() { "null" } else { &text };
+        return serde_json::from_str(text).or_internal(&format!("reading a {callee} answer"));
+    }
+    let mut error: ApiError = serde_json::from_str::<ErrorBody>(&text)
+        .or_internal(&format!("reading a {callee} refusal"))?
+        .into();
+    error.retry_after = answer
+        .headers()
+        .get("retry-after")
+        .ok()
+        .flatten()
+        .and_then(|v| v.parse().ok());
+    Err(error)
 }
 
 #[cfg(test)]

@@ -1,14 +1,14 @@
 //! The worker's side of the internal room calls (`calls`): addressing a room's object
 //! and calling it, its refusals parsed back into the [`ApiError`]s they are.
 
-use sealdrop_protocol::api_error::{ApiError, ErrorBody};
+use sealdrop_protocol::api_error::ApiError;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use worker::{Env, Headers, Method, Request, RequestInit, Stub};
 
 use super::BINDING;
 use super::calls::RoomCall;
-use crate::http::OrApiError as _;
+use crate::http::{OrApiError as _, object_answer};
 
 /// The worker's handle on one room's object.
 pub(crate) struct RoomStub {
@@ -42,25 +42,11 @@ impl RoomStub {
             .with_body(Some(json.into()));
         let url = format!("https://room{}", call.path());
         let req = Request::new_with_init(&url, &init).or_internal("building a room call")?;
-        let mut answer = self
+        let answer = self
             .stub
             .fetch_with_request(req)
             .await
             .or_internal("calling a room")?;
-        let status = answer.status_code();
-        let text = answer.text().await.or_internal("reading a room answer")?;
-        if (200..300).contains(&status) {
-            return serde_json::from_str(&text).or_internal("reading a room answer");
-        }
-        let mut error: ApiError = serde_json::from_str::<ErrorBody>(&text)
-            .or_internal("reading a room refusal")?
-            .into();
-        error.retry_after = answer
-            .headers()
-            .get("retry-after")
-            .ok()
-            .flatten()
-            .and_then(|v| v.parse().ok());
-        Err(error)
+        object_answer(answer, "room").await
     }
 }

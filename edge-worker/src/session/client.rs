@@ -5,7 +5,7 @@
 //! the middle of its own work ([`SessionStub::begin_part`] and the rest) answer typed
 //! values, the object's refusals parsed back into [`ApiError`]s (with `Retry-After`).
 
-use sealdrop_protocol::api_error::{ApiError, ApiErrorCode, ErrorBody};
+use sealdrop_protocol::api_error::{ApiError, ApiErrorCode};
 use sealdrop_protocol::ids::FileId;
 use sealdrop_protocol::sweep::Owner;
 use sealdrop_protocol::wire::PutPartResponse;
@@ -15,7 +15,7 @@ use worker::wasm_bindgen::JsValue;
 use worker::{Env, Headers, Request, RequestInit, Response, Stub};
 
 use super::calls::{BeginPart, FailPart, Fenced, FinishPart, Grant, Op, OwnerQuery};
-use crate::http::{OrApiError as _, header};
+use crate::http::{OrApiError as _, header, object_answer};
 
 /// The `wrangler.toml` binding of the namespace.
 const BINDING: &str = "UPLOADS";
@@ -66,26 +66,8 @@ impl SessionStub {
         headers
             .set("content-type", "application/json")
             .or_internal("building a session call")?;
-        let mut answer = self.call(op, headers, Some(json.into())).await?;
-        let status = answer.status_code();
-        let text = answer
-            .text()
-            .await
-            .or_internal("reading a session answer")?;
-        if (200..300).contains(&status) {
-            let text = if text.is_empty() { "null" } else { &text };
-            return serde_json::from_str(text).or_internal("reading a session answer");
-        }
-        let mut error: ApiError = serde_json::from_str::<ErrorBody>(&text)
-            .or_internal("reading a session refusal")?
-            .into();
-        error.retry_after = answer
-            .headers()
-            .get("retry-after")
-            .ok()
-            .flatten()
-            .and_then(|v| v.parse().ok());
-        Err(error)
+        let answer = self.call(op, headers, Some(json.into())).await?;
+        object_answer(answer, "session").await
     }
 
     /// Asks to begin writing part `part` (`size` bytes, into upload `upload_id`).
