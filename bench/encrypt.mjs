@@ -21,6 +21,32 @@ async function encryptPage(ctx) {
   return page;
 }
 
+/**
+ * Times `window.benchSeal(index)` (resolving to a sealed record) over `ctx.encryptSize`
+ * bytes, `inFlight` records at once, after 16 untimed records of warm-up.
+ */
+function measuredSeals(ctx, page, inFlight) {
+  return measuredInPage(ctx, page, () => page.evaluate(async ({ total, recordSize, inFlight }) => {
+    await new Promise((resolve) => setTimeout(resolve)); // see pages.mjs measuredInPage
+    const run = async (records) => {
+      let next = 0;
+      let bytes = 0;
+      const sealer = async () => {
+        while (next < records) {
+          const sealed = await window.benchSeal(next++);
+          bytes += sealed.byteLength - 16;
+        }
+      };
+      await Promise.all(Array.from({ length: inFlight }, sealer));
+      return bytes;
+    };
+    await run(16);
+    const t0 = performance.now();
+    const bytes = await run(total / recordSize);
+    return { bytes, ms: performance.now() - t0 };
+  }, { total: ctx.encryptSize, recordSize: ctx.recordSize, inFlight }));
+}
+
 /** `crypto.subtle.encrypt` from JS, `inFlight` records at once: the reference figure. */
 export async function webCryptoEncrypt(ctx, { inFlight }) {
   const page = await encryptPage(ctx);
@@ -34,25 +60,7 @@ export async function webCryptoEncrypt(ctx, { inFlight }) {
         return crypto.subtle.encrypt({ name: "AES-GCM", iv, additionalData: aad }, key, window.benchInputs[index % 8]);
       };
     });
-    return await measuredInPage(ctx, page, () => page.evaluate(async ({ total, recordSize, inFlight }) => {
-      await new Promise((resolve) => setTimeout(resolve)); // see pages.mjs measuredInPage
-      const run = async (records) => {
-        let next = 0;
-        let bytes = 0;
-        const sealer = async () => {
-          while (next < records) {
-            const sealed = await window.benchSeal(next++);
-            bytes += sealed.byteLength - 16;
-          }
-        };
-        await Promise.all(Array.from({ length: inFlight }, sealer));
-        return bytes;
-      };
-      await run(16);
-      const t0 = performance.now();
-      const bytes = await run(total / recordSize);
-      return { bytes, ms: performance.now() - t0 };
-    }, { total: ctx.encryptSize, recordSize: ctx.recordSize, inFlight }));
+    return await measuredSeals(ctx, page, inFlight);
   } finally {
     await page.close();
   }
@@ -72,30 +80,12 @@ export async function rustEncrypt(ctx, { backend, inFlight }) {
     const made = await page.evaluate(async ([recordSize, backend]) => {
       const wasm = await import("/seal-wasm/sealdrop_bench_seal.js");
       await wasm.default();
-      window.benchCipher = await wasm.BenchCipher.create(window.benchRandom(32), window.benchRandom(32), recordSize, backend);
-      return window.benchCipher.backend;
+      const cipher = await wasm.BenchCipher.create(window.benchRandom(32), window.benchRandom(32), recordSize, backend);
+      window.benchSeal = (index) => cipher.seal(BigInt(index), window.benchInputs[index % 8]);
+      return cipher.backend;
     }, [ctx.recordSize, backend]);
     if (made !== backend) throw new Error(`BenchCipher runs on ${made}, not ${backend}`);
-    return await measuredInPage(ctx, page, () => page.evaluate(async ({ total, recordSize, inFlight }) => {
-      await new Promise((resolve) => setTimeout(resolve)); // see pages.mjs measuredInPage
-      const run = async (records) => {
-        let next = 0;
-        let bytes = 0;
-        const sealer = async () => {
-          while (next < records) {
-            const index = next++;
-            const sealed = await window.benchCipher.seal(BigInt(index), window.benchInputs[index % 8]);
-            bytes += sealed.byteLength - 16;
-          }
-        };
-        await Promise.all(Array.from({ length: inFlight }, sealer));
-        return bytes;
-      };
-      await run(16);
-      const t0 = performance.now();
-      const bytes = await run(total / recordSize);
-      return { bytes, ms: performance.now() - t0 };
-    }, { total: ctx.encryptSize, recordSize: ctx.recordSize, inFlight }));
+    return await measuredSeals(ctx, page, inFlight);
   } finally {
     await page.close();
   }

@@ -94,16 +94,17 @@ async function uploadInPage(size, uploaderOptions = {}, name = "file.bin") {
     const blob = randomBlob(size);
     const file = new File([blob], name, { type: "application/x-test" });
     const events = [];
-    const result = await outcome(new sealdrop.Uploader(options).upload(file, {
+    const upload = new sealdrop.Uploader(options).upload(file, {
       onProgress: (p) => events.push(p),
-    }));
+    });
+    const result = await outcome(upload);
     window.lastFile = file;
-    return { result, events, sha256: await sha256(file) };
+    return { result, events, backend: upload.cipherBackend, sha256: await sha256(file) };
   }, [size, uploaderOptions, name]);
 }
 
 describe("progress events", () => {
-  const KEYS = ["bytesDone", "bytesTotal", "eta", "partsDone", "partsTotal", "speed"];
+  const KEYS = ["bytesDone", "bytesTotal", "cipherBackend", "eta", "partsDone", "partsTotal", "speed"];
 
   function checkEvents(events, size, partsTotal) {
     assert.ok(events.length >= 2, `at least a first and a last event, got ${events.length}`);
@@ -111,6 +112,8 @@ describe("progress events", () => {
       assert.deepEqual(Object.keys(e).sort(), KEYS, "exactly the documented fields");
       assert.equal(e.bytesTotal, size);
       assert.equal(e.partsTotal, partsTotal);
+      // The test page is on localhost, a secure context: WebCrypto does the AES.
+      assert.equal(e.cipherBackend, "webcrypto");
       assert.ok(Number.isSafeInteger(e.bytesDone) && e.bytesDone >= 0 && e.bytesDone <= size);
       assert.ok(Number.isSafeInteger(e.partsDone) && e.partsDone >= 0 && e.partsDone <= partsTotal);
       assert.ok(Number.isFinite(e.speed) && e.speed >= 0);
@@ -136,9 +139,10 @@ describe("progress events", () => {
 
   test("three parts: one event per part, in order, monotonic", async () => {
     const size = 11 * MiB + 3; // 5 MiB parts (the storage minimum): 3 parts
-    const { result, events } = await uploadInPage(size, { partSize: 5 * MiB + 80 });
+    const { result, events, backend } = await uploadInPage(size, { partSize: 5 * MiB + 80 });
     assert.ok(result.ok, result.message);
     checkEvents(events, size, 3);
+    assert.equal(backend, "webcrypto", "upload.cipherBackend names the backend too");
     const perPart = events.map((e) => e.partsDone).filter((n, i, all) => n !== all[i - 1]);
     assert.deepEqual(perPart, [0, 1, 2, 3], "an event after each part");
   });
@@ -376,6 +380,23 @@ describe("retries", () => {
     assert.ok(got.same, "downloaded byte-identical");
     assert.equal(puts.log.length, 3 + 2, "3 parts, one retried after a network error, one re-sent after re-signing");
     assert.equal(got.partUrlCalls, 2, "one batch, then a fresh URL for the expired one");
+  });
+
+  test("a part storage does not hold is sent again when complete answers parts_missing", async () => {
+    // Part 2's first PUT is answered 200 with an ETag by someone other than storage
+    // (as a broken proxy might): storage never got it, so complete refuses.
+    const etag = '"never-stored"';
+    puts.handler = (put, route) => (put.part === 2 && put.nth === 1
+      ? puts.answer(route, 200, { body: JSON.stringify({ etag }), headers: { etag, "content-type": "application/json" } })
+      : false);
+    const got = await page.evaluate(async () => {
+      const r = await uploadThroughInjectedFaults(randomBlob(11 * 1024 * 1024));
+      return { ...r, completes: net.log.filter((e) => e.method === "POST" && e.path.endsWith("/complete")).length };
+    });
+    assert.ok(got.up.ok, got.up.message);
+    assert.ok(got.same, "downloaded byte-identical");
+    assert.deepEqual(puts.countByPart(), { 1: 1, 2: 2, 3: 1 }, "only the part storage lacked, once more");
+    assert.equal(got.completes, 2, "refused once (parts_missing), then completed");
   });
 
   test("an error that cannot be retried fails at once with its own code, and deletes nothing", async () => {

@@ -64,6 +64,7 @@ impl Backend {
     }
 
     /// The backend called `name`, if any.
+    #[cfg(any(feature = "conformance", feature = "bench"))]
     pub(crate) fn from_name(name: &str) -> Option<Self> {
         [Self::WebCrypto, Self::AesGcm]
             .into_iter()
@@ -93,8 +94,6 @@ impl FileCipher {
     /// The cipher for the file `file_key` seals under `header`, on the
     /// [detected](Backend::detect) backend. Fails with `key_commitment_failed` if the
     /// header does not commit to the key.
-    // The uploader's and downloader's way in, once they move onto this seam.
-    #[cfg_attr(feature = "conformance", allow(dead_code))]
     pub(crate) async fn new(file_key: &FileKey, header: &Header) -> Result<Self, ClientError> {
         Self::with_backend(file_key, header, Backend::detect()).await
     }

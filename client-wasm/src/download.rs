@@ -1,5 +1,6 @@
 //! `download(link)`: fetch a file's record section in ranges, in parallel, open every
-//! record, and hand back the plaintext as a `Blob` only once every record, the last
+//! record through the file's [`FileCipher`] (WebCrypto where the page has it; a range's
+//! records side by side), and hand back the plaintext as a `Blob` only once every record, the last
 //! included, has authenticated.
 //!
 //! The file key never leaves the page: it comes from the link's fragment, which
@@ -15,27 +16,28 @@ use std::ops::Range;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use futures_util::future::join_all;
 use js_sys::{Array, Function, Uint8Array};
 use sealdrop_protocol::backoff::Backoff;
 use sealdrop_protocol::format::{
-    ContentKey, FileMetadata, FormatError, Header, Layout, TAG_LEN, open_metadata, open_record_into,
+    FileMetadata, FormatError, Header, Layout, RecordPosition, TAG_LEN,
 };
 use sealdrop_protocol::ids::random_id_text;
 use sealdrop_protocol::records::{
-    Runs, file_layout, plaintext_span, records_before, records_in, runs, sealed_span,
+    Runs, file_layout, plaintext_span, records_before, records_in, sealed_span,
 };
 use sealdrop_protocol::scheduler::PartScheduler;
 use sealdrop_protocol::share::{DownloadOpened, OpenDownloadRequest};
 use sealdrop_protocol::wire::{DownloadUrl, FileRecord};
 use web_sys::{AbortSignal, Blob, BlobPropertyBag};
 
+use crate::cipher::FileCipher;
 use crate::error::ClientError;
 use crate::http::Http;
 use crate::interop;
 use crate::link::{self, Link};
 use crate::platform::{self, AbortWatch};
 use crate::progress::Reporter;
-use crate::scratch;
 use crate::transfer::{cancellable, retrying, run_parts};
 
 /// Sealed bytes per ranged `GET` (whole records, at least one).
@@ -91,12 +93,10 @@ async fn run(
 
     let header = Header::parse(&decode(&record.header, "header")?)?;
     // A wrong key stops here (`key_commitment_failed`), before any content is fetched.
-    let keys = link.key.derive(&header)?;
-    let metadata = open_metadata(
-        &keys.metadata,
-        &header,
-        &decode(&record.metadata, "metadata")?,
-    )?;
+    let cipher = FileCipher::new(&link.key, &header).await?;
+    let metadata = cipher
+        .open_metadata(&decode(&record.metadata, "metadata")?)
+        .await?;
     let layout =
         file_layout(&header, &record).map_err(|e| ClientError::InvalidResponse(e.to_string()))?;
 
@@ -113,11 +113,8 @@ async fn run(
     let range_count = ranges
         .count()
         .ok_or_else(|| ClientError::InvalidResponse("the file has too many ranges".into()))?;
-    let opener = Opener {
-        header,
-        key: keys.content,
-        layout,
-    };
+    let backend = cipher.backend();
+    let opener = Opener { cipher, layout };
     let scheduler = RefCell::new(
         PartScheduler::new(range_count, request.concurrency, source.backoff, [])
             .map_err(|e| ClientError::InvalidOption(e.to_string()))?,
@@ -126,6 +123,7 @@ async fn run(
         request.on_progress.clone(),
         layout.plaintext_size(),
         range_count,
+        backend,
     );
     reporter.start(platform::now_ms(), 0, 0);
     let reporter = RefCell::new(reporter);
@@ -190,7 +188,7 @@ async fn attempt_range(
         }
         outcome => outcome?,
     };
-    opener.open_range(records, bytes.start, &body)
+    opener.open_range(records, bytes.start, &body).await
 }
 
 /// The download opened on the link's share, and its storage URL, re-issued when it
@@ -260,8 +258,7 @@ impl Source<'_> {
 
 /// Everything needed to open any record of the file.
 struct Opener {
-    header: Header,
-    key: ContentKey,
+    cipher: FileCipher,
     layout: Layout,
 }
 
@@ -276,61 +273,46 @@ impl Opener {
     /// one `Blob` of plaintext. A body shorter than the records is `truncated` at the
     /// first record it does not hold; no plaintext of a record that fails is kept.
     /// (A body longer than the records never gets here: the read stops at the range.)
-    fn open_range(
+    async fn open_range(
         &self,
         records: Range<u64>,
         offset: u64,
         body: &Uint8Array,
     ) -> Result<Blob, ClientError> {
-        let got = u64::from(body.length());
-        let per_group = records_in(scratch::GROUP_BYTES, u64::from(self.header.record_size()));
+        // The records that arrived whole are opened first: a tampered record before a
+        // cut must be reported as such, not as truncation.
+        let end = offset + u64::from(body.length());
+        let whole = records_before(&self.layout, records.clone(), end);
+        let opened = join_all(
+            whole
+                .clone()
+                .map(|index| self.open_record(index, offset, body)),
+        );
         let pieces = Array::new();
-        for group in runs(records, per_group) {
-            let sealed = self.sealed_range(&group)?;
-            let (start, end) = (sealed.start - offset, sealed.end - offset);
-            if end > got {
-                // Open what did arrive in this group first: a tampered record before the
-                // cut must be reported as such, not as truncation.
-                let whole = records_before(&self.layout, group, offset + got);
-                if whole.start < whole.end {
-                    let sealed = self.sealed_range(&whole)?;
-                    let view =
-                        body.subarray((sealed.start - offset) as u32, (sealed.end - offset) as u32);
-                    self.open_group(whole.clone(), &view)?;
-                }
-                return Err(FormatError::Truncated { record: whole.end }.into());
-            }
-            let view = body.subarray(start as u32, end as u32);
-            let opened = self.open_group(group, &view)?;
-            pieces.push(&opened);
+        // In record order, so the first failing record is the one reported.
+        for plaintext in opened.await {
+            let plaintext = plaintext?;
+            pieces.push(&plaintext);
+        }
+        if whole.end < records.end {
+            return Err(FormatError::Truncated { record: whole.end }.into());
         }
         Blob::new_with_u8_array_sequence(&pieces)
             .map_err(|e| ClientError::Unsupported(format!("Blob: {}", platform::describe(&e))))
     }
 
-    /// Opens records `records`, whose sealed bytes are `sealed`, through the scratch
-    /// buffers, into a new JS array of their plaintext.
-    fn open_group(
+    /// Opens record `index`, which lies wholly in `body` (the section's bytes from
+    /// `offset` on).
+    async fn open_record(
         &self,
-        records: Range<u64>,
-        sealed: &Uint8Array,
+        index: u64,
+        offset: u64,
+        body: &Uint8Array,
     ) -> Result<Uint8Array, ClientError> {
-        scratch::with(|s| {
-            s.input.resize(sealed.length() as usize, 0);
-            sealed.copy_to(&mut s.input);
-            let mut offset = 0;
-            for index in records {
-                let len = self.layout.sealed_len(index).unwrap_or(0) as usize;
-                let record = s
-                    .input
-                    .get(offset..offset + len)
-                    .ok_or(FormatError::Truncated { record: index })?;
-                let last = self.layout.is_last(index);
-                open_record_into(&self.key, &self.header, index, last, record, &mut s.output)?;
-                offset += len;
-            }
-            Ok(Uint8Array::from(&s.output[..]))
-        })
+        let sealed = self.sealed_range(&(index..index + 1))?;
+        let view = body.subarray((sealed.start - offset) as u32, (sealed.end - offset) as u32);
+        let position = RecordPosition::new(index, self.layout.is_last(index));
+        self.cipher.open(position, &view).await
     }
 }
 

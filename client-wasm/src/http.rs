@@ -17,7 +17,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{AbortController, Headers, ReadableStreamDefaultReader, RequestInit, Response};
+use web_sys::{
+    AbortController, Headers, ReadableStreamDefaultReader, RequestCache, RequestInit, Response,
+};
 
 use crate::error::ClientError;
 use crate::platform;
@@ -95,6 +97,10 @@ impl Http {
         let init = RequestInit::new();
         init.set_method(method);
         init.set_signal(Some(&controller.signal()));
+        // Nothing of a transfer belongs in the HTTP cache: not owner tokens, not
+        // gigabytes of ciphertext ranges (which would evict everything else), and a
+        // retried range must be asked of storage, not half-answered from a cut entry.
+        init.set_cache(RequestCache::NoStore);
         if !headers.is_empty() {
             let h = Headers::new().map_err(|e| unexpected(what, &e))?;
             for (name, value) in headers {

@@ -82,7 +82,16 @@ export interface TransferProgress {
   /** Parts (downloads: ranges) done, and in all. */
   partsDone: number;
   partsTotal: number;
+  /**
+   * Which AES-256-GCM seals or opens the file's records: `"webcrypto"`
+   * (`crypto.subtle`), or `"aes-gcm"` (software AES in wasm) where the page has no
+   * `crypto.subtle` (an insecure origin).
+   */
+  cipherBackend: CipherBackend;
 }
+
+/** The AES-256-GCM implementation a transfer uses (also `cipherBackend()`). */
+export type CipherBackend = "webcrypto" | "aes-gcm";
 
 /** Called at the start, after each part, about once a second, and once at 100%. */
 export type ProgressCallback = (progress: TransferProgress) => void;
@@ -517,6 +526,8 @@ pub(crate) fn call_progress(callback: &Function, snapshot: &Snapshot) {
     set(&object, "eta", &eta);
     set(&object, "partsDone", &number(snapshot.parts_done.into()));
     set(&object, "partsTotal", &number(snapshot.parts_total.into()));
+    let backend = JsValue::from_str(snapshot.backend.name());
+    set(&object, "cipherBackend", &backend);
     if let Err(e) = callback.call1(&JsValue::UNDEFINED, &object) {
         platform::warn("sealdrop: onProgress threw", &e);
     }

@@ -15,7 +15,8 @@
 //! - `transfer`: the scheduler loop both share, retries, cancellation;
 //! - `http` (`fetch`), `xhr` (part `PUT`s, with upload progress), `stall` (aborting a
 //!   request that makes no progress); `part_urls`;
-//! - `seal` and `scratch`: sealing a part from the file through the wasm buffers;
+//! - `seal`: sealing a part from the file through the file cipher; `scratch`: the
+//!   aes-gcm backend's wasm buffers;
 //! - `persist` and `idb`: what IndexedDB keeps to resume after a reload or a crash;
 //! - `platform`: the global scope (timers, clock, random bytes, `AbortSignal`);
 //! - `cipher`: the async file cipher (records and metadata), WebCrypto or (without
@@ -36,9 +37,6 @@
 
 #[cfg(feature = "bench")]
 mod bench;
-// Wholly used by the conformance build only, for now: the uploader and downloader move onto
-// it once the client stream's rewrite of upload.rs and download.rs has landed.
-#[cfg_attr(not(feature = "conformance"), allow(dead_code))]
 mod cipher;
 #[cfg(feature = "conformance")]
 mod conformance;
@@ -259,6 +257,16 @@ impl Upload {
         self.job.as_ref().is_some_and(|job| job.is_kept())
     }
 
+    /// `"webcrypto"` or `"aes-gcm"`: the backend the file is sealed on, once the upload
+    /// has started (also in every progress event); `null` before.
+    #[wasm_bindgen(getter, js_name = cipherBackend, unchecked_return_type = "CipherBackend | null")]
+    pub fn cipher_backend(&self) -> JsValue {
+        self.job
+            .as_ref()
+            .and_then(|job| job.cipher_backend())
+            .map_or(JsValue::NULL, |b| JsValue::from_str(b.name()))
+    }
+
     /// The id `Uploader.pending()` lists a kept upload under; `undefined` otherwise.
     #[wasm_bindgen(getter)]
     pub fn id(&self) -> Option<String> {
@@ -372,7 +380,7 @@ pub fn check_vector_with(text: String, backend: String) -> Promise {
 
 /// The cipher backend this scope would use: `"webcrypto"` where `crypto.subtle`
 /// exists, `"aes-gcm"` (software AES in wasm) where it does not (an insecure origin).
-#[wasm_bindgen(js_name = cipherBackend)]
+#[wasm_bindgen(js_name = cipherBackend, unchecked_return_type = "CipherBackend")]
 pub fn cipher_backend() -> String {
     cipher::Backend::detect().name().to_owned()
 }

@@ -9,6 +9,7 @@
 use js_sys::Function;
 use sealdrop_protocol::progress::ThroughputMeter;
 
+use crate::cipher::Backend;
 use crate::interop;
 
 /// How often to report while nothing finishes, in ms.
@@ -25,6 +26,8 @@ pub(crate) struct Snapshot {
     pub eta: Option<u64>,
     pub parts_done: u32,
     pub parts_total: u32,
+    /// The file cipher's backend (`cipherBackend`): whether WebCrypto does the AES.
+    pub backend: Backend,
 }
 
 /// Tracks one transfer's progress and hands snapshots to the callback.
@@ -35,12 +38,19 @@ pub(crate) struct Reporter {
     bytes_done: u64,
     parts_total: u32,
     parts_done: u32,
+    backend: Backend,
     last_report: u64,
 }
 
 impl Reporter {
-    /// A reporter for `bytes_total` plaintext bytes in `parts_total` parts.
-    pub(crate) fn new(callback: Option<Function>, bytes_total: u64, parts_total: u32) -> Self {
+    /// A reporter for `bytes_total` plaintext bytes in `parts_total` parts, sealed or
+    /// opened on `backend`.
+    pub(crate) fn new(
+        callback: Option<Function>,
+        bytes_total: u64,
+        parts_total: u32,
+        backend: Backend,
+    ) -> Self {
         Self {
             callback,
             meter: ThroughputMeter::default(),
@@ -48,6 +58,7 @@ impl Reporter {
             bytes_done: 0,
             parts_total,
             parts_done: 0,
+            backend,
             last_report: 0,
         }
     }
@@ -102,6 +113,7 @@ impl Reporter {
             eta: p.eta,
             parts_done: self.parts_done,
             parts_total: self.parts_total,
+            backend: self.backend,
         }
     }
 

@@ -1,16 +1,12 @@
-//! The wasm-side buffers every record is sealed and opened through.
+//! The wasm-side buffers the aes-gcm backend seals and opens records through.
 //!
 //! Bytes wait for the network on the JS side (in `ArrayBuffer`s and `Blob`s), never
-//! in wasm memory: a group of records is copied in, sealed or opened, and copied out
-//! again in one synchronous step, with no `await` in between. So one pair of buffers
-//! serves every transfer of the page, and wasm memory (which never shrinks) stays at
-//! about two groups, whatever the file size, part size or concurrency.
+//! in wasm memory: a record is copied in, sealed or opened, and copied out again in
+//! one synchronous step, with no `await` in between. So one pair of buffers serves
+//! every transfer of the page, and wasm memory (which never shrinks) stays at about
+//! two records, whatever the file size, part size or concurrency.
 
 use std::cell::RefCell;
-
-/// Plaintext bytes per group of records copied through wasm memory at once (at least
-/// one record).
-pub(crate) const GROUP_BYTES: u64 = 1024 * 1024;
 
 /// The two buffers: what goes in (plaintext to seal, or sealed records to open) and
 /// what comes out.

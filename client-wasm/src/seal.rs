@@ -1,27 +1,31 @@
 //! Sealing a part straight from the file: read its plaintext a slice at a time
-//! (`Blob.slice`), seal its records through the scratch buffers, and hand back the
-//! sealed records as one `Blob` with the part's tag fingerprint.
+//! (`Blob.slice`), seal its records through the file's [`FileCipher`] (WebCrypto where
+//! the page has it), and hand back the sealed records as one `Blob` with the part's tag
+//! fingerprint.
 //!
 //! Memory: one read of at most [`READ_BYTES`] of plaintext while a part is sealed, and
-//! the part's sealed records as JS arrays; never the whole file. A part sealed again (a
-//! retry, a resume) is read and sealed again rather than kept while it waits: sealing
+//! the part's sealed records as JS arrays; never the whole file. The records of one read
+//! are sealed side by side (WebCrypto runs them off the wasm thread). A part sealed again
+//! (a retry, a resume) is read and sealed again rather than kept while it waits: sealing
 //! is deterministic, and the fingerprint proves it ([`sealdrop_protocol::fingerprint`]).
 
 use std::ops::Range;
+use std::rc::Rc;
 
+use futures_util::future::join_all;
 use futures_util::lock::Mutex;
 use js_sys::{Array, ArrayBuffer, Uint8Array};
 use sealdrop_protocol::fingerprint::{PartFingerprint, TagDigest};
-use sealdrop_protocol::format::{ContentKey, Header, Layout, TAG_LEN, seal_record_into};
+use sealdrop_protocol::format::{Layout, RecordPosition, TAG_LEN};
 use sealdrop_protocol::plan::PartPlan;
 use sealdrop_protocol::records::{plaintext_span, records_in, runs};
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::Blob;
 
+use crate::cipher::FileCipher;
 use crate::error::ClientError;
 use crate::platform;
-use crate::scratch;
 
 /// Plaintext read from the file per `Blob.slice(...).arrayBuffer()` (whole records,
 /// at least one).
@@ -34,25 +38,17 @@ pub(crate) struct Sealer {
     /// every part in flight sealing side by side and all finishing together.
     turn: Mutex<()>,
     file: Blob,
-    header: Header,
-    key: ContentKey,
+    cipher: Rc<FileCipher>,
     layout: Layout,
     plan: PartPlan,
 }
 
 impl Sealer {
-    pub(crate) fn new(
-        file: Blob,
-        header: Header,
-        key: ContentKey,
-        layout: Layout,
-        plan: PartPlan,
-    ) -> Self {
+    pub(crate) fn new(file: Blob, cipher: Rc<FileCipher>, layout: Layout, plan: PartPlan) -> Self {
         Self {
             turn: Mutex::new(()),
             file,
-            header,
-            key,
+            cipher,
             layout,
             plan,
         }
@@ -71,20 +67,22 @@ impl Sealer {
         let records = self.plan.records_of_part(part).ok_or_else(|| {
             ClientError::InvalidResponse(format!("part {part} is not in the plan"))
         })?;
-        let record_bytes = u64::from(self.header.record_size());
+        let record_bytes = u64::from(self.layout.record_size());
         let pieces = Array::new();
         let mut tags = TagDigest::default();
         for read in runs(records, records_in(READ_BYTES, record_bytes)) {
             let span = self.plaintext_of(&read)?;
             let bytes = read_slice(&self.file, span.clone()).await?;
-            for group in runs(read, records_in(scratch::GROUP_BYTES, record_bytes)) {
-                let range = self.plaintext_of(&group)?;
-                let view = bytes.subarray(
-                    offset_u32(range.start - span.start)?,
-                    offset_u32(range.end - span.start)?,
-                );
-                let sealed = self.seal_group(group, &view, &mut tags)?;
-                pieces.push(&sealed);
+            let sealed = join_all(read.map(|index| self.seal_record(index, span.start, &bytes)));
+            // In record order, so the first failing record is the one reported.
+            for record in sealed.await {
+                let record = record?;
+                let mut tag = [0u8; TAG_LEN];
+                record
+                    .subarray(record.length() - TAG_LEN as u32, record.length())
+                    .copy_to(&mut tag);
+                tags.push(&tag);
+                pieces.push(&record);
             }
         }
         let body = Blob::new_with_u8_array_sequence(&pieces)
@@ -92,30 +90,24 @@ impl Sealer {
         Ok((body, tags.finish()))
     }
 
-    /// Seals records `records`, whose plaintext is `plaintext`, through the scratch
-    /// buffers, into a new JS array, adding each record's tag to `tags`.
-    fn seal_group(
+    /// Seals record `index`, whose plaintext is in `read` (the file's bytes from
+    /// `read_start` on).
+    async fn seal_record(
         &self,
-        records: Range<u64>,
-        plaintext: &Uint8Array,
-        tags: &mut TagDigest,
+        index: u64,
+        read_start: u64,
+        read: &Uint8Array,
     ) -> Result<Uint8Array, ClientError> {
-        scratch::with(|s| {
-            s.input.resize(plaintext.length() as usize, 0);
-            plaintext.copy_to(&mut s.input);
-            let mut offset = 0;
-            for index in records {
-                let len = self.layout.plaintext_len(index).unwrap_or(0) as usize;
-                let record = s.input.get(offset..offset + len).ok_or_else(|| {
-                    ClientError::ReadFailed("the file is shorter than when the upload began".into())
-                })?;
-                let last = self.layout.is_last(index);
-                seal_record_into(&self.key, &self.header, index, last, record, &mut s.output)?;
-                tags.push(&s.output[s.output.len() - TAG_LEN..]);
-                offset += len;
-            }
-            Ok(Uint8Array::from(&s.output[..]))
-        })
+        let range = self.plaintext_of(&(index..index + 1))?;
+        let (start, end) = (range.start - read_start, range.end - read_start);
+        if end > u64::from(read.length()) {
+            return Err(ClientError::ReadFailed(
+                "the file is shorter than when the upload began".into(),
+            ));
+        }
+        let plaintext = read.subarray(offset_u32(start)?, offset_u32(end)?);
+        let position = RecordPosition::new(index, self.layout.is_last(index));
+        self.cipher.seal(position, &plaintext).await
     }
 
     fn plaintext_of(&self, records: &Range<u64>) -> Result<Range<u64>, ClientError> {

@@ -32,9 +32,7 @@ use futures_util::future::{Either, LocalBoxFuture, Shared, select, try_join};
 use js_sys::{Function, Promise, Reflect};
 use sealdrop_protocol::backoff::Backoff;
 use sealdrop_protocol::fingerprint::{FileFacts, PartFingerprint, PartFingerprints, Seal};
-use sealdrop_protocol::format::{
-    DEFAULT_RECORD_SIZE, FileKey, FileMetadata, Header, Layout, seal_metadata,
-};
+use sealdrop_protocol::format::{DEFAULT_RECORD_SIZE, FileKey, FileMetadata, Header, Layout};
 use sealdrop_protocol::ids::{FileId, IdempotencyKey, OwnerToken, ShareToken};
 use sealdrop_protocol::lifecycle::Stage;
 use sealdrop_protocol::plan::PartPlan;
@@ -49,6 +47,7 @@ use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{AbortSignal, Blob, File};
 
+use crate::cipher::{Backend, FileCipher};
 use crate::control::Control;
 use crate::error::ClientError;
 use crate::http::Http;
@@ -184,6 +183,8 @@ struct Started {
     size: u64,
     key: FileKey,
     header: Header,
+    /// The file's one cipher: its metadata and every record of every part.
+    cipher: Rc<FileCipher>,
     metadata: Vec<u8>,
     layout: Layout,
     /// Where the session lives (the uploader's endpoint, or the saved one on resume).
@@ -245,6 +246,11 @@ impl Job {
             create_sent: Cell::new(false),
             discarded: RefCell::new(None),
         }
+    }
+
+    /// The backend the file's records are sealed on, once the upload has started.
+    pub(crate) fn cipher_backend(&self) -> Option<Backend> {
+        self.started.get().map(|s| s.cipher.backend())
     }
 
     /// Whether the upload is kept in IndexedDB (so it survives a reload).
@@ -505,17 +511,19 @@ impl Job {
         }
         let key = FileKey::from_bytes(key);
         let header = Header::new(&key, self.config.record_size, salt)?;
+        let cipher = FileCipher::new(&key, &header).await?;
         let metadata = FileMetadata {
             name: name.clone(),
             mime: mime.clone(),
         };
-        let metadata = seal_metadata(&key.derive(&header)?.metadata, &header, nonce, &metadata)?;
+        let metadata = cipher.seal_metadata(nonce, &metadata).await?;
         let layout = Layout::for_plaintext(self.config.record_size, size)?;
         let started = Started {
             file,
             size,
             key,
             header,
+            cipher: Rc::new(cipher),
             metadata,
             layout,
             endpoint: self.config.endpoint.clone(),
@@ -571,6 +579,7 @@ impl Job {
             .file
             .check_same(&file_facts(&file, &header, size).await?)?;
         let key = saved.key().await?;
+        let cipher = FileCipher::new(&key, &header).await?;
         let layout = Layout::for_plaintext(header.record_size(), size)?;
         let fingerprints = PartFingerprints::from_saved(store.fingerprints().await?);
         let started = Started {
@@ -578,6 +587,7 @@ impl Job {
             size,
             key,
             header,
+            cipher: Rc::new(cipher),
             metadata: decode(&saved.metadata, "metadata")?,
             layout,
             endpoint: saved.endpoint.clone(),
@@ -663,7 +673,6 @@ impl Job {
             }
         };
         let base = format!("{}/api/uploads/{file_id}", started.endpoint);
-        let content_key = started.key.derive(&started.header)?.content;
         let session = Rc::new(Session {
             urls: PartUrls::new(UrlSource {
                 http,
@@ -673,8 +682,7 @@ impl Job {
             }),
             sealer: Sealer::new(
                 started.file.clone(),
-                started.header,
-                content_key,
+                started.cipher.clone(),
                 started.layout,
                 plan.clone(),
             ),
@@ -742,8 +750,12 @@ impl Job {
         // After a pause (or attempts ran out): continue, with fresh attempts.
         scheduler.borrow_mut().resume();
         let reporter = self.reporter.get_or_init(|| {
-            let mut reporter =
-                Reporter::new(self.on_progress.clone(), started.size, plan.part_count());
+            let mut reporter = Reporter::new(
+                self.on_progress.clone(),
+                started.size,
+                plan.part_count(),
+                started.cipher.backend(),
+            );
             let held: u64 = session
                 .confirmed
                 .iter()
