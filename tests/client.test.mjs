@@ -391,7 +391,7 @@ describe("retries", () => {
       : false);
     const got = await page.evaluate(async () => {
       const r = await uploadThroughInjectedFaults(randomBlob(11 * 1024 * 1024));
-      return { ...r, completes: net.log.filter((e) => e.method === "POST" && e.path.endsWith("/complete")).length };
+      return { ...r, completes: net.log.filter((e) => e.method === "POST" && e.path.startsWith("/api/uploads/") && e.path.endsWith("/complete")).length };
     });
     assert.ok(got.up.ok, got.up.message);
     assert.ok(got.same, "downloaded byte-identical");

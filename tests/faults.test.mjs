@@ -246,7 +246,7 @@ for (const provider of PROVIDERS) describe(`uploads that survive faults (${provi
 
   /** Whether `path` is the stored object's (r2-binding: /blob/{id}; s3: its key,
    *  <bucket>/files/{id}), not the API's file record (/api/files/{id}). */
-  const isObject = (path) => !path.startsWith("/api/") && /\/(blob|files)\/[A-Za-z0-9_-]{22}$/.test(path);
+  const isObject = (path) => !path.startsWith("/api/") && /\/(blob|files)\/[A-Za-z0-9_-]{32}$/.test(path);
   /** The download GETs of the stored object. */
   const objectGets = () => stack.proxy.requests({ method: "GET" }).filter((e) => isObject(e.path));
 

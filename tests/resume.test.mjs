@@ -149,7 +149,7 @@ for (const provider of PROVIDERS) describe(`resume (${provider})`, () => {
     assert.equal(p.id, id);
     assert.equal(p.name, `${provider}-reload.bin`);
     assert.equal(p.size, SIZE);
-    assert.match(p.fileId, /^[A-Za-z0-9_-]{22}$/);
+    assert.match(p.fileId, /^[A-Za-z0-9_-]{32}$/);
     assert.equal(p.endpoint, stack.url);
     assert.equal(p.handle, null);
     assert.ok(got.r.ok, got.r.message);
@@ -199,13 +199,30 @@ for (const provider of PROVIDERS) describe(`resume (${provider})`, () => {
     assert.deepEqual(stack.proxy.partPuts(), []);
 
     const discarded = await page.evaluate(async () => {
+      // The owner's credential, as the discard sends it, to ask as the owner afterwards.
+      const realFetch = window.fetch;
+      let auth = null;
+      window.fetch = (input, init = {}) => {
+        auth ??= new Headers(init.headers ?? (input instanceof Request ? input.headers : undefined)).get("authorization");
+        return realFetch(input, init);
+      };
       const [pending] = await sealdrop.Uploader.pending();
-      await new sealdrop.Uploader().discard(pending);
-      return { fileId: pending.fileId, left: (await sealdrop.Uploader.pending()).length };
+      try {
+        await new sealdrop.Uploader().discard(pending);
+      } finally {
+        window.fetch = realFetch;
+      }
+      return { fileId: pending.fileId, auth, left: (await sealdrop.Uploader.pending()).length };
     });
     assert.equal(discarded.left, 0);
-    const file = await fetch(`${stack.url}/api/files/${discarded.fileId}`);
-    assert.equal(file.status, 404, "there is no file");
+    assert.match(discarded.auth ?? "", /^Bearer /, "the discard proved ownership");
+    const asOwner = { headers: { authorization: discarded.auth } };
+    const upload = await fetch(`${stack.url}/api/uploads/${discarded.fileId}`, asOwner);
+    assert.equal(upload.status, 200);
+    assert.equal((await upload.json()).state, "aborted", "the upload was aborted");
+    const file = await fetch(`${stack.url}/api/files/${discarded.fileId}`, asOwner);
+    assert.equal(file.status, 404, "there is no file, even for its owner");
+    assert.equal((await file.json()).error.code, "file_not_found");
     if (provider === "s3") {
       const left = (await stack.s3.listMultipartUploads()).filter((u) => u.key.includes(discarded.fileId));
       assert.deepEqual(left, [], "storage holds no multipart upload of it");

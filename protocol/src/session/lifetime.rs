@@ -142,7 +142,11 @@ impl Session {
             }
             Phase::Completed { .. } => Ok(()),
             Phase::Deleting(_) => Err(ApiError::gone()),
-            _ => Err(ApiError::new(
+            Phase::Aborting(_) | Phase::Aborted { .. } => Err(ApiError::new(
+                ApiErrorCode::FileNotFound,
+                "the upload was aborted: it never became a file",
+            )),
+            Phase::Open | Phase::Completing { .. } => Err(ApiError::new(
                 ApiErrorCode::FileNotFound,
                 "the upload is not completed (abort it with DELETE /api/uploads/{fileId})",
             )),
