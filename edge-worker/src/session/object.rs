@@ -433,7 +433,10 @@ impl UploadSession {
 
     /// `POST /api/files/{id}/shares`: records the new share here first (so that the
     /// file's deletion always knows every share object that may exist), then makes its
-    /// object; if that fails, the record is dropped again.
+    /// object. If that fails, the object may still have been made (a lost answer): the
+    /// record is dropped only once the object is purged. If the file started being
+    /// deleted meanwhile (its purge of this share may have run before the create), the
+    /// new share is purged too and the owner told `410 gone`.
     async fn create_share(
         &self,
         config: &Config,
@@ -452,12 +455,20 @@ impl UploadSession {
         self.change(Save::Shares, |s, _| s.add_share(id.clone(), now))?;
         let stub = ShareStub::get(&self.env, &token)?;
         match stub.create(info, settings, &token).await {
-            Ok(view) => json(201, &view),
+            Ok(view) => match self.with(|s, _| s.ensure_file(now_ms())) {
+                Ok(Ok(())) => json(201, &view),
+                Ok(Err(gone)) | Err(gone) => {
+                    stub.purge().await?;
+                    Err(gone)
+                }
+            },
             Err(e) => {
-                self.change(Save::Shares, |s, _| {
-                    s.drop_share(&id);
-                    Ok(())
-                })?;
+                if stub.purge().await.is_ok() {
+                    self.change(Save::Shares, |s, _| {
+                        s.drop_share(&id);
+                        Ok(())
+                    })?;
+                }
                 Err(e)
             }
         }

@@ -73,6 +73,24 @@ impl ShareStore {
 
     /// Makes the tables and the share row.
     pub fn create(&self, stored: &Stored) -> Result<(), ApiError> {
+        // Every value is converted before anything is written, so a value storage
+        // cannot hold leaves no half-made share behind.
+        let file = serde_json::to_string(&stored.file).map_err(err)?;
+        let s = &stored.share;
+        let hash = match s.settings.verifier_hash {
+            Some(h) => SqlStorageValue::Blob(h.to_vec()),
+            None => SqlStorageValue::Null,
+        };
+        let values = vec![
+            SCHEMA_VERSION.into(),
+            file.into(),
+            to_i64(s.created_at).map_err(err)?.into(),
+            nullable(s.settings.expires_at).map_err(err)?,
+            nullable(s.settings.download_limit.map(u64::from)).map_err(err)?,
+            hash,
+            to_i64(s.attempts.millitokens).map_err(err)?.into(),
+            to_i64(s.attempts.updated_at).map_err(err)?.into(),
+        ];
         for table in [
             "CREATE TABLE share (
                 id INTEGER PRIMARY KEY CHECK (id = 1),
@@ -106,26 +124,11 @@ impl ShareStore {
         ] {
             self.exec(table, vec![])?;
         }
-        let file = serde_json::to_string(&stored.file).map_err(err)?;
-        let s = &stored.share;
-        let hash = match s.settings.verifier_hash {
-            Some(h) => SqlStorageValue::Blob(h.to_vec()),
-            None => SqlStorageValue::Null,
-        };
         self.exec(
             "INSERT INTO share (id, schema_version, file, created_at, expires_at, download_limit, \
              verifier_hash, revoked_at, counted, failed_attempts, bucket_millitokens, \
              bucket_updated_at) VALUES (1, ?, ?, ?, ?, ?, ?, NULL, 0, 0, ?, ?)",
-            vec![
-                SCHEMA_VERSION.into(),
-                file.into(),
-                to_i64(s.created_at).map_err(err)?.into(),
-                nullable(s.settings.expires_at).map_err(err)?,
-                nullable(s.settings.download_limit.map(u64::from)).map_err(err)?,
-                hash,
-                to_i64(s.attempts.millitokens).map_err(err)?.into(),
-                to_i64(s.attempts.updated_at).map_err(err)?.into(),
-            ],
+            values,
         )?;
         Ok(())
     }

@@ -4,9 +4,10 @@
 //! A completed file lives `lifetime` from the moment its completion was asked for
 //! (or forever, where the deployment allows it), and can be deleted by its owner at
 //! once. Either way the session moves to `Deleting`, whose steps run in order, each
-//! repeated (by the next request and the alarm) until it is confirmed: delete the
-//! object from storage, purge every share object of the file, release the file's bytes
-//! from the owner's account, wipe this object's storage. After the wipe nothing of the
+//! repeated (by the next request and the alarm) until it is confirmed: purge every
+//! share object of the file (first, so that no share serves a file being deleted),
+//! delete the object from storage, release the file's bytes from the owner's account,
+//! wipe this object's storage. After the wipe nothing of the
 //! file is left anywhere; the worker answers `410 gone` for its (validly signed) id.
 
 use serde::{Deserialize, Serialize};
@@ -14,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::api_error::{ApiError, ApiErrorCode};
 use crate::ids::OwnerTokenHash;
 
-use super::{Deleting, Phase, Session};
+use super::{Phase, Session};
 
 /// How long a file lives after completion unless its upload asked otherwise: 7 days.
 pub const DEFAULT_FILE_TTL_MS: u64 = 7 * 24 * 60 * 60 * 1000;
@@ -158,7 +159,7 @@ impl Session {
     pub fn request_delete(&mut self) -> Result<(), ApiError> {
         match self.phase {
             Phase::Completed { .. } => {
-                self.enter(Phase::Deleting(Deleting::Object));
+                self.enter(self.purging());
                 Ok(())
             }
             Phase::Deleting(_) => Ok(()),

@@ -16,8 +16,8 @@
 //! ```
 //!
 //! After completion the file lives until its owner deletes it or its lifetime (counted
-//! from completion) runs out; deleting is a run of steps (`lifetime`): delete the
-//! object, purge every share of the file, release its bytes from the owner's account,
+//! from completion) runs out; deleting is a run of steps (`lifetime`): purge every
+//! share of the file, delete the object, release its bytes from the owner's account,
 //! and finally wipe the object's own storage. Aborted uploads release their bytes too.
 //!
 //! **Steps.** Every storage side effect is a [`Step`] the machine emits and the shell
@@ -562,7 +562,7 @@ impl Session {
             self.commit_abort();
         }
         if self.file_expires_at().is_some_and(|at| now_ms >= at) {
-            self.enter(Phase::Deleting(Deleting::Object));
+            self.enter(self.purging());
         }
     }
 

@@ -191,7 +191,7 @@ impl Session {
                     Ok(())
                 }
                 (Phase::Deleting(Deleting::Object), O::Deleted) => {
-                    self.enter(self.purging());
+                    self.enter(Phase::Deleting(Deleting::Quota));
                     Ok(())
                 }
                 (Phase::Deleting(Deleting::Shares), O::Purged) => {
@@ -313,11 +313,12 @@ impl Session {
         Ok(())
     }
 
-    /// The deletion stage after the object is gone: purge the next share, or, with
-    /// none left, release the quota.
-    fn purging(&self) -> Phase {
+    /// The deletion stage while shares are left: purge the next one, or, with none
+    /// left, delete the object. Shares go first so that none serves a file being
+    /// deleted, even while storage refuses to delete the object.
+    pub(super) fn purging(&self) -> Phase {
         match self.shares.is_empty() {
-            true => Phase::Deleting(Deleting::Quota),
+            true => Phase::Deleting(Deleting::Object),
             false => Phase::Deleting(Deleting::Shares),
         }
     }

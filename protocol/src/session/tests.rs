@@ -1073,10 +1073,11 @@ fn a_file_lives_its_lifetime_from_completion_then_is_deleted_step_by_step() {
     assert_eq!(code(s.request_complete(&[], end)), ApiErrorCode::Gone);
     assert_eq!(
         deletion_steps(&mut s),
+        // Shares first: none serves the file while storage is asked to delete it.
         [
-            Step::DeleteObject,
             Step::PurgeShare("share-a".into()),
             Step::PurgeShare("share-b".into()),
+            Step::DeleteObject,
             Step::ReleaseQuota,
             Step::Wipe,
         ]
@@ -1093,6 +1094,15 @@ fn a_failed_deletion_step_stays_due_and_survives_a_reload() {
     s.add_share("only".into(), T0).unwrap();
     s.request_delete().unwrap();
     s.request_delete().unwrap(); // idempotent
+    assert_eq!(
+        s.take_step(NOW).unwrap(),
+        Some(Step::PurgeShare("only".into()))
+    );
+    s.on_step(StepOutcome::Purged, NOW).unwrap();
+    assert!(
+        s.shares().is_empty(),
+        "no share serves the file from here on"
+    );
     assert_eq!(s.take_step(NOW).unwrap(), Some(Step::DeleteObject));
     assert_eq!(
         code(s.on_step(StepOutcome::Failed, NOW)),
@@ -1101,19 +1111,15 @@ fn a_failed_deletion_step_stays_due_and_survives_a_reload() {
     // It waits for its backoff, then is due again.
     assert_eq!(s.next_alarm(NOW), Some(NOW + RETRY));
     assert_eq!(code(s.take_step(NOW + 1)), ApiErrorCode::UploadBusy);
-    assert_eq!(s.take_step(NOW + RETRY).unwrap(), Some(Step::DeleteObject));
-    s.on_step(StepOutcome::Deleted, NOW + RETRY).unwrap();
-    // The shell dies here; a reload finds the share still to purge.
+    // The shell dies here; a reload finds the object still to delete.
     let mut back = Session::restore(s.snapshot()).unwrap();
     assert_eq!(back, s);
     assert_eq!(
-        deletion_steps(&mut back),
-        [
-            Step::PurgeShare("only".into()),
-            Step::ReleaseQuota,
-            Step::Wipe
-        ]
+        back.take_step(NOW + RETRY).unwrap(),
+        Some(Step::DeleteObject)
     );
+    back.on_step(StepOutcome::Deleted, NOW + RETRY).unwrap();
+    assert_eq!(deletion_steps(&mut back), [Step::ReleaseQuota, Step::Wipe]);
 }
 
 #[test]

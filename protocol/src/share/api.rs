@@ -230,7 +230,7 @@ impl ShareView {
             state: share.state(now_ms).as_str().to_owned(),
             revoked_at: share.revoked_at,
             downloads: share.counted,
-            open_downloads: share.open_downloads() as u64,
+            open_downloads: share.holding() as u64,
             failed_attempts: share.failed_attempts,
             access: share
                 .records

@@ -11,7 +11,8 @@
 //! `counted >= N` with `410 share_exhausted`. Retries, resumes and parallel ranged
 //! requests of one download all run under one download id, so they count once: a
 //! retried open with the same id is the same download, URLs are re-issued to it
-//! ([`Share::reissue`]), and a download that lapsed (counted) may still resume.
+//! ([`Share::reissue`]), and a download that lapsed (counted) may still resume, until
+//! [`DOWNLOAD_LIFETIME_MS`] after it was opened.
 //! Abandoning ([`Share::abandon`]) frees an uncounted download's slot. Everything is
 //! decided by one object, one call at a time, so two parallel attempts on a one-time
 //! share get one download and one `share_busy`.
@@ -53,10 +54,18 @@ pub use client::{ClientInfo, FAMILIES, agent_family};
 
 /// Access records kept per share (the newest).
 pub const MAX_ACCESS_RECORDS: usize = 200;
-/// Downloads open at once on one share.
+/// Downloads open and not yet counted at once on one share.
 pub const MAX_OPEN_DOWNLOADS: usize = 100;
-/// How long a download that lapsed (and counted) may still resume.
-pub const RESUME_WINDOW_MS: u64 = 24 * 60 * 60 * 1000;
+/// Downloads a share remembers (open, lapsed, recently closed); past it the one
+/// settled longest ago is forgotten.
+const MAX_KNOWN_DOWNLOADS: usize = MAX_OPEN_DOWNLOADS * 10;
+/// How long a download lives from its open: URLs are issued to it (a lapsed one,
+/// counted, may resume) until then, never after, so one download id cannot serve a
+/// share for ever. Then it is forgotten.
+pub const DOWNLOAD_LIFETIME_MS: u64 = 24 * 60 * 60 * 1000;
+/// The latest expiry a share may have (ms since epoch): the largest integer JSON
+/// numbers carry exactly, far beyond any real date.
+pub const MAX_EXPIRY_MS: u64 = (1 << 53) - 1;
 /// How long a closed download is remembered, so a retried complete or abandon gets
 /// the same answer.
 pub const CLOSED_KEEP_MS: u64 = 60 * 60 * 1000;
@@ -107,6 +116,7 @@ pub enum DownloadState {
 /// One download of the share.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Download {
+    // `lease_until <= opened_at + DOWNLOAD_LIFETIME_MS` always.
     /// When it was opened.
     pub opened_at: u64,
     /// When its last URL expires: then it lapses.
@@ -115,6 +125,13 @@ pub struct Download {
     pub counted: bool,
     /// Where it is.
     pub state: DownloadState,
+}
+
+impl Download {
+    /// When it is forgotten: no URL is issued to it from then on.
+    pub fn end_of_life(&self) -> u64 {
+        self.opened_at.saturating_add(DOWNLOAD_LIFETIME_MS)
+    }
 }
 
 /// What happened, in an access record.
@@ -264,30 +281,21 @@ impl Share {
             .count()
     }
 
-    /// Downloads open (counted or not).
-    pub fn open_downloads(&self) -> usize {
-        self.downloads
-            .values()
-            .filter(|d| d.state == DownloadState::Active)
-            .count()
-    }
-
     /// Counts the downloads whose lease lapsed (recording each at its lapse), and
-    /// forgets lapsed downloads past the resume window and closed ones past
-    /// [`CLOSED_KEEP_MS`].
+    /// forgets downloads past their lifetime and closed ones past [`CLOSED_KEEP_MS`].
     pub fn settle(&mut self, now_ms: u64) {
         let mut lapsed = Vec::new();
         let mut forget = Vec::new();
         for (id, d) in &mut self.downloads {
             match d.state {
-                DownloadState::Active if now_ms >= d.lease_until && !d.counted => {
-                    d.counted = true;
-                    lapsed.push((d.lease_until, id.clone()));
-                }
-                DownloadState::Active
-                    if now_ms >= d.lease_until.saturating_add(RESUME_WINDOW_MS) =>
-                {
-                    forget.push(id.clone());
+                DownloadState::Active => {
+                    if now_ms >= d.lease_until && !d.counted {
+                        d.counted = true;
+                        lapsed.push((d.lease_until, id.clone()));
+                    }
+                    if now_ms >= d.end_of_life() {
+                        forget.push(id.clone());
+                    }
                 }
                 DownloadState::Completed(at) | DownloadState::Abandoned(at)
                     if now_ms >= at.saturating_add(CLOSED_KEEP_MS) =>
@@ -363,14 +371,9 @@ impl Share {
             return Err(refused);
         }
         self.check_password(verifier, share_id, now_ms)?;
-        let lease_until = now_ms.saturating_add(lease_ms);
         if self.downloads.contains_key(id) {
             // A retried open: the same download, if it is still open.
-            let d = self.active(id)?;
-            d.lease_until = d.lease_until.max(lease_until);
-            let until = d.lease_until;
-            self.dirty.insert(id.to_owned());
-            return Ok(until);
+            return self.extend(id, now_ms, lease_ms);
         }
         if let Some(refused) = self.refusal(now_ms) {
             return Err(refused); // exhausted
@@ -380,12 +383,15 @@ impl Share {
             .settings
             .download_limit
             .is_some_and(|limit| self.counted + holding as u64 >= u64::from(limit));
-        if full || self.open_downloads() >= MAX_OPEN_DOWNLOADS {
+        if full || holding >= MAX_OPEN_DOWNLOADS {
             return Err(self.busy(now_ms));
         }
-        if self.downloads.len() >= MAX_OPEN_DOWNLOADS * 10 {
-            self.forget_oldest_closed();
+        if self.downloads.len() >= MAX_KNOWN_DOWNLOADS {
+            self.forget_oldest_settled();
         }
+        let lease_until = now_ms
+            .saturating_add(lease_ms)
+            .min(now_ms.saturating_add(DOWNLOAD_LIFETIME_MS));
         self.downloads.insert(
             id.to_owned(),
             Download {
@@ -405,8 +411,21 @@ impl Share {
     pub fn reissue(&mut self, id: &str, now_ms: u64, lease_ms: u64) -> Result<u64, ApiError> {
         self.settle(now_ms);
         self.refuse_unless_live(now_ms)?;
+        self.extend(id, now_ms, lease_ms)
+    }
+
+    /// Extends open download `id`'s lease to `lease_ms` from now, never past its
+    /// lifetime (`409 download_closed` once that is over: open a new download).
+    fn extend(&mut self, id: &str, now_ms: u64, lease_ms: u64) -> Result<u64, ApiError> {
         let d = self.active(id)?;
-        d.lease_until = d.lease_until.max(now_ms.saturating_add(lease_ms));
+        let end = d.end_of_life();
+        if now_ms >= end {
+            return Err(ApiError::new(
+                ApiErrorCode::DownloadClosed,
+                "the download is past its lifetime (24 hours from its open); open a new one",
+            ));
+        }
+        d.lease_until = d.lease_until.max(now_ms.saturating_add(lease_ms)).min(end);
         let until = d.lease_until;
         self.dirty.insert(id.to_owned());
         Ok(until)
@@ -574,12 +593,16 @@ impl Share {
         }
     }
 
-    fn forget_oldest_closed(&mut self) {
+    /// Forgets the download settled longest ago: closed, or lapsed (counted) and only
+    /// kept so that it may resume. Uncounted ones hold slots and are never forgotten
+    /// here ([`MAX_OPEN_DOWNLOADS`] bounds them).
+    fn forget_oldest_settled(&mut self) {
         let oldest = self
             .downloads
             .iter()
             .filter_map(|(id, d)| match d.state {
                 DownloadState::Completed(at) | DownloadState::Abandoned(at) => Some((at, id)),
+                DownloadState::Active if d.counted => Some((d.lease_until, id)),
                 DownloadState::Active => None,
             })
             .min()
@@ -617,9 +640,10 @@ impl Share {
     }
 }
 
-/// A share's expiry must be after now and no later than its file's.
+/// A share's expiry must be after now, no later than its file's, and no later than
+/// [`MAX_EXPIRY_MS`].
 pub fn check_expiry(at: u64, file_expires_at: Option<u64>, now_ms: u64) -> Result<(), ApiError> {
-    if at <= now_ms || file_expires_at.is_some_and(|file| at > file) {
+    if at <= now_ms || at > MAX_EXPIRY_MS || file_expires_at.is_some_and(|file| at > file) {
         return Err(ApiError::new(
             ApiErrorCode::InvalidExpiry,
             "a share must expire after now and no later than its file",

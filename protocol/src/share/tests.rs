@@ -138,6 +138,113 @@ fn an_abandoned_download_frees_its_slot_and_does_not_count() {
 }
 
 #[test]
+fn a_download_lives_a_day_from_its_open_however_often_it_is_reissued() {
+    // Reissued every 14 minutes, the download never lapses, but its lease never runs
+    // past its lifetime: then it lapses, counts, and no URL is issued to it again.
+    let mut s = share(None, None);
+    open(&mut s, "a", T0).unwrap();
+    let end = T0 + DOWNLOAD_LIFETIME_MS;
+    let mut now = T0;
+    while now + 14 * 60 * 1000 < end {
+        now += 14 * 60 * 1000;
+        let until = s.reissue("a", now, LEASE).unwrap();
+        assert!(until <= end, "{until} past {end}");
+        assert_eq!(s.counted, 0);
+    }
+    assert_eq!(s.reissue("a", end - 1, LEASE), Ok(end));
+    assert_eq!(
+        code(s.reissue("a", end, LEASE)),
+        ApiErrorCode::DownloadNotFound
+    );
+    assert_eq!(
+        s.counted, 1,
+        "it lapsed at the end of its life, and counted"
+    );
+    // A retried open with the same id past that is a new download.
+    assert_eq!(open(&mut s, "a", end + 1), Ok(end + 1 + LEASE));
+    consistent(&s);
+
+    // A lapsed download resumes only within its lifetime, too.
+    let mut one = share(Some(1), None);
+    open(&mut one, "b", T0).unwrap();
+    one.settle(T0 + LEASE);
+    assert!(one.reissue("b", end - 1, LEASE).is_ok());
+    assert_eq!(one.downloads["b"].lease_until, end);
+    assert_eq!(
+        code(one.reissue("b", end + 1, LEASE)),
+        ApiErrorCode::DownloadNotFound
+    );
+    assert_eq!(one.counted, 1);
+}
+
+#[test]
+fn a_retried_open_at_the_end_of_its_life_is_refused_not_extended() {
+    let mut s = share(None, None);
+    open(&mut s, "a", T0).unwrap();
+    // The entry still exists at the exact instant (settle forgets it at that time).
+    let mut d = s.downloads["a"].clone();
+    d.lease_until = T0 + DOWNLOAD_LIFETIME_MS;
+    s.downloads.insert("a".into(), d);
+    assert_eq!(
+        code(s.extend("a", T0 + DOWNLOAD_LIFETIME_MS, LEASE)),
+        ApiErrorCode::DownloadClosed
+    );
+}
+
+#[test]
+fn lapsed_downloads_do_not_make_an_unlimited_share_busy() {
+    // A hundred opens that never fetch anything lapse after their lease: they counted
+    // and hold no slot, so the next open is admitted (not 409 for a day).
+    let mut s = share(None, None);
+    for i in 0..MAX_OPEN_DOWNLOADS {
+        open(&mut s, &format!("x{i}"), T0).unwrap();
+    }
+    let busy = open(&mut s, "late", T0 + 1).unwrap_err();
+    assert_eq!(
+        (busy.code, busy.retry_after),
+        (ApiErrorCode::ShareBusy, Some(900))
+    );
+    assert!(open(&mut s, "late", T0 + LEASE).is_ok());
+    assert_eq!(s.counted, MAX_OPEN_DOWNLOADS as u64);
+    // Opens well past what the share remembers keep working: it forgets the
+    // downloads settled longest ago, never one that holds a slot.
+    let mut now = T0 + LEASE;
+    for i in 0..MAX_KNOWN_DOWNLOADS {
+        now += 1;
+        open(&mut s, &format!("y{i}"), now).unwrap();
+        if i % 90 == 89 {
+            now += LEASE;
+        }
+    }
+    assert!(s.downloads.len() <= MAX_KNOWN_DOWNLOADS);
+    assert!(s.holding() <= MAX_OPEN_DOWNLOADS);
+    consistent(&s);
+}
+
+#[test]
+fn expiries_past_what_json_carries_are_refused_not_stored() {
+    let req = CreateShareRequest {
+        expires_in: Some(u64::MAX / 1000),
+        ..CreateShareRequest::default()
+    };
+    assert_eq!(
+        code(req.settings(&SID, None, T0)),
+        ApiErrorCode::InvalidExpiry
+    );
+    let mut s = share(None, None);
+    let at = UpdateShareRequest {
+        expires_in: Some(u64::MAX),
+        ..UpdateShareRequest::default()
+    }
+    .expires_at(T0);
+    assert_eq!(
+        code(s.update(at, None, None, T0)),
+        ApiErrorCode::InvalidExpiry
+    );
+    assert!(s.update(Some(MAX_EXPIRY_MS), None, None, T0).is_ok());
+}
+
+#[test]
 fn revoke_during_a_download_stops_it_at_once() {
     let mut s = share(None, None);
     open(&mut s, "a", T0).unwrap();
@@ -537,7 +644,7 @@ impl World {
     /// At the end, far in the future: every opened download counted unless abandoned
     /// before its lapse, and the counter says exactly that.
     fn finish(mut self) {
-        self.now += RESUME_WINDOW_MS / 2;
+        self.now += DOWNLOAD_LIFETIME_MS / 2;
         self.share.settle(self.now);
         let expected = self
             .downloads
