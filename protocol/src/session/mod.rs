@@ -111,6 +111,8 @@ pub const SESSION_TTL_MS: u64 = 6 * 24 * 60 * 60 * 1000;
 /// while it streams (every third of it) and stops writing when it cannot, so a part
 /// whose writer died is writable again at most this long after its last renewal.
 pub const PART_LEASE_MS: u64 = 60 * 1000;
+/// How long an aborted upload's records outlive the session's expiry.
+pub const ABORTED_KEEP_MS: u64 = 24 * 60 * 60 * 1000;
 
 /// `Retry-After` for a request refused because the session is busy with a step.
 const BUSY_RETRY_SECS: u32 = 2;
@@ -555,8 +557,9 @@ impl Session {
     }
 
     /// The alarm fired: an open session past its expiry is aborted, a completed file
-    /// past its lifetime is deleted (the steps follow). Anything else is the steps'
-    /// business, which the shell carries out next.
+    /// past its lifetime is deleted (the steps follow), an aborted upload past its
+    /// keeping time is wiped. Anything else is the steps' business, which the shell
+    /// carries out next.
     pub fn on_alarm(&mut self, now_ms: u64) {
         if self.is_expired(now_ms) {
             self.commit_abort();
@@ -564,12 +567,23 @@ impl Session {
         if self.file_expires_at().is_some_and(|at| now_ms >= at) {
             self.enter(self.purging());
         }
+        if self.phase == (Phase::Aborted { released: true }) && now_ms >= self.wipe_aborted_at() {
+            self.enter(Phase::Deleting(Deleting::Wipe));
+        }
+    }
+
+    /// When an aborted upload's records are wiped: a day after the session would have
+    /// expired, so that a client that comes back to it while it could still have
+    /// resumed learns it was aborted (`GET` answers `aborted`), and no header, sealed
+    /// metadata or owner-token hash is kept for ever.
+    fn wipe_aborted_at(&self) -> u64 {
+        self.expires_at.saturating_add(ABORTED_KEEP_MS)
     }
 
     /// When the alarm should fire next: at the expiry of an open session; while a step
     /// is due, when it may be retried (or soon, to carry out a step whose shell died),
-    /// never once it is stalled; at a completed file's expiry; never once there is
-    /// nothing left to do.
+    /// never once it is stalled; at a completed file's expiry; when an aborted upload
+    /// is to be wiped.
     pub fn next_alarm(&self, now_ms: u64) -> Option<u64> {
         match self.phase {
             Phase::Open => Some(self.expires_at),
@@ -582,7 +596,7 @@ impl Session {
                 None => now_ms.saturating_add(self.timing.retry_ms),
             }),
             Phase::Completed { .. } => self.file_expires_at(),
-            Phase::Aborted { released: true } => None,
+            Phase::Aborted { released: true } => Some(self.wipe_aborted_at()),
         }
     }
 

@@ -403,7 +403,11 @@ fn abort_is_a_committed_intent() {
     drive_at(&mut s, StepOutcome::Completed, false, NOW + RETRY).unwrap();
     assert_eq!(s.state(), UploadState::Aborted);
     assert_eq!(s.abort_answer(NOW + RETRY), Ok(()));
-    assert_eq!(s.next_alarm(T0), None);
+    // The only alarm left wipes the aborted upload's records, long after.
+    assert_eq!(
+        s.next_alarm(T0),
+        Some(T0 + SESSION_TTL_MS + ABORTED_KEEP_MS)
+    );
     s.request_abort().unwrap();
     assert!(s.status(&s.recorded_listing()).parts.is_empty());
 }
@@ -1174,6 +1178,14 @@ fn an_aborted_upload_releases_its_bytes() {
     assert_eq!(back.take_step(later).unwrap(), Some(Step::ReleaseQuota));
     back.on_step(StepOutcome::Released, later).unwrap();
     assert_eq!(back.take_step(later).unwrap(), None);
-    assert_eq!(back.next_alarm(T0), None);
     assert_eq!(back.snapshot().stage, Stage::AbortedReleased);
+    // Kept, answering `aborted`, until a day after the session would have expired;
+    // then its records are wiped.
+    let wipe = T0 + SESSION_TTL_MS + ABORTED_KEEP_MS;
+    assert_eq!(back.next_alarm(later), Some(wipe));
+    back.on_alarm(wipe - 1);
+    assert_eq!(back.state(), UploadState::Aborted);
+    assert_eq!(back.take_step(wipe - 1).unwrap(), None);
+    back.on_alarm(wipe);
+    assert_eq!(back.take_step(wipe).unwrap(), Some(Step::Wipe));
 }
