@@ -373,21 +373,15 @@ pub fn create_share(
     #[wasm_bindgen(unchecked_param_type = "string")] owner_auth: JsValue,
     #[wasm_bindgen(unchecked_optional_param_type = "ShareOptions")] options: JsValue,
 ) -> Promise {
-    let args = interop::file_ref(&file).and_then(|file| {
-        Ok((
-            file,
-            interop::owner_auth(&owner_auth)?,
-            interop::new_share(&options)?,
-        ))
-    });
-    future_to_promise(async move {
-        let (file, auth, share) = args.map_err(|e| interop::error(&e))?;
-        shares::Owner::new(auth)
-            .create(&file, share)
-            .await
-            .map(|(view, link)| interop::share_info(&view, Some(&link)))
-            .map_err(|e| interop::error(&e))
-    })
+    owner_call(
+        &file,
+        &owner_auth,
+        interop::new_share(&options),
+        async |owner, file, share| {
+            let (view, link) = owner.create(&file, share).await?;
+            Ok(interop::share_info(&view, Some(&link)))
+        },
+    )
 }
 
 /// Every share of a file (revoked, expired and used-up ones too), with access records.
@@ -396,15 +390,8 @@ pub fn list_shares(
     #[wasm_bindgen(unchecked_param_type = "FileRef")] file: JsValue,
     #[wasm_bindgen(unchecked_param_type = "string")] owner_auth: JsValue,
 ) -> Promise {
-    let args =
-        interop::file_ref(&file).and_then(|file| Ok((file, interop::owner_auth(&owner_auth)?)));
-    future_to_promise(async move {
-        let (file, auth) = args.map_err(|e| interop::error(&e))?;
-        shares::Owner::new(auth)
-            .list(&file)
-            .await
-            .map(|views| interop::share_list(&views))
-            .map_err(|e| interop::error(&e))
+    owner_call(&file, &owner_auth, Ok(()), async |owner, file, ()| {
+        Ok(interop::share_list(&owner.list(&file).await?))
     })
 }
 
@@ -416,22 +403,17 @@ pub fn update_share(
     #[wasm_bindgen(unchecked_param_type = "string")] token: JsValue,
     #[wasm_bindgen(unchecked_param_type = "ShareChanges")] changes: JsValue,
 ) -> Promise {
-    let args = interop::file_ref(&file).and_then(|file| {
-        Ok((
-            file,
-            interop::owner_auth(&owner_auth)?,
-            interop::share_token(&token)?,
-            interop::share_changes(&changes)?,
-        ))
-    });
-    future_to_promise(async move {
-        let (file, auth, token, changes) = args.map_err(|e| interop::error(&e))?;
-        shares::Owner::new(auth)
-            .update(&file, &token, &changes)
-            .await
-            .map(|view| interop::share_info(&view, None))
-            .map_err(|e| interop::error(&e))
-    })
+    let args = interop::share_token(&token)
+        .and_then(|token| Ok((token, interop::share_changes(&changes)?)));
+    owner_call(
+        &file,
+        &owner_auth,
+        args,
+        async |owner, file, (token, changes)| {
+            let view = owner.update(&file, &token, &changes).await?;
+            Ok(interop::share_info(&view, None))
+        },
+    )
 }
 
 /// Revokes a share at once and for good.
@@ -441,20 +423,10 @@ pub fn revoke_share(
     #[wasm_bindgen(unchecked_param_type = "string")] owner_auth: JsValue,
     #[wasm_bindgen(unchecked_param_type = "string")] token: JsValue,
 ) -> Promise {
-    let args = interop::file_ref(&file).and_then(|file| {
-        Ok((
-            file,
-            interop::owner_auth(&owner_auth)?,
-            interop::share_token(&token)?,
-        ))
-    });
-    future_to_promise(async move {
-        let (file, auth, token) = args.map_err(|e| interop::error(&e))?;
-        shares::Owner::new(auth)
-            .revoke(&file, &token)
-            .await
-            .map(|view| interop::share_info(&view, None))
-            .map_err(|e| interop::error(&e))
+    let token = interop::share_token(&token);
+    owner_call(&file, &owner_auth, token, async |owner, file, token| {
+        let view = owner.revoke(&file, &token).await?;
+        Ok(interop::share_info(&view, None))
     })
 }
 
@@ -464,14 +436,26 @@ pub fn delete_file(
     #[wasm_bindgen(unchecked_param_type = "FileRef")] file: JsValue,
     #[wasm_bindgen(unchecked_param_type = "string")] owner_auth: JsValue,
 ) -> Promise {
-    let args =
-        interop::file_ref(&file).and_then(|file| Ok((file, interop::owner_auth(&owner_auth)?)));
+    owner_call(&file, &owner_auth, Ok(()), async |owner, file, ()| {
+        owner.delete_file(&file).await?;
+        Ok(JsValue::UNDEFINED)
+    })
+}
+
+/// One owner call: reads `file` and `owner_auth` (and takes the call's own checked
+/// `args`), runs `call`, and turns every error into a `SealdropError` rejection.
+fn owner_call<A: 'static>(
+    file: &JsValue,
+    owner_auth: &JsValue,
+    args: Result<A, ClientError>,
+    call: impl AsyncFnOnce(shares::Owner, shares::FileRef, A) -> Result<JsValue, ClientError> + 'static,
+) -> Promise {
+    let parsed = interop::file_ref(file)
+        .and_then(|file| Ok((file, interop::owner_auth(owner_auth)?, args?)));
     future_to_promise(async move {
-        let (file, auth) = args.map_err(|e| interop::error(&e))?;
-        shares::Owner::new(auth)
-            .delete_file(&file)
+        let (file, auth, args) = parsed.map_err(|e| interop::error(&e))?;
+        call(shares::Owner::new(auth), file, args)
             .await
-            .map(|()| JsValue::UNDEFINED)
             .map_err(|e| interop::error(&e))
     })
 }
