@@ -36,6 +36,7 @@ test("@sealdrop/client's types declare version(), the wasm init and the share ca
   assert.match(dts, /export function revokeShare\(file: FileRef, ownerAuth: string, token: string\): Promise<ShareInfo>;/);
   assert.match(dts, /export function deleteFile\(file: FileRef, ownerAuth: string\): Promise<void>;/);
   assert.match(dts, /export function linkNeedsPassword\(link: string\): boolean;/);
+  assert.match(dts, /export function shareStatus\(link: string\): Promise<ShareStatus>;/);
   assert.match(dts, /password\?: string;/);
 });
 

@@ -8,6 +8,8 @@
 // and deletion leaves nothing of the file in storage.
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { newUpload, until, uploadAll } from "./support/api.mjs";
@@ -33,7 +35,10 @@ before(async () => {
 after(async () => {
   await browser?.close();
   await server?.stop();
+  rmSync(work, { recursive: true, force: true });
 });
+
+const work = mkdtempSync(join(tmpdir(), "sealdrop-shares-browser-"));
 
 /** Uploads `size` random bytes from the page: the UploadResult and the bytes' SHA-256. */
 function upload(size) {
@@ -247,5 +252,50 @@ describe("refusals", () => {
     await until(() => lingering().length === 0, `the object is deleted from R2 (${lingering()})`, 200);
     const named = leakscan(objectData(server.persistDir), { secrets: [file.fileId] });
     assert.equal(named.status, 0, JSON.stringify(named.report));
+  });
+});
+
+describe("the app's share dialog", () => {
+  test("makes a one-time password link, lists it with its access records, and revokes it", async () => {
+    const app = await browser.newPage();
+    await app.goto(server.url);
+    await app.locator("#version[data-state=ready]").waitFor({ timeout: 30_000 });
+    const path = join(work, "dialog.bin");
+    writeFileSync(path, randomBytes(200_000));
+    await app.setInputFiles("#file-input", path);
+    const card = app.locator("#uploads li.done");
+    await card.waitFor({ timeout: 60_000 });
+    await card.locator(".share-open").click();
+    // The upload's default share is listed, without a link (the page did not make it).
+    await card.locator(".shares li.share").first().waitFor({ timeout: 30_000 });
+    await card.locator(".share-password").fill("dialog secret");
+    await card.locator(".share-limit").fill("1");
+    await card.locator(".share-create").click();
+    const made = card.locator(".shares li.share", { has: app.locator(".share-link") });
+    await made.waitFor({ timeout: 60_000 });
+    assert.match(await card.locator(".share-status").textContent(), /Send the password separately/);
+    assert.match(await made.locator(".share-facts").textContent(), /active · password · 0 of 1 downloads/);
+    const link = await made.locator(".share-link").inputValue();
+    assert.match(link, /#p1\./);
+
+    const receiver = await receivePage(link);
+    await receiver.locator("#unlock").waitFor({ state: "visible", timeout: 30_000 });
+    await receiver.fill("#unlock-password", "dialog secret");
+    await receiver.click("#unlock-submit");
+    await receiver.locator("#incoming.done").waitFor({ timeout: 60_000 });
+    await receiver.close();
+
+    await card.locator(".share-refresh").click();
+    const token = await made.getAttribute("data-token");
+    const used = card.locator(`.shares li.share[data-token="${token}"]`);
+    await used.and(app.locator("[data-state=exhausted]")).waitFor({ timeout: 30_000 });
+    assert.match(await used.locator(".share-facts").textContent(), /downloads used up · password · 1 of 1 downloads/);
+    const records = await used.locator(".access-record").allTextContents();
+    assert.ok(records.some((r) => /download completed \(chrome/.test(r)), records.join("\n"));
+    await used.locator(".share-revoke").click();
+    await used.and(app.locator("[data-state=revoked]")).waitFor({ timeout: 30_000 });
+    assert.equal(await used.locator(".share-revoke").count(), 0);
+    assert.match(await refusalWords(link), /revoked this link.*share_revoked/);
+    await app.close();
   });
 });

@@ -11,7 +11,8 @@
 // small helpers (formatting, errors, saving, DOM).
 
 import init, {
-  Uploader, createShare, download, linkNeedsPassword, listShares, revokeShare, version,
+  Uploader, createShare, download, linkNeedsPassword, listShares, revokeShare, shareStatus,
+  version,
 } from "/pkg/sealdrop_client.js";
 
 const $ = (id) => document.getElementById(id);
@@ -643,6 +644,16 @@ async function receive() {
     return;
   }
   // A p1 link: the key opens only with the password, and the server checks it first.
+  // Ask the share first, so an expired, used-up or revoked link says so at once.
+  try {
+    const share = await shareStatus(location.href);
+    if (share.downloadsLeft !== null) {
+      size.textContent = `${share.downloadsLeft} download${share.downloadsLeft === 1 ? "" : "s"} left`;
+    }
+  } catch (err) {
+    fail(describe(err));
+    return;
+  }
   const form = $("unlock");
   const input = $("unlock-password");
   const submit = $("unlock-submit");

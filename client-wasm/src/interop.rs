@@ -7,7 +7,7 @@
 use js_sys::{Array, Function, Object, Reflect};
 use sealdrop_protocol::format::{FileMetadata, MAX_RECORD_SIZE, MIN_RECORD_SIZE};
 use sealdrop_protocol::ids::ShareToken;
-use sealdrop_protocol::share::{ShareView, UpdateShareRequest};
+use sealdrop_protocol::share::{PublicShare, ShareView, UpdateShareRequest};
 use wasm_bindgen::prelude::*;
 use web_sys::{AbortSignal, Blob, File};
 
@@ -212,6 +212,16 @@ export interface ShareInfo {
   failedAttempts: number;
   /** Newest first, at most 200. */
   access: ShareAccess[];
+}
+
+/** What `shareStatus(link)` resolves to: what the receive page shows before a download. */
+export interface ShareStatus {
+  /** Whether a password is needed (the link is then a `#p1.` link). */
+  password: boolean;
+  /** When the share expires (ms since the epoch); `null`: never. */
+  expiresAt: number | null;
+  /** Downloads left; `null`: unlimited. */
+  downloadsLeft: number | null;
 }
 
 /** What `createShare` resolves to: the share and its link (built in this page). */
@@ -495,6 +505,16 @@ pub(crate) fn share_info(view: &ShareView, link: Option<&str>) -> JsValue {
         set(object, "link", &JsValue::from_str(link));
     }
     object
+}
+
+/// The `ShareStatus` of `shareStatus`.
+pub(crate) fn share_status(status: &PublicShare) -> JsValue {
+    let object = Object::new();
+    set(&object, "password", &JsValue::from_bool(status.password));
+    let optional = |n: Option<u64>| n.map_or(JsValue::NULL, number);
+    set(&object, "expiresAt", &optional(status.expires_at));
+    set(&object, "downloadsLeft", &optional(status.downloads_left));
+    object.into()
 }
 
 /// The `ShareInfo[]` of `listShares`.

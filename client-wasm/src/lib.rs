@@ -363,6 +363,21 @@ pub fn link_needs_password(link: &str) -> Result<bool, JsValue> {
         .map_err(|e| interop::error(&e))
 }
 
+/// What a link's share says before any download: `{ password, expiresAt,
+/// downloadsLeft }`, or the share's refusal (`share_expired`, `share_exhausted`,
+/// `share_revoked`, `gone`, `share_not_found`). Recorded for the owner as a view.
+#[wasm_bindgen(js_name = shareStatus, unchecked_return_type = "Promise<ShareStatus>")]
+pub fn share_status(link: &str) -> Promise {
+    let link = link::parse(link);
+    future_to_promise(async move {
+        let link = link.map_err(|e| interop::error(&e))?;
+        shares::status(&link)
+            .await
+            .map(|status| interop::share_status(&status))
+            .map_err(|e| interop::error(&e))
+    })
+}
+
 /// Creates a share of a file and builds its link here (`#k1.`, or `#p1.` with a
 /// password: the key wrapped under it with Argon2id, about 130 ms on this thread).
 /// `file` is `{ fileId, link }` with a `k1.` link of the file (an `UploadResult`);
@@ -370,7 +385,7 @@ pub fn link_needs_password(link: &str) -> Result<bool, JsValue> {
 #[wasm_bindgen(js_name = createShare, unchecked_return_type = "Promise<CreatedShare>")]
 pub fn create_share(
     #[wasm_bindgen(unchecked_param_type = "FileRef")] file: JsValue,
-    #[wasm_bindgen(unchecked_param_type = "string")] owner_auth: JsValue,
+    #[wasm_bindgen(js_name = ownerAuth, unchecked_param_type = "string")] owner_auth: JsValue,
     #[wasm_bindgen(unchecked_optional_param_type = "ShareOptions")] options: JsValue,
 ) -> Promise {
     owner_call(
@@ -388,7 +403,7 @@ pub fn create_share(
 #[wasm_bindgen(js_name = listShares, unchecked_return_type = "Promise<ShareInfo[]>")]
 pub fn list_shares(
     #[wasm_bindgen(unchecked_param_type = "FileRef")] file: JsValue,
-    #[wasm_bindgen(unchecked_param_type = "string")] owner_auth: JsValue,
+    #[wasm_bindgen(js_name = ownerAuth, unchecked_param_type = "string")] owner_auth: JsValue,
 ) -> Promise {
     owner_call(&file, &owner_auth, Ok(()), async |owner, file, ()| {
         Ok(interop::share_list(&owner.list(&file).await?))
@@ -399,7 +414,7 @@ pub fn list_shares(
 #[wasm_bindgen(js_name = updateShare, unchecked_return_type = "Promise<ShareInfo>")]
 pub fn update_share(
     #[wasm_bindgen(unchecked_param_type = "FileRef")] file: JsValue,
-    #[wasm_bindgen(unchecked_param_type = "string")] owner_auth: JsValue,
+    #[wasm_bindgen(js_name = ownerAuth, unchecked_param_type = "string")] owner_auth: JsValue,
     #[wasm_bindgen(unchecked_param_type = "string")] token: JsValue,
     #[wasm_bindgen(unchecked_param_type = "ShareChanges")] changes: JsValue,
 ) -> Promise {
@@ -420,7 +435,7 @@ pub fn update_share(
 #[wasm_bindgen(js_name = revokeShare, unchecked_return_type = "Promise<ShareInfo>")]
 pub fn revoke_share(
     #[wasm_bindgen(unchecked_param_type = "FileRef")] file: JsValue,
-    #[wasm_bindgen(unchecked_param_type = "string")] owner_auth: JsValue,
+    #[wasm_bindgen(js_name = ownerAuth, unchecked_param_type = "string")] owner_auth: JsValue,
     #[wasm_bindgen(unchecked_param_type = "string")] token: JsValue,
 ) -> Promise {
     let token = interop::share_token(&token);
@@ -434,7 +449,7 @@ pub fn revoke_share(
 #[wasm_bindgen(js_name = deleteFile, unchecked_return_type = "Promise<void>")]
 pub fn delete_file(
     #[wasm_bindgen(unchecked_param_type = "FileRef")] file: JsValue,
-    #[wasm_bindgen(unchecked_param_type = "string")] owner_auth: JsValue,
+    #[wasm_bindgen(js_name = ownerAuth, unchecked_param_type = "string")] owner_auth: JsValue,
 ) -> Promise {
     owner_call(&file, &owner_auth, Ok(()), async |owner, file, ()| {
         owner.delete_file(&file).await?;

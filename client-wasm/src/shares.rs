@@ -11,7 +11,7 @@
 use sealdrop_protocol::backoff::Backoff;
 use sealdrop_protocol::format::{FileKey, LinkSecret, PASSWORD_SALT_LEN, PasswordKeys, WrappedKey};
 use sealdrop_protocol::ids::ShareToken;
-use sealdrop_protocol::share::{CreateShareRequest, ShareView, UpdateShareRequest};
+use sealdrop_protocol::share::{CreateShareRequest, PublicShare, ShareView, UpdateShareRequest};
 use serde::Deserialize;
 
 use base64::Engine as _;
@@ -188,6 +188,19 @@ impl Owner {
         })
         .await
     }
+}
+
+/// `GET /api/shares/{token}`: what a receive page needs before it asks for a password
+/// (the share's refusal, if it is expired, used up, revoked or its file gone).
+pub(crate) async fn status(link: &Link) -> Result<PublicShare, ClientError> {
+    let http = Http {
+        stall_ms: DEFAULT_STALL_MS,
+    };
+    let url = format!("{}/api/shares/{}", link.endpoint, link.token);
+    retrying(Backoff::default(), || {
+        http.json("GET share", "GET", &url, None, None::<&()>)
+    })
+    .await
 }
 
 /// The password step of a download: for a `p1.` link, the verifier to open the
