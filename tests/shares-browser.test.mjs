@@ -184,6 +184,36 @@ describe("limits", () => {
     const view = await shareView(file, share.token);
     assert.deepEqual([view.downloads, view.state, view.openDownloads], [1, "exhausted", 0]);
     assert.match(await refusalWords(share.link), /used as many times as the sender allowed.*share_exhausted/);
+    // The owner raises the limit: one more download.
+    const raised = await page.evaluate(({ file, token }) =>
+      sealdrop.updateShare(file, file.ownerToken, token, { downloadLimit: 2 }), { file, token: share.token });
+    assert.deepEqual([raised.state, raised.downloadLimit], ["active", 2]);
+    const again = await fetchIn(share.link);
+    assert.equal(again.value, file.sha256);
+  });
+
+  test("wrong passwords are limited per share: the sixth says too_many_attempts with Retry-After, in words", async () => {
+    const file = await upload(1000);
+    const share = await page.evaluate((file) => sealdrop.createShare(file, file.ownerToken, { password: "right" }), file);
+    const codes = [];
+    for (let i = 0; i < 6; i++) codes.push(await fetchIn(share.link, { password: `wrong ${i}` }));
+    assert.deepEqual(codes.map((c) => c.code), [...Array(5).fill("wrong_password"), "too_many_attempts"]);
+    const limited = codes[5];
+    assert.equal(limited.status, 429);
+    assert.ok(limited.retryAfter > 0 && limited.retryAfter <= 15 * 60, JSON.stringify(limited));
+    // While limited even the right password is not checked.
+    assert.equal((await fetchIn(share.link, { password: "right" })).code, "too_many_attempts");
+    const app = await receivePage(share.link);
+    await app.locator("#unlock").waitFor({ state: "visible", timeout: 30_000 });
+    await app.fill("#unlock-password", "right");
+    await app.click("#unlock-submit");
+    await app.locator("#unlock-status code").waitFor({ timeout: 60_000 });
+    assert.match(await app.locator("#unlock-status").textContent(),
+      /Too many wrong passwords were tried on this link\. Try again in \d+ (s|min \d+ s)\..*too_many_attempts/);
+    assert.ok(await app.locator("#unlock-password").isEditable(), "the form stays for a later try");
+    await app.close();
+    const view = await shareView(file, share.token);
+    assert.equal(view.failedAttempts, 5);
   });
 });
 
