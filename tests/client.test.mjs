@@ -518,7 +518,7 @@ describe("the Upload handle", () => {
       const again = await up; // awaiting twice gives the same result
       return { first, thenable, keys: Object.keys(result).sort(), same: result.link === again.link, state: up.state, error: up.error };
     });
-    assert.deepEqual(got, { first: "starting", thenable: true, keys: ["fileId", "link", "size"], same: true, state: "done", error: null });
+    assert.deepEqual(got, { first: "starting", thenable: true, keys: ["fileId", "link", "ownerToken", "size"], same: true, state: "done", error: null });
   });
 });
 

@@ -25,10 +25,19 @@ test("@sealdrop/client has the crates' version", () => {
   assert.equal(pkg.version, version);
 });
 
-test("@sealdrop/client's types declare version() and the wasm init", () => {
+test("@sealdrop/client's types declare version(), the wasm init and the share calls", () => {
   const dts = readFileSync(join(dir, pkg.types), "utf8");
   assert.match(dts, /export function version\(\): string;/);
   assert.match(dts, /export default function __wbg_init/);
+  // The share calls, typed (interop.rs declares their option and result types).
+  assert.match(dts, /export function createShare\(file: FileRef, ownerAuth: string, options\?: ShareOptions\): Promise<CreatedShare>;/);
+  assert.match(dts, /export function listShares\(file: FileRef, ownerAuth: string\): Promise<ShareInfo\[\]>;/);
+  assert.match(dts, /export function updateShare\(file: FileRef, ownerAuth: string, token: string, changes: ShareChanges\): Promise<ShareInfo>;/);
+  assert.match(dts, /export function revokeShare\(file: FileRef, ownerAuth: string, token: string\): Promise<ShareInfo>;/);
+  assert.match(dts, /export function deleteFile\(file: FileRef, ownerAuth: string\): Promise<void>;/);
+  assert.match(dts, /export function linkNeedsPassword\(link: string\): boolean;/);
+  assert.match(dts, /export function shareStatus\(link: string\): Promise<ShareStatus>;/);
+  assert.match(dts, /password\?: string;/);
 });
 
 test("@sealdrop/client ships no test or bench hook; the conformance build has its hooks", () => {

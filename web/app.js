@@ -5,10 +5,15 @@
 //
 // In reading order: start-up and routing, sending (choosing files, a queue of uploads,
 // one at a time, each card with its progress, controls and link), unfinished uploads
-// (resume / discard), leaving the page, receiving (the /s/<token>#k1... page), then
+// (resume / discard), sharing (a file's share links: password, expiry, limit, revoke,
+// access records), leaving the page, receiving (the /s/<token>#k1... or #p1... page,
+// asking for the password of a p1 link), then
 // small helpers (formatting, errors, saving, DOM).
 
-import init, { Uploader, download, version } from "/pkg/sealdrop_client.js";
+import init, {
+  Uploader, createShare, download, linkNeedsPassword, listShares, revokeShare, shareStatus,
+  version,
+} from "/pkg/sealdrop_client.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -194,7 +199,7 @@ function uploadCard(fileName, fileSize) {
       upload = up;
       status.textContent = "Encrypting and uploading…";
       show(up.state, up.error);
-      up.then((r) => done(r.link), () => {});
+      up.then((r) => done(r), () => {});
     },
     /** Resolves when the upload ends or pauses. */
     settledOrPaused() {
@@ -274,7 +279,8 @@ function uploadCard(fileName, fileSize) {
     }
   }
 
-  function done(link) {
+  function done(result) {
+    const { link } = result;
     root.classList.add("done");
     detail.textContent = "";
     status.textContent = "Uploaded. Anyone with this link can download and decrypt the file:";
@@ -284,7 +290,14 @@ function uploadCard(fileName, fileSize) {
     const label = el("label", { className: "visually-hidden", htmlFor: input.id, textContent: `Link for ${fileName}` });
     const copy = el("button", { type: "button", className: "primary", textContent: "Copy link" });
     copy.addEventListener("click", () => copyLink(link, input, copy, status));
-    actions.replaceWith(el("div", { className: "link-row" }, label, input, copy));
+    // The share dialog is built when opened, so the card holds one input until then.
+    const share = el("button", { type: "button", className: "share-open", textContent: "Share options…" });
+    share.setAttribute("aria-expanded", "false");
+    share.addEventListener("click", () => {
+      share.setAttribute("aria-expanded", "true");
+      share.replaceWith(sharePanel(result, fileName));
+    });
+    actions.replaceWith(el("div", { className: "link-row" }, label, input, copy), share);
     wake();
   }
 
@@ -391,6 +404,166 @@ function pickAgain() {
 }
 
 // ---------------------------------------------------------------------------------
+// Sharing
+// ---------------------------------------------------------------------------------
+
+const EXPIRIES = [
+  ["", "with the file"],
+  ["3600", "1 hour"],
+  ["86400", "1 day"],
+  ["604800", "7 days"],
+];
+
+/**
+ * A file's share links: make one (optional password, expiry, download limit), copy it,
+ * revoke it, and see who came (time, outcome, browser family, country; never an
+ * address). Links are built in this page and never stored anywhere but here: a share
+ * made elsewhere is listed without its link.
+ */
+function sharePanel(result, fileName) {
+  const id = `share-${crypto.randomUUID()}`;
+  const links = new Map();
+  const root = el("section", { className: "share-panel" });
+  root.setAttribute("aria-label", `Share links for ${fileName}`);
+
+  const password = el("input", { type: "password", id: `${id}-password`, autocomplete: "new-password", className: "share-password" });
+  const expiry = el("select", { id: `${id}-expiry`, className: "share-expiry" },
+    ...EXPIRIES.map(([value, text]) => el("option", { value, textContent: text })));
+  const limit = el("input", { type: "number", id: `${id}-limit`, min: 1, step: 1, placeholder: "unlimited", className: "share-limit" });
+  const create = el("button", { type: "submit", className: "primary share-create", textContent: "Create link" });
+  const form = el("form", { className: "share-form" },
+    el("label", { htmlFor: password.id, textContent: "Password (optional)" }), password,
+    el("label", { htmlFor: expiry.id, textContent: "Expires" }), expiry,
+    el("label", { htmlFor: limit.id, textContent: "Downloads allowed" }), limit,
+    create);
+  const status = el("p", { className: "status share-status" });
+  status.setAttribute("aria-live", "polite");
+  const list = el("ul", { className: "shares" });
+  list.setAttribute("aria-label", `Shares of ${fileName}`);
+  const refresh = el("button", { type: "button", className: "share-refresh", textContent: "Refresh" });
+  root.append(el("h4", { textContent: "Share links" }), form, status, list, refresh);
+
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    create.disabled = true;
+    status.classList.remove("warning");
+    status.textContent = password.value ? "Protecting the key with the password…" : "Creating the link…";
+    const options = {};
+    if (password.value) options.password = password.value;
+    if (expiry.value) options.expiresIn = Number(expiry.value);
+    if (limit.value) options.downloadLimit = Number(limit.value);
+    try {
+      const share = await createShare(result, result.ownerToken, options);
+      links.set(share.token, share.link);
+      password.value = "";
+      status.textContent = share.password
+        ? "Link created. Send the password separately: the link alone does not open the file."
+        : "Link created.";
+      await reload();
+    } catch (err) {
+      status.classList.add("warning");
+      status.replaceChildren(describe(err, "The link could not be created: "));
+    } finally {
+      create.disabled = false;
+    }
+  });
+  refresh.addEventListener("click", () => reload());
+
+  async function reload() {
+    try {
+      const shares = await listShares(result, result.ownerToken);
+      list.replaceChildren(...shares.map((s) => shareItem(s)));
+    } catch (err) {
+      status.classList.add("warning");
+      status.replaceChildren(describe(err, "The shares could not be listed: "));
+    }
+  }
+
+  function shareItem(share) {
+    const item = el("li", { className: `share ${share.state}` });
+    item.dataset.token = share.token;
+    item.dataset.state = share.state;
+    const facts = [
+      SHARE_STATES[share.state] ?? share.state,
+      share.password ? "password" : "no password",
+      share.downloadLimit === null
+        ? `${share.downloads} downloads`
+        : `${share.downloads} of ${share.downloadLimit} downloads`,
+      share.expiresAt === null ? "never expires" : `expires ${new Date(share.expiresAt).toLocaleString()}`,
+    ];
+    if (share.failedAttempts > 0) facts.push(`${share.failedAttempts} wrong passwords`);
+    item.append(el("p", { className: "meta share-facts", textContent: facts.join(" · ") }));
+    const link = links.get(share.token);
+    const row = el("div", { className: "link-row" });
+    if (link) {
+      const input = el("input", { type: "text", readOnly: true, className: "share-link", id: `${id}-${share.token}` });
+      input.setAttribute("value", link);
+      input.setAttribute("aria-label", "Share link");
+      const copy = el("button", { type: "button", textContent: "Copy link" });
+      copy.addEventListener("click", () => copyLink(link, input, copy, status));
+      row.append(input, copy);
+    } else {
+      row.append(el("span", { className: "hint", textContent: "Link made elsewhere (only its maker has it)." }));
+    }
+    if (share.state !== "revoked") {
+      const revoke = el("button", { type: "button", className: "share-revoke", textContent: "Revoke" });
+      revoke.addEventListener("click", async () => {
+        revoke.disabled = true;
+        try {
+          await revokeShare(result, result.ownerToken, share.token);
+          status.textContent = "Revoked: the link no longer opens the file.";
+          await reload();
+        } catch (err) {
+          revoke.disabled = false;
+          status.replaceChildren(describe(err, "It could not be revoked: "));
+        }
+      });
+      row.append(revoke);
+    }
+    item.append(row);
+    if (share.access.length > 0) {
+      const access = el("ol", { className: "access" });
+      access.setAttribute("aria-label", "Access records, newest first");
+      for (const a of share.access.slice(0, 20)) {
+        const who = [a.agent, a.country].filter(Boolean).join(", ");
+        access.append(el("li", {
+          className: "access-record",
+          textContent: `${new Date(a.at).toLocaleString()}: ${OUTCOMES[a.outcome] ?? a.outcome}${who ? ` (${who})` : ""}`,
+        }));
+      }
+      item.append(access);
+    }
+    return item;
+  }
+
+  reload();
+  return root;
+}
+
+const SHARE_STATES = {
+  active: "active",
+  expired: "expired",
+  exhausted: "downloads used up",
+  revoked: "revoked",
+};
+
+/** An access record's outcome in words. */
+const OUTCOMES = {
+  viewed: "link opened",
+  opened: "download started",
+  completed: "download completed",
+  abandoned: "download abandoned",
+  lapsed: "download counted (not finished in time)",
+  wrong_password: "wrong password",
+  password_required: "no password given",
+  too_many_attempts: "refused: too many wrong passwords",
+  share_busy: "refused: every download in use",
+  share_exhausted: "refused: downloads used up",
+  share_expired: "refused: expired",
+  share_revoked: "refused: revoked",
+};
+
+// ---------------------------------------------------------------------------------
 // Leaving the page
 // ---------------------------------------------------------------------------------
 
@@ -416,6 +589,12 @@ function linkProblem() {
   }
   if (token.length !== 32) {
     return "The share token in this link is wrong: it must be 32 letters, digits, “-” or “_”. Check that the whole link was copied.";
+  }
+  if (location.hash.startsWith("#p1.")) {
+    if (location.hash.length !== "#p1.".length + 22 + 1 + 64) {
+      return "The protected key in this link is damaged: it is not 87 characters long. Check that the whole link was copied.";
+    }
+    return null;
   }
   if (!location.hash.startsWith("#k1.")) {
     return "This link has no key: it must end with “#k1.” and the key. Check that the whole link was copied.";
@@ -453,33 +632,87 @@ async function receive() {
     fail(problem);
     return;
   }
-  status.textContent = "Decrypting the file's name…";
+  let needsPassword;
   try {
-    const file = await download(location.href, {
-      signal: controller.signal,
-      onMetadata: (info) => {
-        name.textContent = info.name || "(unnamed)";
-        size.textContent = `${formatBytes(info.size)}${info.type ? ` · ${info.type}` : ""}`;
-        document.title = `${info.name} · sealdrop`;
-        status.textContent = "Downloading and verifying…";
-      },
-      onProgress: (p) => {
-        showProgress(bar, detail, p);
-        announce(p);
-      },
-    });
-    card.classList.add("done");
-    card.setAttribute("aria-busy", "false");
-    detail.textContent = "";
-    cancel.remove();
-    save(file.blob, file.name);
-    status.textContent = "Verified and saved. Every part of the file passed its integrity check.";
-    saveAgain.hidden = false;
-    saveAgain.addEventListener("click", () => save(file.blob, file.name));
+    needsPassword = linkNeedsPassword(location.href);
   } catch (err) {
-    fail(err?.code === "cancelled" ? "Cancelled. Nothing was saved." : describe(err));
+    fail(describe(err));
+    return;
+  }
+  if (!needsPassword) {
+    fetchFile({});
+    return;
+  }
+  // A p1 link: the key opens only with the password, and the server checks it first.
+  // Ask the share first, so an expired, used-up or revoked link says so at once.
+  try {
+    const share = await shareStatus(location.href);
+    if (share.downloadsLeft !== null) {
+      size.textContent = `${share.downloadsLeft} download${share.downloadsLeft === 1 ? "" : "s"} left`;
+    }
+  } catch (err) {
+    fail(describe(err));
+    return;
+  }
+  const form = $("unlock");
+  const input = $("unlock-password");
+  const submit = $("unlock-submit");
+  const said = $("unlock-status");
+  name.textContent = "A protected file";
+  status.textContent = "";
+  form.hidden = false;
+  input.focus();
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    submit.disabled = true;
+    said.textContent = "";
+    status.textContent = "Checking the password…";
+    await fetchFile({ password: input.value });
+    submit.disabled = false;
+  });
+
+  /** One attempt; a password refusal keeps the form for another try. */
+  async function fetchFile(options) {
+    status.textContent = "Decrypting the file's name…";
+    try {
+      const file = await download(location.href, {
+        ...options,
+        signal: controller.signal,
+        onMetadata: (info) => {
+          $("unlock").hidden = true;
+          name.textContent = info.name || "(unnamed)";
+          size.textContent = `${formatBytes(info.size)}${info.type ? ` · ${info.type}` : ""}`;
+          document.title = `${info.name} · sealdrop`;
+          status.textContent = "Downloading and verifying…";
+        },
+        onProgress: (p) => {
+          showProgress(bar, detail, p);
+          announce(p);
+        },
+      });
+      card.classList.add("done");
+      card.setAttribute("aria-busy", "false");
+      detail.textContent = "";
+      cancel.remove();
+      save(file.blob, file.name);
+      status.textContent = "Verified and saved. Every part of the file passed its integrity check.";
+      saveAgain.hidden = false;
+      saveAgain.addEventListener("click", () => save(file.blob, file.name));
+    } catch (err) {
+      if (PASSWORD_CODES.has(err?.code) && !$("unlock").hidden) {
+        status.textContent = "";
+        $("unlock-status").replaceChildren(describe(err));
+        $("unlock-password").select();
+        return;
+      }
+      $("unlock").hidden = true;
+      fail(err?.code === "cancelled" ? "Cancelled. Nothing was saved." : describe(err));
+    }
   }
 }
+
+/** Refusals of a password, after which the person may try again. */
+const PASSWORD_CODES = new Set(["wrong_password", "too_many_attempts", "password_required", "invalid_password"]);
 
 /**
  * Saves a Blob under `name` through a temporary object URL. The type is the
@@ -541,6 +774,16 @@ const HINTS = {
   trailing_data: "The stored file has unexpected data at its end. Nothing was saved.",
   metadata_too_large: "The file name is too long.",
   file_too_large: "The file is too large for this server.",
+  password_required: "This link needs its password.",
+  invalid_password: "Enter the password.",
+  wrong_password: "That password is not right. Check it and try again.",
+  too_many_attempts: "Too many wrong passwords were tried on this link.",
+  share_not_found: "There is no such link. Check that the whole link was copied.",
+  share_expired: "This link has expired. Ask the sender for a new one.",
+  share_revoked: "The sender revoked this link. Ask them for a new one.",
+  share_exhausted: "This link has been used as many times as the sender allowed. Ask them for a new one.",
+  share_busy: "Every download this link allows is in progress right now.",
+  gone: "The file was deleted or has expired. Nothing of it is left on the server.",
 };
 
 /** `before` + plain words for `err` + `after`, with the error's code for reference. */
@@ -548,6 +791,7 @@ function describe(err, before = "", after = "") {
   const code = err?.code ?? "error";
   let text = HINTS[code] ?? err?.message ?? String(err);
   if (typeof err?.record === "number") text += ` (record ${err.record})`;
+  if (typeof err?.retryAfter === "number") text += ` Try again in ${formatDuration(err.retryAfter)}.`;
   const frag = document.createDocumentFragment();
   frag.append(`${before}${text}${after} `, el("code", { textContent: code }));
   return frag;

@@ -38,6 +38,7 @@ use crate::interop;
 use crate::link::{self, Link};
 use crate::platform::{self, AbortWatch};
 use crate::progress::Reporter;
+use crate::shares::Unlock;
 use crate::transfer::{cancellable, retrying, run_parts};
 
 /// Sealed bytes per ranged `GET` (whole records, at least one).
@@ -52,6 +53,8 @@ pub(crate) struct DownloadRequest {
     /// `stallTimeoutMs`.
     pub stall_ms: u64,
     pub signal: Option<AbortSignal>,
+    /// For a `p1.` link.
+    pub password: Option<String>,
 }
 
 /// What `download` resolves to.
@@ -64,6 +67,7 @@ pub(crate) struct Downloaded {
 /// Downloads and opens the file a link names. See the module documentation.
 pub(crate) async fn download(request: DownloadRequest) -> Result<Downloaded, ClientError> {
     let link = link::parse(&request.link)?;
+    let unlock = Unlock::new(&link, request.password.as_deref())?;
     let watch = AbortWatch::new(request.signal.clone());
     let http = Http {
         stall_ms: request.stall_ms,
@@ -75,9 +79,10 @@ pub(crate) async fn download(request: DownloadRequest) -> Result<Downloaded, Cli
         backoff: Backoff::default(),
         base: format!("{}/api/shares/{}/downloads", link.endpoint, link.token),
         download_id: random_id_text(id),
+        verifier: unlock.verifier(),
         url: RefCell::new(String::new()),
     };
-    let outcome = cancellable(&watch, run(&request, &link, &source)).await;
+    let outcome = cancellable(&watch, run(&request, &link, &unlock, &source)).await;
     // Best effort, and not cancelled with the download: a download neither completed
     // nor abandoned counts when its lease lapses anyway.
     let _ = source.close(outcome.is_ok()).await;
@@ -87,13 +92,16 @@ pub(crate) async fn download(request: DownloadRequest) -> Result<Downloaded, Cli
 async fn run(
     request: &DownloadRequest,
     link: &Link,
+    unlock: &Unlock,
     source: &Source<'_>,
 ) -> Result<Downloaded, ClientError> {
     let record = source.open().await?;
+    // A password link's key opens only now: the share accepted the verifier.
+    let key = unlock.key(&link.token)?;
 
     let header = Header::parse(&decode(&record.header, "header")?)?;
     // A wrong key stops here (`key_commitment_failed`), before any content is fetched.
-    let cipher = FileCipher::new(&link.key, &header).await?;
+    let cipher = FileCipher::new(&key, &header).await?;
     let metadata = cipher
         .open_metadata(&decode(&record.metadata, "metadata")?)
         .await?;
@@ -200,6 +208,8 @@ struct Source<'a> {
     base: String,
     /// Chosen here, so a retried open is the same download.
     download_id: String,
+    /// A password share's verifier (base64url).
+    verifier: Option<String>,
     url: RefCell<String>,
 }
 
@@ -208,7 +218,7 @@ impl Source<'_> {
     async fn open(&self) -> Result<FileRecord, ClientError> {
         let request = OpenDownloadRequest {
             download_id: Some(self.download_id.clone()),
-            verifier: None,
+            verifier: self.verifier.clone(),
         };
         let opened: DownloadOpened = retrying(self.backoff, || {
             self.http

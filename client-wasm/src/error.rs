@@ -73,9 +73,15 @@ pub enum ClientError {
     #[error("invalid option: {0}")]
     InvalidOption(String),
 
-    /// The link is not `<endpoint>/s/<shareToken>#k1.<key>` (code `invalid_link`).
+    /// The link is not `<endpoint>/s/<shareToken>#k1.<key>` nor `...#p1.<salt>.<wrapped>`
+    /// (code `invalid_link`).
     #[error("invalid link: {0}")]
     InvalidLink(&'static str),
+
+    /// The link is a password link (`p1.`) and no password was given (code
+    /// `password_required`, as the server's refusal without a verifier).
+    #[error("this link needs a password")]
+    PasswordRequired,
 
     /// The file could not be read (code `read_failed`): it was deleted or moved, or
     /// the page lost its permission to read it.
@@ -134,6 +140,7 @@ impl ClientError {
             Self::Cancelled => Cow::Borrowed("cancelled"),
             Self::InvalidOption(_) => Cow::Borrowed("invalid_option"),
             Self::InvalidLink(_) => Cow::Borrowed("invalid_link"),
+            Self::PasswordRequired => Cow::Borrowed("password_required"),
             Self::ReadFailed(_) => Cow::Borrowed("read_failed"),
             Self::FileChanged(_) => Cow::Borrowed("file_changed"),
             Self::PersistFailed(_) => Cow::Borrowed("persist_failed"),
@@ -151,6 +158,14 @@ impl ClientError {
         }
     }
 
+    /// The server's `Retry-After`, in ms, for errors that had one.
+    pub fn retry_after_ms(&self) -> Option<u64> {
+        match self {
+            Self::Api { retry_after_ms, .. } | Self::Http { retry_after_ms, .. } => *retry_after_ms,
+            _ => None,
+        }
+    }
+
     /// The record a format error names (`record_auth_failed`, `truncated`,
     /// `trailing_data`).
     pub fn record(&self) -> Option<u64> {
@@ -162,10 +177,13 @@ impl ClientError {
 
     /// What another attempt may do: network errors and stalls, 5xx, 408 and 429 may
     /// succeed (after the server's `Retry-After`); `503 upload_busy` is waited out
-    /// without using an attempt. Everything else fails the same way again.
+    /// without using an attempt. Everything else fails the same way again, and so does
+    /// `429 too_many_attempts`: a password guess is the person's to repeat, after the
+    /// wait the error's `retryAfter` says.
     pub fn retry(&self) -> Retry {
         match self {
             Self::Network { .. } | Self::Stalled { .. } => Retry::Later { after_ms: None },
+            Self::Api { code, .. } if code == "too_many_attempts" => Retry::Never,
             Self::Api {
                 status,
                 code,
@@ -264,6 +282,7 @@ mod tests {
             (http(500), later),
             (http(503), later),
             (http(400), Retry::Never),
+            (api(429, "too_many_attempts", Some(60_000)), Retry::Never),
             (http(403), Retry::Never),
             (http(404), Retry::Never),
             (

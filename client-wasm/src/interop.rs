@@ -6,6 +6,8 @@
 
 use js_sys::{Array, Function, Object, Reflect};
 use sealdrop_protocol::format::{FileMetadata, MAX_RECORD_SIZE, MIN_RECORD_SIZE};
+use sealdrop_protocol::ids::ShareToken;
+use sealdrop_protocol::share::{PublicShare, ShareView, UpdateShareRequest};
 use wasm_bindgen::prelude::*;
 use web_sys::{AbortSignal, Blob, File};
 
@@ -17,6 +19,7 @@ use crate::link;
 use crate::persist::Entry;
 use crate::platform;
 use crate::progress::Snapshot;
+use crate::shares::{FileRef, NewShare};
 use crate::stall::DEFAULT_STALL_MS;
 use crate::upload::{Source, UploadConfig, UploadRequest, Uploaded};
 
@@ -147,8 +150,84 @@ export interface UploadResult {
   fileId: string;
   /** `<endpoint>/s/<shareToken>#k1.<key>`: a link to the file's default share (no password, no limit, the file's lifetime); whoever has it can download and decrypt the file. */
   link: string;
+  /** The owner token: proves ownership in `createShare`, `listShares`, `updateShare`, `revokeShare` and `deleteFile`. A secret, like the link. */
+  ownerToken: string;
   /** Plaintext bytes. */
   size: number;
+}
+
+/** The file a share call is about: its id and a `k1.` link to it (an `UploadResult` is one). */
+export interface FileRef {
+  fileId: string;
+  /** A link carrying the file key in the clear (`#k1.`): the endpoint and the key come from it. */
+  link: string;
+}
+
+/** Options of `createShare`. */
+export interface ShareOptions {
+  /**
+   * A password: the link then carries the key wrapped under it (`#p1.`, Argon2id in this
+   * page, about 130 ms) and the server checks a verifier derived from it. Taken as typed
+   * (normalized to NFC); not empty.
+   */
+  password?: string;
+  /** Seconds until the share expires; default: with the file. */
+  expiresIn?: number;
+  /** Counted downloads it allows (1: one-time); default unlimited. */
+  downloadLimit?: number;
+}
+
+/** What `updateShare` changes: either or both. */
+export interface ShareChanges {
+  /** A new expiry, in seconds from now (an expired share may be extended). */
+  expiresIn?: number;
+  /** A new limit; `null`: unlimited. */
+  downloadLimit?: number | null;
+}
+
+/** One access record of a share: never an address. */
+export interface ShareAccess {
+  /** When (ms since the epoch). */
+  at: number;
+  /** `viewed`, `opened`, `completed`, `abandoned`, `lapsed`, or a refusal's code (`wrong_password`, `share_busy`, ...). */
+  outcome: string;
+  /** The country the platform placed the client in (ISO 3166), if known. */
+  country: string | null;
+  /** `chrome`, `firefox`, `safari`, `edge`, `opera`, `curl`, `node` or `other`; `null` for a lapse. */
+  agent: string | null;
+}
+
+/** A share as its owner sees it (docs/API.md, Shares). */
+export interface ShareInfo {
+  token: string;
+  createdAt: number;
+  expiresAt: number | null;
+  downloadLimit: number | null;
+  password: boolean;
+  state: "active" | "expired" | "exhausted" | "revoked";
+  revokedAt: number | null;
+  /** Counted downloads. */
+  downloads: number;
+  openDownloads: number;
+  failedAttempts: number;
+  /** Newest first, at most 200. */
+  access: ShareAccess[];
+}
+
+/** What `shareStatus(link)` resolves to: what the receive page shows before a download. */
+export interface ShareStatus {
+  /** Whether a password is needed (the link is then a `#p1.` link). */
+  password: boolean;
+  /** When the share expires (ms since the epoch); `null`: never. */
+  expiresAt: number | null;
+  /** Downloads left; `null`: unlimited. */
+  downloadsLeft: number | null;
+}
+
+/** What `createShare` resolves to: the share and its link (built in this page). */
+export interface CreatedShare extends ShareInfo {
+  /** `<endpoint>/s/<token>#k1.<key>`, or `#p1.<salt>.<wrapped key>` with a password. */
+  link: string;
 }
 
 /** A file's size and its sealed name and type, known once its metadata has authenticated. */
@@ -173,6 +252,12 @@ export interface DownloadOptions {
   stallTimeoutMs?: number;
   /** Aborting it stops the download and rejects with code `cancelled`. */
   signal?: AbortSignal;
+  /**
+   * The password of a `#p1.` link (`linkNeedsPassword(link)`). Without it such a link
+   * rejects with `password_required`; a wrong one with `wrong_password` (counted by the
+   * share), and after too many with `too_many_attempts` (`retryAfter` seconds).
+   */
+  password?: string;
 }
 
 /** What `download` resolves to: the verified plaintext and its sealed name and type. */
@@ -182,17 +267,21 @@ export interface DownloadResult extends FileInfo {
 
 /**
  * Every rejection and throw of this package. `code` is stable: an API code from the
- * server (`file_not_found`, `upload_not_open`, ...), a format code (`invalid_header`,
- * `key_commitment_failed`, `record_auth_failed`, `truncated`, ...), or one of
- * `network`, `stalled`, `http_<status>`, `cancelled`, `invalid_option`,
- * `invalid_link`, `invalid_response`, `read_failed`, `file_changed`, `part_failed`,
- * `persist_failed`, `unsupported`.
+ * server (`file_not_found`, `upload_not_open`, `wrong_password`, `share_expired`, ...),
+ * a format code (`invalid_header`, `key_commitment_failed`, `record_auth_failed`,
+ * `truncated`, `wrong_password` for a password link's key that does not open,
+ * `invalid_password`, ...), or one of `network`, `stalled`, `http_<status>`,
+ * `cancelled`, `invalid_option`, `invalid_link`, `password_required`,
+ * `invalid_response`, `read_failed`, `file_changed`, `part_failed`, `persist_failed`,
+ * `unsupported`.
  */
 export interface SealdropError extends Error {
   name: "SealdropError";
   code: string;
   /** The HTTP status, for errors that had one. */
   status?: number;
+  /** The server's `Retry-After` in seconds, where it sent one (`too_many_attempts`, `share_busy`, ...). */
+  retryAfter?: number;
   /** The record (0-based) that failed, for `record_auth_failed`, `truncated`, `trailing_data`. */
   record?: number;
   /** For `part_failed`: the part (1-based) or download range that kept failing... */
@@ -333,7 +422,108 @@ pub(crate) fn download_request(
             .integer("stallTimeoutMs", 1, MAX_STALL_MS)?
             .unwrap_or(DEFAULT_STALL_MS),
         signal: bag.signal("signal")?,
+        password: bag.string("password")?,
     })
+}
+
+/// Reads the `file` argument of the share calls: `{ fileId, link }` (an
+/// `UploadResult` is one).
+pub(crate) fn file_ref(file: &JsValue) -> Result<FileRef, ClientError> {
+    let bag = Bag::new(file, "file")?;
+    let file_id = bag
+        .string("fileId")?
+        .ok_or_else(|| bag.invalid("fileId", "is required"))?;
+    let link = bag
+        .string("link")?
+        .ok_or_else(|| bag.invalid("link", "is required (a k1. link of the file)"))?;
+    FileRef::new(file_id, &link)
+}
+
+/// Reads the owner's credential: the owner token or a JWT.
+pub(crate) fn owner_auth(auth: &JsValue) -> Result<String, ClientError> {
+    auth.as_string()
+        .filter(|a| !a.is_empty() && a.bytes().all(|b| b.is_ascii_graphic()))
+        .ok_or_else(|| {
+            ClientError::InvalidOption("ownerAuth must be the owner token or a JWT".into())
+        })
+}
+
+/// Reads a share token argument.
+pub(crate) fn share_token(token: &JsValue) -> Result<ShareToken, ClientError> {
+    token
+        .as_string()
+        .and_then(|t| ShareToken::parse(&t).ok())
+        .ok_or_else(|| {
+            ClientError::InvalidOption("token must be a share token (32 characters)".into())
+        })
+}
+
+/// Reads `createShare`'s options.
+pub(crate) fn new_share(options: &JsValue) -> Result<NewShare, ClientError> {
+    let bag = Bag::new(options, "share options")?;
+    let password = bag.string("password")?;
+    if password.as_deref() == Some("") {
+        return Err(bag.invalid("password", "must not be empty"));
+    }
+    Ok(NewShare {
+        password,
+        expires_in: bag.integer("expiresIn", 1, MAX_SAFE_INTEGER as u64 / 1000)?,
+        download_limit: bag
+            .integer("downloadLimit", 1, u64::from(u32::MAX))?
+            .map(|n| n as u32),
+    })
+}
+
+/// Reads `updateShare`'s changes: `downloadLimit: null` is unlimited.
+pub(crate) fn share_changes(changes: &JsValue) -> Result<UpdateShareRequest, ClientError> {
+    let bag = Bag::new(changes, "share changes")?;
+    let limit = match &bag.object {
+        Some(object) => Reflect::get(object, &"downloadLimit".into()).unwrap_or_default(),
+        None => JsValue::UNDEFINED,
+    };
+    let download_limit = if limit.is_undefined() {
+        None
+    } else if limit.is_null() {
+        Some(None)
+    } else {
+        Some(Some(
+            bag.integer("downloadLimit", 1, u64::from(u32::MAX))?
+                .map_or(0, |n| n as u32),
+        ))
+    };
+    Ok(UpdateShareRequest {
+        expires_in: bag.integer("expiresIn", 1, MAX_SAFE_INTEGER as u64 / 1000)?,
+        download_limit,
+    })
+}
+
+/// A share as its owner sees it (`ShareInfo`), with its `link` when one was made.
+pub(crate) fn share_info(view: &ShareView, link: Option<&str>) -> JsValue {
+    let text = serde_json::to_string(view).unwrap_or_default();
+    let object = js_sys::JSON::parse(&text).unwrap_or_else(|_| Object::new().into());
+    if let (Some(link), Some(object)) = (link, object.dyn_ref::<Object>()) {
+        set(object, "link", &JsValue::from_str(link));
+    }
+    object
+}
+
+/// The `ShareStatus` of `shareStatus`.
+pub(crate) fn share_status(status: &PublicShare) -> JsValue {
+    let object = Object::new();
+    set(&object, "password", &JsValue::from_bool(status.password));
+    let optional = |n: Option<u64>| n.map_or(JsValue::NULL, number);
+    set(&object, "expiresAt", &optional(status.expires_at));
+    set(&object, "downloadsLeft", &optional(status.downloads_left));
+    object.into()
+}
+
+/// The `ShareInfo[]` of `listShares`.
+pub(crate) fn share_list(views: &[ShareView]) -> JsValue {
+    views
+        .iter()
+        .map(|view| share_info(view, None))
+        .collect::<Array>()
+        .into()
 }
 
 /// An options object: `undefined` and `null` are an empty one.
@@ -442,6 +632,11 @@ pub(crate) fn uploaded(result: &Uploaded) -> JsValue {
     let object = Object::new();
     set(&object, "fileId", &JsValue::from_str(&result.file_id));
     set(&object, "link", &JsValue::from_str(&result.link));
+    set(
+        &object,
+        "ownerToken",
+        &JsValue::from_str(&result.owner_token),
+    );
     set(&object, "size", &number(result.size));
     object.into()
 }
@@ -555,6 +750,9 @@ pub(crate) fn error(error: &ClientError) -> JsValue {
     }
     if let Some(record) = error.record() {
         set(&js, "record", &number(record));
+    }
+    if let Some(ms) = error.retry_after_ms() {
+        set(&js, "retryAfter", &number(ms.div_ceil(1000)));
     }
     if let ClientError::PartFailed {
         part,

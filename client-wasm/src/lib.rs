@@ -21,6 +21,7 @@
 //! - `platform`: the global scope (timers, clock, random bytes, `AbortSignal`);
 //! - `cipher`: the async file cipher (records and metadata), WebCrypto or (without
 //!   `crypto.subtle`) aes-gcm;
+//! - `shares`: share links from the owner's side, and a download's password step;
 //! - `progress`, `link`, `error`, `interop`;
 //! - `room`: `RoomClient`, a live connection to a room (docs/PROTOCOL.md);
 //! - `bench` (`BenchCipher`): the record cipher for `npm run bench`, only in the
@@ -54,6 +55,7 @@ mod progress;
 mod room;
 mod scratch;
 mod seal;
+mod shares;
 mod stall;
 mod transfer;
 mod upload;
@@ -62,6 +64,7 @@ mod xhr;
 use std::rc::Rc;
 
 use js_sys::{Function, Promise, Reflect};
+use sealdrop_protocol::format::LinkSecret;
 use sealdrop_protocol::lifecycle::State;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{JsFuture, future_to_promise};
@@ -330,9 +333,10 @@ impl Upload {
 
 /// Downloads the file a link names, checks every record and resolves to its
 /// `{ name, type, size, blob }`; no plaintext is released unless the whole file
-/// verified. Rejects with a `SealdropError` (`invalid_link`, `share_not_found`,
-/// `share_exhausted`, `key_commitment_failed` for a wrong key, `record_auth_failed` with
-/// `.record`, ...).
+/// verified. A password link (`#p1.`) needs `options.password`. Rejects with a
+/// `SealdropError` (`invalid_link`, `share_not_found`, `share_exhausted`,
+/// `password_required`, `wrong_password`, `too_many_attempts` with `.retryAfter`,
+/// `key_commitment_failed` for a wrong key, `record_auth_failed` with `.record`, ...).
 #[wasm_bindgen(unchecked_return_type = "Promise<DownloadResult>")]
 pub fn download(
     #[wasm_bindgen(unchecked_param_type = "string")] link: JsValue,
@@ -347,6 +351,127 @@ pub fn download(
             Ok(done) => Ok(interop::downloaded(&done)),
             Err(e) => Err(interop::error(&e)),
         }
+    })
+}
+
+/// Whether a link is a password link (`#p1.`): `download` then needs `{ password }`.
+/// Throws `invalid_link` for anything that is not a link.
+#[wasm_bindgen(js_name = linkNeedsPassword)]
+pub fn link_needs_password(link: &str) -> Result<bool, JsValue> {
+    link::parse(link)
+        .map(|link| matches!(link.secret, LinkSecret::Password(_)))
+        .map_err(|e| interop::error(&e))
+}
+
+/// What a link's share says before any download: `{ password, expiresAt,
+/// downloadsLeft }`, or the share's refusal (`share_expired`, `share_exhausted`,
+/// `share_revoked`, `gone`, `share_not_found`). Recorded for the owner as a view.
+#[wasm_bindgen(js_name = shareStatus, unchecked_return_type = "Promise<ShareStatus>")]
+pub fn share_status(link: &str) -> Promise {
+    let link = link::parse(link);
+    future_to_promise(async move {
+        let link = link.map_err(|e| interop::error(&e))?;
+        shares::status(&link)
+            .await
+            .map(|status| interop::share_status(&status))
+            .map_err(|e| interop::error(&e))
+    })
+}
+
+/// Creates a share of a file and builds its link here (`#k1.`, or `#p1.` with a
+/// password: the key wrapped under it with Argon2id, about 130 ms on this thread).
+/// `file` is `{ fileId, link }` with a `k1.` link of the file (an `UploadResult`);
+/// `ownerAuth` the owner token or the owner's JWT.
+#[wasm_bindgen(js_name = createShare, unchecked_return_type = "Promise<CreatedShare>")]
+pub fn create_share(
+    #[wasm_bindgen(unchecked_param_type = "FileRef")] file: JsValue,
+    #[wasm_bindgen(js_name = ownerAuth, unchecked_param_type = "string")] owner_auth: JsValue,
+    #[wasm_bindgen(unchecked_optional_param_type = "ShareOptions")] options: JsValue,
+) -> Promise {
+    owner_call(
+        &file,
+        &owner_auth,
+        interop::new_share(&options),
+        async |owner, file, share| {
+            let (view, link) = owner.create(&file, share).await?;
+            Ok(interop::share_info(&view, Some(&link)))
+        },
+    )
+}
+
+/// Every share of a file (revoked, expired and used-up ones too), with access records.
+#[wasm_bindgen(js_name = listShares, unchecked_return_type = "Promise<ShareInfo[]>")]
+pub fn list_shares(
+    #[wasm_bindgen(unchecked_param_type = "FileRef")] file: JsValue,
+    #[wasm_bindgen(js_name = ownerAuth, unchecked_param_type = "string")] owner_auth: JsValue,
+) -> Promise {
+    owner_call(&file, &owner_auth, Ok(()), async |owner, file, ()| {
+        Ok(interop::share_list(&owner.list(&file).await?))
+    })
+}
+
+/// Changes a share's expiry or download limit.
+#[wasm_bindgen(js_name = updateShare, unchecked_return_type = "Promise<ShareInfo>")]
+pub fn update_share(
+    #[wasm_bindgen(unchecked_param_type = "FileRef")] file: JsValue,
+    #[wasm_bindgen(js_name = ownerAuth, unchecked_param_type = "string")] owner_auth: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "string")] token: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "ShareChanges")] changes: JsValue,
+) -> Promise {
+    let args = interop::share_token(&token)
+        .and_then(|token| Ok((token, interop::share_changes(&changes)?)));
+    owner_call(
+        &file,
+        &owner_auth,
+        args,
+        async |owner, file, (token, changes)| {
+            let view = owner.update(&file, &token, &changes).await?;
+            Ok(interop::share_info(&view, None))
+        },
+    )
+}
+
+/// Revokes a share at once and for good.
+#[wasm_bindgen(js_name = revokeShare, unchecked_return_type = "Promise<ShareInfo>")]
+pub fn revoke_share(
+    #[wasm_bindgen(unchecked_param_type = "FileRef")] file: JsValue,
+    #[wasm_bindgen(js_name = ownerAuth, unchecked_param_type = "string")] owner_auth: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "string")] token: JsValue,
+) -> Promise {
+    let token = interop::share_token(&token);
+    owner_call(&file, &owner_auth, token, async |owner, file, token| {
+        let view = owner.revoke(&file, &token).await?;
+        Ok(interop::share_info(&view, None))
+    })
+}
+
+/// Deletes a file at once: its stored object, its shares, everything (final).
+#[wasm_bindgen(js_name = deleteFile, unchecked_return_type = "Promise<void>")]
+pub fn delete_file(
+    #[wasm_bindgen(unchecked_param_type = "FileRef")] file: JsValue,
+    #[wasm_bindgen(js_name = ownerAuth, unchecked_param_type = "string")] owner_auth: JsValue,
+) -> Promise {
+    owner_call(&file, &owner_auth, Ok(()), async |owner, file, ()| {
+        owner.delete_file(&file).await?;
+        Ok(JsValue::UNDEFINED)
+    })
+}
+
+/// One owner call: reads `file` and `owner_auth` (and takes the call's own checked
+/// `args`), runs `call`, and turns every error into a `SealdropError` rejection.
+fn owner_call<A: 'static>(
+    file: &JsValue,
+    owner_auth: &JsValue,
+    args: Result<A, ClientError>,
+    call: impl AsyncFnOnce(shares::Owner, shares::FileRef, A) -> Result<JsValue, ClientError> + 'static,
+) -> Promise {
+    let parsed = interop::file_ref(file)
+        .and_then(|file| Ok((file, interop::owner_auth(owner_auth)?, args?)));
+    future_to_promise(async move {
+        let (file, auth, args) = parsed.map_err(|e| interop::error(&e))?;
+        call(shares::Owner::new(auth), file, args)
+            .await
+            .map_err(|e| interop::error(&e))
     })
 }
 

@@ -1,7 +1,8 @@
-//! Download links, `<endpoint>/s/<shareToken>#k1.<key>` (docs/FORMAT.md §8), and the
-//! endpoint they start with. Pure string work, tested natively.
+//! Download links, `<endpoint>/s/<shareToken>#k1.<key>` or, for a password share,
+//! `...#p1.<salt>.<wrapped key>` (docs/FORMAT.md §8), and the endpoint they start with.
+//! Pure string work, tested natively.
 
-use sealdrop_protocol::format::{FileKey, encode_fragment, parse_fragment};
+use sealdrop_protocol::format::{FileKey, LinkSecret, encode_fragment};
 use sealdrop_protocol::ids::ShareToken;
 
 use crate::error::ClientError;
@@ -13,13 +14,18 @@ pub(crate) struct Link {
     pub endpoint: String,
     /// The share the link names.
     pub token: ShareToken,
-    /// The file key from the fragment.
-    pub key: FileKey,
+    /// What the fragment holds: the file key, or the key wrapped under a password.
+    pub secret: LinkSecret,
 }
 
 /// The link for a share of a file: `<endpoint>/s/<token>#k1.<base64url key>`.
 pub(crate) fn build(endpoint: &str, token: &ShareToken, key: &FileKey) -> String {
     format!("{endpoint}/s/{token}#{}", encode_fragment(key))
+}
+
+/// The link for a share with `secret` in its fragment (`k1.` or `p1.`).
+pub(crate) fn build_with(endpoint: &str, token: &ShareToken, secret: &LinkSecret) -> String {
+    format!("{endpoint}/s/{token}#{}", secret.encode())
 }
 
 /// Reads a link: an absolute http(s) URL whose path ends in `/s/<token>`, with the
@@ -29,8 +35,8 @@ pub(crate) fn parse(link: &str) -> Result<Link, ClientError> {
     let link = link.trim();
     let (url, fragment) = link
         .split_once('#')
-        .ok_or(ClientError::InvalidLink("the link has no #k1. key"))?;
-    let key = parse_fragment(fragment)?;
+        .ok_or(ClientError::InvalidLink("the link has no #k1. or #p1. key"))?;
+    let secret = LinkSecret::parse(fragment)?;
     let url = url.split_once('?').map_or(url, |(path, _query)| path);
     let (endpoint, token) = url.rsplit_once("/s/").ok_or(ClientError::InvalidLink(
         "the link's path does not end in /s/<token>",
@@ -43,7 +49,7 @@ pub(crate) fn parse(link: &str) -> Result<Link, ClientError> {
     Ok(Link {
         endpoint,
         token,
-        key,
+        secret,
     })
 }
 
@@ -83,7 +89,7 @@ mod tests {
             let parsed = parse(&link).unwrap();
             assert_eq!(parsed.endpoint, endpoint);
             assert_eq!(parsed.token, id);
-            assert_eq!(parsed.key, key());
+            assert_eq!(parsed.secret, LinkSecret::Key(key()));
             // Whitespace around a pasted link, and a query, are ignored.
             let (head, tail) = link.split_once('#').unwrap();
             let parsed = parse(&format!("  {head}?x=1#{tail}\n")).unwrap();

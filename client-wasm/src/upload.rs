@@ -139,6 +139,8 @@ pub(crate) struct UploadRequest {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Uploaded {
     pub file_id: String,
+    /// The owner token: the page's proof of ownership for share and delete calls.
+    pub owner_token: String,
     pub link: String,
     pub size: u64,
 }
@@ -417,6 +419,7 @@ impl Job {
         Ok(Uploaded {
             link: link::build(&started.endpoint, &share, &started.key),
             file_id: file_id.to_string(),
+            owner_token: token.as_str().to_owned(),
             size: started.size,
         })
     }

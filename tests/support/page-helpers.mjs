@@ -26,6 +26,7 @@ export function addPageHelpers(page) {
       } catch (e) {
         return {
           ok: false, name: e.name, code: e.code, message: e.message, status: e.status,
+          retryAfter: e.retryAfter,
           record: e.record, part: e.part, attempts: e.attempts, cause: e.cause?.code,
           isError: e instanceof Error,
         };

@@ -77,9 +77,19 @@ pub enum FormatError {
     #[error("metadata too large: {0}")]
     MetadataTooLarge(&'static str),
 
-    /// The link fragment is not `k1.` followed by 43 base64url characters.
+    /// The link fragment is not `k1.` followed by 43 base64url characters, nor
+    /// `p1.<salt>.<wrapped key>` (22 and 64 base64url characters).
     #[error("invalid link: {0}")]
     InvalidLink(&'static str),
+
+    /// A `p1.` link's wrapped key did not open: a wrong password, a link moved to
+    /// another share, or an altered fragment (they cannot be told apart).
+    #[error("wrong password")]
+    WrongPassword,
+
+    /// A password that cannot be used (empty).
+    #[error("invalid password: {0}")]
+    InvalidPassword(&'static str),
 }
 
 impl FormatError {
@@ -97,6 +107,8 @@ impl FormatError {
             Self::InvalidMetadata(_) => "invalid_metadata",
             Self::MetadataTooLarge(_) => "metadata_too_large",
             Self::InvalidLink(_) => "invalid_link",
+            Self::WrongPassword => "wrong_password",
+            Self::InvalidPassword(_) => "invalid_password",
         }
     }
 

@@ -18,7 +18,8 @@
 //!   refinement of a failed open), for backends other than this crate's `aes-gcm`;
 //! - [`seal_stream`] / [`open_stream`] / [`StreamOpener`]: whole sections;
 //! - [`seal_metadata`] / [`open_metadata`]: the file name and MIME type;
-//! - [`encode_fragment`] / [`parse_fragment`]: the link;
+//! - [`encode_fragment`] / [`parse_fragment`]: the link; [`LinkSecret`] and
+//!   [`PasswordKeys`]: password links (`p1.`, Argon2id);
 //! - [`FormatError`]: every refusal, with its stable code.
 //!
 //! Nothing here draws random bytes: the file key, the salt and the metadata nonce are
@@ -30,6 +31,7 @@ mod keys;
 mod layout;
 mod link;
 mod metadata;
+mod password;
 mod record;
 mod stream;
 
@@ -48,6 +50,10 @@ pub use metadata::{
     FileMetadata, MAX_METADATA_PLAINTEXT, MAX_NAME_LEN, MAX_SEALED_METADATA, MAX_TYPE_LEN,
     METADATA_NONCE_LEN, METADATA_PADDING, MIN_SEALED_METADATA, metadata_plaintext, open_metadata,
     parse_metadata_plaintext, seal_metadata, split_sealed_metadata,
+};
+pub use password::{
+    ARGON2_ITERATIONS, ARGON2_LANES, ARGON2_MEMORY_KIB, LinkSecret, PASSWORD_FRAGMENT_PREFIX,
+    PASSWORD_SALT_LEN, PasswordKeys, VERIFIER_LEN, WRAPPED_KEY_LEN, WrappedKey,
 };
 pub use record::{
     NONCE_LEN, RecordPosition, open_record, open_record_into, seal_record, seal_record_into,
