@@ -8,7 +8,7 @@
 // (resume / discard), leaving the page, receiving (the /s/<token>#k1... page), then
 // small helpers (formatting, errors, saving, DOM).
 
-import init, { Uploader, download, version } from "/pkg/sealdrop_client.js";
+import init, { Uploader, download, previewable, version } from "/pkg/sealdrop_client.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -34,6 +34,8 @@ async function main() {
   if (path === "/" || path === "/index.html") {
     send();
   } else if (/^\/s\/[^/]+\/?$/.test(path)) {
+    // Streamed saves of large files and previews go through the service worker.
+    navigator.serviceWorker?.register("/sw.js", { type: "module" }).catch(() => {});
     receive();
   } else {
     document.title = "Not a sealdrop link · sealdrop";
@@ -436,7 +438,9 @@ async function receive() {
   const status = $("incoming-status");
   const cancel = $("incoming-cancel");
   const saveAgain = $("incoming-save");
+  const previewButton = $("incoming-preview");
   const controller = new AbortController();
+  const sink = receiveSink();
   cancel.addEventListener("click", () => controller.abort());
   const announce = milestones(status, "Downloading");
 
@@ -457,11 +461,14 @@ async function receive() {
   try {
     const file = await download(location.href, {
       signal: controller.signal,
+      writable: sink.writable,
       onMetadata: (info) => {
         name.textContent = info.name || "(unnamed)";
         size.textContent = `${formatBytes(info.size)}${info.type ? ` · ${info.type}` : ""}`;
         document.title = `${info.name} · sealdrop`;
         status.textContent = "Downloading and verifying…";
+        sink.begin(info);
+        offerPreview(previewButton, info);
       },
       onProgress: (p) => {
         showProgress(bar, detail, p);
@@ -472,13 +479,80 @@ async function receive() {
     card.setAttribute("aria-busy", "false");
     detail.textContent = "";
     cancel.remove();
-    save(file.blob, file.name);
+    const blob = await sink.blob();
     status.textContent = "Verified and saved. Every part of the file passed its integrity check.";
-    saveAgain.hidden = false;
-    saveAgain.addEventListener("click", () => save(file.blob, file.name));
+    if (blob) {
+      save(blob, file.name);
+      saveAgain.hidden = false;
+      saveAgain.addEventListener("click", () => save(blob, file.name));
+    }
   } catch (err) {
     fail(err?.code === "cancelled" ? "Cancelled. Nothing was saved." : describe(err));
   }
+}
+
+/** Files larger than this are streamed to disk through the service worker (when it
+ *  controls the page) rather than gathered into a Blob. */
+const STREAM_OVER = 64 * 1024 * 1024;
+
+/**
+ * Where the receive page's download writes: a stream whose readable side, once the size
+ * is known, goes to the service worker for a large file (it answers /save/<id> with it,
+ * as an attachment: the browser writes to disk as the verified records arrive, and a
+ * failed download fails the browser's download) or is gathered into a Blob here for a
+ * small one. The download waits on the stream's backpressure meanwhile.
+ */
+function receiveSink() {
+  const { readable, writable } = new TransformStream();
+  let gathered = Promise.resolve(null);
+  return {
+    writable,
+    async begin(info) {
+      const worker = navigator.serviceWorker;
+      if (info.size > STREAM_OVER && worker?.controller) {
+        const id = randomId();
+        const answer = await tellWorker({ type: "save", id, name: info.name, size: info.size, readable }, [readable]);
+        if (answer.ok) {
+          const a = el("a", { href: `/save/${id}`, download: info.name || "download" });
+          a.hidden = true;
+          document.body.append(a);
+          a.click();
+          a.remove();
+          return;
+        }
+      }
+      gathered = new Response(readable).blob();
+      // A failed download aborts the stream; the download's own error is what is shown.
+      gathered.catch(() => {});
+    },
+    /** The plaintext gathered here; null when the service worker saved it. */
+    blob: () => gathered,
+  };
+}
+
+/** Shows "Preview" for a type the browser renders safely, when the service worker
+ *  controls the page: it opens /preview/<id> in a new tab, decrypted on demand. */
+function offerPreview(button, info) {
+  if (!previewable(info.type) || !navigator.serviceWorker?.controller) return;
+  button.hidden = false;
+  button.addEventListener("click", async () => {
+    const id = randomId();
+    const answer = await tellWorker({ type: "preview", id, link: location.href });
+    if (answer.ok) window.open(`/preview/${id}`, "_blank", "noopener");
+  });
+}
+
+/** Posts `message` to the service worker; resolves to its answer ({ ok, ... }). */
+function tellWorker(message, transfer = []) {
+  return new Promise((resolve) => {
+    const channel = new MessageChannel();
+    channel.port1.onmessage = (event) => resolve(event.data);
+    navigator.serviceWorker.controller.postMessage(message, [channel.port2, ...transfer]);
+  });
+}
+
+function randomId() {
+  return [...crypto.getRandomValues(new Uint8Array(12))].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 /**
@@ -537,6 +611,7 @@ const HINTS = {
   key_commitment_failed: "The key in this link does not open this file: the link is wrong or damaged.",
   metadata_auth_failed: "The key in this link does not open this file: the link is wrong or damaged.",
   record_auth_failed: "The stored file is damaged: part of it failed its integrity check. Nothing was saved.",
+  write_failed: "The file could not be written (is the disk full?).",
   truncated: "The stored file is incomplete. Nothing was saved.",
   trailing_data: "The stored file has unexpected data at its end. Nothing was saved.",
   metadata_too_large: "The file name is too long.",
