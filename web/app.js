@@ -34,13 +34,29 @@ async function main() {
   if (path === "/" || path === "/index.html") {
     send();
   } else if (/^\/s\/[^/]+\/?$/.test(path)) {
-    // Streamed saves of large files and previews go through the service worker.
-    navigator.serviceWorker?.register("/sw.js", { type: "module" }).catch(() => {});
+    registerWorker();
     receive();
   } else {
     document.title = "Not a sealdrop link · sealdrop";
     $("nowhere").hidden = false;
   }
+}
+
+/** Registers the service worker that streams large saves and serves previews. The page
+ *  runs under Trusted Types: the one policy its CSP allows makes "/sw.js", and only
+ *  that, a script URL. Without a service worker, saves gather a Blob and no preview is
+ *  offered. */
+function registerWorker() {
+  if (!navigator.serviceWorker) return;
+  const url = window.trustedTypes
+    ? trustedTypes.createPolicy("sealdrop-sw", {
+      createScriptURL: (u) => {
+        if (u !== "/sw.js") throw new TypeError(`not the service worker: ${u}`);
+        return u;
+      },
+    }).createScriptURL("/sw.js")
+    : "/sw.js";
+  navigator.serviceWorker.register(url, { type: "module" }).catch(() => {});
 }
 
 function showFatal(text, err) {
