@@ -6,7 +6,8 @@
 // showSaveFilePicker, same FileSystemFileHandle) stopped at about half resumes from the
 // last verified record, fetches only the ranges after it, and its SHA-256 matches; the
 // service worker (web/sw.js) answers a Range from the middle of a video's preview after
-// fetching only the records that hold it, refuses types that are not safe to render,
+// fetching only the records that hold it (and the whole file piece by piece without
+// a Range), refuses types that are not safe to render,
 // and streams a download to a navigation where there is no File System Access.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
@@ -212,6 +213,21 @@ for (const provider of PROVIDERS) describe(`downloads (${provider})`, () => {
       assert.deepEqual(objectRanges(), [[20 * sealedRecord, 20 * sealedRecord + 7 + TAG - 1]]);
       assert.deepEqual(await page.evaluate(() => tell({ type: "forget", id: "clip" })), { ok: true });
       assert.equal(await page.evaluate(async () => (await fetch("/preview/clip", { headers: { Range: "bytes=0-1" } })).status), 404);
+    });
+
+    test("a preview without Range answers the whole file, piece by piece; a Range past the end is 416", async () => {
+      const size = 9 * MiB + 5; // two 8 MiB reads
+      const { link, sha256: digest } = await page.evaluate((size) => put(size, "pic.png", "image/png"), size);
+      const got = await page.evaluate(async (link) => {
+        await tell({ type: "preview", id: "pic", link });
+        const res = await fetch("/preview/pic");
+        const whole = { status: res.status, length: res.headers.get("content-length"), sha256: await sha256(await res.blob()) };
+        const past = await fetch("/preview/pic", { headers: { Range: `bytes=${files["pic.png"].size}-` } });
+        await tell({ type: "forget", id: "pic" });
+        return { whole, past: { status: past.status, range: past.headers.get("content-range") } };
+      }, link);
+      assert.deepEqual(got.whole, { status: 200, length: String(size), sha256: digest });
+      assert.deepEqual(got.past, { status: 416, range: `bytes */${size}` });
     });
 
     test("types that could run in the page are not previewed", async () => {
