@@ -99,13 +99,7 @@ async fn run(
             .map_or((None, false), |(id, resume)| (Some(id), resume)),
         _ => (None, false),
     };
-    let mut sink = Sink::open(
-        choice,
-        u64::from(layout.record_size()),
-        layout.plaintext_size(),
-        resume,
-    )
-    .await?;
+    let mut sink = Sink::open(choice, &layout, resume).await?;
     let resumed_from = sink.resumed_from();
     let from = resumed_from / u64::from(layout.record_size());
     // Cancelled, only the pipeline is dropped: the sink still stops (a file keeps what

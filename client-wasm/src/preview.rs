@@ -12,6 +12,7 @@ use std::rc::Rc;
 
 use js_sys::{Array, Promise, Uint8Array};
 use sealdrop_protocol::format::FileMetadata;
+use sealdrop_protocol::records::{plaintext_span, records_holding};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
@@ -130,9 +131,8 @@ impl Inner {
         if start >= end {
             return Ok(Uint8Array::new_with_length(0));
         }
-        let record_size = u64::from(layout.record_size());
-        let records = start / record_size..end.div_ceil(record_size);
-        let first = records.start * record_size;
+        let records = records_holding(layout, start..end);
+        let first = plaintext_span(layout, &records).map_or(start, |span| span.start);
         let pieces: Array = retrying(self.source.backoff, || {
             self.source.attempt_range(&self.opener, records.clone())
         })

@@ -18,6 +18,8 @@
 //!   whole file is held).
 
 use js_sys::{Array, Object, Promise, Reflect};
+use sealdrop_protocol::format::Layout;
+use sealdrop_protocol::records::{plaintext_span, resume_from};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{Blob, BlobPropertyBag, WritableStream, WritableStreamDefaultWriter};
@@ -72,15 +74,14 @@ enum Kind {
 }
 
 impl Sink {
-    /// Opens the sink for a file whose records hold `record_size` plaintext bytes each
-    /// (the last one fewer) and `plaintext_size` in all. With `resume` (the file is this
+    /// Opens the sink for a file of `layout`. With `resume` (the file is this
     /// download's, kept since it began: [`crate::kept`]), a file sink keeps the whole
-    /// records its file already holds, but never the last one: nothing is complete until
-    /// the last record verified in this download. Otherwise the file is emptied.
+    /// records its file already holds, but never the last one ([`resume_from`]): nothing
+    /// is complete until the last record verified in this download. Otherwise the file
+    /// is emptied.
     pub(crate) async fn open(
         choice: SinkChoice,
-        record_size: u64,
-        plaintext_size: u64,
+        layout: &Layout,
         resume: bool,
     ) -> Result<Sink, ClientError> {
         let (kind, resumed_from) = match choice {
@@ -88,10 +89,9 @@ impl Sink {
             SinkChoice::Stream(stream) => (Kind::Stream(writer_of(&stream)?), 0),
             SinkChoice::File(handle) => {
                 let file: Blob = call(handle.get_file()).await?.unchecked_into();
-                let records = plaintext_size.div_ceil(record_size).max(1);
                 let held = if resume { file.size() as u64 } else { 0 };
-                let whole = (held / record_size).min(records - 1);
-                let kept = whole * record_size;
+                let kept = plaintext_span(layout, &(0..resume_from(layout, held)))
+                    .map_or(0, |span| span.end);
                 let options = Object::new();
                 set(&options, "keepExistingData", &JsValue::TRUE);
                 let stream: WritableStream = call(handle.create_writable(&options))
