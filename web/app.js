@@ -56,7 +56,21 @@ function registerWorker() {
       },
     }).createScriptURL("/sw.js")
     : "/sw.js";
-  navigator.serviceWorker.register(url, { type: "module" }).catch(() => {});
+  workerRegistered = navigator.serviceWorker.register(url, { type: "module" }).then(() => true, () => false);
+}
+
+/** Resolves once the service worker is registered; null if this browser has none. */
+let workerRegistered = null;
+
+/** Whether the service worker controls this page, waiting for it on a first visit (it
+ *  claims the page once active); false if it could not be registered. */
+async function workerInControl() {
+  const worker = navigator.serviceWorker;
+  if (!worker || !(await workerRegistered)) return false;
+  if (!worker.controller) {
+    await new Promise((resolve) => worker.addEventListener("controllerchange", resolve, { once: true }));
+  }
+  return true;
 }
 
 function showFatal(text, err) {
@@ -524,8 +538,7 @@ function receiveSink() {
   return {
     writable,
     async begin(info) {
-      const worker = navigator.serviceWorker;
-      if (info.size > STREAM_OVER && worker?.controller) {
+      if (info.size > STREAM_OVER && (await workerInControl())) {
         const id = randomId();
         const answer = await tellWorker({ type: "save", id, name: info.name, size: info.size, readable }, [readable]);
         if (answer.ok) {
@@ -548,8 +561,8 @@ function receiveSink() {
 
 /** Shows "Preview" for a type the browser renders safely, when the service worker
  *  controls the page: it opens /preview/<id> in a new tab, decrypted on demand. */
-function offerPreview(button, info) {
-  if (!previewable(info.type) || !navigator.serviceWorker?.controller) return;
+async function offerPreview(button, info) {
+  if (!previewable(info.type) || !(await workerInControl())) return;
   button.hidden = false;
   button.addEventListener("click", async () => {
     const id = randomId();

@@ -105,8 +105,10 @@ async function preview(id, range) {
     "Content-Type": file.type,
     "Accept-Ranges": "bytes",
     "X-Content-Type-Options": "nosniff",
-    // Even a viewer gets nothing to run, and nothing to reach.
-    "Content-Security-Policy": "default-src 'none'; img-src 'self'; media-src 'self'; style-src 'unsafe-inline'; sandbox",
+    // Even a viewer gets nothing to run, and nothing to reach. The sandbox keeps the
+    // origin (allow-same-origin; no scripts, forms or popups): an opaque origin would
+    // make the media document's own ranged requests cross-origin, and refused.
+    "Content-Security-Policy": "default-src 'none'; img-src 'self'; media-src 'self'; style-src 'unsafe-inline'; sandbox allow-same-origin",
     "Cache-Control": "no-store",
   };
   const size = file.size;
