@@ -13,7 +13,7 @@
 // 3. download: plain ranged GETs of the baseline's object (page and Node), sealdrop's
 //    downloader on the object it uploaded;
 // 4. memory: sealdrop uploading and downloading a 4 GiB file (peak memory), once the
-//    pipelined uploader and downloader land.
+//    pipelined uploader lands; sealdrop downloading a 4 GiB file to a stream.
 // Every browser entry also reports the page's peak memory and main-thread long tasks;
 // every entry the CPU each process used and what the rest of the machine used.
 //
@@ -113,6 +113,10 @@ const ENTRIES = [
     pending: "the pipelined uploader and downloader with bounded memory (throughput stream): today's downloader returns the "
       + "whole file as one Blob, so a 4 GiB download would hold 4 GiB",
   },
+  {
+    section: "memory", key: "downloadMemory", name: "sealdrop 4 GiB download to a stream (records written in order, bounded window)",
+    run: sealdropDownloadMemory,
+  },
 ];
 
 // ---- entries that need the run's own files and servers ----------------------------
@@ -143,6 +147,21 @@ async function sealdropMemory(ctx) {
   } finally {
     rmSync(filePath, { force: true });
   }
+}
+
+/** sealdrop downloading a file of BENCH_MEMORY_FILE_MIB to a stream that drops it: the
+ *  page's peak memory while the whole file passes through (uploaded first, unmeasured
+ *  here: the upload's own memory is the `memory` entry's). */
+async function sealdropDownloadMemory(ctx) {
+  const filePath = join(ctx.work, "random-memory.bin");
+  writeRandomFile(filePath, ctx.memoryFileSize);
+  try {
+    await sealdropUpload(ctx, { filePath, size: ctx.memoryFileSize });
+  } finally {
+    rmSync(filePath, { force: true });
+  }
+  const download = await sealdropDownload(ctx, { size: ctx.memoryFileSize, sink: "stream" });
+  return { bytes: ctx.memoryFileSize, download };
 }
 
 // ---- running ----------------------------------------------------------------------

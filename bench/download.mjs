@@ -83,26 +83,34 @@ export async function nodeRangedGets(ctx, { key, server = ctx.s3 }) {
 
 /**
  * sealdrop's downloader on the link the sealdrop upload entry made: fetch, open every
- * record, hand the plaintext over (today as one Blob: the client's `download()`).
+ * record, hand the plaintext over in order: to one Blob (`sink: "blob"`, the client's
+ * default sink) or to a `WritableStream` that counts and drops it (`sink: "stream"`, as
+ * a service worker's streamed save or a file on disk would take it, without the disk).
  * Uses the client's own range size and `concurrency`.
  */
-export async function sealdropDownload(ctx, { size = ctx.fileSize } = {}) {
+export async function sealdropDownload(ctx, { size = ctx.fileSize, sink = "blob" } = {}) {
   const stack = await sealdropStack(ctx);
   const link = ctx.sealdrop.link;
   if (!link) throw new Error("no sealdrop upload ran before: nothing to download");
   const page = await ctx.browser.newPage();
   await page.goto(`${stack.url}/test/blank.html`);
   try {
-    const run = await measuredInPage(ctx, page, () => page.evaluate(async ({ link, concurrency }) => {
+    const run = await measuredInPage(ctx, page, () => page.evaluate(async ({ link, concurrency, sink }) => {
       await new Promise((resolve) => setTimeout(resolve)); // see pages.mjs measuredInPage
       const sealdrop = await import("/pkg/sealdrop_client.js");
       await sealdrop.default();
       const t0 = performance.now();
+      if (sink === "stream") {
+        let bytes = 0;
+        const writable = new WritableStream({ write(chunk) { bytes += chunk.byteLength; } });
+        await sealdrop.download(link, { concurrency, writable });
+        return { bytes, ms: performance.now() - t0 };
+      }
       const { blob } = await sealdrop.download(link, { concurrency });
       return { bytes: blob.size, ms: performance.now() - t0 };
-    }, { link, concurrency: ctx.concurrency }));
+    }, { link, concurrency: ctx.concurrency, sink }));
     if (run.bytes !== size) throw new Error(`sealdrop downloaded ${run.bytes} bytes, expected ${size}`);
-    return { ...run, note: `provider ${ctx.sealdropProvider}` };
+    return { ...run, note: `provider ${ctx.sealdropProvider}, to a ${sink}` };
   } finally {
     await page.close();
   }

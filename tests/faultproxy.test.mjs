@@ -180,6 +180,18 @@ describe("faults", () => {
     assert.deepEqual(res.partial, BIG.subarray(0, res.partial.length), "what arrived is the start of the body");
   });
 
+  test("flip: the response body arrives whole but for one bit of the byte at atByte; the log keeps the Range", async () => {
+    const at = 100_000; // past the first chunk of the body
+    proxy.inject({ method: "GET", path: "/big", fault: "flip", atByte: at });
+    const res = await send("GET", "/big", { headers: { range: "bytes=0-" } });
+    assert.equal(res.status, 200);
+    assert.equal(res.body.length, BIG.length);
+    const expected = Buffer.from(BIG);
+    expected[at] ^= 0x01;
+    assert.ok(res.body.equals(expected), "exactly that bit differs");
+    assert.deepEqual(proxy.log.map(({ fault, range }) => ({ fault, range })), [{ fault: "flip", range: "bytes=0-" }]);
+  });
+
   test("stall: the request is never answered nor forwarded; the client gives up on its own", async () => {
     for (const afterBytes of [0, 10_000, undefined]) {
       proxy.clearFaults();

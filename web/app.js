@@ -11,8 +11,8 @@
 // small helpers (formatting, errors, saving, DOM).
 
 import init, {
-  Uploader, createShare, download, linkNeedsPassword, listShares, revokeShare, shareStatus,
-  version,
+  Uploader, createShare, download, linkNeedsPassword, listShares, previewable, revokeShare,
+  shareStatus, version,
 } from "/pkg/sealdrop_client.js";
 
 const $ = (id) => document.getElementById(id);
@@ -39,11 +39,43 @@ async function main() {
   if (path === "/" || path === "/index.html") {
     send();
   } else if (/^\/s\/[^/]+\/?$/.test(path)) {
+    registerWorker();
     receive();
   } else {
     document.title = "Not a sealdrop link · sealdrop";
     $("nowhere").hidden = false;
   }
+}
+
+/** Registers the service worker that streams large saves and serves previews. The page
+ *  runs under Trusted Types: the one policy its CSP allows makes "/sw.js", and only
+ *  that, a script URL. Without a service worker, saves gather a Blob and no preview is
+ *  offered. */
+function registerWorker() {
+  if (!navigator.serviceWorker) return;
+  const url = window.trustedTypes
+    ? trustedTypes.createPolicy("sealdrop-sw", {
+      createScriptURL: (u) => {
+        if (u !== "/sw.js") throw new TypeError(`not the service worker: ${u}`);
+        return u;
+      },
+    }).createScriptURL("/sw.js")
+    : "/sw.js";
+  workerRegistered = navigator.serviceWorker.register(url, { type: "module" }).then(() => true, () => false);
+}
+
+/** Resolves once the service worker is registered; null if this browser has none. */
+let workerRegistered = null;
+
+/** Whether the service worker controls this page, waiting for it on a first visit (it
+ *  claims the page once active); false if it could not be registered. */
+async function workerInControl() {
+  const worker = navigator.serviceWorker;
+  if (!worker || !(await workerRegistered)) return false;
+  if (!worker.controller) {
+    await new Promise((resolve) => worker.addEventListener("controllerchange", resolve, { once: true }));
+  }
+  return true;
 }
 
 function showFatal(text, err) {
@@ -615,6 +647,7 @@ async function receive() {
   const status = $("incoming-status");
   const cancel = $("incoming-cancel");
   const saveAgain = $("incoming-save");
+  const previewButton = $("incoming-preview");
   const controller = new AbortController();
   cancel.addEventListener("click", () => controller.abort());
   const announce = milestones(status, "Downloading");
@@ -674,16 +707,22 @@ async function receive() {
   /** One attempt; a password refusal keeps the form for another try. */
   async function fetchFile(options) {
     status.textContent = "Decrypting the file's name…";
+    // A fresh sink per attempt: a refused password never began writing to one.
+    const sink = receiveSink();
     try {
       const file = await download(location.href, {
         ...options,
         signal: controller.signal,
+        writable: sink.writable,
         onMetadata: (info) => {
           $("unlock").hidden = true;
           name.textContent = info.name || "(unnamed)";
           size.textContent = `${formatBytes(info.size)}${info.type ? ` · ${info.type}` : ""}`;
           document.title = `${info.name} · sealdrop`;
           status.textContent = "Downloading and verifying…";
+          sink.begin(info);
+          // The preview worker opens links by their key: not a password link's.
+          if (!needsPassword) offerPreview(previewButton, info);
         },
         onProgress: (p) => {
           showProgress(bar, detail, p);
@@ -694,10 +733,13 @@ async function receive() {
       card.setAttribute("aria-busy", "false");
       detail.textContent = "";
       cancel.remove();
-      save(file.blob, file.name);
+      const blob = await sink.blob();
       status.textContent = "Verified and saved. Every part of the file passed its integrity check.";
-      saveAgain.hidden = false;
-      saveAgain.addEventListener("click", () => save(file.blob, file.name));
+      if (blob) {
+        save(blob, file.name);
+        saveAgain.hidden = false;
+        saveAgain.addEventListener("click", () => save(blob, file.name));
+      }
     } catch (err) {
       if (PASSWORD_CODES.has(err?.code) && !$("unlock").hidden) {
         status.textContent = "";
@@ -713,6 +755,68 @@ async function receive() {
 
 /** Refusals of a password, after which the person may try again. */
 const PASSWORD_CODES = new Set(["wrong_password", "too_many_attempts", "password_required", "invalid_password"]);
+/** Files larger than this are streamed to disk through the service worker (when it
+ *  controls the page) rather than gathered into a Blob. */
+const STREAM_OVER = 64 * 1024 * 1024;
+
+/**
+ * Where the receive page's download writes: a stream whose readable side, once the size
+ * is known, goes to the service worker for a large file (it answers /save/<id> with it,
+ * as an attachment: the browser writes to disk as the verified records arrive, and a
+ * failed download fails the browser's download) or is gathered into a Blob here for a
+ * small one. The download waits on the stream's backpressure meanwhile.
+ */
+function receiveSink() {
+  const { readable, writable } = new TransformStream();
+  let gathered = Promise.resolve(null);
+  return {
+    writable,
+    async begin(info) {
+      if (info.size > STREAM_OVER && (await workerInControl())) {
+        const id = randomId();
+        const answer = await tellWorker({ type: "save", id, name: info.name, size: info.size, readable }, [readable]);
+        if (answer.ok) {
+          const a = el("a", { href: `/save/${id}`, download: info.name || "download" });
+          a.hidden = true;
+          document.body.append(a);
+          a.click();
+          a.remove();
+          return;
+        }
+      }
+      gathered = new Response(readable).blob();
+      // A failed download aborts the stream; the download's own error is what is shown.
+      gathered.catch(() => {});
+    },
+    /** The plaintext gathered here; null when the service worker saved it. */
+    blob: () => gathered,
+  };
+}
+
+/** Shows "Preview" for a type the browser renders safely, when the service worker
+ *  controls the page: it opens /preview/<id> in a new tab, decrypted on demand. */
+async function offerPreview(button, info) {
+  if (!previewable(info.type) || !(await workerInControl())) return;
+  button.hidden = false;
+  button.addEventListener("click", async () => {
+    const id = randomId();
+    const answer = await tellWorker({ type: "preview", id, link: location.href });
+    if (answer.ok) window.open(`/preview/${id}`, "_blank", "noopener");
+  });
+}
+
+/** Posts `message` to the service worker; resolves to its answer ({ ok, ... }). */
+function tellWorker(message, transfer = []) {
+  return new Promise((resolve) => {
+    const channel = new MessageChannel();
+    channel.port1.onmessage = (event) => resolve(event.data);
+    navigator.serviceWorker.controller.postMessage(message, [channel.port2, ...transfer]);
+  });
+}
+
+function randomId() {
+  return [...crypto.getRandomValues(new Uint8Array(12))].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
 
 /**
  * Saves a Blob under `name` through a temporary object URL. The type is the
@@ -770,6 +874,7 @@ const HINTS = {
   key_commitment_failed: "The key in this link does not open this file: the link is wrong or damaged.",
   metadata_auth_failed: "The key in this link does not open this file: the link is wrong or damaged.",
   record_auth_failed: "The stored file is damaged: part of it failed its integrity check. Nothing was saved.",
+  write_failed: "The file could not be written (is the disk full?).",
   truncated: "The stored file is incomplete. Nothing was saved.",
   trailing_data: "The stored file has unexpected data at its end. Nothing was saved.",
   metadata_too_large: "The file name is too long.",

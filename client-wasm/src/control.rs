@@ -136,15 +136,16 @@ impl Control {
     }
 }
 
-/// Wakes every task waiting in [`Notify::changed`] when [`Notify::notify`] is called.
+/// Wakes every task waiting in [`Notify::changed`] when [`Notify::notify`] is called
+/// (also the download's in-order writer and the ranges waiting for room).
 #[derive(Default)]
-struct Notify {
+pub(crate) struct Notify {
     generation: Cell<u64>,
     waiters: RefCell<Vec<Waker>>,
 }
 
 impl Notify {
-    fn notify(&self) {
+    pub(crate) fn notify(&self) {
         self.generation.set(self.generation.get() + 1);
         for waker in self.waiters.borrow_mut().drain(..) {
             waker.wake();
@@ -152,7 +153,7 @@ impl Notify {
     }
 
     /// Resolves at the next [`Notify::notify`].
-    fn changed(&self) -> impl Future<Output = ()> + '_ {
+    pub(crate) fn changed(&self) -> impl Future<Output = ()> + '_ {
         let start = self.generation.get();
         poll_fn(move |cx| {
             if self.generation.get() != start {

@@ -1,7 +1,8 @@
 //! `download(link)`: fetch a file's record section in ranges, in parallel, open every
 //! record through the file's [`FileCipher`] (WebCrypto where the page has it; a range's
-//! records side by side), and hand back the plaintext as a `Blob` only once every record, the last
-//! included, has authenticated.
+//! records side by side), and write the plaintext in order to the caller's sink
+//! ([`crate::sink`]: a file on disk, a stream, or a `Blob`), which is complete only once
+//! every record, the last included, has authenticated ([`crate::pipeline`]).
 //!
 //! The file key never leaves the page: it comes from the link's fragment, which
 //! browsers do not send. The link names a share: the download is opened on it (one
@@ -20,26 +21,25 @@ use futures_util::future::join_all;
 use js_sys::{Array, Function, Uint8Array};
 use sealdrop_protocol::backoff::Backoff;
 use sealdrop_protocol::format::{
-    FileMetadata, FormatError, Header, Layout, RecordPosition, TAG_LEN,
+    FileKey, FileMetadata, FormatError, Header, Layout, RecordPosition,
 };
-use sealdrop_protocol::ids::random_id_text;
-use sealdrop_protocol::records::{
-    Runs, file_layout, plaintext_span, records_before, records_in, sealed_span,
-};
-use sealdrop_protocol::scheduler::PartScheduler;
+use sealdrop_protocol::ids::{ShareToken, random_id_text};
+use sealdrop_protocol::records::{file_layout, records_before, sealed_span};
 use sealdrop_protocol::share::{DownloadOpened, OpenDownloadRequest};
 use sealdrop_protocol::wire::{DownloadUrl, FileRecord};
-use web_sys::{AbortSignal, Blob, BlobPropertyBag};
+use web_sys::{AbortSignal, Blob};
 
 use crate::cipher::FileCipher;
 use crate::error::ClientError;
 use crate::http::Http;
 use crate::interop;
+use crate::kept;
 use crate::link::{self, Link};
+use crate::pipeline;
 use crate::platform::{self, AbortWatch};
-use crate::progress::Reporter;
 use crate::shares::Unlock;
-use crate::transfer::{cancellable, retrying, run_parts};
+use crate::sink::{FileHandle, Sink, SinkChoice};
+use crate::transfer::{cancellable, retrying};
 
 /// Sealed bytes per ranged `GET` (whole records, at least one).
 pub(crate) const RANGE_BYTES: u64 = 8 * 1024 * 1024;
@@ -55,34 +55,27 @@ pub(crate) struct DownloadRequest {
     pub signal: Option<AbortSignal>,
     /// For a `p1.` link.
     pub password: Option<String>,
+    /// `fileHandle` or `writable`; a `Blob` without either.
+    pub sink: SinkChoice,
 }
 
 /// What `download` resolves to.
 pub(crate) struct Downloaded {
     pub metadata: FileMetadata,
     pub size: u64,
-    pub blob: Blob,
+    /// The plaintext, for a blob sink.
+    pub blob: Option<Blob>,
+    /// Plaintext bytes a file sink already held, not fetched again.
+    pub resumed_from: u64,
 }
 
 /// Downloads and opens the file a link names. See the module documentation.
-pub(crate) async fn download(request: DownloadRequest) -> Result<Downloaded, ClientError> {
+pub(crate) async fn download(mut request: DownloadRequest) -> Result<Downloaded, ClientError> {
     let link = link::parse(&request.link)?;
     let unlock = Unlock::new(&link, request.password.as_deref())?;
     let watch = AbortWatch::new(request.signal.clone());
-    let http = Http {
-        stall_ms: request.stall_ms,
-    };
-    let mut id = [0u8; 16];
-    platform::random_bytes(&mut id)?;
-    let source = Source {
-        http: &http,
-        backoff: Backoff::default(),
-        base: format!("{}/api/shares/{}/downloads", link.endpoint, link.token),
-        download_id: random_id_text(id),
-        verifier: unlock.verifier(),
-        url: RefCell::new(String::new()),
-    };
-    let outcome = cancellable(&watch, run(&request, &link, &unlock, &source)).await;
+    let source = Source::new(&link, request.stall_ms, &unlock)?;
+    let outcome = run(&mut request, &link, &unlock, &source, &watch).await;
     // Best effort, and not cancelled with the download: a download neither completed
     // nor abandoned counts when its lease lapses anyway.
     let _ = source.close(outcome.is_ok()).await;
@@ -90,120 +83,90 @@ pub(crate) async fn download(request: DownloadRequest) -> Result<Downloaded, Cli
 }
 
 async fn run(
-    request: &DownloadRequest,
+    request: &mut DownloadRequest,
     link: &Link,
     unlock: &Unlock,
-    source: &Source<'_>,
+    source: &Source,
+    watch: &AbortWatch,
 ) -> Result<Downloaded, ClientError> {
-    let record = source.open().await?;
-    // A password link's key opens only now: the share accepted the verifier.
-    let key = unlock.key(&link.token)?;
-
-    let header = Header::parse(&decode(&record.header, "header")?)?;
-    // A wrong key stops here (`key_commitment_failed`), before any content is fetched.
-    let cipher = FileCipher::new(&key, &header).await?;
-    let metadata = cipher
-        .open_metadata(&decode(&record.metadata, "metadata")?)
-        .await?;
-    let layout =
-        file_layout(&header, &record).map_err(|e| ClientError::InvalidResponse(e.to_string()))?;
+    let (opener, metadata, key) = cancellable(watch, source.open_file(unlock, &link.token)).await?;
+    let layout = opener.layout;
 
     if let Some(callback) = &request.on_metadata {
         interop::call_metadata(callback, &metadata, layout.plaintext_size());
     }
 
-    // Ranges of about RANGE_BYTES of whole records, numbered from 1 like parts.
-    let sealed_record = u64::from(layout.record_size()) + TAG_LEN as u64;
-    let ranges = Runs::new(
-        layout.record_count(),
-        records_in(RANGE_BYTES, sealed_record),
-    );
-    let range_count = ranges
-        .count()
-        .ok_or_else(|| ClientError::InvalidResponse("the file has too many ranges".into()))?;
-    let backend = cipher.backend();
-    let opener = Opener { cipher, layout };
-    let scheduler = RefCell::new(
-        PartScheduler::new(range_count, request.concurrency, source.backoff, [])
-            .map_err(|e| ClientError::InvalidOption(e.to_string()))?,
-    );
-    let mut reporter = Reporter::new(
+    let choice = std::mem::replace(&mut request.sink, SinkChoice::Blob);
+    // Only a download this browser kept resumes from what its file holds.
+    let (kept, resume) = match &choice {
+        SinkChoice::File(handle) => keep(link, &key, &metadata, layout.plaintext_size(), handle)
+            .await
+            .map_or((None, false), |(id, resume)| (Some(id), resume)),
+        _ => (None, false),
+    };
+    let mut sink = Sink::open(choice, &layout, resume).await?;
+    let resumed_from = sink.resumed_from();
+    let from = resumed_from / u64::from(layout.record_size());
+    // Cancelled, only the pipeline is dropped: the sink still stops (a file keeps what
+    // it verified, to resume from).
+    let pipeline = pipeline::run(
+        source,
+        &opener,
+        from,
+        request.concurrency,
         request.on_progress.clone(),
-        layout.plaintext_size(),
-        range_count,
-        backend,
+        &mut sink,
     );
-    reporter.start(platform::now_ms(), 0, 0);
-    let reporter = RefCell::new(reporter);
-    let records = |part| ranges.records(part).unwrap_or(0..0);
-    let opened = RefCell::new(vec![None; range_count as usize]);
-    run_parts(
-        &scheduler,
-        &reporter,
-        |part| attempt_range(source, &opener, records(part)),
-        |part, blob: Blob| {
-            if let Some(slot) = opened.borrow_mut().get_mut(part as usize - 1) {
-                *slot = Some(blob);
-            }
-            let bytes = plaintext_span(&layout, &records(part)).map_or(0, |r| r.end - r.start);
-            (String::new(), bytes)
-        },
-    )
-    .await?;
-
-    // Every record has authenticated, the last included: only now is there a file.
-    let pieces = Array::new();
-    for blob in opened.into_inner() {
-        let blob =
-            blob.ok_or_else(|| ClientError::Unsupported("internal: a range is missing".into()))?;
-        pieces.push(&blob);
+    if let Err(error) = cancellable(watch, pipeline).await {
+        sink.stop(&error).await;
+        return Err(error);
     }
-    let options = BlobPropertyBag::new();
-    options.set_type(&metadata.mime);
-    let blob = Blob::new_with_blob_sequence_and_options(&pieces, &options)
-        .map_err(|e| ClientError::Unsupported(format!("Blob: {}", platform::describe(&e))))?;
-    reporter.borrow_mut().finish(platform::now_ms());
+    // Every record has authenticated, the last included: only now is there a file.
+    let blob = sink.complete(&metadata.mime).await?;
+    if let Some(id) = kept
+        && let Err(e) = kept::forget(&id).await
+    {
+        platform::warn(
+            "sealdrop: a finished download stays listed",
+            &e.to_string().into(),
+        );
+    }
     Ok(Downloaded {
         metadata,
         size: layout.plaintext_size(),
         blob,
+        resumed_from,
     })
 }
 
-/// One attempt at one range of records: `GET` it (with a fresh download URL, once, if
-/// the current one is refused with `403`: expired, whatever the body says) and open
-/// every record in it.
-async fn attempt_range(
-    source: &Source<'_>,
-    opener: &Opener,
-    records: Range<u64>,
-) -> Result<Blob, ClientError> {
-    let bytes = opener.sealed_range(&records)?;
-    let url = source.url.borrow().clone();
-    let whole = opener.layout.section_len();
-    let body = match source
-        .http
-        .get_range(&url, bytes.start, bytes.end, whole)
-        .await
-    {
-        Err(e) if e.may_need_fresh_url() => {
-            source.refresh().await?;
-            let url = source.url.borrow().clone();
-            source
-                .http
-                .get_range(&url, bytes.start, bytes.end, whole)
-                .await?
+/// Keeps a download to a file in IndexedDB, to be listed and resumed after a reload:
+/// its id, and whether it was kept already (a resume). `None` (and a warning) where
+/// the browser refuses: the download itself goes on, from the file's first byte.
+async fn keep(
+    link: &Link,
+    key: &FileKey,
+    metadata: &FileMetadata,
+    size: u64,
+    handle: &FileHandle,
+) -> Option<(String, bool)> {
+    let share = format!("{}/s/{}", link.endpoint, link.token);
+    match kept::keep(&share, key, metadata, size, handle).await {
+        Ok(kept) => Some(kept),
+        Err(e) => {
+            platform::warn(
+                "sealdrop: the download is not kept for a reload",
+                &e.to_string().into(),
+            );
+            None
         }
-        outcome => outcome?,
-    };
-    opener.open_range(records, bytes.start, &body).await
+    }
 }
 
 /// The download opened on the link's share, and its storage URL, re-issued when it
 /// expires.
-struct Source<'a> {
-    http: &'a Http,
-    backoff: Backoff,
+pub(crate) struct Source {
+    http: Http,
+    pub(crate) backoff: Backoff,
     /// `<endpoint>/api/shares/<token>/downloads`.
     base: String,
     /// Chosen here, so a retried open is the same download.
@@ -213,7 +176,71 @@ struct Source<'a> {
     url: RefCell<String>,
 }
 
-impl Source<'_> {
+impl Source {
+    /// A download of the file the link's share names, not yet opened (with the
+    /// password's verifier, for a `p1.` link).
+    pub(crate) fn new(link: &Link, stall_ms: u64, unlock: &Unlock) -> Result<Self, ClientError> {
+        let mut id = [0u8; 16];
+        platform::random_bytes(&mut id)?;
+        Ok(Source {
+            http: Http { stall_ms },
+            backoff: Backoff::default(),
+            base: format!("{}/api/shares/{}/downloads", link.endpoint, link.token),
+            download_id: random_id_text(id),
+            verifier: unlock.verifier(),
+            url: RefCell::new(String::new()),
+        })
+    }
+
+    /// Opens the download and the file: the key (a password link's opens only once
+    /// the share accepted the verifier), the header, the key's commitment (a wrong key
+    /// stops here with `key_commitment_failed`, before any content is fetched), the
+    /// sealed name and type, and the layout.
+    pub(crate) async fn open_file(
+        &self,
+        unlock: &Unlock,
+        token: &ShareToken,
+    ) -> Result<(Opener, FileMetadata, FileKey), ClientError> {
+        let record = self.open().await?;
+        let key = unlock.key(token)?;
+        let header = Header::parse(&decode(&record.header, "header")?)?;
+        let cipher = FileCipher::new(&key, &header).await?;
+        let metadata = cipher
+            .open_metadata(&decode(&record.metadata, "metadata")?)
+            .await?;
+        let layout = file_layout(&header, &record)
+            .map_err(|e| ClientError::InvalidResponse(e.to_string()))?;
+        Ok((Opener { cipher, layout }, metadata, key))
+    }
+
+    /// One attempt at one range of records: `GET` it (with a fresh download URL, once,
+    /// if the current one is refused with `403`: expired, whatever the body says) and
+    /// open every record in it.
+    pub(crate) async fn attempt_range(
+        &self,
+        opener: &Opener,
+        records: Range<u64>,
+    ) -> Result<Array, ClientError> {
+        let bytes = opener.sealed_range(&records)?;
+        let url = self.url.borrow().clone();
+        let whole = opener.layout.section_len();
+        let body = match self
+            .http
+            .get_range(&url, bytes.start, bytes.end, whole)
+            .await
+        {
+            Err(e) if e.may_need_fresh_url() => {
+                self.refresh().await?;
+                let url = self.url.borrow().clone();
+                self.http
+                    .get_range(&url, bytes.start, bytes.end, whole)
+                    .await?
+            }
+            outcome => outcome?,
+        };
+        opener.open_range(records, bytes.start, &body).await
+    }
+
     /// Opens the download; keeps its URL and answers the file record.
     async fn open(&self) -> Result<FileRecord, ClientError> {
         let request = OpenDownloadRequest {
@@ -248,7 +275,7 @@ impl Source<'_> {
 
     /// Tells the share how the download ended: `complete` (it counts) or `DELETE`
     /// (abandoned).
-    async fn close(&self, completed: bool) -> Result<(), ClientError> {
+    pub(crate) async fn close(&self, completed: bool) -> Result<(), ClientError> {
         let url = format!("{}/{}", self.base, self.download_id);
         match completed {
             true => {
@@ -267,9 +294,9 @@ impl Source<'_> {
 }
 
 /// Everything needed to open any record of the file.
-struct Opener {
-    cipher: FileCipher,
-    layout: Layout,
+pub(crate) struct Opener {
+    pub(crate) cipher: FileCipher,
+    pub(crate) layout: Layout,
 }
 
 impl Opener {
@@ -280,7 +307,7 @@ impl Opener {
     }
 
     /// Opens records `records` from `body`, the section's bytes from `offset` on, into
-    /// one `Blob` of plaintext. A body shorter than the records is `truncated` at the
+    /// their plaintexts, in order. A body shorter than the records is `truncated` at the
     /// first record it does not hold; no plaintext of a record that fails is kept.
     /// (A body longer than the records never gets here: the read stops at the range.)
     async fn open_range(
@@ -288,7 +315,7 @@ impl Opener {
         records: Range<u64>,
         offset: u64,
         body: &Uint8Array,
-    ) -> Result<Blob, ClientError> {
+    ) -> Result<Array, ClientError> {
         // The records that arrived whole are opened first: a tampered record before a
         // cut must be reported as such, not as truncation.
         let end = offset + u64::from(body.length());
@@ -307,8 +334,7 @@ impl Opener {
         if whole.end < records.end {
             return Err(FormatError::Truncated { record: whole.end }.into());
         }
-        Blob::new_with_u8_array_sequence(&pieces)
-            .map_err(|e| ClientError::Unsupported(format!("Blob: {}", platform::describe(&e))))
+        Ok(pieces)
     }
 
     /// Opens record `index`, which lies wholly in `body` (the section's bytes from

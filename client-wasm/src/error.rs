@@ -88,6 +88,11 @@ pub enum ClientError {
     #[error("the file could not be read: {0}")]
     ReadFailed(String),
 
+    /// The download's sink refused the plaintext (code `write_failed`): the disk is full,
+    /// the page lost its permission to write the file, or the stream was closed.
+    #[error("the download could not be written: {0}")]
+    WriteFailed(String),
+
     /// The file is not the one the upload began with, or changed on disk since (code
     /// `file_changed`). Nothing sealed from it is sent: a part sealed again under the
     /// same nonces from other bytes would leak both plaintexts.
@@ -142,6 +147,7 @@ impl ClientError {
             Self::InvalidLink(_) => Cow::Borrowed("invalid_link"),
             Self::PasswordRequired => Cow::Borrowed("password_required"),
             Self::ReadFailed(_) => Cow::Borrowed("read_failed"),
+            Self::WriteFailed(_) => Cow::Borrowed("write_failed"),
             Self::FileChanged(_) => Cow::Borrowed("file_changed"),
             Self::PersistFailed(_) => Cow::Borrowed("persist_failed"),
             Self::InvalidResponse(_) => Cow::Borrowed("invalid_response"),
@@ -261,6 +267,7 @@ mod tests {
         assert_eq!(record.record(), Some(7));
         assert_eq!(ClientError::Cancelled.code(), "cancelled");
         assert_eq!(ClientError::FileChanged("x".into()).code(), "file_changed");
+        assert_eq!(ClientError::WriteFailed("x".into()).code(), "write_failed");
         assert_eq!(
             ClientError::PersistFailed("x".into()).code(),
             "persist_failed"

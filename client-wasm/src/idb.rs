@@ -8,9 +8,11 @@
 //! not justify another async layer, and this stays usable in a dedicated worker (it
 //! reads `indexedDB` from the global scope).
 //!
-//! The database `sealdrop`, version 1, has three stores (docs in [`crate::persist`]):
+//! The database `sealdrop`, version 2, has four stores (docs in [`crate::persist`]):
 //! `keys` (the wrapping key), `uploads` (one record per unfinished upload, key path
-//! `id`) and `parts` (tag fingerprints, keyed `[uploadId, part]`).
+//! `id`), `parts` (tag fingerprints, keyed `[uploadId, part]`) and, since version 2,
+//! `downloads` (one record per unfinished download to a file, key path `id`,
+//! [`crate::kept`]).
 
 use std::cell::RefCell;
 
@@ -27,13 +29,15 @@ use crate::error::ClientError;
 use crate::platform;
 
 const NAME: &str = "sealdrop";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 /// The wrapping key (one record).
 pub(crate) const KEYS: &str = "keys";
 /// One record per unfinished upload.
 pub(crate) const UPLOADS: &str = "uploads";
 /// Tag fingerprints of parts, keyed `[uploadId, part]`.
 pub(crate) const PARTS: &str = "parts";
+/// One record per unfinished download to a file.
+pub(crate) const DOWNLOADS: &str = "downloads";
 
 /// `readonly` or `readwrite`.
 #[derive(Clone, Copy)]
@@ -192,17 +196,32 @@ impl Db {
     }
 }
 
-/// Creates the stores (in the `upgradeneeded` event of the first open).
+/// Creates the stores (in the `upgradeneeded` event of the first open, or of the first
+/// open by a newer version: a store that exists already is kept as it is).
 fn create_stores(request: &IdbOpenDbRequest) {
     let Ok(db) = request.result().and_then(|r| r.dyn_into::<IdbDatabase>()) else {
         return;
     };
     let by_id = IdbObjectStoreParameters::new();
     by_id.set_key_path(&JsValue::from_str("id"));
+    // `objectStoreNames` (a DOMStringList) as an array: one web-sys feature fewer.
+    let names = Reflect::get(&db, &"objectStoreNames".into())
+        .map(|names| Array::from(&names))
+        .unwrap_or_default();
+    let missing = |name: &str| !names.includes(&JsValue::from_str(name), 0);
     // Errors here abort the upgrade, and the open then fails with them.
-    let _ = db.create_object_store(KEYS);
-    let _ = db.create_object_store_with_optional_parameters(UPLOADS, &by_id);
-    let _ = db.create_object_store(PARTS);
+    if missing(KEYS) {
+        let _ = db.create_object_store(KEYS);
+    }
+    if missing(UPLOADS) {
+        let _ = db.create_object_store_with_optional_parameters(UPLOADS, &by_id);
+    }
+    if missing(PARTS) {
+        let _ = db.create_object_store(PARTS);
+    }
+    if missing(DOWNLOADS) {
+        let _ = db.create_object_store_with_optional_parameters(DOWNLOADS, &by_id);
+    }
 }
 
 /// The result of a request, once it succeeded.

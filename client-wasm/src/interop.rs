@@ -9,17 +9,19 @@ use sealdrop_protocol::format::{FileMetadata, MAX_RECORD_SIZE, MIN_RECORD_SIZE};
 use sealdrop_protocol::ids::ShareToken;
 use sealdrop_protocol::share::{PublicShare, ShareView, UpdateShareRequest};
 use wasm_bindgen::prelude::*;
-use web_sys::{AbortSignal, Blob, File};
+use web_sys::{AbortSignal, Blob, File, WritableStream};
 
 #[cfg(feature = "conformance")]
 use crate::conformance::VectorError;
 use crate::download::{DownloadRequest, Downloaded};
 use crate::error::ClientError;
+use crate::kept::KeptDownload;
 use crate::link;
 use crate::persist::Entry;
 use crate::platform;
 use crate::progress::Snapshot;
 use crate::shares::{FileRef, NewShare};
+use crate::sink::{FileHandle, SinkChoice};
 use crate::stall::DEFAULT_STALL_MS;
 use crate::upload::{Source, UploadConfig, UploadRequest, Uploaded};
 
@@ -144,6 +146,24 @@ export interface PendingUpload {
   handle: FileSystemFileHandle | null;
 }
 
+/**
+ * An unfinished download to a file this browser kept (`pendingDownloads()`): resume it
+ * with `download(pending.link, { fileHandle: pending.handle })`.
+ */
+export interface PendingDownload {
+  id: string;
+  /** The name, type and size sealed in the file. */
+  name: string;
+  type: string;
+  size: number;
+  /** When it began (ms since the epoch). */
+  createdAt: number;
+  /** The share link, its key unwrapped from this browser's storage. */
+  link: string;
+  /** The file it is written to (ask for write permission again after a reload). */
+  handle: FileSystemFileHandle;
+}
+
 /** What `upload` resolves to. */
 export interface UploadResult {
   /** The file's public id. */
@@ -250,7 +270,11 @@ export interface DownloadOptions {
   concurrency?: number;
   /** A range that makes no progress for this long (ms) is aborted and retried; default 30000. */
   stallTimeoutMs?: number;
-  /** Aborting it stops the download and rejects with code `cancelled`. */
+  /**
+   * Aborting it stops the download and rejects with code `cancelled`. With a
+   * `fileHandle` this is the pause: what was verified stays in the file, and calling
+   * `download` again with the same handle resumes after it.
+   */
   signal?: AbortSignal;
   /**
    * The password of a `#p1.` link (`linkNeedsPassword(link)`). Without it such a link
@@ -258,11 +282,26 @@ export interface DownloadOptions {
    * share), and after too many with `too_many_attempts` (`retryAfter` seconds).
    */
   password?: string;
+   * Write the file to disk through this handle (`showSaveFilePicker`, or the origin
+   * private file system), record by record in order. Records the file already holds
+   * are kept and not fetched again (resume; never the last record, which is always
+   * verified anew). A handle named `<name>.part` is renamed `<name>` once the last
+   * record verified. Not with `writable`.
+   */
+  fileHandle?: FileSystemFileHandle;
+  /**
+   * Write the plaintext to this stream, in order (chunks are `Uint8Array`s); closed when
+   * the last record verified, aborted with the error otherwise. Not with `fileHandle`.
+   */
+  writable?: WritableStream<Uint8Array>;
 }
 
 /** What `download` resolves to: the verified plaintext and its sealed name and type. */
 export interface DownloadResult extends FileInfo {
-  blob: Blob;
+  /** The plaintext, without `fileHandle` or `writable`; `null` with either. */
+  blob: Blob | null;
+  /** Plaintext bytes the `fileHandle`'s file already held and kept (0 otherwise). */
+  resumedFrom: number;
 }
 
 /**
@@ -272,8 +311,8 @@ export interface DownloadResult extends FileInfo {
  * `truncated`, `wrong_password` for a password link's key that does not open,
  * `invalid_password`, ...), or one of `network`, `stalled`, `http_<status>`,
  * `cancelled`, `invalid_option`, `invalid_link`, `password_required`,
- * `invalid_response`, `read_failed`, `file_changed`, `part_failed`, `persist_failed`,
- * `unsupported`.
+ * `invalid_response`, `read_failed`, `write_failed`, `file_changed`, `part_failed`,
+ * `persist_failed`, `unsupported`.
  */
 export interface SealdropError extends Error {
   name: "SealdropError";
@@ -423,6 +462,7 @@ pub(crate) fn download_request(
             .unwrap_or(DEFAULT_STALL_MS),
         signal: bag.signal("signal")?,
         password: bag.string("password")?,
+        sink: bag.sink()?,
     })
 }
 
@@ -618,6 +658,23 @@ impl Bag {
             .map_err(|_| self.invalid(name, "must be an AbortSignal"))
     }
 
+    /// `fileHandle` (a `FileSystemFileHandle`) or `writable` (a `WritableStream`), not
+    /// both; a `Blob` without either.
+    fn sink(&self) -> Result<SinkChoice, ClientError> {
+        match (self.get("fileHandle")?, self.get("writable")?) {
+            (Some(_), Some(_)) => Err(self.invalid("writable", "cannot go with `fileHandle`")),
+            (Some(handle), None) => handle
+                .dyn_into::<FileHandle>()
+                .map(SinkChoice::File)
+                .map_err(|_| self.invalid("fileHandle", "must be a FileSystemFileHandle")),
+            (None, Some(stream)) => stream
+                .dyn_into::<WritableStream>()
+                .map(SinkChoice::Stream)
+                .map_err(|_| self.invalid("writable", "must be a WritableStream")),
+            (None, None) => Ok(SinkChoice::Blob),
+        }
+    }
+
     fn invalid(&self, name: &str, problem: &str) -> ClientError {
         ClientError::InvalidOption(format!("{} `{name}` {problem}", self.what))
     }
@@ -668,10 +725,29 @@ pub(crate) fn pending_list(entries: &[Entry]) -> JsValue {
     list.into()
 }
 
-/// `{ name, type, size, blob }`.
+/// The `PendingDownload` objects of `pendingDownloads()`, with their links.
+pub(crate) fn kept_list(kept: &[(KeptDownload, String)]) -> JsValue {
+    let list = Array::new();
+    for (KeptDownload { saved, handle }, link) in kept {
+        let object = Object::new();
+        set(&object, "id", &JsValue::from_str(&saved.id));
+        set(&object, "name", &JsValue::from_str(&saved.name));
+        set(&object, "type", &JsValue::from_str(&saved.mime));
+        set(&object, "size", &number(saved.size));
+        set(&object, "createdAt", &number(saved.created_at));
+        set(&object, "link", &JsValue::from_str(link));
+        set(&object, "handle", handle);
+        list.push(&object);
+    }
+    list.into()
+}
+
+/// `{ name, type, size, blob, resumedFrom }`.
 pub(crate) fn downloaded(result: &Downloaded) -> JsValue {
     let object = file_info(&result.metadata, result.size);
-    set(&object, "blob", &result.blob);
+    let blob = result.blob.as_ref().map_or(JsValue::NULL, |b| b.into());
+    set(&object, "blob", &blob);
+    set(&object, "resumedFrom", &number(result.resumed_from));
     object.into()
 }
 

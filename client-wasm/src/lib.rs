@@ -11,13 +11,17 @@
 //! modules here carry them out with browser APIs:
 //!
 //! - `upload` / `download`: the two flows; `control`: an upload's state as the
-//!   person controls it (pause, resume, cancel);
+//!   person controls it (pause, resume, cancel); `pipeline`: a download's ranges
+//!   written in order within a bounded window; `sink`: where they go (a file on disk,
+//!   a stream, a `Blob`); `preview` (`openFile`): random access to a shared file, for
+//!   the service worker's previews;
 //! - `transfer`: the scheduler loop both share, retries, cancellation;
 //! - `http` (`fetch`), `xhr` (part `PUT`s, with upload progress), `stall` (aborting a
 //!   request that makes no progress); `part_urls`;
 //! - `seal`: sealing a part from the file through the file cipher; `scratch`: the
 //!   aes-gcm backend's wasm buffers;
 //! - `persist` and `idb`: what IndexedDB keeps to resume after a reload or a crash;
+//!   `kept`: the same for downloads to a file;
 //! - `platform`: the global scope (timers, clock, random bytes, `AbortSignal`);
 //! - `cipher`: the async file cipher (records and metadata), WebCrypto or (without
 //!   `crypto.subtle`) aes-gcm;
@@ -47,15 +51,19 @@ mod error;
 mod http;
 mod idb;
 mod interop;
+mod kept;
 mod link;
 mod part_urls;
 mod persist;
+mod pipeline;
 mod platform;
+mod preview;
 mod progress;
 mod room;
 mod scratch;
 mod seal;
 mod shares;
+mod sink;
 mod stall;
 mod transfer;
 mod upload;
@@ -74,6 +82,7 @@ pub use bench::BenchCipher;
 #[cfg(feature = "conformance")]
 pub use conformance::VectorError;
 pub use error::ClientError;
+pub use preview::{SealedFile, open_file, previewable};
 
 use crate::persist::Store;
 use crate::upload::{Job, UploadConfig, UploadRequest};
@@ -331,12 +340,15 @@ impl Upload {
     }
 }
 
-/// Downloads the file a link names, checks every record and resolves to its
-/// `{ name, type, size, blob }`; no plaintext is released unless the whole file
-/// verified. A password link (`#p1.`) needs `options.password`. Rejects with a
-/// `SealdropError` (`invalid_link`, `share_not_found`, `share_exhausted`,
-/// `password_required`, `wrong_password`, `too_many_attempts` with `.retryAfter`,
-/// `key_commitment_failed` for a wrong key, `record_auth_failed` with `.record`, ...).
+/// Downloads the file a link names, checks every record and writes it in order to a
+/// sink: `options.fileHandle` (a file on disk, resumable), `options.writable` (a
+/// stream) or, without either, a `Blob`. Resolves to `{ name, type, size, blob,
+/// resumedFrom }` once every record, the last included, verified; the sink is complete
+/// only then (a stream is aborted, a `.part` file keeps its name otherwise). A password
+/// link (`#p1.`) needs `options.password`. Rejects with a `SealdropError`
+/// (`invalid_link`, `share_not_found`, `share_exhausted`, `password_required`,
+/// `wrong_password`, `too_many_attempts` with `.retryAfter`, `key_commitment_failed`
+/// for a wrong key, `record_auth_failed` with `.record`, `write_failed`, ...).
 #[wasm_bindgen(unchecked_return_type = "Promise<DownloadResult>")]
 pub fn download(
     #[wasm_bindgen(unchecked_param_type = "string")] link: JsValue,
@@ -471,6 +483,35 @@ fn owner_call<A: 'static>(
         let (file, auth, args) = parsed.map_err(|e| interop::error(&e))?;
         call(shares::Owner::new(auth), file, args)
             .await
+            .map_err(|e| interop::error(&e))
+    })
+}
+
+/// The unfinished downloads to a file this browser kept (on this origin), oldest first,
+/// as `{ id, name, type, size, createdAt, link, handle }`: resume one with
+/// `download(pending.link, { fileHandle: pending.handle })`. A download is kept from
+/// its start with a `fileHandle` until its last record verified. One whose key no
+/// longer unwraps is left out.
+#[wasm_bindgen(js_name = pendingDownloads, unchecked_return_type = "Promise<PendingDownload[]>")]
+pub fn pending_downloads() -> Promise {
+    future_to_promise(async {
+        let mut listed = Vec::new();
+        for download in kept::pending().await.map_err(|e| interop::error(&e))? {
+            if let Ok(link) = download.link().await {
+                listed.push((download, link));
+            }
+        }
+        Ok(interop::kept_list(&listed))
+    })
+}
+
+/// Forgets a kept download (`pendingDownloads()`); its file stays as it is.
+#[wasm_bindgen(js_name = forgetDownload, unchecked_return_type = "Promise<void>")]
+pub fn forget_download(id: String) -> Promise {
+    future_to_promise(async move {
+        kept::forget(&id)
+            .await
+            .map(|()| JsValue::UNDEFINED)
             .map_err(|e| interop::error(&e))
     })
 }

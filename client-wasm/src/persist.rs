@@ -240,7 +240,7 @@ impl Saved {
         key: &FileKey,
         idempotency_key: IdempotencyKey,
     ) -> Result<Self, ClientError> {
-        let wrapped_key = STANDARD.encode(wrap(&id, key).await?);
+        let wrapped_key = STANDARD.encode(wrap(UPLOAD_KEY, &id, key).await?);
         Ok(Self {
             version: RECORD_VERSION,
             created_at: platform::now_ms(),
@@ -263,7 +263,7 @@ impl Saved {
         let wrapped = STANDARD
             .decode(&self.wrapped_key)
             .map_err(|_| ClientError::PersistFailed("the saved key is damaged".into()))?;
-        unwrap(&self.id, &wrapped).await
+        unwrap(UPLOAD_KEY, &self.id, &wrapped).await
     }
 }
 
@@ -303,22 +303,26 @@ async fn wrapping_key() -> Result<CryptoKey, ClientError> {
         .map_err(|_| ClientError::PersistFailed("the wrapping key is damaged".into()))
 }
 
-/// The associated data binding a wrapped key to its record: a key copied into another
-/// record does not unwrap.
-fn wrap_params(id: &str, iv: &[u8]) -> AesGcmParams {
+/// What a wrapped key is for, bound into its AAD: an upload's (`persist`) or a kept
+/// download's (`crate::kept`).
+pub(crate) const UPLOAD_KEY: &str = "upload-key";
+
+/// The associated data binding a wrapped key to its record and purpose: a key copied
+/// into another record, or from an upload's record to a download's, does not unwrap.
+fn wrap_params(purpose: &str, id: &str, iv: &[u8]) -> AesGcmParams {
     let params = AesGcmParams::new("AES-GCM", &Uint8Array::from(iv));
-    let aad = format!("sealdrop/upload-key/v1/{id}");
+    let aad = format!("sealdrop/{purpose}/v1/{id}");
     params.set_additional_data(&Uint8Array::from(aad.as_bytes()));
     params
 }
 
-/// `iv || AES-GCM(wrapping key, iv, key, aad = the record's id)`.
-async fn wrap(id: &str, key: &FileKey) -> Result<Vec<u8>, ClientError> {
+/// `iv || AES-GCM(wrapping key, iv, key, aad = the purpose and the record's id)`.
+pub(crate) async fn wrap(purpose: &str, id: &str, key: &FileKey) -> Result<Vec<u8>, ClientError> {
     let wrapping = wrapping_key().await?;
     let mut iv = [0u8; 12];
     platform::random_bytes(&mut iv)?;
     let sealed = platform::subtle()?
-        .encrypt_with_object_and_u8_array(&wrap_params(id, &iv), &wrapping, key.as_bytes())
+        .encrypt_with_object_and_u8_array(&wrap_params(purpose, id, &iv), &wrapping, key.as_bytes())
         .map_err(crypto_failed)?;
     let sealed = JsFuture::from(sealed).await.map_err(crypto_failed)?;
     let mut out = iv.to_vec();
@@ -326,12 +330,16 @@ async fn wrap(id: &str, key: &FileKey) -> Result<Vec<u8>, ClientError> {
     Ok(out)
 }
 
-async fn unwrap(id: &str, wrapped: &[u8]) -> Result<FileKey, ClientError> {
+pub(crate) async fn unwrap(
+    purpose: &str,
+    id: &str,
+    wrapped: &[u8],
+) -> Result<FileKey, ClientError> {
     let damaged = || ClientError::PersistFailed("the saved key does not unwrap".into());
     let (iv, sealed) = wrapped.split_at_checked(12).ok_or_else(damaged)?;
     let wrapping = wrapping_key().await?;
     let opened = platform::subtle()?
-        .decrypt_with_object_and_u8_array(&wrap_params(id, iv), &wrapping, sealed)
+        .decrypt_with_object_and_u8_array(&wrap_params(purpose, id, iv), &wrapping, sealed)
         .map_err(crypto_failed)?;
     let opened = JsFuture::from(opened).await.map_err(|_| damaged())?;
     let bytes: [u8; 32] = Uint8Array::new(&opened)
@@ -345,7 +353,7 @@ fn crypto_failed(e: JsValue) -> ClientError {
     ClientError::PersistFailed(format!("WebCrypto: {}", platform::describe(&e)))
 }
 
-fn set(object: &Object, key: &str, value: &JsValue) {
+pub(crate) fn set(object: &Object, key: &str, value: &JsValue) {
     // Defining a property on a fresh plain object cannot fail.
     let _ = Reflect::set(object, &JsValue::from_str(key), value);
 }

@@ -53,6 +53,24 @@ pub fn records_before(layout: &Layout, records: Range<u64>, end: u64) -> Range<u
     records.start..whole.clamp(records.start, records.end)
 }
 
+/// Where a download resumes that finds `held` plaintext bytes of the file already
+/// written (in order, whole verified records only): the records it keeps, never the
+/// last one (verified anew every time, so nothing is complete until it is).
+pub fn resume_from(layout: &Layout, held: u64) -> u64 {
+    (held / u64::from(layout.record_size())).min(layout.last_index())
+}
+
+/// The records that hold plaintext bytes `bytes`; empty for an empty range. Bytes past
+/// the end of the file are held by no record.
+pub fn records_holding(layout: &Layout, bytes: Range<u64>) -> Range<u64> {
+    let size = u64::from(layout.record_size());
+    let end = bytes.end.min(layout.plaintext_size());
+    if bytes.start >= end {
+        return 0..0;
+    }
+    bytes.start / size..end.div_ceil(size)
+}
+
 /// A run of records cut into numbered pieces of `per_run` records, numbered from 1 like
 /// parts (the ranged `GET`s of a download).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,6 +147,74 @@ mod tests {
 
     fn layout(plaintext: u64) -> Layout {
         Layout::for_plaintext(R, plaintext).unwrap()
+    }
+
+    #[test]
+    fn a_resume_keeps_whole_records_but_never_the_last() {
+        let l = layout(10 * u64::from(R) + 5); // 11 records, the last of 5 bytes
+        assert_eq!(resume_from(&l, 0), 0);
+        assert_eq!(
+            resume_from(&l, u64::from(R) - 1),
+            0,
+            "a cut record is not kept"
+        );
+        assert_eq!(resume_from(&l, 3 * u64::from(R)), 3);
+        assert_eq!(resume_from(&l, 3 * u64::from(R) + 7), 3);
+        assert_eq!(
+            resume_from(&l, 10 * u64::from(R) + 5),
+            10,
+            "the last is fetched again"
+        );
+        assert_eq!(
+            resume_from(&l, u64::MAX),
+            10,
+            "more than the file: still not the last"
+        );
+        assert_eq!(
+            resume_from(&layout(0), 0),
+            0,
+            "an empty file has one (last) record"
+        );
+        assert_eq!(resume_from(&layout(u64::from(R)), u64::from(R)), 0);
+    }
+
+    #[test]
+    fn records_holding_a_byte_range() {
+        let r = u64::from(R);
+        let l = layout(10 * r + 5);
+        assert_eq!(records_holding(&l, 0..1), 0..1);
+        assert_eq!(records_holding(&l, r - 1..r + 1), 0..2, "across a boundary");
+        assert_eq!(records_holding(&l, r..2 * r), 1..2, "exactly one record");
+        assert_eq!(records_holding(&l, 10 * r..10 * r + 5), 10..11, "the last");
+        assert_eq!(
+            records_holding(&l, 10 * r + 2..u64::MAX),
+            10..11,
+            "clipped to the file"
+        );
+        assert_eq!(records_holding(&l, 5..5), 0..0);
+        assert_eq!(
+            records_holding(&l, 10 * r + 5..10 * r + 9),
+            0..0,
+            "past the end"
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn records_holding_cover_exactly_the_bytes(size in 0u64..2_000, a in 0u64..2_100, b in 0u64..2_100) {
+            let l = layout(size);
+            let (start, end) = (a.min(b), a.max(b));
+            let held = records_holding(&l, start..end);
+            match plaintext_span(&l, &held) {
+                None => prop_assert!(start >= end.min(size)),
+                Some(span) => {
+                    prop_assert!(span.start <= start && span.end >= end.min(size));
+                    // No record more than needed on either side.
+                    prop_assert!(start - span.start < u64::from(R));
+                    prop_assert!(span.end - end.min(size) < u64::from(R));
+                }
+            }
+        }
     }
 
     #[test]

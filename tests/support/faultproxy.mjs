@@ -28,6 +28,8 @@
 //   look wholly sent to the browser (upload progress at 100%) before it waits
 //   forever for the answer: a stall detector must watch for the answer too.
 // - "delay": wait `delayMs`, then forward.
+// - "flip": forward, flipping one bit of the response body's byte at `atByte` (default
+//   0): a byte of storage that went bad, as the client reads it.
 // A rule fires for the next `times` matching requests (default 1), or for each with
 // `probability` p drawn from the proxy's seeded RNG (then `times` defaults to no
 // limit). Rules are tried in the order they were added; the first that fires wins.
@@ -44,8 +46,9 @@
 // starts the proxy with `keepAlive: false` (every answer closes its connection, so
 // none is reused) or uses "status"; the proxy's log counts every attempt either way.
 //
-// Every request is logged in `proxy.log` ({ method, path, query, partNumber,
-// fault, status }; status is the status the client got, null if none).
+// Every request is logged in `proxy.log` ({ method, path, query, partNumber, range,
+// fault, status }; status is the status the client got, null if none; range the
+// Range header, null if none).
 // partNumber comes from `partNumber=` in S3 URLs or the `/blob/<id>/<n>` path.
 // `proxy.events` emits "request" (entry) for each request and "fault" (entry, rule)
 // when a rule fires, e.g. to wait until a stalled request has arrived.
@@ -54,7 +57,7 @@ import { Agent, createServer, request as httpRequest } from "node:http";
 
 // Not forwarded: they describe one connection, not the request.
 const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection", "te", "upgrade", "trailer", "transfer-encoding"]);
-const FAULTS = new Set(["status", "refuse", "reset", "stall", "delay"]);
+const FAULTS = new Set(["status", "refuse", "reset", "stall", "delay", "flip"]);
 
 /** mulberry32: a small seeded PRNG, so "10% of PUTs fail" is the same 10% each run. */
 export function seededRandom(seed) {
@@ -192,6 +195,18 @@ export async function startFaultProxy({ target, seed = 1, keepAlive = true }) {
       res.writeHead(upRes.statusCode, upRes.statusMessage, [...forwardable(upRes.rawHeaders), ...Object.entries(closing).flat()]);
       if (reset && !resetInRequest) {
         relayThenCut(upRes, res, reset.afterBytes ?? half(Number(upRes.headers["content-length"])));
+      } else if (spec?.fault === "flip") {
+        const at = spec.atByte ?? 0;
+        let passed = 0;
+        upRes.on("data", (chunk) => {
+          if (at >= passed && at < passed + chunk.length) {
+            chunk = Buffer.from(chunk);
+            chunk[at - passed] ^= 0x01;
+          }
+          passed += chunk.length;
+          res.write(chunk);
+        });
+        upRes.on("end", () => { done = true; res.end(); });
       } else {
         upRes.pipe(res);
         upRes.on("end", () => { done = true; });
@@ -215,6 +230,7 @@ export async function startFaultProxy({ target, seed = 1, keepAlive = true }) {
       path: url.pathname,
       query: url.search.slice(1),
       partNumber: partNumberOf(url.pathname, url.searchParams),
+      range: req.headers.range ?? null,
       fault: null,
       status: null,
     };
@@ -227,6 +243,7 @@ export async function startFaultProxy({ target, seed = 1, keepAlive = true }) {
     switch (spec?.fault) {
       case undefined:
       case "reset":
+      case "flip":
         forward(req, res, entry, spec);
         return;
       case "status": {
