@@ -79,6 +79,7 @@ describe("uploading into a room from the page", () => {
     await a2.click(`#uploads li[data-file-id="${heldRow}"] button[data-action=pause]`);
     await until(b, (sel) => document.querySelector(sel)?.dataset.state === "paused", bobRow, "the upload paused, as the uploading device reports it");
     await a2.waitForSelector(`#uploads li[data-file-id="${heldRow}"] button[data-action=resume]`, { timeout: 60_000 });
+    await a2.screenshot({ path: join(shots, "roomup-paused-other-device.png"), fullPage: true });
     await a2.click(`#uploads li[data-file-id="${heldRow}"] button[data-action=cancel]`);
     await until(b, (sel) => !document.querySelector(sel), bobRow, "the cancelled upload leaves Bob's list");
     assert.match(await b.textContent("#messages"), /Alice's upload of held-.* was cancelled/);
@@ -96,6 +97,8 @@ describe("uploading into a room from the page", () => {
       }).observe(document.querySelector("#uploads"), { subtree: true, childList: true, attributes: true });
     });
     await a1.setInputFiles("#pick-files", big);
+    await until(b, () => Number(document.querySelector("#uploads progress")?.value) > 0, null, "the big upload under way");
+    await b.screenshot({ path: join(shots, "roomup-uploading.png"), fullPage: true });
     const bigRow = `#files li[data-file-id] button.download`;
     await until(b, (sel) => document.querySelector(sel), bigRow, "the file with its download button");
     const seen = await b.evaluate(() => window.seenBars);
