@@ -25,6 +25,8 @@ if [[ "${SKIP_RUST_CHECKS:-0}" != 1 ]]; then
         -p sealdrop-edge
     step "test vectors match their generator" \
         cargo run -q -p sealdrop-protocol --example gen_vectors -- --check
+    step "thumbnail vectors match their generator" \
+        cargo run -q -p sealdrop-protocol --example gen_thumbnail_vectors -- --check
 else
     echo "SKIP_RUST_CHECKS=1: skipping fmt, clippy and cargo test"
 fi
