@@ -27,6 +27,8 @@ if [[ "${SKIP_RUST_CHECKS:-0}" != 1 ]]; then
         cargo run -q -p sealdrop-protocol --example gen_vectors -- --check
     step "password link vectors match their generator" \
         cargo run -q -p sealdrop-protocol --example gen_password_vectors -- --check
+    step "thumbnail vectors match their generator" \
+        cargo run -q -p sealdrop-protocol --example gen_thumbnail_vectors -- --check
 else
     echo "SKIP_RUST_CHECKS=1: skipping fmt, clippy and cargo test"
 fi

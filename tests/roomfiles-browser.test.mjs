@@ -68,14 +68,14 @@ describe("the room page with files", () => {
     assert.match(shown, /\/s/, `the room's speed is shown: ${shown}`);
     await page.screenshot({ path: join(shots, "roomfiles-uploading.png"), fullPage: true });
 
-    // Completed: it leaves the uploads and joins the files, with its download link.
+    // Completed: it leaves the uploads and joins the files; its Download button waits
+    // for the file's share link (posted below).
     await up.finish();
     const fileRow = `#files li[data-file-id="${up.fileId}"]`;
     await page.waitForSelector(fileRow, { timeout: 60_000 });
     await until(page, (sel) => !document.querySelector(sel), row, "the upload leaves the list");
-    const href = await page.getAttribute(`${fileRow} a.download`, "href");
+    assert.equal(await page.$(`${fileRow} button.download`), null, "no link yet");
     const key = [...sealer.said].find((s) => /^[A-Za-z0-9_-]{43}$/.test(s));
-    assert.equal(href, `${server.url}/f/${up.fileId}#k1.${key}`, "the file key, opened in the page");
 
     // A folder is one entry with its files under it.
     const folder = await nina.request("create-folder", { sealedName: await sealer.file(room, "nina", "name", `Trip ${marker}`) });
@@ -93,11 +93,13 @@ describe("the room page with files", () => {
     assert.deepEqual(children, [`Trip ${marker}/b.jpg`, `Trip ${marker}/day1/a.jpg`]);
     assert.match(await page.textContent(`${folderRow} > .file-row .file-name`), new RegExp(`Trip ${marker}`));
 
-    // Shared into the chat: the sealed link opens in the page.
-    const fileLink = `${server.url}/f/${up.fileId}#k1.${key}`;
+    // Shared into the chat: the sealed share link opens in the page, and the file's
+    // row gets its Download button.
+    const fileLink = `${server.url}/s/${"A".repeat(32)}#k1.${key}`;
     await nina.request("share-file", { fileId: up.fileId, link: await sealer.message(room, "nina", fileLink, "link") });
     const opened = await until(page, () => document.querySelector("#messages a.file-link")?.href, null, "the shared link");
     assert.equal(opened, fileLink);
+    await page.waitForSelector(`${fileRow} button.download`, { timeout: 60_000 });
 
     // A processor reports: the page (subscribed) shows it.
     const report = (body) => postJson(`${server.url}/api/files/${up.fileId}/processing`, body, { authorization: `Bearer ${PROCESSOR_SECRET}` });

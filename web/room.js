@@ -3,7 +3,8 @@
 // online on how many devices, lock and unlock as a moderator, watch every upload in
 // flight (name, bar, speed and ETA as the room measures them), and open the room's
 // files and folders (a folder's files are downloaded one by one, each by its link),
-// with their processing status. Plain JS over
+// with their processing status; send files and folders into the room (picked or
+// dropped), and pause, resume or cancel your uploads from any of your devices. Plain JS over
 // @sealdrop/client's RoomClient (docs/PROTOCOL.md); no framework, no build step.
 //
 // Locally the display name becomes a token through the dev login route
@@ -13,7 +14,7 @@
 // In reading order: start-up, identity (name, user id, token), the room (connect and
 // render), then small helpers.
 
-import init, { RoomClient } from "/pkg/sealdrop_client.js";
+import init, { RoomClient, Uploader, download } from "/pkg/sealdrop_client.js";
 
 const $ = (id) => document.getElementById(id);
 const store = {
@@ -114,6 +115,12 @@ const view = {
   uploads: new Map(),
   files: new Map(),
   oldestFile: null,
+  /** Each file's share link, as its uploader posted it (sealed) into the chat. */
+  links: new Map(),
+  /** Uploads running on this device (the `Upload` handles). */
+  local: new Set(),
+  /** Thumbnails by file id: an object URL, `null` (none), or "loading". */
+  thumbs: new Map(),
 };
 
 async function enterRoom(roomId, name) {
@@ -146,6 +153,9 @@ async function enterRoom(roomId, name) {
     if (!f.isFolder) client.request("subscribe:file", { fileId: f.id }).catch(() => {});
   }
   wireControls(client);
+  // What a dropped or picked folder does, for automation (a headless browser cannot
+  // pick a folder): `sendFiles([{file, path: "Folder/sub/name"}])`.
+  window.sealdropRoom = { sendFiles: (entries) => sendFiles(client, entries) };
   showState(client.state);
 }
 
@@ -164,6 +174,7 @@ function handlers() {
       view.reads = s.reads;
       $("me").textContent = `you: ${s.you.userName} (${s.you.role})`;
       $("lock").hidden = !(s.you.role === "moderator" || s.you.role === "owner");
+      $("send-files").hidden = s.you.role === "viewer";
       showLock(s.lock);
     },
     "presence": (p) => {
@@ -278,6 +289,30 @@ function wireControls(client) {
     const page = await client.files({ beforeSeq: view.oldestFile, limit: 50 });
     addFiles(page.files, page.hasMore);
   });
+  $("pick-files").addEventListener("change", (e) => {
+    sendFiles(client, [...e.target.files].map((file) => ({ file, path: null })));
+    e.target.value = "";
+  });
+  $("pick-folder").addEventListener("change", (e) => {
+    sendFiles(client, [...e.target.files].map((file) => ({ file, path: file.webkitRelativePath })));
+    e.target.value = "";
+  });
+  const zone = document.querySelector("section.files");
+  zone.addEventListener("dragover", (e) => { e.preventDefault(); zone.classList.add("dropping"); });
+  zone.addEventListener("dragleave", () => zone.classList.remove("dropping"));
+  zone.addEventListener("drop", async (e) => {
+    e.preventDefault();
+    zone.classList.remove("dropping");
+    sendFiles(client, await droppedFiles(e.dataTransfer));
+  });
+  $("uploads").addEventListener("click", (e) => {
+    const button = e.target.closest("button[data-action]");
+    if (button) controlUpload(client, button.closest("li").dataset.fileId, button.dataset.action);
+  });
+  $("files").addEventListener("click", (e) => {
+    const button = e.target.closest("button[data-download]");
+    if (button) downloadFiles(client, button.dataset.download.split(" "), button);
+  });
   $("lock").addEventListener("click", async () => {
     const locked = $("lock").dataset.locked === "true";
     try {
@@ -318,13 +353,19 @@ function renderMembers() {
 
 /** Adds messages (any order, duplicates ignored) and re-renders the list. */
 function addMessages(messages, hasMore) {
+  let linked = false;
   for (const m of messages) {
+    if (m.file?.link && safeLink(m.file.link)) {
+      view.links.set(m.file.fileId, m.file.link);
+      linked = true;
+    }
     view.messages.set(m.seq, { kind: "message", ...m });
     view.names.set(m.senderId, m.senderName);
     if (view.oldest === null || m.seq < view.oldest) view.oldest = m.seq;
   }
   if (hasMore !== undefined) $("older").hidden = !hasMore;
   renderMessages();
+  if (linked) renderFiles();
   const last = Math.max(...view.messages.keys());
   if (Number.isFinite(last)) markRead(last);
 }
@@ -352,6 +393,7 @@ function renderMessages() {
       el("time", { class: "when", datetime: m.timestamp }, new Date(m.timestamp).toLocaleTimeString()),
       m.text === undefined && m.file ? null : el("div", { class: "text" }, text),
       shared,
+      m.file ? thumbImage(view.files.get(m.file.fileId)) : null,
       el("span", { class: "reads" }));
   });
   list.replaceChildren(...items);
@@ -406,7 +448,8 @@ function renderUploads() {
         el("span", { class: "file-name" }, fileName(u)),
         el("span", { class: "file-meta" }, `${bytes(u.size)} · ${u.userName}`),
         el("progress", { max: "100", value: String(u.percentage ?? 0), "aria-label": `upload of ${fileName(u)}` }),
-        el("span", { class: "file-figures" }, figures)));
+        el("span", { class: "file-figures" }, figures),
+        u.userId === view.me?.userId ? uploadControls(u) : null));
   });
   $("uploads").replaceChildren(...items);
   $("no-uploads").hidden = items.length > 0;
@@ -425,36 +468,49 @@ function renderFiles() {
       el("div", { class: "file-row" },
         el("span", { class: "kind" }, "folder"),
         el("span", { class: "file-name" }, fileName(f)),
-        el("span", { class: "file-meta" }, `${inside.length} files · ${bytes(total)} · ${f.uploadedByName}`)),
+        el("span", { class: "file-meta" }, `${inside.length} files · ${bytes(total)} · ${f.uploadedByName}`),
+        inside.length && inside.every((c) => view.links.has(c.id))
+          ? el("button", { type: "button", class: "download", "data-download": inside.map((c) => c.id).join(" ") }, "Download all")
+          : null),
       el("ul", {}, ...inside.map((c) => fileItem(c, c.path))));
   });
   $("files").replaceChildren(...items);
   $("no-files").hidden = items.length > 0;
 }
 
+/** Pause or resume, and cancel: for your uploads, on this device or another one. */
+function uploadControls(u) {
+  return el("span", { class: "upload-controls" },
+    u.state === "paused"
+      ? el("button", { type: "button", "data-action": "resume" }, "Resume")
+      : el("button", { type: "button", "data-action": "pause" }, "Pause"),
+    el("button", { type: "button", "data-action": "cancel" }, "Cancel"));
+}
+
 function fileItem(f, label) {
-  const link = f.key ? `${location.origin}/f/${f.id}#k1.${f.key}` : null;
+  const link = view.links.get(f.id);
   const p = f.processing;
   return el("li", { "data-file-id": f.id },
     el("div", { class: "file-row" },
+      thumbImage(f),
       el("span", { class: "file-name" }, label ?? fileName(f)),
       el("span", { class: "file-meta" }, `${bytes(f.size)} · ${f.uploadedByName}`),
       p ? el("span", { class: "processing", "data-status": p.status },
         `${p.processor}: ${p.status}${p.status === "processing" && p.progress != null ? ` ${Math.round(p.progress)}%` : ""}${p.error ? ` (${p.error})` : ""}`) : null,
       link
-        ? el("a", { class: "download", href: link, target: "_blank", rel: "noopener" }, "Download")
-        : el("span", { class: "bad" }, "(key could not be opened)")));
+        ? el("button", { type: "button", class: "download", "data-download": f.id }, "Download")
+        : el("span", { class: "hint" }, f.key ? "(waiting for its link)" : "(key could not be opened)")));
 }
 
 function fileName(f) {
   return f.name ?? `(name could not be opened: ${f.sealError ?? "no key"})`;
 }
 
-/** Only links to this origin's files open from a message (a sealed link is still input). */
+/** Only share links of this origin open from a message (a sealed link is still input). */
 function safeLink(link) {
   try {
     const url = new URL(link);
-    return url.origin === location.origin && url.pathname.startsWith("/f/") ? url.href : null;
+    return url.origin === location.origin && url.pathname.startsWith("/s/") ? url.href : null;
   } catch {
     return null;
   }
@@ -471,6 +527,174 @@ function duration(s) {
   if (s < 60) return `${s} s`;
   if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60} s`;
   return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+}
+
+// ---------------------------------------------------------------------------------
+// Sending and fetching files
+// ---------------------------------------------------------------------------------
+
+let uploader = null;
+
+/**
+ * Uploads `entries` ({file, path}) into the room one after the other. Files with a
+ * path came in a folder: one folder entry is made for each top-level folder, and each
+ * file goes into it with its path sealed. Each finished file's share link is posted
+ * (sealed) into the chat: that link is how members download it.
+ */
+async function sendFiles(client, entries) {
+  uploader ??= new Uploader();
+  const folders = new Map();
+  for (const { file, path } of entries) {
+    let parentId;
+    if (path) {
+      const top = path.split("/")[0];
+      if (!folders.has(top)) folders.set(top, client.createFolder(top).then((f) => f.fileId));
+      try {
+        parentId = await folders.get(top);
+      } catch (err) {
+        alert(`Could not make the folder ${top}: ${describe(err)}`);
+        return;
+      }
+    }
+    const thumbnail = await makeThumbnail(file);
+    const upload = uploader.upload(file, {
+      room: client,
+      ...(path ? { path, parentId } : {}),
+      ...(thumbnail ? { thumbnail } : {}),
+    });
+    view.local.add(upload);
+    try {
+      const { fileId, link } = await upload;
+      await client.shareFile(fileId, link, path ? undefined : `Shared ${file.name}`);
+    } catch (err) {
+      if (err.code !== "cancelled") alert(`${file.name} was not sent: ${describe(err)}`);
+    } finally {
+      view.local.delete(upload);
+    }
+  }
+}
+
+/**
+ * A preview of an image, or of a video's first frame where this browser decodes it: at
+ * most 256 px a side, WebP, at most 64 KiB (the client seals it with a key derived from
+ * the file key). `undefined` for anything else.
+ */
+async function makeThumbnail(file) {
+  let source;
+  try {
+    if (file.type.startsWith("image/")) source = await createImageBitmap(file);
+    else if (file.type.startsWith("video/")) source = await firstFrame(file);
+    else return undefined;
+    const scale = Math.min(1, 256 / Math.max(source.width, source.height));
+    const canvas = new OffscreenCanvas(Math.max(1, Math.round(source.width * scale)), Math.max(1, Math.round(source.height * scale)));
+    canvas.getContext("2d").drawImage(source, 0, 0, canvas.width, canvas.height);
+    for (const quality of [0.8, 0.6, 0.4]) {
+      const blob = await canvas.convertToBlob({ type: "image/webp", quality });
+      if (blob.size <= 65536) return blob;
+    }
+  } catch {
+    // Not decodable here: no preview.
+  } finally {
+    source?.close?.();
+  }
+  return undefined;
+}
+
+async function firstFrame(file) {
+  const video = document.createElement("video");
+  video.muted = true;
+  video.preload = "auto";
+  video.src = URL.createObjectURL(file);
+  try {
+    await new Promise((resolve, reject) => {
+      video.onloadeddata = resolve;
+      video.onerror = reject;
+      setTimeout(() => reject(new Error("no frame")), 10_000);
+    });
+    return await createImageBitmap(video);
+  } finally {
+    URL.revokeObjectURL(video.src);
+  }
+}
+
+/** The preview of a room file, fetched and opened once; re-renders when it arrives. */
+function thumbImage(f) {
+  if (!f || !f.key || !/^(image|video)\//.test(f.type ?? "")) return null;
+  const known = view.thumbs.get(f.id);
+  if (known === undefined && view.client) {
+    view.thumbs.set(f.id, "loading");
+    view.client.thumbnail(f.id, f.key)
+      .then((blob) => view.thumbs.set(f.id, blob ? URL.createObjectURL(blob) : null))
+      .catch(() => view.thumbs.set(f.id, null))
+      .finally(() => { renderFiles(); renderMessages(); });
+  }
+  return typeof known === "string" && known !== "loading"
+    ? el("img", { class: "thumb", src: known, alt: `preview of ${fileName(f)}` })
+    : null;
+}
+
+/** The files of a drop, with their paths when a folder was dropped. */
+async function droppedFiles(transfer) {
+  const entries = [...transfer.items].map((i) => i.webkitGetAsEntry?.()).filter(Boolean);
+  if (!entries.length) return [...transfer.files].map((file) => ({ file, path: null }));
+  const out = [];
+  const walk = async (entry, prefix) => {
+    if (entry.isFile) {
+      const file = await new Promise((resolve, reject) => entry.file(resolve, reject));
+      out.push({ file, path: prefix ? `${prefix}${file.name}` : null });
+    } else if (entry.isDirectory) {
+      const reader = entry.createReader();
+      for (;;) {
+        const batch = await new Promise((resolve, reject) => reader.readEntries(resolve, reject));
+        if (!batch.length) break;
+        for (const child of batch) await walk(child, `${prefix}${entry.name}/`);
+      }
+    }
+  };
+  for (const entry of entries) await walk(entry, "");
+  return out;
+}
+
+/** Pauses, resumes or cancels one of your uploads: here if it runs on this device,
+ * else through the room (the device that uploads obeys). */
+async function controlUpload(client, fileId, action) {
+  const here = [...view.local].find((u) => u.fileId === fileId);
+  if (here) {
+    if (action === "cancel") await here.cancel().catch(() => {});
+    else here[action]();
+    return;
+  }
+  try {
+    await client.request("control-upload", { fileId, action });
+  } catch (err) {
+    alert(`Could not ${action} the upload: ${describe(err)}`);
+  }
+}
+
+/** Downloads files one by one through their share links, saves each, and tells the
+ * room (its audit log records the download). */
+async function downloadFiles(client, ids, button) {
+  button.disabled = true;
+  try {
+    for (const id of ids) {
+      const f = view.files.get(id);
+      const got = await download(view.links.get(id), {
+        onProgress: (p) => { button.textContent = `${Math.floor((100 * p.bytesDone) / Math.max(1, p.bytesTotal))}%`; },
+      });
+      const a = el("a", { href: URL.createObjectURL(got.blob), download: f?.path ?? got.name ?? id });
+      document.body.append(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(a.href), 60_000);
+      client.request("file-downloaded", { fileId: id }).catch(() => { /* the audit is best effort */ });
+    }
+    button.textContent = "Downloaded";
+  } catch (err) {
+    button.textContent = "Download";
+    alert(`Download failed: ${describe(err)}`);
+  } finally {
+    button.disabled = false;
+  }
 }
 
 // ---------------------------------------------------------------------------------

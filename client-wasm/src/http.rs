@@ -192,6 +192,35 @@ impl Http {
             .await
     }
 
+    /// A small binary call (a thumbnail, FORMAT.md §10): `body` sent as
+    /// `application/octet-stream` if given, the answer's body (at most `limit` bytes)
+    /// returned.
+    pub(crate) async fn bytes(
+        &self,
+        what: &'static str,
+        method: &str,
+        url: &str,
+        token: &str,
+        body: Option<&[u8]>,
+        limit: u64,
+    ) -> Result<Vec<u8>, ClientError> {
+        let bearer = format!("Bearer {token}");
+        let mut headers = vec![("Authorization", bearer.as_str())];
+        let body = body.map(|b| {
+            headers.push(("Content-Type", "application/octet-stream"));
+            JsValue::from(Uint8Array::from(b))
+        });
+        self.request(
+            what,
+            method,
+            url,
+            &headers,
+            body.as_ref(),
+            async |response, dog| read_body(&response, limit, dog).await.map(|b| b.to_vec()),
+        )
+        .await
+    }
+
     /// `GET`s bytes `start..end` (end exclusive, `start < end`) of `url` with a `Range`
     /// header. A `200` (whole object) is accepted when the range is the whole object.
     /// A declared `Content-Length` or `Content-Range` that is not the range asked for

@@ -22,7 +22,9 @@ use crate::platform;
 use crate::progress::Snapshot;
 use crate::shares::{FileRef, NewShare};
 use crate::sink::{FileHandle, SinkChoice};
+use crate::room_upload::RoomTie;
 use crate::stall::DEFAULT_STALL_MS;
+use crate::thumbnail;
 use crate::upload::{Source, UploadConfig, UploadRequest, Uploaded};
 
 /// Largest `concurrency`. Chromium opens at most 6 connections per host over
@@ -117,6 +119,26 @@ export interface UploadOptions {
    * the person to pick it again (the page needs read permission then).
    */
   handle?: FileSystemFileHandle;
+  /**
+   * A connected `RoomClient`: the upload goes into its room (docs/PROTOCOL.md, "Files
+   * in a room"). It is created with the room's JWT, members see its name, type, key
+   * and `path` sealed under the room key, its progress, pauses and resumes are
+   * reported to the room, and the uploader's other devices can pause, resume or
+   * cancel it there (this upload obeys). A room upload is not kept for a resume after
+   * a reload (`upload.resumable` is false).
+   */
+  room?: RoomClient;
+  /** With `room`: the file's path inside a dropped folder, sealed (`sealedPath`). */
+  path?: string;
+  /** With `room`: the room folder (`createFolder`'s `fileId`) the file goes into. */
+  parentId?: string;
+  /**
+   * A small preview of the file (at most 65,536 bytes: e.g. a WebP or JPEG of at most
+   * 256 px a side, made from an image or a video's first frame). It is sealed here with
+   * a key derived from the file key (docs/FORMAT.md §10) and stored beside the file;
+   * room members see it through `room.thumbnail(fileId, key)`.
+   */
+  thumbnail?: Blob;
 }
 
 /** Options of `uploader.resume(pending, options)`. */
@@ -393,6 +415,28 @@ pub(crate) fn upload_request(
         Some(_) => return Err(bag.invalid("handle", "must be a FileSystemFileHandle")),
         None => JsValue::UNDEFINED,
     };
+    let mut on_progress = bag.function("onProgress")?;
+    let mut on_state_change = bag.function("onStateChange")?;
+    let room = match bag.get("room")? {
+        Some(room) => {
+            let tie = RoomTie::new(&room, bag.string("path")?, bag.string("parentId")?)?;
+            on_progress = Some(tie.on_progress(on_progress));
+            on_state_change = Some(tie.on_state_change(on_state_change));
+            Some(tie)
+        }
+        None if bag.get("path")?.is_some() || bag.get("parentId")?.is_some() => {
+            return Err(bag.invalid("path", "path and parentId need options.room"));
+        }
+        None => None,
+    };
+    let thumbnail = match bag.get("thumbnail")? {
+        Some(value) => {
+            let image = blob(&value).ok_or_else(|| bag.invalid("thumbnail", "must be a Blob"))?;
+            thumbnail::check(&image)?;
+            Some(image)
+        }
+        None => None,
+    };
     Ok(UploadRequest {
         source: Source::Fresh {
             file,
@@ -400,9 +444,11 @@ pub(crate) fn upload_request(
             mime,
             handle,
         },
-        on_progress: bag.function("onProgress")?,
-        on_state_change: bag.function("onStateChange")?,
+        on_progress,
+        on_state_change,
         signal: bag.signal("signal")?,
+        room,
+        thumbnail,
     })
 }
 
@@ -424,6 +470,8 @@ pub(crate) fn resume_request(
         on_progress: bag.function("onProgress")?,
         on_state_change: bag.function("onStateChange")?,
         signal: bag.signal("signal")?,
+        room: None,
+        thumbnail: None,
     })
 }
 

@@ -60,11 +60,13 @@ mod platform;
 mod preview;
 mod progress;
 mod room;
+mod room_upload;
 mod scratch;
 mod seal;
 mod shares;
 mod sink;
 mod stall;
+mod thumbnail;
 mod transfer;
 mod upload;
 mod xhr;
@@ -200,7 +202,11 @@ pub struct Upload {
 impl Upload {
     fn start(config: UploadConfig, request: UploadRequest) -> Upload {
         let signal = request.signal.clone();
+        let room = request.room.clone();
         let job = Rc::new(Job::new(config, request));
+        if let Some(room) = room {
+            room.attach(&job);
+        }
         let running = job.clone();
         let promise = future_to_promise(async move {
             match running.drive(signal).await {
@@ -277,6 +283,13 @@ impl Upload {
             .as_ref()
             .and_then(|job| job.cipher_backend())
             .map_or(JsValue::NULL, |b| JsValue::from_str(b.name()))
+    }
+
+    /// The file id, once the server has created the upload (`undefined` before): the
+    /// id a room lists the upload under.
+    #[wasm_bindgen(getter, js_name = fileId)]
+    pub fn file_id(&self) -> Option<String> {
+        self.job.as_ref().and_then(|job| job.file_id())
     }
 
     /// The id `Uploader.pending()` lists a kept upload under; `undefined` otherwise.

@@ -41,7 +41,7 @@ use sealdrop_protocol::session::UploadState;
 use sealdrop_protocol::share::{CreateShareRequest, ShareView};
 use sealdrop_protocol::wire::{
     CompleteRequest, CompletedPart, CreateUploadRequest, CreateUploadResponse, FileRecord,
-    UploadStatus, encode_base64,
+    UploadRoom, UploadStatus, encode_base64,
 };
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
@@ -56,8 +56,10 @@ use crate::part_urls::{PartUrls, UrlSource};
 use crate::persist::{self, Saved, SavedSession, Store};
 use crate::platform::{self, AbortWatch};
 use crate::progress::Reporter;
+use crate::room_upload::RoomTie;
 use crate::seal::{Sealer, read_slice};
 use crate::stall::DEFAULT_STALL_MS;
+use crate::thumbnail;
 use crate::transfer::{retrying, run_parts};
 use crate::xhr;
 
@@ -133,6 +135,10 @@ pub(crate) struct UploadRequest {
     pub on_progress: Option<Function>,
     pub on_state_change: Option<Function>,
     pub signal: Option<AbortSignal>,
+    /// The room the upload goes into (`options.room`), if any.
+    pub room: Option<Rc<RoomTie>>,
+    /// A thumbnail image to seal and store beside the file (`options.thumbnail`).
+    pub thumbnail: Option<Blob>,
 }
 
 /// What an upload resolves to.
@@ -157,6 +163,9 @@ pub(crate) struct Job {
     config: UploadConfig,
     source: RefCell<Option<Source>>,
     on_progress: Option<Function>,
+    room: Option<Rc<RoomTie>>,
+    /// The thumbnail still to send (sent once, when the session is open).
+    thumbnail: RefCell<Option<Blob>>,
     started: OnceCell<Rc<Started>>,
     session: OnceCell<Rc<Session>>,
     scheduler: OnceCell<RefCell<PartScheduler>>,
@@ -197,6 +206,8 @@ struct Started {
     part_size: Option<u64>,
     /// Every part's first seal (persisted first when the upload is kept).
     fingerprints: RefCell<PartFingerprints>,
+    /// The sealed `room` fields of the create, for an upload into a room.
+    room: Option<UploadRoom>,
 }
 
 impl Started {
@@ -208,7 +219,7 @@ impl Started {
             metadata: encode_base64(&self.metadata),
             part_size: self.part_size,
             idempotency_key: Some(self.idempotency_key.clone()),
-            room: None,
+            room: self.room.clone(),
             // The deployment's default lifetime.
             expires_in: None,
         }
@@ -240,6 +251,8 @@ impl Job {
             config,
             source: RefCell::new(Some(request.source)),
             on_progress: request.on_progress,
+            room: request.room,
+            thumbnail: RefCell::new(request.thumbnail),
             started: OnceCell::new(),
             session: OnceCell::new(),
             scheduler: OnceCell::new(),
@@ -253,6 +266,11 @@ impl Job {
     /// The backend the file's records are sealed on, once the upload has started.
     pub(crate) fn cipher_backend(&self) -> Option<Backend> {
         self.started.get().map(|s| s.cipher.backend())
+    }
+
+    /// The session's file id, once the server has created it.
+    pub(crate) fn file_id(&self) -> Option<String> {
+        self.session.get().map(|s| s.file_id.to_string())
     }
 
     /// Whether the upload is kept in IndexedDB (so it survives a reload).
@@ -323,9 +341,10 @@ impl Job {
             let known = match (job.session.get(), job.started.get(), &kept) {
                 (Some(s), _, _) => Known::Session(s.file_id.clone(), s.token.clone()),
                 (None, _, Some((_, saved))) => Known::of_saved(saved),
-                (None, Some(started), None) if job.create_sent.get() => {
-                    Known::Unanswered(started.create_request())
-                }
+                (None, Some(started), None) if job.create_sent.get() => Known::Unanswered(
+                    started.create_request(),
+                    job.room.as_ref().and_then(|r| r.last_bearer()),
+                ),
                 (None, _, None) => Known::Nothing,
             };
             let endpoint = match (job.started.get(), &kept) {
@@ -355,6 +374,7 @@ impl Job {
         let (record, file_id, token) = match opened {
             Opened::Completed(record, file_id, token) => (*record, file_id, token),
             Opened::Open(session) => {
+                self.send_thumbnail(&started, &session).await;
                 self.control.advance(Stage::Uploading);
                 let mut etags = self
                     .step(
@@ -520,6 +540,11 @@ impl Job {
             mime: mime.clone(),
         };
         let metadata = cipher.seal_metadata(nonce, &metadata).await?;
+        let room = self
+            .room
+            .as_ref()
+            .map(|r| r.fields(&name, &mime, &key))
+            .transpose()?;
         let layout = Layout::for_plaintext(self.config.record_size, size)?;
         let started = Started {
             file,
@@ -533,8 +558,9 @@ impl Job {
             idempotency_key: IdempotencyKey::from_random(idempotency_key),
             part_size: self.config.part_size,
             fingerprints: RefCell::default(),
+            room,
         };
-        if self.config.persist {
+        if self.config.persist && self.room.is_none() {
             let facts = file_facts(&started.file, &started.header, size).await?;
             let kept = async {
                 let id = persist::random_id()?;
@@ -597,6 +623,7 @@ impl Job {
             idempotency_key: saved.idempotency_key.clone(),
             part_size: saved.part_size,
             fingerprints: RefCell::new(fingerprints),
+            room: None,
         };
         *self.kept.borrow_mut() = Some(Kept { store, saved });
         Ok(started)
@@ -661,9 +688,21 @@ impl Job {
                 (saved.file_id, saved.owner_token, saved.plan, confirmed)
             }
             None => {
+                let bearer = match &self.room {
+                    Some(room) => Some(room.bearer().await?),
+                    None => None,
+                };
                 self.create_sent.set(true);
-                let created =
-                    create(&self.config, &started.endpoint, &started.create_request()).await?;
+                let created = create(
+                    &self.config,
+                    &started.endpoint,
+                    &started.create_request(),
+                    bearer.as_deref(),
+                )
+                .await?;
+                if let Some(room) = &self.room {
+                    room.opened(created.file_id.as_str());
+                }
                 let plan = created.plan;
                 if plan.plaintext_size() != started.size
                     || plan.record_size() != started.header.record_size()
@@ -697,6 +736,30 @@ impl Job {
         let _ = self.session.set(session.clone());
         self.keep_session(&session).await?;
         Ok(Opened::Open(session))
+    }
+
+    /// Seals and stores the thumbnail, once. A thumbnail that cannot be stored costs
+    /// the preview only: it is logged, and the upload goes on.
+    async fn send_thumbnail(&self, started: &Started, session: &Session) {
+        let Some(image) = self.thumbnail.borrow_mut().take() else {
+            return;
+        };
+        let url = format!(
+            "{}/api/uploads/{}/thumbnail",
+            started.endpoint, session.file_id
+        );
+        let http = self.config.http();
+        let token = session.token.as_str();
+        let sent = retrying(self.config.backoff(), || {
+            thumbnail::send(&http, &url, token, &started.key, &started.header, &image)
+        })
+        .await;
+        if let Err(e) = sent {
+            platform::warn(
+                "sealdrop: the thumbnail could not be stored",
+                &JsValue::from_str(&e.to_string()),
+            );
+        }
     }
 
     /// Writes the session into the kept record, unless it is there already.
@@ -951,7 +1014,8 @@ pub(crate) enum Known {
     /// A create may have reached the server, but its answer never came back: the same
     /// create again (the same idempotency key) answers the session it made, which is
     /// then deleted, so no orphan is left behind.
-    Unanswered(CreateUploadRequest),
+    /// (For an upload into a room, with the room JWT it was sent with.)
+    Unanswered(CreateUploadRequest, Option<String>),
     /// Nothing was sent.
     Nothing,
 }
@@ -961,15 +1025,18 @@ impl Known {
     pub(crate) fn of_saved(saved: &Saved) -> Known {
         match &saved.session {
             Some(s) => Known::Session(s.file_id.clone(), s.owner_token.clone()),
-            None => Known::Unanswered(CreateUploadRequest {
-                plaintext_size: saved.file.size,
-                header: saved.header.clone(),
-                metadata: saved.metadata.clone(),
-                part_size: saved.part_size,
-                idempotency_key: Some(saved.idempotency_key.clone()),
-                room: None,
-                expires_in: None,
-            }),
+            None => Known::Unanswered(
+                CreateUploadRequest {
+                    plaintext_size: saved.file.size,
+                    header: saved.header.clone(),
+                    metadata: saved.metadata.clone(),
+                    part_size: saved.part_size,
+                    idempotency_key: Some(saved.idempotency_key.clone()),
+                    room: None,
+                    expires_in: None,
+                },
+                None,
+            ),
         }
     }
 }
@@ -980,11 +1047,12 @@ async fn create(
     config: &UploadConfig,
     endpoint: &str,
     request: &CreateUploadRequest,
+    bearer: Option<&str>,
 ) -> Result<CreateUploadResponse, ClientError> {
     let http = config.http();
     let url = format!("{endpoint}/api/uploads");
     retrying(config.backoff(), || {
-        http.json("POST uploads", "POST", &url, None, Some(request))
+        http.json("POST uploads", "POST", &url, bearer, Some(request))
     })
     .await
 }
@@ -1001,8 +1069,8 @@ pub(crate) async fn discard(
     let work = async {
         let (file_id, token) = match known {
             Known::Session(file_id, token) => (file_id, token),
-            Known::Unanswered(request) => {
-                let created = create(config, endpoint, &request).await?;
+            Known::Unanswered(request, bearer) => {
+                let created = create(config, endpoint, &request, bearer.as_deref()).await?;
                 (created.file_id, created.owner_token)
             }
             Known::Nothing => return Ok(()),

@@ -142,7 +142,11 @@ async fn handle(
         Route::Abort(id) => routes::uploads::forward(req, env, &id, Op::Abort).await,
         Route::FileRecord(id) => routes::files::forward(req, env, &id, Op::File).await,
         Route::Processing(id) => routes::processing::report(req, env, &id).await,
-        Route::RoomFile(room, id) => routes::rooms::file(req, env, &room, &id).await,
+        Route::RoomFile(room, id) => routes::rooms::file(req, env, &room, &id, Op::RoomFile).await,
+        Route::RoomThumbnail(room, id) => {
+            routes::rooms::file(req, env, &room, &id, Op::RoomThumbnail).await
+        }
+        Route::PutThumbnail(id) => routes::uploads::forward(req, env, &id, Op::PutThumbnail).await,
         Route::DeleteFile(id) => routes::files::forward(req, env, &id, Op::DeleteFile).await,
         Route::ListShares(id) => routes::files::forward(req, env, &id, Op::Shares).await,
         Route::CreateShare(id) => routes::files::create_share(req, env, &id).await,

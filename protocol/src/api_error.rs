@@ -43,6 +43,8 @@ pub enum ApiErrorCode {
     InvalidLimit,
     /// 400: a password verifier is not 32 bytes of base64url.
     InvalidVerifier,
+    /// 400: a sealed thumbnail is not 29 to 65,564 bytes (docs/FORMAT.md §10).
+    InvalidThumbnail,
     /// 401: the owner token is missing or wrong.
     Unauthorized,
     /// 401: a room JWT (`Authorization: Bearer <jwt>`) is malformed, forged, for
@@ -71,6 +73,8 @@ pub enum ApiErrorCode {
     FileNotFound,
     /// 404: no such share (a token that is malformed or not this server's).
     ShareNotFound,
+    /// 404: the file has no thumbnail.
+    ThumbnailNotFound,
     /// 404: no such download on this share.
     DownloadNotFound,
     /// 404: no such route.
@@ -124,7 +128,7 @@ pub enum ApiErrorCode {
 
 impl ApiErrorCode {
     /// Every code, in the order of the API.md table (for exhaustive tests and docs).
-    pub const ALL: [ApiErrorCode; 47] = [
+    pub const ALL: [ApiErrorCode; 49] = [
         Self::InvalidJson,
         Self::InvalidHeader,
         Self::UnsupportedVersion,
@@ -135,6 +139,7 @@ impl ApiErrorCode {
         Self::InvalidExpiry,
         Self::InvalidLimit,
         Self::InvalidVerifier,
+        Self::InvalidThumbnail,
         Self::Unauthorized,
         Self::InvalidToken,
         Self::ExpiredToken,
@@ -150,6 +155,7 @@ impl ApiErrorCode {
         Self::ShareNotFound,
         Self::DownloadNotFound,
         Self::NotFound,
+        Self::ThumbnailNotFound,
         Self::MethodNotAllowed,
         Self::UploadNotOpen,
         Self::PartsMissing,
@@ -186,7 +192,8 @@ impl ApiErrorCode {
             | Self::PartSizeMismatch
             | Self::InvalidExpiry
             | Self::InvalidLimit
-            | Self::InvalidVerifier => 400,
+            | Self::InvalidVerifier
+            | Self::InvalidThumbnail => 400,
             Self::Unauthorized | Self::InvalidToken | Self::ExpiredToken => 401,
             Self::TokenInvalid
             | Self::TokenExpired
@@ -198,6 +205,7 @@ impl ApiErrorCode {
             Self::UploadNotFound
             | Self::FileNotFound
             | Self::ShareNotFound
+            | Self::ThumbnailNotFound
             | Self::DownloadNotFound
             | Self::NotFound => 404,
             Self::MethodNotAllowed => 405,
@@ -233,6 +241,7 @@ impl ApiErrorCode {
             Self::InvalidExpiry => "invalid_expiry",
             Self::InvalidLimit => "invalid_limit",
             Self::InvalidVerifier => "invalid_verifier",
+            Self::InvalidThumbnail => "invalid_thumbnail",
             Self::Unauthorized => "unauthorized",
             Self::InvalidToken => "invalid_token",
             Self::ExpiredToken => "expired_token",
@@ -248,6 +257,7 @@ impl ApiErrorCode {
             Self::UploadNotFound => "upload_not_found",
             Self::FileNotFound => "file_not_found",
             Self::ShareNotFound => "share_not_found",
+            Self::ThumbnailNotFound => "thumbnail_not_found",
             Self::DownloadNotFound => "download_not_found",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
@@ -482,6 +492,7 @@ mod tests {
         (400, "invalid_expiry"),
         (400, "invalid_limit"),
         (400, "invalid_verifier"),
+        (400, "invalid_thumbnail"),
         (401, "unauthorized"),
         (401, "invalid_token"),
         (401, "expired_token"),
@@ -497,6 +508,7 @@ mod tests {
         (404, "share_not_found"),
         (404, "download_not_found"),
         (404, "not_found"),
+        (404, "thumbnail_not_found"),
         (405, "method_not_allowed"),
         (409, "upload_not_open"),
         (409, "parts_missing"),

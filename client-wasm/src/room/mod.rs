@@ -20,6 +20,7 @@ use std::rc::{Rc, Weak};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use js_sys::{Array, Function, Object, Promise, Reflect};
+use sealdrop_protocol::format::FileKey;
 use sealdrop_protocol::room::client::{
     ClientAction, ClientConfig, ConnectionState, RoomClient as Machine,
 };
@@ -30,8 +31,11 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{JsFuture, future_to_promise, spawn_local};
 use web_sys::{CloseEvent, MessageEvent, WebSocket};
 
+use crate::http::Http;
 use crate::interop::new_error;
 use crate::platform;
+use crate::stall::DEFAULT_STALL_MS;
+use crate::thumbnail;
 
 #[wasm_bindgen]
 extern "C" {
@@ -46,6 +50,9 @@ extern "C" {
 pub struct RoomClient {
     shell: Rc<Shell>,
 }
+
+/// What an upload of this browser does with an `upload-control` action.
+pub(crate) type Obey = Rc<dyn Fn(&str)>;
 
 /// How a request's answer is handed back.
 #[derive(Clone, Copy)]
@@ -87,7 +94,15 @@ struct Inner {
     connecting: Option<(Function, Function)>,
     timer: Option<(JsValue, Closure<dyn FnMut()>)>,
     me: Weak<Shell>,
+    /// This browser's uploads into the room by file id: what obeys `upload-control`.
+    controls: HashMap<String, Obey>,
+    /// `upload-control` actions for uploads not (yet) registered here: one may come
+    /// before this device learned its upload's file id (at most [`EARLY_CONTROLS`]).
+    early_controls: HashMap<String, String>,
 }
+
+/// Most `upload-control` actions kept for uploads this device does not know (yet).
+const EARLY_CONTROLS: usize = 32;
 
 #[wasm_bindgen]
 impl RoomClient {
@@ -406,6 +421,44 @@ impl RoomClient {
         }
     }
 
+    /// A room file's thumbnail (docs/FORMAT.md §10), fetched with the room's JWT and
+    /// opened here with the file's `key` (base64url, as `files` and `file-added` give
+    /// it): resolves with a `Blob` of the image, or `null` if the file has none.
+    #[wasm_bindgen(unchecked_return_type = "Promise<Blob | null>")]
+    pub fn thumbnail(&self, file_id: &str, key: &str) -> Promise {
+        let shell = self.shell.clone();
+        let file_id = file_id.to_owned();
+        let key = URL_SAFE_NO_PAD
+            .decode(key)
+            .ok()
+            .and_then(|k| <[u8; 32]>::try_from(k).ok())
+            .map(FileKey::from_bytes);
+        future_to_promise(async move {
+            let key =
+                key.ok_or_else(|| error("invalid_option", "key is not 32 bytes of base64url"))?;
+            let (url, token) = {
+                let inner = shell.inner.borrow();
+                let origin = parse_room_link(&inner.link)
+                    .map_err(|e| error(e.code(), &e.to_string()))?
+                    .origin;
+                let url = format!(
+                    "{origin}/api/rooms/{}/files/{file_id}/thumbnail",
+                    inner.room_id
+                );
+                (url, inner.token.clone())
+            };
+            let jwt = resolve_token(&token).await?;
+            let http = Http {
+                stall_ms: DEFAULT_STALL_MS,
+            };
+            match thumbnail::fetch(&http, &url, &jwt, &key).await {
+                Ok(Some(blob)) => Ok(blob.into()),
+                Ok(None) => Ok(JsValue::NULL),
+                Err(e) => Err(crate::interop::error(&e)),
+            }
+        })
+    }
+
     /// Leaves the room (the membership ends on every device of this user).
     #[wasm_bindgen(unchecked_return_type = "Promise<{ seq: number }>")]
     pub fn leave(&self) -> Promise {
@@ -422,6 +475,13 @@ impl RoomClient {
             .filter(|s| s.starts_with('{'))
             .ok_or_else(|| error("invalid_option", "data must be a JSON object"))?;
         Ok(self.shell.request(event, &data, Answer::Plain))
+    }
+
+    /// Which connection this is, for `uploader.upload(file, {room})` to find it (a
+    /// `RoomClient` passed inside an options object cannot be borrowed from JS).
+    #[wasm_bindgen(js_name = __sealdropHandle, skip_typescript)]
+    pub fn handle(&self) -> f64 {
+        Rc::as_ptr(&self.shell) as usize as f64
     }
 
     /// Closes the connection for good; requests still waiting reject with `closed`.
@@ -484,6 +544,8 @@ impl RoomClient {
                 connecting: None,
                 timer: None,
                 me: me.clone(),
+                controls: HashMap::new(),
+                early_controls: HashMap::new(),
             }),
         });
         let promise = Promise::new(&mut |resolve, reject| {
@@ -511,11 +573,90 @@ impl RoomClient {
         let client = RoomClient {
             shell: shell.clone(),
         };
+        CONNECTED.with(|rooms| {
+            let mut rooms = rooms.borrow_mut();
+            rooms.retain(|_, shell| shell.strong_count() > 0);
+            rooms.insert(client.handle() as u64, Rc::downgrade(&shell));
+        });
         Shell::drive(&shell);
         Ok(future_to_promise(async move {
             JsFuture::from(promise).await?;
             Ok(JsValue::from(client))
         }))
+    }
+}
+
+thread_local! {
+    /// The connected rooms by handle (see [`RoomClient::handle`]).
+    static CONNECTED: RefCell<HashMap<u64, Weak<Shell>>> = RefCell::new(HashMap::new());
+}
+
+/// A connected room as an upload uses it (client-wasm/src/room_upload.rs): its token,
+/// sealing under its key, reports sent without waiting, and `upload-control` routed to
+/// the upload it names.
+#[derive(Clone)]
+pub(crate) struct RoomLink(Rc<Shell>);
+
+impl RoomLink {
+    /// The `RoomClient` a JS value is, if it is one of this module's live connections.
+    pub(crate) fn of(value: &JsValue) -> Option<RoomLink> {
+        let handle: Function = Reflect::get(value, &"__sealdropHandle".into())
+            .ok()?
+            .dyn_into()
+            .ok()?;
+        let handle = handle.call0(value).ok()?.as_f64()? as u64;
+        CONNECTED
+            .with(|rooms| rooms.borrow().get(&handle).and_then(Weak::upgrade))
+            .map(RoomLink)
+    }
+
+    pub(crate) fn room_id(&self) -> String {
+        self.0.inner.borrow().room_id.clone()
+    }
+
+    /// Seals one field of this user's file (context event `file`, FORMAT.md).
+    pub(crate) fn seal_file_field(&self, field: &str, plaintext: &[u8]) -> Result<String, JsValue> {
+        let inner = self.0.inner.borrow();
+        let me = inner
+            .user_id
+            .clone()
+            .ok_or_else(|| error("not_authenticated", "the room is not joined yet"))?;
+        inner.seal("file", &me, field, plaintext)
+    }
+
+    /// The room's JWT now (the API takes the same token as the socket).
+    pub(crate) async fn token(&self) -> Result<String, JsValue> {
+        let token = self.0.inner.borrow().token.clone();
+        resolve_token(&token).await
+    }
+
+    /// Sends a request whose answer nobody waits for (a refusal is only logged).
+    pub(crate) fn tell(&self, event: &str, data: &serde_json::Value) {
+        thread_local! {
+            static WARN: Closure<dyn FnMut(JsValue)> =
+                Closure::new(|e| platform::warn("sealdrop: the room refused an upload report", &e));
+        }
+        let promise = self.0.request(event, &data.to_string(), Answer::Plain);
+        WARN.with(|warn| {
+            let _ = promise.catch(warn);
+        });
+    }
+
+    /// Routes `upload-control` for `file_id` to `obey` (until [`RoomLink::release`]);
+    /// an action that came before is obeyed now.
+    pub(crate) fn control(&self, file_id: &str, obey: Obey) {
+        let early = {
+            let mut inner = self.0.inner.borrow_mut();
+            inner.controls.insert(file_id.to_owned(), obey.clone());
+            inner.early_controls.remove(file_id)
+        };
+        if let Some(action) = early {
+            spawn_local(async move { obey(&action) });
+        }
+    }
+
+    pub(crate) fn release(&self, file_id: &str) {
+        self.0.inner.borrow_mut().controls.remove(file_id);
     }
 }
 
@@ -761,6 +902,28 @@ impl Shell {
             let Ok(mut frame) = serde_json::from_str::<serde_json::Value>(frame) else {
                 return;
             };
+            if event == "upload-control" {
+                let data = &frame["data"];
+                let obey = data["fileId"]
+                    .as_str()
+                    .and_then(|id| inner.controls.get(id).cloned());
+                match (obey, data["action"].as_str(), data["fileId"].as_str()) {
+                    (Some(obey), Some(action), _) => {
+                        let action = action.to_owned();
+                        // Obeyed once this borrow is released (it reports back to the room).
+                        spawn_local(async move { obey(&action) });
+                    }
+                    (None, Some(action), Some(file_id)) => {
+                        if inner.early_controls.len() >= EARLY_CONTROLS {
+                            inner.early_controls.clear();
+                        }
+                        inner
+                            .early_controls
+                            .insert(file_id.to_owned(), action.to_owned());
+                    }
+                    _ => {}
+                }
+            }
             let mut data = frame
                 .get_mut("data")
                 .map(serde_json::Value::take)

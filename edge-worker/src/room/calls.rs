@@ -19,6 +19,9 @@ pub(crate) enum RoomCall {
     Completed,
     /// `/internal/uploads/cancelled`, body [`FileCall`]: its session was aborted.
     Cancelled,
+    /// `/internal/files/deleted`, body [`FileCall`]: its owner deleted the completed
+    /// file (`DELETE /api/files/{id}`).
+    Deleted,
     /// `/internal/files/access`, body [`AccessCall`]: may this user read this file?
     /// Answer: the room's file.
     Access,
@@ -35,6 +38,7 @@ impl RoomCall {
             Self::Admit => "/internal/uploads/admit",
             Self::Completed => "/internal/uploads/completed",
             Self::Cancelled => "/internal/uploads/cancelled",
+            Self::Deleted => "/internal/files/deleted",
             Self::Access => "/internal/files/access",
             Self::Processing => "/internal/files/processing",
             Self::NotifyFailed => "/internal/notify-failed",
@@ -47,6 +51,7 @@ impl RoomCall {
             Self::Admit,
             Self::Completed,
             Self::Cancelled,
+            Self::Deleted,
             Self::Access,
             Self::Processing,
             Self::NotifyFailed,
@@ -71,7 +76,7 @@ pub(crate) struct AdmitCall {
     pub parent_id: Option<String>,
 }
 
-/// Body of [`RoomCall::Completed`] and [`RoomCall::Cancelled`].
+/// Body of [`RoomCall::Completed`], [`RoomCall::Cancelled`] and [`RoomCall::Deleted`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct FileCall {
@@ -115,6 +120,7 @@ mod tests {
             RoomCall::Admit,
             RoomCall::Completed,
             RoomCall::Cancelled,
+            RoomCall::Deleted,
             RoomCall::Access,
             RoomCall::Processing,
             RoomCall::NotifyFailed,

@@ -256,6 +256,10 @@ impl Room {
                 let c: FileCall = body(req).await?;
                 self.with_machine(|m, _| m.upload_cancelled(now, &c.file_id))?
             }
+            RoomCall::Deleted => {
+                let c: FileCall = body(req).await?;
+                self.with_machine(|m, store| m.file_deleted(now, &c.file_id, store))?
+            }
             RoomCall::Access => {
                 let c: AccessCall = body(req).await?;
                 let file = self

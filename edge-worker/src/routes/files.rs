@@ -9,6 +9,7 @@ use worker::js_sys::Uint8Array;
 use worker::{Env, Request, Response};
 
 use crate::http::{OrApiError as _, read_body};
+use crate::routes::uploads::after_room_upload;
 use crate::session::calls::{Op, ShareChange};
 use crate::session::client::{SessionStub, owner_headers};
 
@@ -20,9 +21,14 @@ pub(crate) async fn forward(
     file_id: &FileId,
     op: Op,
 ) -> Result<Response, ApiError> {
-    SessionStub::get(env, file_id)?
+    let answer = SessionStub::get(env, file_id)?
         .call(op, owner_headers(req, env)?, None)
-        .await
+        .await?;
+    match op {
+        // A deleted room file leaves its room too.
+        Op::DeleteFile => after_room_upload(env, file_id, op, answer).await,
+        _ => Ok(answer),
+    }
 }
 
 /// `POST /api/files/{fileId}/shares`: the body is read (and bounded) here.

@@ -41,6 +41,8 @@ pub(crate) enum Route {
     PartUrls(FileId),
     /// `POST /api/uploads/{fileId}/complete`.
     Complete(FileId),
+    /// `PUT /api/uploads/{fileId}/thumbnail` (owner).
+    PutThumbnail(FileId),
     /// `DELETE /api/uploads/{fileId}`.
     Abort(FileId),
     /// `GET /api/files/{fileId}` (owner).
@@ -49,6 +51,8 @@ pub(crate) enum Route {
     Processing(FileId),
     /// `GET /api/rooms/{roomId}/files/{fileId}` (a member, with the room JWT).
     RoomFile(String, FileId),
+    /// `GET /api/rooms/{roomId}/files/{fileId}/thumbnail` (a member).
+    RoomThumbnail(String, FileId),
     /// `DELETE /api/files/{fileId}` (owner).
     DeleteFile(FileId),
     /// `GET /api/files/{fileId}/shares` (owner).
@@ -105,6 +109,7 @@ impl Route {
             ),
             ["api", "uploads", id, "part-urls"] => ("POST", upload_id(id).map(Self::PartUrls)),
             ["api", "uploads", id, "complete"] => ("POST", upload_id(id).map(Self::Complete)),
+            ["api", "uploads", id, "thumbnail"] => ("PUT", upload_id(id).map(Self::PutThumbnail)),
             ["api", "files", id] => (
                 "GET, HEAD, DELETE",
                 file_id(id).map(|id| match method {
@@ -152,6 +157,10 @@ impl Route {
                 "GET, HEAD",
                 room_id(room).and_then(|room| Ok(Self::RoomFile(room, file_id(id)?))),
             ),
+            ["api", "rooms", room, "files", id, "thumbnail"] => (
+                "GET, HEAD",
+                room_id(room).and_then(|room| Ok(Self::RoomThumbnail(room, file_id(id)?))),
+            ),
             ["blob", id] => ("GET, HEAD", file_id(id).map(Self::GetBlob)),
             ["blob", id, part] => (
                 "PUT",
@@ -187,6 +196,8 @@ impl Route {
             | Self::CreateShare(id)
             | Self::Processing(id)
             | Self::RoomFile(_, id)
+            | Self::RoomThumbnail(_, id)
+            | Self::PutThumbnail(id)
             | Self::PutPart(id, _)
             | Self::GetBlob(id) => (Some(id), None),
             Self::UpdateShare(id, token) | Self::RevokeShare(id, token) => (Some(id), Some(token)),
@@ -370,6 +381,16 @@ mod tests {
                 Method::Get,
                 format!("/api/rooms/r1/files/{ID}"),
                 Route::RoomFile("r1".into(), id()),
+            ),
+            (
+                Method::Get,
+                format!("/api/rooms/r1/files/{ID}/thumbnail"),
+                Route::RoomThumbnail("r1".into(), id()),
+            ),
+            (
+                Method::Put,
+                format!("/api/uploads/{ID}/thumbnail"),
+                Route::PutThumbnail(id()),
             ),
             (
                 Method::Options,

@@ -1,5 +1,6 @@
 //! `GET /api/rooms/{roomId}/ws`: the WebSocket of one room, handed to its `Room` object;
-//! `GET /api/rooms/{roomId}/files/{fileId}`: a room file's record, for its members; and
+//! `GET /api/rooms/{roomId}/files/{fileId}[/thumbnail]`: a room file's record (or its
+//! sealed thumbnail), for its members; and
 //! the room JWT on HTTP calls.
 //!
 //! Checked here, before any object is addressed: the room id (`404 not_found`
@@ -56,17 +57,19 @@ pub(crate) async fn websocket(
         .or_internal("calling a room")
 }
 
-/// `GET /api/rooms/{roomId}/files/{fileId}`: the file record (with a fresh download
-/// URL) of one of the room's files, for a member with the room JWT.
+/// `GET /api/rooms/{roomId}/files/{fileId}` (`Op::RoomFile`): the file record (with a
+/// fresh download URL) of one of the room's files, for a member with the room JWT; and
+/// `.../thumbnail` (`Op::RoomThumbnail`): its header and sealed thumbnail.
 pub(crate) async fn file(
     req: &Request,
     env: &Env,
     room_id: &str,
     file_id: &FileId,
+    op: Op,
 ) -> Result<Response, ApiError> {
     member_file(req, env, room_id, file_id).await?;
     SessionStub::get(env, file_id)?
-        .call(Op::RoomFile, Headers::new(), None)
+        .call(op, Headers::new(), None)
         .await
 }
 

@@ -7,6 +7,7 @@
 
 use sealdrop_protocol::account::{AccountKey, account_name};
 use sealdrop_protocol::api_error::{ApiError, ApiErrorCode};
+use sealdrop_protocol::format::MAX_SEALED_THUMBNAIL;
 use sealdrop_protocol::ids::{FileId, OwnerToken};
 use sealdrop_protocol::jwt::Claims;
 use sealdrop_protocol::session::{Lifetime, Owner};
@@ -133,6 +134,7 @@ pub(crate) async fn forward(
     let limit = match op {
         Op::Complete => Some(MAX_COMPLETE_BODY),
         Op::PartUrls => Some(MAX_JSON_BODY),
+        Op::PutThumbnail => Some(MAX_SEALED_THUMBNAIL),
         _ => None,
     };
     let body = match limit {
@@ -181,12 +183,13 @@ async fn admit(
     })
 }
 
-/// A `complete` or `abort` answer of an upload tied to a room (the session marks it):
-/// the room is told (completed: the file joins the room; aborted: the upload failed)
-/// before the client gets the answer, without the mark. If the room cannot be told,
+/// A `complete` or `abort` answer of an upload tied to a room, or a file deletion's
+/// (the session marks it): the room is told (completed: the file joins the room;
+/// aborted: the upload failed; deleted: the file leaves the room) before the client gets
+/// the answer, without the mark. If the room cannot be told,
 /// the client gets `503 upload_busy` and its retry, answered the same by the session,
 /// tells the room again.
-async fn after_room_upload(
+pub(crate) async fn after_room_upload(
     env: &Env,
     file_id: &FileId,
     op: Op,
@@ -200,6 +203,7 @@ async fn after_room_upload(
     let call = match (op, status) {
         (Op::Complete, 200) => Some(RoomCall::Completed),
         (Op::Abort, 204) => Some(RoomCall::Cancelled),
+        (Op::DeleteFile, 204) => Some(RoomCall::Deleted),
         _ => None,
     };
     if let Some(call) = call {

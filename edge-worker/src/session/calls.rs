@@ -45,6 +45,11 @@ pub(crate) enum Op {
     RoomDelete,
     /// `POST /delete` (owner): delete the file.
     DeleteFile,
+    /// `POST /thumbnail` (owner), body the sealed thumbnail: keep it (replacing one).
+    PutThumbnail,
+    /// `GET /room-thumbnail`: the header and sealed thumbnail of a room's file, for a
+    /// member (the worker has checked membership), or `404 thumbnail_not_found`.
+    RoomThumbnail,
     /// `GET /shares` (owner): every share of the file, with its access records.
     Shares,
     /// `POST /shares` (owner), body `CreateShareRequest`: a new share.
@@ -80,6 +85,8 @@ impl Op {
             Self::RoomFile => "/room-file".into(),
             Self::RoomDelete => "/room-delete".into(),
             Self::DeleteFile => "/delete".into(),
+            Self::PutThumbnail => "/thumbnail".into(),
+            Self::RoomThumbnail => "/room-thumbnail".into(),
             Self::Shares | Self::CreateShare => "/shares".into(),
             Self::UpdateShare => "/shares/update".into(),
             Self::RevokeShare => "/shares/revoke".into(),
@@ -94,7 +101,12 @@ impl Op {
     /// The call's method.
     pub fn method(self) -> Method {
         match self {
-            Self::Status | Self::File | Self::Room | Self::RoomFile | Self::Shares => Method::Get,
+            Self::Status
+            | Self::File
+            | Self::Room
+            | Self::RoomFile
+            | Self::RoomThumbnail
+            | Self::Shares => Method::Get,
             _ => Method::Post,
         }
     }
@@ -112,6 +124,8 @@ impl Op {
             "/room-file" => Self::RoomFile,
             "/room-delete" => Self::RoomDelete,
             "/delete" => Self::DeleteFile,
+            "/thumbnail" => Self::PutThumbnail,
+            "/room-thumbnail" => Self::RoomThumbnail,
             "/shares" if *method == Method::Get => Self::Shares,
             "/shares" => Self::CreateShare,
             "/shares/update" => Self::UpdateShare,
@@ -260,6 +274,8 @@ mod tests {
             Op::RoomFile,
             Op::RoomDelete,
             Op::DeleteFile,
+            Op::PutThumbnail,
+            Op::RoomThumbnail,
             Op::Shares,
             Op::CreateShare,
             Op::UpdateShare,

@@ -22,6 +22,7 @@
 use std::cell::{Cell, RefCell};
 
 use sealdrop_protocol::api_error::{ApiError, ApiErrorCode};
+use sealdrop_protocol::format::{MAX_SEALED_THUMBNAIL, MIN_SEALED_THUMBNAIL};
 use sealdrop_protocol::ids::{FileId, decode_random_id};
 use sealdrop_protocol::session::{
     CompleteStart, FileTerms, Lifetime, Session, Step, StepOutcome, StepTiming, UploadState, quote,
@@ -40,10 +41,10 @@ use worker::{
 
 use super::calls::{
     BeginPart, CreateSession, Created, FailPart, Fenced, FinishPart, Grant, Op, OwnerQuery,
-    ROOM_HEADER, ShareChange,
+    ROOM_HEADER, RoomTie, ShareChange,
 };
-use super::room_tie;
 use super::store::{FileMeta, SessionStore};
+use super::{room_tie, thumbnail};
 use crate::account::AccountStub;
 use crate::caller::USER_HEADER;
 use crate::config::Config;
@@ -139,6 +140,7 @@ impl UploadSession {
                 }
             }
             Op::RoomDelete => self.room_delete(&storage).await,
+            Op::RoomThumbnail => self.room_thumbnail(),
             _ => {
                 // Owner calls: the token first, so nothing else leaks to a stranger.
                 // The worker sets the user header itself (a verified JWT's `sub`).
@@ -160,8 +162,17 @@ impl UploadSession {
                         self.mark_room(answer)
                     }
                     Op::File => self.file_record(&storage),
-                    Op::DeleteFile => self.delete(&storage).await,
+                    Op::DeleteFile => {
+                        // The room tie goes with the file's records: read it first.
+                        let tie = room_tie::load(&self.state.storage().sql())?;
+                        let answer = self.delete(&storage).await?;
+                        mark_room(answer, tie.as_ref())
+                    }
                     Op::Shares => self.list_shares(&config).await,
+                    Op::PutThumbnail => {
+                        let bytes = req.bytes().await.or_internal("reading a thumbnail")?;
+                        self.put_thumbnail(&bytes)
+                    }
                     Op::CreateShare => {
                         let bytes = req.bytes().await.or_internal("reading a share")?;
                         self.create_share(&config, parse_json(&bytes, MAX_JSON_BODY)?)
@@ -182,13 +193,8 @@ impl UploadSession {
     /// Marks the answer of a `complete` or `abort` of an upload tied to a room with the
     /// room's id ([`ROOM_HEADER`]), for the worker to tell the room.
     fn mark_room(&self, answer: Response) -> Result<Response, ApiError> {
-        if let Some(tie) = room_tie::load(&self.state.storage().sql())? {
-            answer
-                .headers()
-                .set(ROOM_HEADER, &tie.room_id)
-                .or_internal("marking a room upload's answer")?;
-        }
-        Ok(answer)
+        let tie = room_tie::load(&self.state.storage().sql())?;
+        mark_room(answer, tie.as_ref())
     }
 
     /// Its room removed the completed file: the owner's deletion (object, shares,
@@ -412,6 +418,39 @@ impl UploadSession {
             ))
         })??;
         json(200, &record)
+    }
+
+    /// `PUT /api/uploads/{id}/thumbnail`: keeps the sealed thumbnail (FORMAT.md §10), while
+    /// the upload is open or the file lives.
+    fn put_thumbnail(&self, sealed: &[u8]) -> Result<Response, ApiError> {
+        if !(MIN_SEALED_THUMBNAIL..=MAX_SEALED_THUMBNAIL).contains(&sealed.len()) {
+            return Err(ApiError::new(
+                ApiErrorCode::InvalidThumbnail,
+                "a sealed thumbnail is 29 to 65,564 bytes",
+            ));
+        }
+        self.with(|_, _| ())?;
+        thumbnail::save(&self.state.storage().sql(), sealed)?;
+        empty(204)
+    }
+
+    /// A room file's header followed by its sealed thumbnail, for a member (the worker
+    /// checked the room lists the file): what opening it needs besides the file key.
+    fn room_thumbnail(&self) -> Result<Response, ApiError> {
+        let header = self.with(|s, f| {
+            s.ensure_file(now_ms())?;
+            Ok::<_, ApiError>(f.header.clone())
+        })??;
+        let sealed = thumbnail::load(&self.state.storage().sql())?.ok_or_else(|| {
+            ApiError::new(ApiErrorCode::ThumbnailNotFound, "the file has no thumbnail")
+        })?;
+        let body = [header.as_slice(), &sealed].concat();
+        let response = Response::from_bytes(body).or_internal("answering a thumbnail")?;
+        response
+            .headers()
+            .set("content-type", "application/octet-stream")
+            .or_internal("answering a thumbnail")?;
+        Ok(response)
     }
 
     /// `DELETE /api/files/{id}`: the file is deleted at once (committed), then its steps
@@ -818,4 +857,15 @@ impl UploadSession {
 async fn body<T: DeserializeOwned>(req: &mut Request) -> Result<T, ApiError> {
     let bytes = req.bytes().await.or_internal("reading a session call")?;
     serde_json::from_slice(&bytes).or_internal("reading a session call")
+}
+
+/// Marks `answer` with the room of `tie` ([`ROOM_HEADER`]), if the file has one.
+fn mark_room(answer: Response, tie: Option<&RoomTie>) -> Result<Response, ApiError> {
+    if let Some(tie) = tie {
+        answer
+            .headers()
+            .set(ROOM_HEADER, &tie.room_id)
+            .or_internal("marking a room file's answer")?;
+    }
+    Ok(answer)
 }

@@ -77,6 +77,14 @@ pub enum FormatError {
     #[error("metadata too large: {0}")]
     MetadataTooLarge(&'static str),
 
+    /// The sealed thumbnail did not authenticate (§10).
+    #[error("the thumbnail failed to authenticate")]
+    ThumbnailAuthFailed,
+
+    /// A thumbnail (sealed, or to seal) has an impossible length (§10).
+    #[error("invalid thumbnail: {0}")]
+    InvalidThumbnail(&'static str),
+
     /// The link fragment is not `k1.` followed by 43 base64url characters, nor
     /// `p1.<salt>.<wrapped key>` (22 and 64 base64url characters).
     #[error("invalid link: {0}")]
@@ -106,6 +114,8 @@ impl FormatError {
             Self::MetadataAuthFailed => "metadata_auth_failed",
             Self::InvalidMetadata(_) => "invalid_metadata",
             Self::MetadataTooLarge(_) => "metadata_too_large",
+            Self::ThumbnailAuthFailed => "thumbnail_auth_failed",
+            Self::InvalidThumbnail(_) => "invalid_thumbnail",
             Self::InvalidLink(_) => "invalid_link",
             Self::WrongPassword => "wrong_password",
             Self::InvalidPassword(_) => "invalid_password",

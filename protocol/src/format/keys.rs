@@ -25,6 +25,8 @@ pub const FILE_KEY_LEN: usize = 32;
 const CONTENT_INFO: &[u8] = b"sealdrop/v2/content";
 /// HKDF `info` of the metadata key.
 const METADATA_INFO: &[u8] = b"sealdrop/v2/metadata";
+/// HKDF `info` of the thumbnail key (§10).
+const THUMBNAIL_INFO: &[u8] = b"sealdrop/v2/thumbnail";
 /// HKDF `info` of the commit key, the HMAC key of the header's commitment.
 const COMMIT_INFO: &[u8] = b"sealdrop/v2/commit";
 
@@ -75,6 +77,12 @@ impl FileKey {
             content: expand(&hkdf, CONTENT_INFO),
             metadata: expand(&hkdf, METADATA_INFO),
         })
+    }
+
+    /// The thumbnail key (§10), after the same commitment check as
+    /// [`derive`](FileKey::derive).
+    pub(crate) fn thumbnail_key(&self, header: &Header) -> Result<Aes256Gcm, FormatError> {
+        Ok(cipher(&self.committed_hkdf(header)?, THUMBNAIL_INFO))
     }
 
     /// HKDF over this key and `header`'s salt, once the header's commitment has checked

@@ -18,6 +18,7 @@
 //!   refinement of a failed open), for backends other than this crate's `aes-gcm`;
 //! - [`seal_stream`] / [`open_stream`] / [`StreamOpener`]: whole sections;
 //! - [`seal_metadata`] / [`open_metadata`]: the file name and MIME type;
+//! - [`seal_thumbnail`] / [`open_thumbnail`]: a small preview image (§10);
 //! - [`encode_fragment`] / [`parse_fragment`]: the link; [`LinkSecret`] and
 //!   [`PasswordKeys`]: password links (`p1.`, Argon2id);
 //! - [`FormatError`]: every refusal, with its stable code.
@@ -34,6 +35,7 @@ mod metadata;
 mod password;
 mod record;
 mod stream;
+mod thumbnail;
 
 #[cfg(test)]
 mod tests;
@@ -59,6 +61,10 @@ pub use record::{
     NONCE_LEN, RecordPosition, open_record, open_record_into, seal_record, seal_record_into,
 };
 pub use stream::{StreamOpener, open_stream, seal_stream};
+pub use thumbnail::{
+    MAX_SEALED_THUMBNAIL, MAX_THUMBNAIL_LEN, MIN_SEALED_THUMBNAIL, THUMBNAIL_NONCE_LEN,
+    open_thumbnail, seal_thumbnail,
+};
 
 /// Length of the AES-GCM tag that ends every sealed record and the sealed metadata.
 pub const TAG_LEN: usize = 16;

@@ -840,6 +840,62 @@ impl Room {
         }
     }
 
+    /// The file's owner deleted it (`DELETE /api/files/{id}`): storage holds nothing
+    /// more, so it leaves the room as a removal does (`file-removed`, by its uploader,
+    /// audited). A file the room does not list, a folder, or one a removal is deleting
+    /// already (that removal finishes it) changes nothing.
+    pub fn file_deleted(&mut self, now: u64, file_id: &str, store: &impl RoomStore) -> Answered {
+        let mut out = Out::default();
+        let answer = match self.room_file(file_id, store) {
+            Ok(stored) if !stored.file.is_folder => {
+                let by = self.member_auth(&stored.file.uploaded_by, &stored.file.uploaded_by_name);
+                self.file_gone(now, file_id, &by, &mut out);
+                Ok(to_json(&json!({ "fileId": file_id, "removed": true })))
+            }
+            Ok(_) => Err(RoomError::invalid_data(
+                "a folder is not deleted through the file API",
+            )),
+            Err(e) if e.code == RoomErrorCode::FileBusy => {
+                Ok(to_json(&json!({ "fileId": file_id, "removed": false })))
+            }
+            Err(e) => Err(e),
+        };
+        self.reschedule(now, &mut out);
+        Answered {
+            answer,
+            actions: out.0,
+        }
+    }
+
+    /// `file_id` left storage: the room forgets it, says `file-removed` and audits it.
+    fn file_gone(&mut self, now: u64, file_id: &str, by: &ConnAuth, out: &mut Out) {
+        out.store(Write::RemoveFile(file_id.to_owned()));
+        let data = FileRemovedData {
+            room_id: self.room_id.clone(),
+            file_id: file_id.to_owned(),
+            removed_by: by.user_id.clone(),
+            removed_by_name: by.user_name.clone(),
+            removed_at: iso8601(self.tick(now)),
+        };
+        self.publish(
+            now,
+            EventKind::FileRemoved,
+            &by.user_id,
+            None,
+            &to_json(&data),
+            out,
+        );
+        self.audit(
+            now,
+            AuditAction::Removed,
+            Some(file_id),
+            by,
+            None,
+            None,
+            out,
+        );
+    }
+
     fn end_upload(&mut self, now: u64, file_id: &str, reason: FailReason, out: &mut Out) {
         let Some(Upload { row, .. }) = self.files.uploads.remove(file_id) else {
             return;
@@ -1048,23 +1104,7 @@ impl Room {
             if !gone {
                 continue;
             }
-            out.store(Write::RemoveFile(id.clone()));
-            let data = FileRemovedData {
-                room_id: self.room_id.clone(),
-                file_id: id.clone(),
-                removed_by: r.by.user_id.clone(),
-                removed_by_name: r.by.user_name.clone(),
-                removed_at: iso8601(self.tick(now)),
-            };
-            self.publish(
-                now,
-                EventKind::FileRemoved,
-                &r.by.user_id,
-                None,
-                &to_json(&data),
-                out,
-            );
-            self.audit(now, AuditAction::Removed, Some(id), &r.by, None, None, out);
+            self.file_gone(now, id, &r.by, out);
             removed.push(id.clone());
         }
         if !self.conns.contains_key(&r.conn) {

@@ -104,6 +104,19 @@ impl Harness {
         self.answered(answered).unwrap()
     }
 
+    /// Its owner deleted `file_id` through the file API.
+    fn deleted(&mut self, file_id: &str) -> Result<Value, (String, String)> {
+        self.objects.remove(file_id);
+        let now = self.now;
+        self.room();
+        let answered = self
+            .room
+            .as_mut()
+            .unwrap()
+            .file_deleted(now, file_id, &self.store);
+        self.answered(answered)
+    }
+
     fn processing(
         &mut self,
         file_id: &str,
@@ -682,6 +695,40 @@ fn the_uploader_or_a_moderator_removes_a_file_and_storage_goes_first() {
         code(&h.request(a, "remove-file", json!({"fileId": fid(3)}))),
         "file_not_found"
     );
+}
+
+#[test]
+fn a_file_its_owner_deleted_leaves_the_room_as_a_removal_does() {
+    let mut h = Harness::new();
+    h.user("alice", Role::Member, true);
+    let b = h.user("bob", Role::Member, true);
+    let m = h.user("mia", Role::Moderator, true);
+    h.admit("alice", &fid(1), 10);
+    h.completed(&fid(1)).unwrap();
+    h.take(b);
+    let answer = h.deleted(&fid(1)).unwrap();
+    assert_eq!(answer["removed"], true);
+    assert!(!h.store.files.contains_key(&fid(1)));
+    let removed = h.events(b, "file-removed");
+    assert_eq!(removed.len(), 1);
+    assert_eq!(removed[0]["data"]["fileId"], fid(1));
+    assert_eq!(removed[0]["data"]["removedBy"], "alice");
+    assert!(removed[0]["seq"].as_u64().is_some(), "numbered");
+    let audit = h.request(m, "audit", json!({}));
+    let last = audit["data"]["entries"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (last["action"].as_str(), last["fileId"].as_str()),
+        (Some("removed"), Some(fid(1).as_str()))
+    );
+    // Told again (a retried DELETE), or of a file the room never had: nothing changes.
+    assert_eq!(h.deleted(&fid(1)).unwrap_err().0, "file_not_found");
+    assert_eq!(h.deleted(&fid(9)).unwrap_err().0, "file_not_found");
+    assert!(h.events(b, "file-removed").is_empty());
 }
 
 #[test]
