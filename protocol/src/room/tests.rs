@@ -1537,14 +1537,20 @@ fn seqs(frames: &[Value], event: &str) -> Vec<u64> {
         .collect()
 }
 
-#[test]
-fn messages_within_one_window_are_written_together_and_sent_only_after() {
+/// Alice and Bob joined, their inboxes empty, batches held until `flush`.
+fn batching() -> (Harness, ConnId, ConnId) {
     let mut h = Harness::new();
     let a = h.user("alice", Role::Member, true);
     let b = h.user("bob", Role::Member, true);
     h.take(a);
     h.take(b);
     h.hold_flush = true;
+    (h, a, b)
+}
+
+#[test]
+fn messages_within_one_window_are_written_together_and_sent_only_after() {
+    let (mut h, a, b) = batching();
     let (transactions, stored) = (h.transactions, h.store.events.len());
     for i in 0..3 {
         message(&mut h, a, &format!("x{i}"), &format!("{i}"));
@@ -1578,12 +1584,7 @@ fn messages_within_one_window_are_written_together_and_sent_only_after() {
 
 #[test]
 fn a_message_arriving_while_a_batch_is_written_opens_the_next_one_in_seq_order() {
-    let mut h = Harness::new();
-    let a = h.user("alice", Role::Member, true);
-    let b = h.user("bob", Role::Member, true);
-    h.take(a);
-    h.take(b);
-    h.hold_flush = true;
+    let (mut h, a, b) = batching();
     message(&mut h, a, "x1", "1");
     // The shell takes the batch and starts writing it; meanwhile another arrives.
     let writing = h.room().flush();
@@ -1639,13 +1640,8 @@ fn any_other_input_writes_the_batch_first_and_reads_through_it() {
 
 #[test]
 fn an_eviction_before_or_after_the_write_loses_nothing_and_duplicates_nothing() {
-    let mut h = Harness::new();
-    let a = h.user("alice", Role::Member, true);
-    let b = h.user("bob", Role::Member, true);
-    h.take(a);
-    h.take(b);
+    let (mut h, a, b) = batching();
     let seen = h.room().head();
-    h.hold_flush = true;
     // Evicted after the write, before the broadcast: the frames are lost, not the message.
     message(&mut h, a, "x1", "1");
     let batch = h.room().flush();
@@ -1655,10 +1651,7 @@ fn an_eviction_before_or_after_the_write_loses_nothing_and_duplicates_nothing() 
         }
     }
     h.evict();
-    h.flush_due = false;
-    h.hold_flush = false;
     // Evicted before the write: the second message never was (nobody was told of it).
-    h.hold_flush = true;
     message(&mut h, a, "x2", "2");
     h.evict();
     h.flush_due = false;
