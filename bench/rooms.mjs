@@ -429,7 +429,8 @@ async function runTarget(name, open, url, pids) {
 async function main() {
   mkdirSync(join(ROOT, "test-results"), { recursive: true });
   if (!existsSync(join(ROOT, "edge-worker/build/index.js"))) throw new Error("run `bash scripts/build.sh` first");
-  const vars = { ROOM_MESSAGES_PER_MINUTE: "10000000", ROOM_FRAMES_PER_SECOND: "100000", ROOM_IDLE_TIMEOUT_SECONDS: "0", ROOM_MAX_UPLOADS: "1000" };
+  // (d) makes 100 uploads of 100 GB as one user: lift the account quota and create rate.
+  const vars = { ROOM_MESSAGES_PER_MINUTE: "10000000", ROOM_FRAMES_PER_SECOND: "100000", ROOM_IDLE_TIMEOUT_SECONDS: "0", ROOM_MAX_UPLOADS: "1000", QUOTA_BYTES: String(2 ** 50), CREATE_RATE_PER_MINUTE: "100000" };
   const worker = await startServer({ vars });
   const sioPort = await freePort();
   const sio = spawn(process.execPath, [join(ROOT, "bench/rooms-socketio-server.mjs"), String(sioPort), Buffer.from(secret).toString("hex")], { stdio: ["ignore", "pipe", "inherit"] });

@@ -25,7 +25,14 @@ pub(crate) struct RoomConfig {
     pub verifier: JwtVerifier,
     /// The limits, defaults overridden by `ROOM_*` vars.
     pub limits: RoomLimits,
+    /// `ROOM_WRITE_WINDOW_MS`: how long the first message of a batch waits for others
+    /// before the batch is written (one commit for all of them).
+    pub write_window_ms: u64,
 }
+
+/// The write window unless `ROOM_WRITE_WINDOW_MS` says otherwise: short beside the
+/// 100 ms a message may take, long enough to gather what arrives during a commit.
+pub(crate) const DEFAULT_WRITE_WINDOW_MS: u64 = 4;
 
 impl RoomConfig {
     /// Reads and checks the configuration.
@@ -70,7 +77,13 @@ impl RoomConfig {
         if let Some(webhook) = WebhookConfig::from_env(env)? {
             limits.notify_interval_ms = Some(webhook.interval_s.saturating_mul(1000));
         }
-        Ok(Self { verifier, limits })
+        let write_window_ms =
+            number(env, "ROOM_WRITE_WINDOW_MS")?.unwrap_or(DEFAULT_WRITE_WINDOW_MS);
+        Ok(Self {
+            verifier,
+            limits,
+            write_window_ms,
+        })
     }
 }
 

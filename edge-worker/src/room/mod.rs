@@ -16,6 +16,11 @@
 //! Every storage write of one event is applied in one `transactionSync`, before
 //! anything is sent; if it fails, the machine (now ahead of storage) is dropped, the
 //! sender gets `error {code: internal}`, and the next event rebuilds it from storage.
+//! Messages are batched by the machine (`Action::FlushLater`): the event that opens a
+//! batch waits out the write window (`ROOM_WRITE_WINDOW_MS`) while the messages that
+//! arrive meanwhile join it, then writes them all in one transaction (one commit) and
+//! sends what waited for it. A failed batch write answers nobody: the senders' clients
+//! time out and resend.
 //!
 //! Besides its sockets the object answers the worker's internal calls (`calls`: admit
 //! an upload, storage completed or aborted one, may a member read a file, a processor's
@@ -32,6 +37,7 @@ mod sql;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::time::Duration;
 
 pub(crate) use config::{RoomConfig, dev_login};
 use sealdrop_protocol::api_error::ApiError;
@@ -47,7 +53,7 @@ use worker::wasm_bindgen::closure::Closure;
 use worker::wasm_bindgen::prelude::*;
 use worker::worker_sys::WebSocketRequestResponsePair;
 use worker::{
-    DurableObject, Env, Headers, Request, Response, ScheduledTime, State, WebSocket,
+    Delay, DurableObject, Env, Headers, Request, Response, ScheduledTime, State, WebSocket,
     WebSocketIncomingMessage, WebSocketPair, console_error, console_log, durable_object,
 };
 
@@ -94,6 +100,8 @@ struct Live {
     machine: RoomMachine,
     store: SqlStore,
     sockets: HashMap<ConnId, WebSocket>,
+    /// How long a batch of messages waits for more before it is written.
+    write_window_ms: u64,
 }
 
 impl DurableObject for Room {
@@ -401,6 +409,7 @@ impl Room {
             machine,
             store,
             sockets,
+            write_window_ms: config.write_window_ms,
         });
         Ok(())
     }
@@ -436,7 +445,12 @@ impl Room {
         let mut trigger = trigger;
         let mut first = true;
         loop {
-            let Some((deletions, notifications)) = self.execute_batch(trigger, batch).await else {
+            let Some(Later {
+                deletions,
+                notifications,
+                flush,
+            }) = self.execute_batch(trigger, batch).await
+            else {
                 return !first;
             };
             first = false;
@@ -444,10 +458,22 @@ impl Room {
             if !notifications.is_empty() {
                 notify::enqueue(&self.env, notifications).await;
             }
-            if deletions.is_empty() {
-                return true;
-            }
             let mut next = Vec::new();
+            if flush {
+                // The messages that arrive meanwhile join the batch (their own events
+                // return at once); then one transaction writes them all.
+                Delay::from(Duration::from_millis(self.write_window_ms())).await;
+                if let Some(live) = self.live.borrow_mut().as_mut() {
+                    next.extend(live.machine.flush());
+                }
+            }
+            if deletions.is_empty() {
+                if next.is_empty() {
+                    return true;
+                }
+                batch = next;
+                continue;
+            }
             for (removal, file_ids) in deletions {
                 let deleted = removal::delete_files(&self.env, &file_ids).await;
                 let mut live = self.live.borrow_mut();
@@ -459,15 +485,23 @@ impl Room {
         }
     }
 
+    /// The write window (`ROOM_WRITE_WINDOW_MS`) of the loaded room.
+    fn write_window_ms(&self) -> u64 {
+        self.live
+            .borrow()
+            .as_ref()
+            .map_or(0, |live| live.write_window_ms)
+    }
+
     /// Carries out the machine's actions: every storage write first, in one transaction;
     /// then frames, attachments and closes in order; then the alarm. `trigger` is the
-    /// socket whose event it was (told when a write fails). Answers the deletions and
-    /// notifications asked for, or `None` when the writes failed.
+    /// socket whose event it was (told when a write fails). Answers what is left to
+    /// do, or `None` when the writes failed.
     async fn execute_batch(
         &self,
         trigger: Option<&WebSocket>,
         actions: Vec<Action>,
-    ) -> Option<(Vec<(u64, Vec<String>)>, Vec<Notification>)> {
+    ) -> Option<Later> {
         let (writes, rest): (Vec<Action>, Vec<Action>) = actions
             .into_iter()
             .partition(|a| matches!(a, Action::Store(_)));
@@ -492,12 +526,11 @@ impl Room {
             return None;
         }
         let mut alarm = None;
-        let mut deletions = Vec::new();
-        let mut notifications = Vec::new();
+        let mut later = Later::default();
         {
             let mut live = self.live.borrow_mut();
             let Some(live) = live.as_mut() else {
-                return Some((deletions, notifications));
+                return Some(later);
             };
             for action in rest {
                 match action {
@@ -523,9 +556,10 @@ impl Room {
                     }
                     Action::SetAlarm(at) => alarm = Some(at),
                     Action::DeleteFiles { removal, file_ids } => {
-                        deletions.push((removal, file_ids));
+                        later.deletions.push((removal, file_ids));
                     }
-                    Action::Notify(n) => notifications.push(n),
+                    Action::Notify(n) => later.notifications.push(n),
+                    Action::FlushLater => later.flush = true,
                     Action::Store(_) => {}
                 }
             }
@@ -543,7 +577,7 @@ impl Room {
                 console_error!("room: setting the alarm: {e}");
             }
         }
-        Some((deletions, notifications))
+        Some(later)
     }
 
     /// Applies `writes` all together or not at all.
@@ -559,6 +593,15 @@ impl Room {
             .map(|_| ())
             .map_err(|e| StoreError(format!("{e:?}")))
     }
+}
+
+/// What is left after a batch of actions: what leaves the object, and whether the
+/// room waits for its write window to close.
+#[derive(Default)]
+struct Later {
+    deletions: Vec<(u64, Vec<String>)>,
+    notifications: Vec<Notification>,
+    flush: bool,
 }
 
 /// A call's JSON body (from the worker itself: malformed means a bug, `500`).

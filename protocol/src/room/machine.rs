@@ -30,15 +30,16 @@ use super::limits::{HOUR_MS, RoomLimits};
 use super::rate::{SlidingWindow, TokenBucket};
 use super::seal::check_sealed;
 use super::store::{
-    ConnAuth, ConnState, Member, RoomMeta, RoomStore, SCHEMA_VERSION, StoreError, StoredEvent,
-    StoredLock, Write,
+    ConnAuth, ConnState, Member, PruneInfo, RoomMeta, RoomStore, SCHEMA_VERSION, StoreError,
+    StoredEvent, StoredLock, StoredRoom, Write,
 };
 use super::time::iso8601;
 use crate::jwt::{JwtVerifier, Role};
 
 use self::files::FileState;
 pub use self::files::{AdmitUpload, Answered};
-use super::files::{Notification, NotifyKind};
+use super::file_frames::MessageFile;
+use super::files::{AuditEntry, Notification, NotifyKind, StoredFile};
 
 /// What the shell must do, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,6 +83,10 @@ pub enum Action {
     },
     /// Send a webhook about a member with no device connected (through the queue).
     Notify(Notification),
+    /// Messages are waiting to be written: call [`Room::flush`] when the write window
+    /// closes (after the inputs that arrive meanwhile), and carry out what it returns.
+    /// Emitted once per batch, by the message that opens it.
+    FlushLater,
 }
 
 /// A socket the room knows.
@@ -123,6 +128,9 @@ pub struct Room {
     last_prune_at: u64,
     /// Uploads in flight, the audit log's head, notifications, removals.
     files: FileState,
+    /// The batch of messages not yet written: their writes and everything that waits
+    /// for them (broadcasts, acks, webhooks), in order. See [`Room::flush`].
+    pending: Vec<Action>,
 }
 
 /// Collects a handler's actions.
@@ -143,6 +151,12 @@ impl Out {
     }
     fn store(&mut self, write: Write) {
         self.0.push(Action::Store(write));
+    }
+    /// Answers a request with `ack {id, ...body}`, if the frame had an id.
+    fn ack(&mut self, req: Req<'_>, body: &impl serde::Serialize) {
+        if let Some(id) = req.id {
+            self.send(req.conn, ack_frame(id, body));
+        }
     }
 }
 
@@ -190,6 +204,7 @@ impl Room {
             files,
             limits,
             verifier,
+            pending: Vec::new(),
         };
         room.head = stored.max_seq.max(room.meta.floor);
         for (sender, at) in stored.recent_sends {
@@ -211,6 +226,32 @@ impl Room {
             );
         }
         Ok(room)
+    }
+
+    /// The actions of an input that is not batched: the batch so far comes first, so
+    /// storage holds it before anything the input does is carried out (reads of it
+    /// meanwhile go through [`WithPending`]).
+    fn begin(&mut self) -> Out {
+        Out(self.flush())
+    }
+
+    /// Ends a frame's handling: a message (and an answer about one, such as the ack of
+    /// a resend) joins the batch when there is something to write or a batch to wait
+    /// for; anything else is carried out now, after the batch.
+    fn batch(&mut self, mut pending: Vec<Action>, batchable: bool, out: Out) -> Vec<Action> {
+        let writes = out.0.iter().any(|a| matches!(a, Action::Store(_)));
+        if batchable && (writes || !pending.is_empty()) {
+            let opens = pending.is_empty();
+            pending.extend(out.0);
+            self.pending = pending;
+            return if opens {
+                vec![Action::FlushLater]
+            } else {
+                Vec::new()
+            };
+        }
+        pending.extend(out.0);
+        pending
     }
 
     /// The room's id.
@@ -248,7 +289,7 @@ impl Room {
     /// A socket was accepted. `token` is the JWT from its `Sec-WebSocket-Protocol`
     /// header, if it sent one there.
     pub fn handle_open(&mut self, now: u64, id: ConnId, token: Option<&str>) -> Vec<Action> {
-        let mut out = Out::default();
+        let mut out = self.begin();
         if self.conns.len() >= self.limits.max_connections || self.conns.contains_key(&id) {
             let error = RoomError::new(
                 RoomErrorCode::TooManyConnections,
@@ -330,6 +371,12 @@ impl Room {
             out.error(id, req_id, &RoomError::rate_limited("frames", wait));
             return out.0;
         }
+        let batchable = matches!(parsed, Ok(ClientEvent::SendMessage(_)));
+        let pending = std::mem::take(&mut self.pending);
+        let store = WithPending {
+            store,
+            pending: &pending,
+        };
         match parsed {
             Err(error) => out.error(id, req_id, &error),
             Ok(event) => self.dispatch(
@@ -339,12 +386,26 @@ impl Room {
                     id: req_id,
                 },
                 event,
-                store,
+                &store,
                 &mut out,
             ),
         }
         self.reschedule(now, &mut out);
-        out.0
+        self.batch(pending, batchable, out)
+    }
+
+    /// The batch of messages waiting to be written, now, in one write: their writes,
+    /// then what waited for them. The shell calls it when [`Action::FlushLater`]'s
+    /// window closes; any other input flushes the batch first by itself.
+    ///
+    /// Why batches: a room sends nothing until what it stored is durable (the
+    /// platform's output gate), and each durable write costs a commit; messages that
+    /// arrive within one window share one. Nothing of a batch is sent before its
+    /// write, so an eviction or crash before the write loses only messages nobody was
+    /// told of (their senders resend them, deduplicated by request id), and one
+    /// between the write and the sends loses only frames that replay gives back.
+    pub fn flush(&mut self) -> Vec<Action> {
+        std::mem::take(&mut self.pending)
     }
 
     /// A binary frame arrived on socket `id`: refused, the socket stays.
@@ -363,7 +424,7 @@ impl Room {
 
     /// Socket `id` closed (or failed).
     pub fn handle_close(&mut self, now: u64, id: ConnId) -> Vec<Action> {
-        let mut out = Out::default();
+        let mut out = self.begin();
         if let Some(conn) = self.conns.remove(&id) {
             self.forget(&conn.state, &mut out);
             self.reschedule(now, &mut out);
@@ -379,7 +440,7 @@ impl Room {
         last_ping: impl Fn(ConnId) -> Option<u64>,
         store: &impl RoomStore,
     ) -> Vec<Action> {
-        let mut out = Out::default();
+        let mut out = self.begin();
         self.alarm = None; // the platform clears an alarm that fired
         let timeout = self.limits.auth_timeout_ms;
         let late: Vec<ConnId> = self
@@ -544,9 +605,7 @@ impl Room {
         self.count_in(&state);
         out.0.push(Action::Save(state));
         out.send(req.conn, frame("authentication_successful", &success));
-        if let Some(id) = req.id {
-            out.send(req.conn, ack_frame(id, &success));
-        }
+        out.ack(req, &success);
     }
 
     fn refuse_auth(
@@ -653,15 +712,13 @@ impl Room {
         for f in catch_up.frames.into_iter().chain(live) {
             out.send(req.conn, f);
         }
-        if let Some(id) = req.id {
-            let body = serde_json::json!({
-                "roomId": self.room_id,
-                "head": self.head,
-                "replayed": replayed,
-                "resync": catch_up.resync,
-            });
-            out.send(req.conn, ack_frame(id, &body));
-        }
+        let body = serde_json::json!({
+            "roomId": self.room_id,
+            "head": self.head,
+            "replayed": replayed,
+            "resync": catch_up.resync,
+        });
+        out.ack(req, &body);
     }
 
     /// What a joining socket gets besides the state: the events after `last_seq`, or
@@ -767,9 +824,7 @@ impl Room {
             devices: 0,
         };
         out.broadcast(self.joined(Some(req.conn)), frame("user-offline", &offline));
-        if let Some(id) = req.id {
-            out.send(req.conn, ack_frame(id, &serde_json::json!({ "seq": seq })));
-        }
+        out.ack(req, &serde_json::json!({ "seq": seq }));
     }
 
     fn send_message(
@@ -794,10 +849,37 @@ impl Room {
                 RoomError::invalid_data(format!("send-message: attachments[{i}] {why}"))
             })?;
         }
+        let posted = self.post_message(
+            now,
+            req,
+            auth,
+            (message.text, message.attachments, None),
+            store,
+            out,
+        )?;
+        if let Some(data) = posted {
+            self.notify_offline(now, auth, NotifyKind::Message, out);
+            out.ack(req, &message_ack(&data, false));
+        }
+        Ok(())
+    }
+
+    /// Appends and broadcasts a chat message (`send-message`, `share-file`) of
+    /// `(text, attachments, file)`, counted against the sender's message limit, and
+    /// answers it. `None` when the request was sent before: answered with that message.
+    fn post_message(
+        &mut self,
+        now: u64,
+        req: Req<'_>,
+        auth: &ConnAuth,
+        (text, attachments, file): (String, Vec<String>, Option<MessageFile>),
+        store: &impl RoomStore,
+        out: &mut Out,
+    ) -> Result<Option<MessageData>, RoomError> {
         if let Some(id) = req.id
             && self.resent_message(req.conn, id, auth, store, out)?
         {
-            return Ok(());
+            return Ok(None);
         }
         self.take_message_slot(now, &auth.user_id)?;
         let seq = self.head + 1;
@@ -807,9 +889,9 @@ impl Room {
             seq,
             sender_id: auth.user_id.clone(),
             sender_name: auth.user_name.clone(),
-            text: message.text,
-            attachments: message.attachments,
-            file: None,
+            text,
+            attachments,
+            file,
             timestamp: iso8601(self.tick(now)),
         };
         let json = to_json(&data);
@@ -821,11 +903,7 @@ impl Room {
             &json,
             out,
         );
-        self.notify_offline(now, auth, NotifyKind::Message, out);
-        if let Some(id) = req.id {
-            out.send(req.conn, ack_frame(id, &message_ack(&data, false)));
-        }
-        Ok(())
+        Ok(Some(data))
     }
 
     /// A request sent again (its ack was lost) gets the same message's ack back:
@@ -950,10 +1028,7 @@ impl Room {
                 out,
             );
         }
-        if let Some(id) = req.id {
-            let seq = mark.seq.max(current);
-            out.send(req.conn, ack_frame(id, &serde_json::json!({ "seq": seq })));
-        }
+        out.ack(req, &serde_json::json!({ "seq": mark.seq.max(current) }));
         Ok(())
     }
 
@@ -1031,12 +1106,11 @@ impl Room {
 
     /// The `ack` of `lock-room` / `unlock-room`: the lock now, and whether it changed.
     fn lock_ack(&self, req: Req<'_>, changed: bool, out: &mut Out) {
-        if let Some(id) = req.id {
-            let locked = self.meta.lock.is_some();
-            let body =
-                serde_json::json!({ "locked": locked, "changed": changed, "seq": self.head });
-            out.send(req.conn, ack_frame(id, &body));
-        }
+        let locked = self.meta.lock.is_some();
+        out.ack(
+            req,
+            &serde_json::json!({ "locked": locked, "changed": changed, "seq": self.head }),
+        );
     }
 
     // -----------------------------------------------------------------------------
@@ -1259,6 +1333,89 @@ impl Room {
             self.alarm = next;
             out.0.push(Action::SetAlarm(next));
         }
+    }
+}
+
+/// Storage as it will be once the batch of messages waiting to be written is: a frame
+/// handled while a batch waits (a join's catch-up, a history page, a resend of a
+/// message in the batch) reads both, and what it sends is carried out after the batch
+/// is written ([`Room::begin`]), so nothing it reads from the batch is sent early.
+struct WithPending<'a, S> {
+    store: &'a S,
+    pending: &'a [Action],
+}
+
+impl<S> WithPending<'_, S> {
+    /// The batch's events, ascending (seqs above everything stored).
+    fn events(&self) -> impl DoubleEndedIterator<Item = &StoredEvent> {
+        self.pending.iter().filter_map(|a| match a {
+            Action::Store(Write::Event(e)) => Some(e),
+            _ => None,
+        })
+    }
+}
+
+impl<S: RoomStore> RoomStore for WithPending<'_, S> {
+    fn load(&self, since: u64) -> Result<StoredRoom, StoreError> {
+        self.store.load(since)
+    }
+
+    fn events_after(&self, after: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
+        let mut events = self.store.events_after(after, limit)?;
+        events.extend(self.events().filter(|e| e.seq > after).cloned());
+        events.truncate(limit);
+        Ok(events)
+    }
+
+    fn messages_before(&self, before: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
+        let mut messages: Vec<StoredEvent> = self
+            .events()
+            .rev()
+            .filter(|e| e.kind == EventKind::NewMessage && e.seq < before)
+            .take(limit)
+            .cloned()
+            .collect();
+        let rest = limit - messages.len();
+        if rest > 0 {
+            messages.extend(self.store.messages_before(before, rest)?);
+        }
+        Ok(messages)
+    }
+
+    fn message_by_request(
+        &self,
+        sender: &str,
+        request_id: &str,
+    ) -> Result<Option<StoredEvent>, StoreError> {
+        let waiting = self.events().find(|e| {
+            e.kind == EventKind::NewMessage
+                && e.sender == sender
+                && e.request_id.as_deref() == Some(request_id)
+        });
+        match waiting {
+            Some(e) => Ok(Some(e.clone())),
+            None => self.store.message_by_request(sender, request_id),
+        }
+    }
+
+    fn prunable(&self, cutoff: u64) -> Result<PruneInfo, StoreError> {
+        self.store.prunable(cutoff)
+    }
+
+    fn file(&self, id: &str) -> Result<Option<StoredFile>, StoreError> {
+        self.store.file(id)
+    }
+
+    fn files_before(&self, before: u64, limit: usize) -> Result<Vec<StoredFile>, StoreError> {
+        self.store.files_before(before, limit)
+    }
+
+    fn children(&self, parent: &str) -> Result<Vec<StoredFile>, StoreError> {
+        self.store.children(parent)
+    }
+
+    fn audit_before(&self, before: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        self.store.audit_before(before, limit)
     }
 }
 

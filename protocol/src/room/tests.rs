@@ -256,6 +256,13 @@ struct Harness {
     hold_deletes: bool,
     /// Webhooks the room asked for.
     notifications: Vec<Notification>,
+    /// Hold batches of messages until [`Harness::flush`] (else they are written at
+    /// once, the window closing before the next input).
+    hold_flush: bool,
+    /// Whether the room asked for a flush that has not happened.
+    flush_due: bool,
+    /// How many times the shell applied writes (one transaction each).
+    transactions: usize,
 }
 
 impl Harness {
@@ -283,6 +290,9 @@ impl Harness {
             deletes: Vec::new(),
             hold_deletes: false,
             notifications: Vec::new(),
+            hold_flush: false,
+            flush_due: false,
+            transactions: 0,
         }
     }
 
@@ -315,6 +325,9 @@ impl Harness {
     }
 
     fn run(&mut self, actions: Vec<Action>) {
+        if actions.iter().any(|a| matches!(a, Action::Store(_))) {
+            self.transactions += 1;
+        }
         for action in actions {
             match action {
                 Action::Store(w) => self.store.apply(w),
@@ -343,7 +356,23 @@ impl Harness {
                     }
                 }
                 Action::Notify(n) => self.notifications.push(n),
+                Action::FlushLater => {
+                    self.flush_due = true;
+                    if !self.hold_flush {
+                        self.flush();
+                    }
+                }
             }
+        }
+    }
+
+    /// The write window closes: the room's batch is written and sent (the object is
+    /// in memory: it is not evicted while it waits for the window).
+    fn flush(&mut self) {
+        self.flush_due = false;
+        if let Some(room) = self.room.as_mut() {
+            let actions = room.flush();
+            self.run(actions);
         }
     }
 
@@ -1473,4 +1502,182 @@ fn the_alarm_is_only_set_when_something_needs_it() {
         writes + 5,
         "one write per message, no alarm churn"
     );
+}
+
+// ---------------------------------------------------------------------------------
+// Batched writes: messages within one write window share one write
+// ---------------------------------------------------------------------------------
+
+/// `send-message` with request id `id`, unanswered until its batch is written.
+fn message(h: &mut Harness, conn: ConnId, id: &str, text: &str) {
+    let text = sealed(text, "alice");
+    h.send(
+        conn,
+        json!({"event": "send-message", "data": {"text": text}, "id": id}),
+    );
+}
+
+fn acks(frames: &[Value]) -> Vec<(String, u64, bool)> {
+    frames
+        .iter()
+        .filter(|f| f["event"] == "ack")
+        .map(|f| {
+            let d = &f["data"];
+            let id = d["id"].as_str().unwrap().to_owned();
+            (id, d["seq"].as_u64().unwrap(), d["duplicate"] == true)
+        })
+        .collect()
+}
+
+fn seqs(frames: &[Value], event: &str) -> Vec<u64> {
+    frames
+        .iter()
+        .filter(|f| f["event"] == event)
+        .map(|f| f["seq"].as_u64().unwrap())
+        .collect()
+}
+
+/// Alice and Bob joined, their inboxes empty, batches held until `flush`.
+fn batching() -> (Harness, ConnId, ConnId) {
+    let mut h = Harness::new();
+    let a = h.user("alice", Role::Member, true);
+    let b = h.user("bob", Role::Member, true);
+    h.take(a);
+    h.take(b);
+    h.hold_flush = true;
+    (h, a, b)
+}
+
+#[test]
+fn messages_within_one_window_are_written_together_and_sent_only_after() {
+    let (mut h, a, b) = batching();
+    let (transactions, stored) = (h.transactions, h.store.events.len());
+    for i in 0..3 {
+        message(&mut h, a, &format!("x{i}"), &format!("{i}"));
+    }
+    assert!(h.flush_due);
+    assert_eq!(h.store.events.len(), stored, "nothing written yet");
+    assert!(h.take(a).is_empty() && h.take(b).is_empty(), "nor sent");
+    h.flush();
+    assert_eq!(h.transactions, transactions + 1, "one write for three");
+    assert_eq!(h.store.events.len(), stored + 3);
+    let head = h.room().head();
+    let first = head - 2;
+    let got = h.take(a);
+    assert_eq!(
+        acks(&got),
+        [
+            ("x0".to_owned(), first, false),
+            ("x1".to_owned(), first + 1, false),
+            ("x2".to_owned(), first + 2, false)
+        ]
+    );
+    assert_eq!(seqs(&got, "new-message"), [first, first + 1, first + 2]);
+    assert_eq!(
+        seqs(&h.take(b), "new-message"),
+        [first, first + 1, first + 2]
+    );
+    // A window with nothing in it writes nothing.
+    h.flush();
+    assert_eq!(h.transactions, transactions + 1);
+}
+
+#[test]
+fn a_message_arriving_while_a_batch_is_written_opens_the_next_one_in_seq_order() {
+    let (mut h, a, b) = batching();
+    message(&mut h, a, "x1", "1");
+    // The shell takes the batch and starts writing it; meanwhile another arrives.
+    let writing = h.room().flush();
+    h.flush_due = false;
+    message(&mut h, a, "x2", "2");
+    assert!(h.flush_due, "the second message opens a batch of its own");
+    h.run(writing);
+    let got = h.take(a);
+    assert_eq!(acks(&got).len(), 1, "only the first is written: {got:?}");
+    h.flush();
+    let got = h.take(a);
+    assert_eq!(acks(&got).len(), 1);
+    let bob = seqs(&h.take(b), "new-message");
+    assert_eq!(bob.len(), 2);
+    assert!(bob[0] < bob[1], "seq order kept across batches");
+}
+
+#[test]
+fn any_other_input_writes_the_batch_first_and_reads_through_it() {
+    let mut h = Harness::new();
+    let a = h.user("alice", Role::Member, true);
+    h.take(a);
+    h.hold_flush = true;
+    message(&mut h, a, "x1", "1");
+    let head = h.room().head();
+    // A resend of a waiting message is answered after the batch, as a duplicate.
+    message(&mut h, a, "x1", "1");
+    assert!(h.take(a).is_empty());
+    // A join reads the waiting message in its catch-up; the batch is written first.
+    let c = h.user("carol", Role::Member, false);
+    let stored = h.store.events.len();
+    h.send(c, json!({"event": "join-room", "id": "j"}));
+    assert!(
+        h.store.events.len() > stored,
+        "the batch went with the join"
+    );
+    assert_eq!(h.store.events.values().filter(|e| e.seq == head).count(), 1);
+    let history = h.events(c, "history");
+    let texts = history[0]["data"]["messages"].as_array().unwrap();
+    assert_eq!(texts.last().unwrap()["seq"], head);
+    assert_eq!(
+        acks(&h.take(a)),
+        [
+            ("x1".to_owned(), head, false),
+            ("x1".to_owned(), head, true)
+        ]
+    );
+    // The window closing afterwards finds nothing left.
+    let transactions = h.transactions;
+    h.flush();
+    assert_eq!(h.transactions, transactions);
+}
+
+#[test]
+fn an_eviction_before_or_after_the_write_loses_nothing_and_duplicates_nothing() {
+    let (mut h, a, b) = batching();
+    let seen = h.room().head();
+    // Evicted after the write, before the broadcast: the frames are lost, not the message.
+    message(&mut h, a, "x1", "1");
+    let batch = h.room().flush();
+    for action in batch {
+        if let Action::Store(w) = action {
+            h.store.apply(w);
+        }
+    }
+    h.evict();
+    // Evicted before the write: the second message never was (nobody was told of it).
+    message(&mut h, a, "x2", "2");
+    h.evict();
+    h.flush_due = false;
+    h.hold_flush = false;
+    assert!(h.take(a).is_empty() && h.take(b).is_empty());
+    // Bob resumes from what he saw: the stored message, replayed exactly once.
+    h.send(
+        b,
+        json!({"event": "join-room", "data": {"lastSeq": seen}, "id": "j"}),
+    );
+    assert_eq!(seqs(&h.take(b), "new-message"), [seen + 1]);
+    // Alice's client resends both: the first is a duplicate, the second is new.
+    message(&mut h, a, "x1", "1");
+    message(&mut h, a, "x2", "2");
+    assert_eq!(
+        acks(&h.take(a)),
+        [
+            ("x1".to_owned(), seen + 1, true),
+            ("x2".to_owned(), seen + 2, false)
+        ]
+    );
+    let messages = h
+        .store
+        .events
+        .values()
+        .filter(|e| e.kind == EventKind::NewMessage)
+        .count();
+    assert_eq!(messages, 2);
 }

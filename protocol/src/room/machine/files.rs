@@ -30,16 +30,14 @@ use super::super::files::{
     AuditAction, AuditEntry, FILES_SCHEMA_VERSION, FailReason, MAX_SEALED_LINK_CHARS, Notification,
     NotifyKind, RoomFile, SealedFields, StoredFile, StoredUpload, folder_id, valid_file_id,
 };
-use super::super::frame::{
-    ClientEvent, EventKind, MessageData, ack_frame, frame, frame_raw, to_json,
-};
+use super::super::frame::{ClientEvent, EventKind, ack_frame, frame, frame_raw, to_json};
 use super::super::ids::ConnId;
 use super::super::processing::{self, ProcessingEvent, ProcessingState};
 use super::super::progress::{Emit, Progress};
 use super::super::seal::check_sealed;
 use super::super::store::{ConnAuth, RoomStore, StoreError, StoredRoom, Write};
 use super::super::time::iso8601;
-use super::{Action, Out, RawJson, Req, Room, internal, message_ack, message_id};
+use super::{Action, Out, RawJson, Req, Room, internal, message_ack};
 use crate::jwt::Role;
 
 /// What the machine keeps about files in memory (rebuilt from storage on wake).
@@ -180,14 +178,12 @@ impl Room {
         if broadcast {
             self.broadcast_progress(now, &report.file_id, out);
         }
-        if let Some(id) = req.id {
-            let body = json!({
-                "fileId": report.file_id,
-                "bytesUploaded": report.bytes_uploaded,
-                "broadcast": broadcast,
-            });
-            out.send(req.conn, ack_frame(id, &body));
-        }
+        let body = json!({
+            "fileId": report.file_id,
+            "bytesUploaded": report.bytes_uploaded,
+            "broadcast": broadcast,
+        });
+        out.ack(req, &body);
         Ok(())
     }
 
@@ -228,11 +224,11 @@ impl Room {
             };
             out.broadcast(self.joined(None), frame(event, &data));
         }
-        if let Some(id) = req.id {
-            let state = if pause { "paused" } else { "uploading" };
-            let body = json!({ "fileId": file.file_id, "state": state, "changed": changed });
-            out.send(req.conn, ack_frame(id, &body));
-        }
+        let state = if pause { "paused" } else { "uploading" };
+        out.ack(
+            req,
+            &json!({ "fileId": file.file_id, "state": state, "changed": changed }),
+        );
         Ok(())
     }
 
@@ -267,14 +263,12 @@ impl Room {
             requested_by: req.conn.session_id(),
         };
         out.broadcast(devices, frame("upload-control", &data));
-        if let Some(id) = req.id {
-            let body = json!({
-                "fileId": control.file_id,
-                "action": control.action,
-                "delivered": delivered,
-            });
-            out.send(req.conn, ack_frame(id, &body));
-        }
+        let body = json!({
+            "fileId": control.file_id,
+            "action": control.action,
+            "delivered": delivered,
+        });
+        out.ack(req, &body);
         Ok(())
     }
 
@@ -296,35 +290,17 @@ impl Room {
                 .map_err(|why| RoomError::invalid_data(format!("share-file: message {why}")))?;
         }
         let file = self.room_file(&share.file_id, store)?;
-        if let Some(id) = req.id
-            && self.resent_message(req.conn, id, auth, store, out)?
-        {
-            return Ok(());
-        }
-        self.take_message_slot(now, &auth.user_id)?;
-        let seq = self.head + 1;
-        let data = MessageData {
-            room_id: self.room_id.clone(),
-            id: message_id(seq),
-            seq,
-            sender_id: auth.user_id.clone(),
-            sender_name: auth.user_name.clone(),
-            text: share.message.unwrap_or_default(),
-            attachments: Vec::new(),
-            file: Some(MessageFile {
+        let message = (
+            share.message.unwrap_or_default(),
+            Vec::new(),
+            Some(MessageFile {
                 file_id: share.file_id.clone(),
                 link: share.link,
             }),
-            timestamp: iso8601(self.tick(now)),
-        };
-        self.publish(
-            now,
-            EventKind::NewMessage,
-            &auth.user_id,
-            req.id,
-            &to_json(&data),
-            out,
         );
+        let Some(data) = self.post_message(now, req, auth, message, store, out)? else {
+            return Ok(());
+        };
         let size = (!file.file.is_folder).then_some(file.file.size);
         self.audit(
             now,
@@ -336,9 +312,7 @@ impl Room {
             out,
         );
         self.notify_offline(now, auth, NotifyKind::Message, out);
-        if let Some(id) = req.id {
-            out.send(req.conn, ack_frame(id, &message_ack(&data, false)));
-        }
+        out.ack(req, &message_ack(&data, false));
         Ok(())
     }
 
@@ -458,12 +432,7 @@ impl Room {
             out,
         );
         self.notify_offline(now, auth, NotifyKind::File, out);
-        if let Some(id) = req.id {
-            out.send(
-                req.conn,
-                ack_frame(id, &json!({ "fileId": file.id, "seq": seq })),
-            );
-        }
+        out.ack(req, &json!({ "fileId": file.id, "seq": seq }));
         Ok(())
     }
 
@@ -518,9 +487,7 @@ impl Room {
             ("unsubscribed", body)
         };
         out.send(req.conn, frame(event, &body));
-        if let Some(id) = req.id {
-            out.send(req.conn, ack_frame(id, &body));
-        }
+        out.ack(req, &body);
         Ok(())
     }
 
@@ -576,9 +543,7 @@ impl Room {
             None,
             out,
         );
-        if let Some(id) = req.id {
-            out.send(req.conn, ack_frame(id, &json!({ "fileId": file.file_id })));
-        }
+        out.ack(req, &json!({ "fileId": file.file_id }));
         Ok(())
     }
 
@@ -595,7 +560,7 @@ impl Room {
         admit: AdmitUpload,
         store: &impl RoomStore,
     ) -> Answered {
-        let mut out = Out::default();
+        let mut out = self.begin();
         let answer = self.admit(now, admit, store, &mut out);
         self.reschedule(now, &mut out);
         Answered {
@@ -739,7 +704,7 @@ impl Room {
         file_id: &str,
         store: &impl RoomStore,
     ) -> Answered {
-        let mut out = Out::default();
+        let mut out = self.begin();
         let answer = self.complete_upload(now, file_id, store, &mut out);
         self.reschedule(now, &mut out);
         Answered {
@@ -831,7 +796,7 @@ impl Room {
     /// `file-upload-failed`. Answers `{fileId}`, also when the room had already
     /// forgotten it.
     pub fn upload_cancelled(&mut self, now: u64, file_id: &str) -> Answered {
-        let mut out = Out::default();
+        let mut out = self.begin();
         self.end_upload(now, file_id, FailReason::Cancelled, &mut out);
         self.reschedule(now, &mut out);
         Answered {
@@ -942,7 +907,7 @@ impl Room {
         event: &ProcessingEvent,
         store: &impl RoomStore,
     ) -> Answered {
-        let mut out = Out::default();
+        let mut out = self.begin();
         let answer = self.process(now, file_id, processor, event, store, &mut out);
         Answered {
             answer,
@@ -1051,7 +1016,7 @@ impl Room {
 
     /// A webhook to `user_id` failed after its last retry: recorded in the audit log.
     pub fn notification_failed(&mut self, now: u64, user_id: &str, kind: NotifyKind) -> Answered {
-        let mut out = Out::default();
+        let mut out = self.begin();
         let name = self
             .members
             .get(user_id)
@@ -1082,7 +1047,7 @@ impl Room {
     /// (`file-removed` each, the folder last once all its files went); the requester
     /// is answered.
     pub fn files_deleted(&mut self, now: u64, removal: u64, deleted: &[String]) -> Vec<Action> {
-        let mut out = Out::default();
+        let mut out = self.begin();
         self.finish_removal(now, removal, deleted, &mut out);
         self.reschedule(now, &mut out);
         out.0
