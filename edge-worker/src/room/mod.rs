@@ -36,7 +36,7 @@ mod removal;
 mod sql;
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 pub(crate) use config::{RoomConfig, dev_login};
@@ -519,10 +519,26 @@ impl Room {
                 "room: storage write failed, reloading from storage: {}",
                 e.0
             );
-            *self.live.borrow_mut() = None;
+            // Whoever this batch would have answered (the trigger, and in a flushed
+            // batch every sender waiting for an ack) hears of the failure; their
+            // requests are resent, deduplicated by request id.
+            let frame = error_frame(None, &RoomError::internal());
             if let Some(ws) = trigger {
-                let _ = ws.send_with_str(error_frame(None, &RoomError::internal()));
+                let _ = ws.send_with_str(&frame);
             }
+            let answered: BTreeSet<ConnId> = rest
+                .iter()
+                .filter_map(|a| match a {
+                    Action::Send { to, .. } => Some(*to),
+                    _ => None,
+                })
+                .collect();
+            if let Some(live) = self.live.borrow().as_ref() {
+                for id in answered {
+                    send(&live.sockets, id, &JsString::from(frame.as_str()));
+                }
+            }
+            *self.live.borrow_mut() = None;
             return None;
         }
         let mut alarm = None;
