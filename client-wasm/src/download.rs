@@ -21,7 +21,7 @@ use futures_util::future::join_all;
 use js_sys::{Array, Function, Uint8Array};
 use sealdrop_protocol::backoff::Backoff;
 use sealdrop_protocol::format::{
-    FileKey, FileMetadata, FormatError, Header, Layout, RecordPosition,
+    FileKey, FileMetadata, FormatError, Header, Layout, LinkSecret, RecordPosition,
 };
 use sealdrop_protocol::ids::{ShareToken, random_id_text};
 use sealdrop_protocol::records::{file_layout, records_before, sealed_span};
@@ -97,11 +97,15 @@ async fn run(
     }
 
     let choice = std::mem::replace(&mut request.sink, SinkChoice::Blob);
-    // Only a download this browser kept resumes from what its file holds.
+    // Only a download this browser kept resumes from what its file holds. A password
+    // share's is not kept: its share asks for the verifier again, which only the
+    // password gives, and a kept `#k1.` link could not answer it.
     let (kept, resume) = match &choice {
-        SinkChoice::File(handle) => keep(link, &key, &metadata, layout.plaintext_size(), handle)
-            .await
-            .map_or((None, false), |(id, resume)| (Some(id), resume)),
+        SinkChoice::File(handle) if !matches!(link.secret, LinkSecret::Password(_)) => {
+            keep(link, &key, &metadata, layout.plaintext_size(), handle)
+                .await
+                .map_or((None, false), |(id, resume)| (Some(id), resume))
+        }
         _ => (None, false),
     };
     let mut sink = Sink::open(choice, &layout, resume).await?;
