@@ -1,5 +1,5 @@
 // Room files through the HTTP API (issue 12, what the room page needs of the server):
-// an owner's `DELETE /api/files/{id}` takes the file out of its room (`file-removed`,
+// an owner's `DELETE /api/files/{id}`, and a file's expiry, take the file out of its room (`file-removed`,
 // audited), and a file's sealed thumbnail is stored by its owner and read by members
 // (docs/API.md; the format is docs/FORMAT.md §10, checked in thumbnail-vectors).
 import { after, before, describe, test } from "node:test";
@@ -56,6 +56,28 @@ describe("room files over HTTP", () => {
     // A file outside any room is deleted as before.
     const plain = await fetch(`${server.url}/api/files/${up.fileId}`, { method: "DELETE", headers: owner });
     assert.equal(plain.status, 410);
+  });
+
+  test("a room file that expires leaves its room, as a deleted one does", async () => {
+    const alice = await join("alice");
+    const mia = await join("mia", "moderator");
+    // One second of life from completion: the session's alarm deletes it, and tells
+    // the room before its records (the room tie among them) are wiped.
+    const up = await roomUpload(server.url, sealer, room, "alice", { expiresIn: 1 });
+    const from = mia.frames.length;
+    await up.finish();
+    await mia.event("file-added", { from });
+    const removed = await mia.event("file-removed", { from });
+    assert.equal(removed.data.fileId, up.fileId);
+    assert.equal(removed.data.removedBy, "alice");
+    const files = await alice.request("files", {});
+    assert.ok(!files.data.files.some((f) => f.id === up.fileId), "no longer listed");
+    const audit = await mia.request("audit", {});
+    const last = audit.data.entries.filter((e) => e.fileId === up.fileId).at(-1);
+    assert.equal(last.action, "removed");
+    const owner = { authorization: `Bearer ${up.ownerToken}` };
+    const gone = await fetch(`${server.url}/api/files/${up.fileId}`, { headers: owner });
+    assert.equal(gone.status, 410, "the file itself is gone");
   });
 
   test("a thumbnail is stored by the owner and read by members with the header", async () => {

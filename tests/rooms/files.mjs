@@ -64,7 +64,7 @@ export async function assertError(res, status, code) {
 }
 
 /** The create body of an upload into `room` by `sub`, its sealed fields included. */
-export async function roomCreateBody(sealer, room, sub, { size = 1000, name = "holiday.mp4", type = "video/mp4", path, parentId } = {}) {
+export async function roomCreateBody(sealer, room, sub, { size = 1000, name = "holiday.mp4", type = "video/mp4", path, parentId, expiresIn } = {}) {
   const roomPart = {
     roomId: room,
     sealedName: await sealer.file(room, sub, "name", name),
@@ -78,6 +78,7 @@ export async function roomCreateBody(sealer, room, sub, { size = 1000, name = "h
     header: makeHeader().toString("base64"),
     metadata: randomBytes(100).toString("base64"),
     room: roomPart,
+    ...(expiresIn === undefined ? {} : { expiresIn }),
   };
 }
 

@@ -2,12 +2,13 @@
 //! and calling it, its refusals parsed back into the [`ApiError`]s they are.
 
 use sealdrop_protocol::api_error::ApiError;
+use sealdrop_protocol::ids::FileId;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use worker::Env;
 
 use super::BINDING;
-use super::calls::RoomCall;
+use super::calls::{FileCall, RoomCall};
 use crate::internal::ObjectStub;
 
 /// The worker's handle on one room's object.
@@ -30,5 +31,15 @@ impl RoomStub {
         body: &B,
     ) -> Result<T, ApiError> {
         self.stub.json(call.path(), body).await
+    }
+
+    /// Tells the room what became of one of its files (`Completed`, `Cancelled`,
+    /// `Deleted`).
+    pub async fn file_event(&self, call: RoomCall, file_id: &FileId) -> Result<(), ApiError> {
+        let body = FileCall {
+            file_id: file_id.as_str().to_owned(),
+        };
+        let _: serde_json::Value = self.call(call, &body).await?;
+        Ok(())
     }
 }

@@ -22,7 +22,7 @@ use worker::{Env, Headers, Request, Response, console_error};
 use crate::caller;
 use crate::config::Config;
 use crate::http::{OrApiError as _, header, json, read_body};
-use crate::room::calls::{AdmitCall, FileCall, RoomCall};
+use crate::room::calls::{AdmitCall, RoomCall};
 use crate::room::client::RoomStub;
 use crate::routes::rooms::bearer_jwt;
 use crate::session::calls::{CreateSession, Created, Op, ROOM_HEADER, RoomTie};
@@ -103,10 +103,10 @@ pub(crate) async fn create(
         .call(Op::Create, headers, Some(call.into()))
         .await?;
     if answer.status_code() != 201 {
-        if let Some(tie) = &room {
-            tell_room(env, &tie.room_id, RoomCall::Cancelled, &file_id)
-                .await
-                .ok();
+        if let Some(tie) = &room
+            && let Ok(room) = RoomStub::get(env, &tie.room_id)
+        {
+            room.file_event(RoomCall::Cancelled, &file_id).await.ok();
         }
         return Ok(answer); // the session's own error answer
     }
@@ -207,7 +207,11 @@ pub(crate) async fn after_room_upload(
         _ => None,
     };
     if let Some(call) = call {
-        match tell_room(env, &room_id, call, file_id).await {
+        let told = match RoomStub::get(env, &room_id) {
+            Ok(room) => room.file_event(call, file_id).await,
+            Err(e) => Err(e),
+        };
+        match told {
             Ok(()) => {}
             // The room gave up on the upload (it expired there): the file stands alone.
             Err(e) if e.code == ApiErrorCode::FileNotFound => {}
@@ -244,19 +248,6 @@ pub(crate) async fn after_room_upload(
 }
 
 /// Makes one of the calls that tell a room what became of its upload.
-async fn tell_room(
-    env: &Env,
-    room_id: &str,
-    call: RoomCall,
-    file_id: &FileId,
-) -> Result<(), ApiError> {
-    let body = FileCall {
-        file_id: file_id.as_str().to_owned(),
-    };
-    let _: serde_json::Value = RoomStub::get(env, room_id)?.call(call, &body).await?;
-    Ok(())
-}
-
 /// 16 random bytes from the platform's CSPRNG.
 fn random_16() -> Result<[u8; 16], ApiError> {
     let mut bytes = [0u8; 16];

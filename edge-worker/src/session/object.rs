@@ -50,6 +50,8 @@ use crate::caller::USER_HEADER;
 use crate::config::Config;
 use crate::http::{self, OrApiError as _, empty, header, json, respond};
 use crate::now_ms;
+use crate::room::calls::RoomCall;
+use crate::room::client::RoomStub;
 use crate::share::{FileInfo, ShareStub};
 use crate::storage::{Aborted, CompleteFailure, Provider as _, Storage, UploadFailure};
 
@@ -651,6 +653,7 @@ impl UploadSession {
                 return Ok(());
             };
             if step == Step::Wipe {
+                self.tell_room_gone().await;
                 // The last step: nothing is left to report to.
                 let wiped = SessionStore::wipe(&self.state.storage()).await;
                 self.cache.replace(None);
@@ -663,6 +666,38 @@ impl UploadSession {
             let outcome = self.carry_out(storage, &step).await;
             let now = now_ms();
             self.change(Save::State, |s, _| s.on_step(outcome, now))?;
+        }
+    }
+
+    /// A room file leaves its room before its records (the room tie among them) are
+    /// wiped: this is how the room hears of an expiry, or of a deletion the alarm
+    /// finished. Best effort: an owner's `DELETE` tells the room again on its way out,
+    /// and the room answers `file_not_found` for a file it no longer lists (an aborted
+    /// upload's, or one told twice).
+    async fn tell_room_gone(&self) {
+        let tie = match room_tie::load(&self.state.storage().sql()) {
+            Ok(Some(tie)) => tie,
+            Ok(None) => return,
+            Err(e) => {
+                console_error!("upload session: reading the room tie: {}", e.message);
+                return;
+            }
+        };
+        let Ok(file_id) = self.with(|s, _| s.file_id().clone()) else {
+            return;
+        };
+        let told = match RoomStub::get(&self.env, &tie.room_id) {
+            Ok(room) => room.file_event(RoomCall::Deleted, &file_id).await,
+            Err(e) => Err(e),
+        };
+        match told {
+            Ok(()) => {}
+            Err(e) if e.code == ApiErrorCode::FileNotFound => {}
+            Err(e) => console_error!(
+                "upload session: telling room {} that {file_id} is gone: {}",
+                tie.room_id,
+                e.message
+            ),
         }
     }
 
