@@ -183,6 +183,9 @@ for (const provider of PROVIDERS) describe(`encrypted transfer, end to end (${pr
     const f = FILES[2];
     const app = await browser.newPage();
     await app.goto(`${stack.url}/`);
+    // The page listens for picked files only once its wasm client has loaded: a file
+    // picked before that (a slow, loaded machine) would go unnoticed.
+    await app.locator("#version[data-state=ready]").waitFor({ timeout: 60_000 });
     await app.setInputFiles("#file-input", f.path);
     const linkLocator = app.locator(`a[href*="/s/"], input[value*="/s/"]`).first();
     await linkLocator.waitFor({ timeout: 120_000 }).catch(async (err) => {
