@@ -167,11 +167,12 @@ describe("uploading into a room from the page", () => {
     assert.deepEqual([thumb.width, thumb.height], [256, 192], "at most 256 px a side, the aspect kept");
     // What the server serves, opened by the independent implementation with the file
     // key from the photo's share link in the chat.
-    const photo = await b.evaluate((name) => {
+    // The file's row and its share message in the chat arrive separately: wait for both.
+    const photo = await until(b, (name) => {
       const row = [...document.querySelectorAll("#files li[data-file-id]")].find((li) => li.querySelector(".file-name")?.textContent === name);
       const link = [...document.querySelectorAll("#messages a.file-link")].find((a) => a.textContent.includes(name))?.href;
-      return { fileId: row.dataset.fileId, link };
-    }, `photo-${marker}.png`);
+      return row && link && { fileId: row.dataset.fileId, link };
+    }, `photo-${marker}.png`, "the photo's row and its link in the chat");
     const served = await fetch(`${server.url}/api/rooms/${roomId}/files/${photo.fileId}/thumbnail`, {
       headers: { authorization: `Bearer ${await mint({ sub: "auditor", room: roomId, role: "moderator" })}` },
     });

@@ -89,7 +89,20 @@ function writeTestAssets(dir) {
  *   secrets (e.g. S3 keys), written to a private env file.
  * @returns {Promise<{ url: string, persistDir: string, logFile: string, stop: () => Promise<void> }>}
  */
-export async function startServer({ persistDir, port, vars = {}, secrets = {} } = {}) {
+export async function startServer(options = {}) {
+  // workerd binds internal sockets on ports of its own choosing; when another run on
+  // the machine takes one first, wrangler exits at once with "Address already in use".
+  // That is the machine's doing, not the worker's: start again, with fresh ports.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(options);
+    } catch (err) {
+      if (attempt >= 3 || !/Address already in use/.test(err.message)) throw err;
+    }
+  }
+}
+
+async function startOnce({ persistDir, port, vars = {}, secrets = {} } = {}) {
   if (!existsSync(join(ROOT, "edge-worker/build/index.js"))) {
     throw new Error("edge-worker/build/index.js is missing: run `bash scripts/build.sh` first");
   }
