@@ -14,7 +14,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startServer } from "./support/server.mjs";
-import { launchBrowser, until } from "./support/browser.mjs";
+import { createRoom, launchBrowser, until } from "./support/browser.mjs";
 import { member, mint } from "./rooms/support.mjs";
 import { openThumbnail } from "./support/thumbnail.mjs";
 
@@ -51,12 +51,7 @@ describe("a video's first-frame thumbnail", () => {
     await res.body?.cancel();
 
     const page = await browser.newPage();
-    await page.goto(`${server.url}/room`);
-    await page.fill("#create-name", "Vera");
-    await page.click("#create-form button[type=submit]");
-    await page.waitForURL(/\/r\/[A-Za-z0-9_-]{22}#k1\.[A-Za-z0-9_-]{43}$/);
-    await until(page, () => document.querySelector("#conn")?.dataset.state === "open", null, "connected");
-    const roomId = new URL(page.url()).pathname.split("/")[2];
+    const { roomId } = await createRoom(page, server.url, "Vera");
 
     // The video, recorded in the page: 320×240, FIRST for half a second, then LATER.
     const recorded = await page.evaluate(async ([first, later]) => {
