@@ -4,8 +4,8 @@
 // saved; Save to disk writes through the file picker (stubbed with the origin private
 // file system, which gives the same FileSystemFileHandle) under a `.part` name; Pause
 // stops every range request until Resume, which fetches only what is missing; a reload
-// in the middle shows the download as resumable, and Resume finishes it from the last
-// verified record, renamed, byte-identical. Without File System Access the page
+// in the middle shows the download as resumable (on the send page's list too), and
+// Resume finishes it from the last verified record, renamed, byte-identical. Without File System Access the page
 // gathers a small file in memory, and Pause holds the stream. A flipped byte in storage
 // is an integrity error naming its record, in words.
 import assert from "node:assert/strict";
@@ -152,8 +152,17 @@ describe("the receive page", () => {
     disk = await opfs(page);
     assert.deepEqual(disk.files, { "big.bin.part": 21 * MiB });
 
-    // A reload: the page finds the kept download and offers to resume it.
+    // The send page lists it too, with what is on disk.
     held.remove();
+    const home = await browser.newPage();
+    await home.goto(stack.url);
+    const item = home.locator("#download-list li.kept", { hasText: "big.bin" });
+    await item.waitFor({ timeout: 60_000 });
+    assert.equal(await item.locator(".detail").textContent(), "21.0 MiB of 70.0 MiB");
+    assert.deepEqual(await item.locator("button:visible").allTextContents(), ["Resume", "Forget"]);
+    await home.close();
+
+    // A reload: the page finds the kept download and offers to resume it.
     await page.reload();
     await page.locator("#incoming[data-state=ready]").waitFor({ timeout: 60_000 });
     assert.equal(await page.locator("#incoming-start").textContent(), "Resume");

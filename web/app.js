@@ -651,6 +651,7 @@ async function receive() {
   const view = transferView(card, {
     bar: $("incoming-progress"), detail: $("incoming-detail"), status: $("incoming-status"),
     start: $("incoming-start"), pause: $("incoming-pause"), cancel: $("incoming-cancel"),
+    hint: $("incoming-method"),
   });
   const method = $("incoming-method");
   const previewButton = $("incoming-preview");
@@ -737,6 +738,7 @@ async function receive() {
     const kept = needsPassword ? null : await keptDownloadOf(location.href);
     if (kept) {
       const held = await bytesOnDisk(kept.handle);
+      await showOnDisk($("incoming-progress"), $("incoming-detail"), kept.handle, info.size);
       method.textContent = `You began saving this file in this browser${held === null ? "" : `: ${formatBytes(held)} of ${formatBytes(info.size)} are on disk, verified`}. Resume continues from the last verified record.`;
       view.ready("Resume", () => resumeKept(view, kept));
       return;
@@ -836,7 +838,7 @@ async function saveTarget(how, info) {
  * of a stream holds the stream, so nothing more is fetched until Resume.
  */
 function transferView(root, parts) {
-  const { bar, detail, status, start, pause, cancel } = parts;
+  const { bar, detail, status, start, pause, cancel, hint } = parts;
   let current = null;
   const announce = milestones(status, "Downloading");
 
@@ -850,7 +852,9 @@ function transferView(root, parts) {
     pause.hidden = !["downloading", "paused"].includes(state);
     pause.textContent = state === "paused" ? "Resume" : "Pause";
     cancel.hidden = !["downloading", "paused"].includes(state);
-    bar.hidden = !["downloading", "paused"].includes(state);
+    bar.hidden = !["downloading", "paused"].includes(state) && !(state === "ready" && bar.value > 0);
+    // How it saves matters until it has.
+    if (hint) hint.hidden = !["ready", "downloading", "paused"].includes(state);
   };
   const say = (content) => status.replaceChildren(content);
 
@@ -891,6 +895,8 @@ function transferView(root, parts) {
             say("Downloading and verifying…");
           } else if (state === "paused") {
             detail.textContent = detail.textContent.split(" · ")[0];
+            // Ranges opened ahead of the pause are not on disk: show what is.
+            if (target.fileHandle) showOnDisk(bar, detail, target.fileHandle, target.info.size);
             say(target.fileHandle
               ? (target.password
                 ? "Paused. What was verified is on disk, but a password link's download starts again from the beginning when resumed."
@@ -1084,6 +1090,13 @@ async function bytesOnDisk(handle) {
   }
 }
 
+/** Shows on `bar` and in `detail` the verified bytes `handle`'s file holds of `size`
+ *  (when the page may read it). */
+async function showOnDisk(bar, detail, handle, size) {
+  const held = await bytesOnDisk(handle);
+  if (held !== null) showProgress(bar, detail, { bytesDone: held, bytesTotal: size, speed: 0, eta: null });
+}
+
 /** Lists the downloads to a file this browser kept that stopped before their end
  *  (other than `except`, the link this page shows), each with Resume and Forget. */
 async function listKept(except = null) {
@@ -1121,15 +1134,12 @@ async function keptItem(kept) {
   bar.setAttribute("aria-labelledby", name.id);
   root.append(name, meta, bar, detail, status, el("div", { className: "actions" }, start, pause, cancel, forget));
   const view = transferView(root, { bar, detail, status, start, pause, cancel });
-  const held = await bytesOnDisk(kept.handle);
+  await showOnDisk(bar, detail, kept.handle, kept.size);
   view.ready("Resume", async () => {
     forget.remove();
     await resumeKept(view, kept);
   });
-  if (held !== null) showProgress(bar, detail, { bytesDone: held, bytesTotal: kept.size, speed: 0, eta: null });
-  view.say(held === null
-    ? `Stopped before its end. Resume continues from the last verified record in ${kept.handle.name}.`
-    : `Stopped before its end: ${formatBytes(held)} verified in ${kept.handle.name}.`);
+  view.say(`Stopped before its end. What was verified is in ${kept.handle.name}; Resume continues from there.`);
   forget.addEventListener("click", async () => {
     await forgetDownload(kept.id);
     root.remove();
