@@ -217,6 +217,21 @@ describe("the receive page", () => {
     await page.close();
   });
 
+  test("without File System Access a large file streams through the service worker into the browser's downloads", async () => {
+    const size = 64 * MiB + 7; // just over what the page gathers in memory
+    const { link, sha256 } = await put(size, "large.bin");
+    const page = await receivePage(link, { picker: false });
+    assert.match(await page.locator("#incoming-method").textContent(), /Streamed into your browser's downloads as it is verified/);
+    const saved = page.waitForEvent("download", { timeout: 120_000 });
+    await page.click("#incoming-start");
+    const download = await saved;
+    assert.equal(download.suggestedFilename(), "large.bin");
+    await page.locator("#incoming.done").waitFor({ timeout: 120_000 });
+    const file = await download.path();
+    assert.equal(createHash("sha256").update(readFileSync(file)).digest("hex"), sha256, "byte-identical");
+    await page.close();
+  });
+
   test("a byte flipped in storage: the integrity error names its record, in words, and the file stays .part", async () => {
     const { link } = await put(5 * MiB + 3, "flip.bin");
     const page = await receivePage(link);

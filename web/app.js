@@ -805,11 +805,10 @@ async function saveTarget(how, info) {
     const id = randomId();
     const answer = await tellWorker({ type: "save", id, name: info.name, size: info.size, readable }, [readable]);
     if (answer.ok) {
-      const a = el("a", { href: `/save/${id}`, download: fileName });
-      a.hidden = true;
-      document.body.append(a);
-      a.click();
-      a.remove();
+      // A navigation, which the service worker answers as an attachment: the browser
+      // turns it into a download and the page stays. (An `<a download>` would not do:
+      // Chromium fetches it past the service worker.)
+      location.assign(`/save/${id}`);
       return { writable, words: METHOD_WORDS.stream };
     }
     return saveTarget("memory", info);
