@@ -242,6 +242,8 @@ describe("the receive page", () => {
     assert.match(await page.locator("#incoming-status").textContent(),
       /^The stored file is damaged: record 3 failed its integrity check\. The download stopped, and nothing is presented as complete\. The partial file keeps the name flip\.bin\.part\. record_auth_failed$/);
     assert.ok(await page.locator("#incoming-pause").isHidden(), "no Resume for a damaged file");
+    assert.equal(await page.evaluate(async () => (await import("/pkg/sealdrop_client.js")).pendingDownloads().then((p) => p.length)), 0,
+      "nor is it listed as unfinished");
     const disk = await opfs(page);
     assert.ok("flip.bin.part" in disk.files && !("flip.bin" in disk.files), "nothing is presented as complete");
     await page.close();

@@ -651,7 +651,7 @@ async function receive() {
   const view = transferView(card, {
     bar: $("incoming-progress"), detail: $("incoming-detail"), status: $("incoming-status"),
     start: $("incoming-start"), pause: $("incoming-pause"), cancel: $("incoming-cancel"),
-    hint: $("incoming-method"),
+    hint: $("incoming-method"), preview: $("incoming-preview"),
   });
   const method = $("incoming-method");
   const previewButton = $("incoming-preview");
@@ -837,7 +837,7 @@ async function saveTarget(how, info) {
  * of a stream holds the stream, so nothing more is fetched until Resume.
  */
 function transferView(root, parts) {
-  const { bar, detail, status, start, pause, cancel, hint } = parts;
+  const { bar, detail, status, start, pause, cancel, hint, preview } = parts;
   let current = null;
   const announce = milestones(status, "Downloading");
 
@@ -852,8 +852,9 @@ function transferView(root, parts) {
     pause.textContent = state === "paused" ? "Resume" : "Pause";
     cancel.hidden = !["downloading", "paused"].includes(state);
     bar.hidden = !["downloading", "paused"].includes(state) && !(state === "ready" && bar.value > 0);
-    // How it saves matters until it has.
+    // How it saves matters until it has; a file that failed is not previewed.
     if (hint) hint.hidden = !["ready", "downloading", "paused"].includes(state);
+    if (preview && ["failed", "cancelled"].includes(state)) preview.hidden = true;
   };
   const say = (content) => status.replaceChildren(content);
 
@@ -984,16 +985,24 @@ function downloadRun(target, hooks) {
       } else if (err?.code === "cancelled" || cancelling) {
         set("cancelled", await discard());
       } else {
+        // A damaged file, or a refusal, is not offered for resuming: its partial file
+        // keeps its .part name, and this browser forgets the download.
+        if (fileHandle && !RESUMABLE.has(err?.code)) await forget();
         set("failed", err);
       }
     }
   }
 
+  /** Forgets the kept download of this file, if the client kept it. */
+  async function forget() {
+    const kept = await keptDownloadOf(link, fileHandle).catch(() => null);
+    if (kept) await forgetDownload(kept.id).catch(() => {});
+  }
+
   /** After a cancel: forgets the kept download and deletes its partial file. */
   async function discard() {
     if (!fileHandle) return "Cancelled. Nothing was saved.";
-    const kept = await keptDownloadOf(link, fileHandle).catch(() => null);
-    if (kept) await forgetDownload(kept.id).catch(() => {});
+    await forget();
     try {
       await fileHandle.remove();
       return "Cancelled. The partial file was deleted.";
