@@ -5,9 +5,11 @@
 // file system, which gives the same FileSystemFileHandle) under a `.part` name; Pause
 // stops every range request until Resume, which fetches only what is missing; a reload
 // in the middle shows the download as resumable (on the send page's list too), and
-// Resume finishes it from the last verified record, renamed, byte-identical. Without File System Access the page
-// gathers a small file in memory, and Pause holds the stream. A flipped byte in storage
-// is an integrity error naming its record, in words.
+// Resume finishes it from the last verified record, renamed, byte-identical; Cancel
+// deletes the partial file. Without File System Access the page gathers a small file
+// in memory (Pause holds the stream) and streams a large one through the service
+// worker into the browser's downloads. A flipped byte in storage is an integrity error
+// naming its record, in words.
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
@@ -179,6 +181,23 @@ describe("the receive page", () => {
     assert.equal(disk.digest, sha256, "the file on disk is byte-identical");
     assert.equal(await page.evaluate(async () => (await import("/pkg/sealdrop_client.js")).pendingDownloads().then((p) => p.length)), 0,
       "a complete download is no longer kept");
+    await page.close();
+  });
+
+  test("Cancel stops a download to disk, deletes its partial file and forgets it", async () => {
+    const { link } = await put(70 * MiB - 5, "dropped.bin");
+    const page = await receivePage(link);
+    stallAt(7);
+    stack.proxy.resetLog();
+    await page.click("#incoming-start");
+    await requested(35); // the first range is on disk
+    await page.click("#incoming-cancel");
+    await page.locator("#incoming.cancelled").waitFor({ timeout: 60_000 });
+    assert.equal(await page.locator("#incoming-status").textContent(), "Cancelled. The partial file was deleted.");
+    assert.deepEqual((await opfs(page)).files, {}, "no file is left");
+    assert.equal(await page.evaluate(async () => (await import("/pkg/sealdrop_client.js")).pendingDownloads().then((p) => p.length)), 0,
+      "nothing is listed as unfinished");
+    assert.deepEqual(await page.locator("#incoming button:visible").allTextContents(), [], "nothing left to press");
     await page.close();
   });
 
