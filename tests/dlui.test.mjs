@@ -89,12 +89,15 @@ async function receivePage(link, { picker = true } = {}) {
   return page;
 }
 
-/** The names and sizes in the origin private file system, and the SHA-256 of `name`. */
-function opfs(page, name) {
-  return page.evaluate(async (name) => {
+/** The names and sizes of the files named `prefix`... in the origin private file system
+ *  (which the tests share), and the SHA-256 of `name`. */
+function opfs(page, prefix, name) {
+  return page.evaluate(async ([prefix, name]) => {
     const root = await navigator.storage.getDirectory();
     const files = {};
-    for await (const [n, handle] of root.entries()) files[n] = (await handle.getFile()).size;
+    for await (const [n, handle] of root.entries()) {
+      if (n.startsWith(prefix)) files[n] = (await handle.getFile()).size;
+    }
     let digest = null;
     if (name in files) {
       const bytes = await (await (await root.getFileHandle(name)).getFile()).arrayBuffer();
@@ -102,7 +105,7 @@ function opfs(page, name) {
         .map((b) => b.toString(16).padStart(2, "0")).join("");
     }
     return { files, digest };
-  }, name);
+  }, [prefix, name]);
 }
 
 /** Waits until the card's bar shows at least `bytes` of `size`. */
@@ -134,7 +137,7 @@ describe("the receive page", () => {
     await page.locator("#incoming[data-state=paused]").waitFor({ timeout: 60_000 });
     assert.match(await page.locator("#incoming-status").textContent(), /Paused\. What was verified is on disk/);
     assert.equal(await page.locator("#incoming-pause").textContent(), "Resume");
-    let disk = await opfs(page);
+    let disk = await opfs(page, "big.bin");
     assert.deepEqual(disk.files, { "big.bin.part": 7 * MiB }, "the verified records, under the .part name");
 
     // Paused: no request at all reaches storage while the page waits.
@@ -151,7 +154,7 @@ describe("the receive page", () => {
     await page.click("#incoming-pause");
     await page.locator("#incoming[data-state=paused]").waitFor({ timeout: 60_000 });
     assert.equal(ranges()[0][0], 7 * SEALED, "Resume fetched nothing before the last verified record");
-    disk = await opfs(page);
+    disk = await opfs(page, "big.bin");
     assert.deepEqual(disk.files, { "big.bin.part": 21 * MiB });
 
     // The send page lists it too, with what is on disk.
@@ -176,7 +179,7 @@ describe("the receive page", () => {
     assert.equal(await page.locator("#incoming-status").textContent(),
       "Verified and saved as big.bin. Every part of the file passed its integrity check.");
     tiles(ranges(), 21, 69 * SEALED + (MiB - 5 + TAG), "after the reload");
-    disk = await opfs(page, "big.bin");
+    disk = await opfs(page, "big.bin", "big.bin");
     assert.deepEqual(Object.keys(disk.files), ["big.bin"], "renamed once complete; no .part left");
     assert.equal(disk.digest, sha256, "the file on disk is byte-identical");
     assert.equal(await page.evaluate(async () => (await import("/pkg/sealdrop_client.js")).pendingDownloads().then((p) => p.length)), 0,
@@ -194,7 +197,7 @@ describe("the receive page", () => {
     await page.click("#incoming-cancel");
     await page.locator("#incoming.cancelled").waitFor({ timeout: 60_000 });
     assert.equal(await page.locator("#incoming-status").textContent(), "Cancelled. The partial file was deleted.");
-    assert.deepEqual((await opfs(page)).files, {}, "no file is left");
+    assert.deepEqual((await opfs(page, "dropped.bin")).files, {}, "no file is left");
     assert.equal(await page.evaluate(async () => (await import("/pkg/sealdrop_client.js")).pendingDownloads().then((p) => p.length)), 0,
       "nothing is listed as unfinished");
     assert.deepEqual(await page.locator("#incoming button:visible").allTextContents(), [], "nothing left to press");
@@ -263,7 +266,7 @@ describe("the receive page", () => {
     assert.ok(await page.locator("#incoming-pause").isHidden(), "no Resume for a damaged file");
     assert.equal(await page.evaluate(async () => (await import("/pkg/sealdrop_client.js")).pendingDownloads().then((p) => p.length)), 0,
       "nor is it listed as unfinished");
-    const disk = await opfs(page);
+    const disk = await opfs(page, "flip.bin");
     assert.ok("flip.bin.part" in disk.files && !("flip.bin" in disk.files), "nothing is presented as complete");
     await page.close();
   });
