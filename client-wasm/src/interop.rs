@@ -318,6 +318,12 @@ export interface DownloadOptions {
   writable?: WritableStream<Uint8Array>;
 }
 
+/** Options of `openFile(link, options)`. */
+export interface OpenFileOptions {
+  /** The password of a `#p1.` link; rejects like `download` without it or with a wrong one. */
+  password?: string;
+}
+
 /** What `download` resolves to: the verified plaintext and its sealed name and type. */
 export interface DownloadResult extends FileInfo {
   /** The plaintext, without `fileHandle` or `writable`; `null` with either. */
@@ -487,6 +493,11 @@ pub(crate) fn pending_id(pending: &JsValue) -> Result<String, ClientError> {
 
 fn blob(value: &JsValue) -> Option<Blob> {
     value.dyn_ref::<Blob>().cloned()
+}
+
+/// Reads the password of `openFile(link, options)`.
+pub(crate) fn open_file_password(options: &JsValue) -> Result<Option<String>, ClientError> {
+    Bag::new(options, "openFile options")?.string("password")
 }
 
 /// Reads `download(link, options)`.
