@@ -1,29 +1,34 @@
 // Starts one of the client's cipher workers (src/offload.rs). wasm-bindgen copies this
 // file to pkg/snippets/<crate>-<hash>/js/spawn.js, three folders below pkg/, where the
-// worker script sealdrop_worker.js lies. The literal
-// `new Worker(new URL("...", import.meta.url), { type: "module" })` is the shape bundlers
-// (webpack 5, Vite, Parcel, Rollup with its worker plugin) look for to emit the worker
-// script with the bundle; served as is, the URL resolves beside the package's files.
+// worker script sealdrop_worker.js lies: the URL below resolves beside the package's
+// files however they are served.
 //
-// A page that enforces Trusted Types (the demo app) refuses a plain URL there: it must
-// allow the policy `sealdrop-worker`, which turns exactly this one URL into a script URL.
+// Where the page has Trusted Types (Chromium), the URL goes through the policy
+// `sealdrop-worker`, which accepts exactly this one URL: a page that enforces Trusted
+// Types (the demo app's `require-trusted-types-for 'script'`) must allow that policy
+// name, and a page that does not enforce them sees no difference. Where the policy
+// cannot be made, the plain URL is tried.
 
 const NAME = "sealdrop-cipher";
 let policy;
 
-export function spawnCipherWorker() {
+function trusted(url) {
+  const tt = globalThis.trustedTypes;
+  if (!tt) return null;
   try {
-    return new Worker(new URL("../../../sealdrop_worker.js", import.meta.url), { type: "module", name: NAME });
-  } catch (error) {
-    const tt = globalThis.trustedTypes;
-    if (!tt) throw error;
-    const url = new URL("../../../sealdrop_worker.js", import.meta.url).href;
     policy ??= tt.createPolicy("sealdrop-worker", {
       createScriptURL: (text) => {
         if (text !== url) throw new TypeError("sealdrop-worker: not the cipher worker's URL");
         return text;
       },
     });
-    return new Worker(policy.createScriptURL(url), { type: "module", name: NAME });
+    return policy.createScriptURL(url);
+  } catch {
+    return null;
   }
+}
+
+export function spawnCipherWorker() {
+  const url = new URL("../../../sealdrop_worker.js", import.meta.url);
+  return new Worker(trusted(url.href) ?? url, { type: "module", name: NAME });
 }
