@@ -142,7 +142,8 @@ impl Inner {
         let records = records_holding(layout, start..end);
         let first = plaintext_span(layout, &records).map_or(start, |span| span.start);
         let pieces: Array = retrying(self.source.backoff, || {
-            self.source.attempt_range(&self.opener, records.clone())
+            self.source
+                .attempt_range(&self.opener, records.clone(), None)
         })
         .await?;
         let out = Uint8Array::new_with_length((end - start) as u32);

@@ -28,6 +28,8 @@ pub(crate) struct Snapshot {
     pub parts_total: u32,
     /// The file cipher's backend (`cipherBackend`): whether WebCrypto does the AES.
     pub backend: Backend,
+    /// Cipher workers doing the AES (`cipherWorkers`); 0: the page itself.
+    pub workers: u32,
 }
 
 /// Tracks one transfer's progress and hands snapshots to the callback.
@@ -39,6 +41,7 @@ pub(crate) struct Reporter {
     parts_total: u32,
     parts_done: u32,
     backend: Backend,
+    workers: u32,
     last_report: u64,
 }
 
@@ -59,8 +62,14 @@ impl Reporter {
             parts_total,
             parts_done: 0,
             backend,
+            workers: 0,
             last_report: 0,
         }
+    }
+
+    /// How many cipher workers seal or open the records from now on (0: the page).
+    pub(crate) fn set_workers(&mut self, workers: u32) {
+        self.workers = workers;
     }
 
     /// The first report, before any part is sent; `parts_done` parts of `bytes_done`
@@ -114,6 +123,7 @@ impl Reporter {
             parts_done: self.parts_done,
             parts_total: self.parts_total,
             backend: self.backend,
+            workers: self.workers,
         }
     }
 
