@@ -15,6 +15,7 @@ pub mod testkit;
 pub mod account;
 pub mod api_error;
 pub mod backoff;
+pub mod concurrency;
 pub mod fingerprint;
 pub mod ids;
 pub mod jwt;
