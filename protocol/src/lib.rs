@@ -20,6 +20,7 @@ pub mod fingerprint;
 pub mod ids;
 pub mod jwt;
 pub mod lifecycle;
+pub mod link_history;
 pub mod plan;
 pub mod progress;
 pub mod range;
