@@ -53,6 +53,7 @@ mod idb;
 mod interop;
 mod kept;
 mod link;
+mod link_history;
 mod part_urls;
 mod persist;
 mod pipeline;

@@ -45,6 +45,8 @@
 /// is measured.
 pub const START: u32 = 2;
 
+use crate::link_history::LinkSample;
+
 /// Chromium's connections per host over HTTP/1.1: the default ceiling.
 pub const CONNECTIONS_PER_HOST: u32 = 6;
 
@@ -162,6 +164,8 @@ pub struct ConcurrencyController {
     epoch: Epoch,
     /// Failed probes in a row (reset by a probe that paid).
     failed_probes: u32,
+    /// Every outcome since the last [`ConcurrencyController::take_sample`].
+    sample: LinkSample,
 }
 
 impl ConcurrencyController {
@@ -175,7 +179,14 @@ impl ConcurrencyController {
             phase: Phase::Measure { epochs_left: 0 },
             epoch: Epoch::new(now_ms),
             failed_probes: 0,
+            sample: LinkSample::default(),
         }
+    }
+
+    /// What the outcomes fed in since the last call measured of the link (for the
+    /// browser's [`LinkHistory`](crate::link_history::LinkHistory)); starts a new one.
+    pub fn take_sample(&mut self) -> LinkSample {
+        std::mem::take(&mut self.sample)
     }
 
     /// Parts that may be in flight now, `1..=ceiling`.
@@ -203,6 +214,7 @@ impl ConcurrencyController {
         let in_epoch = started >= self.epoch.start_ms;
         match outcome {
             PartOutcome::Failed { .. } | PartOutcome::Stalled { .. } => {
+                self.sample.failed = self.sample.failed.saturating_add(1);
                 if in_epoch {
                     self.set_limit(self.limit.div_ceil(2), ended);
                     self.phase = Phase::Measure { epochs_left: 0 };
@@ -212,11 +224,18 @@ impl ConcurrencyController {
             PartOutcome::Succeeded {
                 bytes, concurrent, ..
             } => {
+                let weighted = u128::from(bytes) * u128::from(concurrent.max(1));
+                let took = (ended - started).max(1);
+                let sample = &mut self.sample;
+                sample.succeeded = sample.succeeded.saturating_add(1);
+                sample.weighted_bytes = sample
+                    .weighted_bytes
+                    .saturating_add(u64::try_from(weighted).unwrap_or(u64::MAX));
+                sample.busy_ms = sample.busy_ms.saturating_add(took);
                 if in_epoch {
-                    let weighted = u128::from(bytes) * u128::from(concurrent.max(1));
                     let epoch = &mut self.epoch;
                     epoch.weighted_bytes = epoch.weighted_bytes.saturating_add(weighted);
-                    epoch.busy_ms += u128::from((ended - started).max(1));
+                    epoch.busy_ms += u128::from(took);
                     epoch.end_ms = epoch.end_ms.max(ended);
                 }
             }
@@ -372,6 +391,28 @@ mod tests {
         assert_eq!(c.on_outcome(failed(301, 400)), 1);
         // Clean again: it measures, then probes up.
         assert_eq!(c.on_outcome(ok(1, MB, 400, 500)), 2);
+    }
+
+    #[test]
+    fn every_outcome_adds_to_the_sample() {
+        let mut c = ConcurrencyController::new(6, 0);
+        c.on_outcome(ok(2, 10 * MB, 0, 1_000));
+        c.on_outcome(PartOutcome::Stalled {
+            started_ms: 0,
+            ended_ms: 30_000,
+        });
+        c.on_outcome(ok(1, 5 * MB, 30_000, 30_500));
+        let sample = c.take_sample();
+        assert_eq!(
+            sample,
+            LinkSample {
+                weighted_bytes: 25 * MB,
+                busy_ms: 1_500,
+                succeeded: 2,
+                failed: 1
+            }
+        );
+        assert_eq!(c.take_sample(), LinkSample::default());
     }
 
     #[test]

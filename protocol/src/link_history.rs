@@ -43,13 +43,18 @@ pub const MAX_ADAPTIVE_PART: u64 = 64 * MIB;
 /// Attempts an upload must have made to say anything about the link.
 const MIN_ATTEMPTS: u32 = 4;
 
-/// What one upload (or one run of it, between pauses) measured.
+/// What one upload measured (the [`ConcurrencyController`] adds every outcome up).
+/// The throughput follows Little's law, as the controller's does: each part moved its
+/// bytes in its own time while `concurrent` parts were in flight, so the link moved
+/// `weighted_bytes / busy_ms`, pauses and idle time excluded.
+///
+/// [`ConcurrencyController`]: crate::concurrency::ConcurrencyController
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LinkSample {
-    /// Bytes of the parts that succeeded.
-    pub bytes: u64,
-    /// Time spent sending them, pauses excluded, in ms.
-    pub active_ms: u64,
+    /// `Σ concurrent × bytes` of the part attempts that succeeded.
+    pub weighted_bytes: u64,
+    /// `Σ` their times, in ms.
+    pub busy_ms: u64,
     /// Part attempts that succeeded.
     pub succeeded: u32,
     /// Part attempts that failed retryably or stalled.
@@ -74,11 +79,11 @@ impl LinkHistory {
     /// fewer than 4 attempts, or that took no time, says too little and changes nothing.
     pub fn observe(previous: Option<LinkHistory>, sample: LinkSample) -> Option<LinkHistory> {
         let attempts = sample.succeeded.saturating_add(sample.failed);
-        if attempts < MIN_ATTEMPTS || sample.active_ms == 0 {
+        if attempts < MIN_ATTEMPTS || sample.busy_ms == 0 {
             return previous;
         }
         let throughput =
-            u64::try_from(u128::from(sample.bytes) * 1000 / u128::from(sample.active_ms))
+            u64::try_from(u128::from(sample.weighted_bytes) * 1000 / u128::from(sample.busy_ms))
                 .unwrap_or(u64::MAX);
         let failure_permille =
             u32::try_from(u64::from(sample.failed) * 1000 / u64::from(attempts)).unwrap_or(1000);
@@ -230,9 +235,9 @@ mod tests {
 
     #[test]
     fn history_is_a_running_mean_that_ignores_tiny_samples() {
-        let sample = |bytes, active_ms, succeeded, failed| LinkSample {
-            bytes,
-            active_ms,
+        let sample = |weighted_bytes, busy_ms, succeeded, failed| LinkSample {
+            weighted_bytes,
+            busy_ms,
             succeeded,
             failed,
         };
@@ -261,7 +266,10 @@ mod tests {
         for _ in 0..10 {
             h = LinkHistory::observe(Some(h), sample(10_000_000, 1_000, 10, 0)).unwrap();
         }
-        assert!(h.throughput < 15_000_000 && h.failure_permille <= 3, "{h:?}");
+        assert!(
+            h.throughput < 15_000_000 && h.failure_permille <= 3,
+            "{h:?}"
+        );
         assert_eq!(h.uploads, 12);
         assert_eq!(
             serde_json::to_value(h).unwrap(),
