@@ -184,8 +184,8 @@ mod tests {
             failure_permille: 150,
             ..clean(200_000_000)
         };
-        // The smallest part storage takes, in whole records: 5 MiB + 5 records' tags
-        // rounded up to 6 records.
+        // The smallest part storage takes, in whole records: 5 records of 1 MiB (their
+        // tags make them just over 5 MiB).
         assert_eq!(
             pick(10 * GIB, flaky),
             MIN_PART_SIZE.div_ceil(SEALED) * SEALED
