@@ -30,5 +30,7 @@ pub mod scheduler;
 pub mod session;
 pub mod share;
 pub mod sweep;
+#[cfg(test)]
+mod test_rng;
 pub mod token;
 pub mod wire;
