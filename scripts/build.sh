@@ -21,10 +21,13 @@ build_client() {
     else
         echo "client-wasm/pkg is up to date"
     fi
-    # The demo app imports /pkg/sealdrop_client.js.
+    # The cipher workers' script, beside the module it imports (js/spawn.js finds it).
+    cp client-wasm/js/sealdrop_worker.js "$pkg"/
+    # The demo app imports /pkg/sealdrop_client.js, which imports its snippets.
     rm -rf web/pkg
     mkdir -p web/pkg
-    cp "$pkg"/sealdrop_client.js "$pkg"/sealdrop_client_bg.wasm web/pkg/
+    cp -r "$pkg"/sealdrop_client.js "$pkg"/sealdrop_client_bg.wasm "$pkg"/sealdrop_worker.js \
+        "$pkg"/snippets web/pkg/
 }
 
 build_worker() {

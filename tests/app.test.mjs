@@ -11,6 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, beforeEach, describe, test } from "node:test";
 import { launchBrowser } from "./support/browser.mjs";
+import { stubSavePicker } from "./support/page-helpers.mjs";
 import { watchPuts } from "./support/puts.mjs";
 import { startServer } from "./support/server.mjs";
 
@@ -33,6 +34,7 @@ after(async () => {
 /** A fresh app page at `path`, with CSP violations collected in `page.violations`. */
 async function openApp(path = "/") {
   const page = await browser.newPage();
+  await stubSavePicker(page);
   page.violations = [];
   await page.exposeFunction("reportViolation", (v) => page.violations.push(v));
   await page.addInitScript(() => {
@@ -96,6 +98,7 @@ describe("the page that holds keys", () => {
     await page.setInputFiles("#file-input", file("policy.bin", 2 * MiB));
     const link = await page.locator("#uploads li.done input").inputValue({ timeout: 60_000 });
     const receiver = await openApp(new URL(link).pathname + new URL(link).hash);
+    await receiver.click("#incoming-start", { timeout: 60_000 });
     await receiver.locator("#incoming.done").waitFor({ timeout: 60_000 });
     assert.deepEqual([...page.violations, ...receiver.violations], []);
     await Promise.all([page.close(), receiver.close()]);

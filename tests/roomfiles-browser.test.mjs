@@ -10,7 +10,7 @@ import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ROOT, startServer } from "./support/server.mjs";
-import { launchBrowser, until } from "./support/browser.mjs";
+import { createRoom, launchBrowser, until } from "./support/browser.mjs";
 import { member } from "./rooms/support.mjs";
 import { postJson, roomSealer, roomUpload } from "./rooms/files.mjs";
 
@@ -38,13 +38,7 @@ after(async () => {
 describe("the room page with files", () => {
   test("uploads in flight, files, a folder, a shared file and processing status, live", async () => {
     const page = await browser.newPage();
-    await page.goto(`${server.url}/room`);
-    await page.fill("#create-name", "Alice");
-    await page.click("#create-form button[type=submit]");
-    await page.waitForURL(/\/r\/[A-Za-z0-9_-]{22}#k1\.[A-Za-z0-9_-]{43}$/);
-    await until(page, () => document.querySelector("#conn")?.dataset.state === "open", null, "connected");
-    const link = page.url();
-    const room = new URL(link).pathname.split("/")[2];
+    const { link, roomId: room } = await createRoom(page, server.url, "Alice");
     const sealer = roomSealer(Buffer.from(link.split("#k1.")[1], "base64url"));
     const nina = await member(server.url, room, "nina");
     sockets.push(nina);

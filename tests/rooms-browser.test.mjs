@@ -11,7 +11,7 @@ import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, wr
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ROOT, startServer } from "./support/server.mjs";
-import { launchBrowser, until } from "./support/browser.mjs";
+import { createRoom, launchBrowser, until } from "./support/browser.mjs";
 
 const work = mkdtempSync(join(tmpdir(), "sealdrop-rooms-browser-"));
 const persistDir = join(work, "state");
@@ -71,11 +71,7 @@ describe("rooms in the browser", () => {
   test("create a room, share the link, two people chat with presence, read marks and a lock", async () => {
     // Alice makes a room: her browser makes the key, the page shows the link.
     const a = await alice.newPage();
-    await a.goto(`${server.url}/room`);
-    await a.fill("#create-name", "Alice");
-    await a.click("#create-form button[type=submit]");
-    await a.waitForURL(/\/r\/[A-Za-z0-9_-]{22}#k1\.[A-Za-z0-9_-]{43}$/);
-    await until(a, () => document.querySelector("#conn")?.dataset.state === "open", null, "alice connected");
+    await createRoom(a, server.url, "Alice");
     roomLink = await a.inputValue("#room-link");
     assert.equal(roomLink, a.url());
     assert.match(await a.textContent("#me"), /Alice \(owner\)/);

@@ -14,6 +14,7 @@ import { RoomSocket, devSecret, member, mint, openText, sealText, unsecured } fr
 const work = mkdtempSync(join(tmpdir(), "sealdrop-rooms-"));
 let server;
 let quick; // a second worker with short auth and idle timeouts
+let windowed; // a third with presence windows long enough that a burst of joins falls in one
 let roomCount = 0;
 /** A fresh room id per test, so tests never share a room. */
 const newRoom = () => `t${Date.now().toString(36)}${(roomCount++).toString(36)}`;
@@ -21,15 +22,17 @@ const sockets = [];
 const track = (s) => { sockets.push(s); return s; };
 
 before(async () => {
-  [server, quick] = await Promise.all([
+  [server, quick, windowed] = await Promise.all([
     startServer({ persistDir: join(work, "state") }),
     startServer({ vars: { ROOM_AUTH_TIMEOUT_SECONDS: "2", ROOM_IDLE_TIMEOUT_SECONDS: "3" } }),
+    // A window far longer than the test: only a numbered event (the message) closes it.
+    startServer({ vars: { ROOM_PRESENCE_WINDOW_MS: "600000" } }),
   ]);
 });
 
 after(async () => {
   for (const s of sockets) { try { s.ws.close(); } catch { /* gone */ } }
-  await Promise.all([server?.stop(), quick?.stop()]);
+  await Promise.all([server?.stop(), quick?.stop(), windowed?.stop()]);
   rmSync(work, { recursive: true, force: true });
 });
 
@@ -148,34 +151,87 @@ describe("rooms: membership, presence, chat", () => {
   test("join, leave and presence with two devices of one user", async () => {
     const room = newRoom();
     const carol = await join_(room, "carol");
+    const start = carol.frames.length;
     const phone = await join_(room, "alice");
-    const joined = await carol.waitFor((f) => f.event === "user-joined" && f.data.userId === "alice", "alice joining");
-    assert.ok(joined.seq > 0);
-    assert.equal((await carol.event("user-online")).data.devices, 1);
+    await carol.presenceIs({ alice: 1, carol: 1 });
     const laptop = await join_(room, "alice");
-    assert.equal((await carol.event("user-online", { n: 2 })).data.devices, 2);
-    // The second device is not a second member.
-    assert.equal(carol.frames.filter((f) => f.event === "user-joined" && f.data.userId === "alice").length, 1);
-    const presence = laptop.frames.find((f) => f.event === "presence");
-    const byUser = Object.fromEntries(presence.data.users.map((u) => [u.userId, u.devices]));
-    assert.deepEqual(byUser, { alice: 2, carol: 1 });
+    await carol.presenceIs({ alice: 2, carol: 1 });
+    // Others hear of joins and device counts only in presence-changed; the second device
+    // is not a second member.
+    const joins = carol.presenceChanges(start).flatMap((f) => f.data.joined);
+    assert.deepEqual(joins.map((j) => j.userId), ["alice"]);
+    assert.ok(joins[0].seq > 0);
+    const names = new Set(carol.frames.slice(start).map((f) => f.event));
+    assert.deepEqual([...names], ["presence-changed"]);
+    const presence = laptop.frames.filter((f) => f.event === "presence");
+    assert.equal(presence.length, 1, "a newcomer gets one snapshot");
+    assert.deepEqual(laptop.online(), { alice: 2, carol: 1 });
 
     const mark = carol.frames.length;
     await phone.close();
-    assert.equal((await carol.event("user-online", { from: mark })).data.devices, 1);
     await laptop.close();
-    const offline = await carol.event("user-offline", { from: mark });
-    assert.deepEqual([offline.data.userId, offline.data.devices], ["alice", 0]);
+    await carol.presenceIs({ carol: 1 });
+    const offline = carol.presenceChanges(mark).flatMap((f) => f.data.offline);
+    assert.deepEqual(offline.map((u) => [u.userId, u.devices]), [["alice", 0]]);
 
     // leave-room ends the membership on every device.
     const a1 = await join_(room, "alice");
     const a2 = await join_(room, "alice");
+    await carol.presenceIs({ alice: 2, carol: 1 });
     const before = carol.frames.length;
-    assert.equal((await a1.request("leave-room")).event, "ack");
-    const left = await carol.event("user-left", { from: before });
-    assert.equal(left.data.userId, "alice");
-    await a2.event("user-left");
+    const leave = await a1.request("leave-room");
+    assert.equal(leave.event, "ack");
+    const left = await carol.waitFor((f) => f.event === "presence-changed" && f.data.left.length > 0, "alice leaving");
+    assert.deepEqual(left.data.left.map((u) => [u.userId, u.seq]), [["alice", leave.data.seq]]);
+    assert.ok(carol.frames.indexOf(left) >= before);
+    await carol.presenceIs({ carol: 1 });
+    assert.equal((await a2.event("user-left")).seq, leave.data.seq);
     assert.equal((await a2.request("send-message", { text: await sealText(room, "alice", "x") })).data.code, "not_joined");
+  });
+
+  test("joins within one presence window: one presence-changed for each member, one snapshot for each newcomer", async () => {
+    const room = newRoom();
+    const carol = track(await member(windowed.url, room, "carol"));
+    const start = carol.frames.length;
+    const users = ["u1", "u2", "u3", "u4", "u5"];
+    // Authenticated first, then all joining at once: one window holds every join.
+    const newcomers = await Promise.all(users.map(async (sub) => {
+      const s = track(await RoomSocket.open(windowed.url, room));
+      await s.authenticate(await mint({ sub, room }));
+      return s;
+    }));
+    const acks = await Promise.all(newcomers.map((s) => s.request("join-room")));
+    assert.deepEqual(acks.map((a) => a.event), users.map(() => "ack"));
+    assert.deepEqual(carol.presenceChanges(start), [], "the window is still open");
+    // A message closes the window before it is sent: whoever reads it has heard of every join.
+    const sent = await carol.request("send-message", { text: await sealText(room, "carol", "welcome") });
+    assert.equal(sent.event, "ack");
+    await carol.event("new-message");
+    const got = carol.frames.slice(start).filter((f) => f.event !== "ack");
+    assert.deepEqual(got.map((f) => f.event), ["presence-changed", "new-message"]);
+    const [change] = got;
+    const joined = change.data.joined;
+    assert.deepEqual(joined.map((j) => j.userId).sort(), users);
+    const seqs = joined.map((j) => j.seq);
+    assert.deepEqual(seqs, seqs.slice().sort((a, b) => a - b), "in seq order");
+    assert.equal(change.seq, Math.max(...seqs));
+    assert.ok(got[1].seq > change.seq);
+    assert.deepEqual(change.data.online.map((u) => [u.userId, u.devices]).sort(), users.map((u) => [u, 1]));
+    const everyone = Object.fromEntries(["carol", ...users].map((u) => [u, 1]));
+    assert.deepEqual(carol.online(), everyone);
+    // Each newcomer: one snapshot, then only the joins after its own, in one frame (the
+    // last to join: nothing), and never an event per join.
+    let silent = 0;
+    for (const [i, s] of newcomers.entries()) {
+      await s.event("new-message");
+      assert.equal(s.frames.filter((f) => f.event === "presence").length, 1);
+      const changes = s.presenceChanges();
+      assert.ok(changes.length <= 1, JSON.stringify(changes));
+      if (changes.length === 0) silent += 1;
+      assert.deepEqual(s.frames.filter((f) => f.event === "user-joined").map((f) => f.seq), [acks[i].data.head], "its own join, directly");
+      assert.deepEqual(s.online(), everyone);
+    }
+    assert.equal(silent, 1, "only the last newcomer has nothing to hear");
   });
 
   test("messages arrive in order on every device, sealed, and history pages back without gaps", async () => {
@@ -391,9 +447,9 @@ describe("rooms: reconnect, restart, hibernation", () => {
     const presence = carol.frames.find((f) => f.event === "presence");
     const byUser = Object.fromEntries(presence.data.users.map((u) => [u.userId, u.devices]));
     assert.deepEqual(byUser, { alice: 2, bob: 1, carol: 1 });
-    const from = bob.frames.length;
+    await bob.presenceIs({ alice: 2, bob: 1, carol: 1 });
     await a2.close();
-    assert.equal((await bob.event("user-online", { from })).data.devices, 1);
+    await bob.presenceIs({ alice: 1, bob: 1, carol: 1 });
   });
 
   test("a silent socket is closed at the idle timeout; a pinging one is not", async () => {
@@ -403,8 +459,7 @@ describe("rooms: reconnect, restart, hibernation", () => {
     const timer = setInterval(() => alive.sendRaw("ping"), 500);
     try {
       assert.deepEqual(await silent.closed, { code: 4010, reason: "idle_timeout" });
-      const offline = await alive.event("user-offline");
-      assert.equal(offline.data.userId, "alice");
+      await alive.presenceIs({ bob: 1 });
       assert.equal((await alive.request("history", { limit: 1 })).event, "ack");
     } finally {
       clearInterval(timer);

@@ -14,7 +14,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { newUpload, until, uploadAll } from "./support/api.mjs";
 import { launchBrowser, openClientPage } from "./support/browser.mjs";
-import { addPageHelpers } from "./support/page-helpers.mjs";
+import { addPageHelpers, stubSavePicker } from "./support/page-helpers.mjs";
 import { derivePassword, parseFragment } from "./support/password.mjs";
 import { startServer } from "./support/server.mjs";
 import { filesUnder, leakscan, objectData, storageDirs } from "./support/storage.mjs";
@@ -68,6 +68,7 @@ function shareView(file, token) {
 /** The demo app's receive page at `link`. */
 async function receivePage(link) {
   const app = await browser.newPage();
+  await stubSavePicker(app);
   const url = new URL(link);
   await app.goto(`${server.url}${url.pathname}${url.hash}`);
   await app.locator("#version[data-state=ready]").waitFor({ timeout: 30_000 });
@@ -133,6 +134,7 @@ describe("password links", () => {
     assert.match(await app.locator("#unlock-status").textContent(), /password is not right.*wrong_password/);
     await app.fill("#unlock-password", password);
     await app.click("#unlock-submit");
+    await app.click("#incoming-start", { timeout: 60_000 });
     await app.locator("#incoming.done").waitFor({ timeout: 60_000 });
     assert.ok(await app.locator("#unlock").isHidden());
     await app.close();
@@ -312,6 +314,7 @@ describe("the app's share dialog", () => {
     await receiver.locator("#unlock").waitFor({ state: "visible", timeout: 30_000 });
     await receiver.fill("#unlock-password", "dialog secret");
     await receiver.click("#unlock-submit");
+    await receiver.click("#incoming-start", { timeout: 60_000 });
     await receiver.locator("#incoming.done").waitFor({ timeout: 60_000 });
     await receiver.close();
 

@@ -397,6 +397,63 @@ describe("shares: create, list, change, revoke", () => {
   });
 });
 
+describe("shares: idempotent create", () => {
+  test("a retried create with its key answers the same share; another body with the key is 409 idempotency_conflict", async () => {
+    const u = server.url;
+    const up = await completedFile(u);
+    const o = owner(u, up);
+    const verifier = randomBytes(32).toString("base64url");
+    const idempotencyKey = randomId();
+    const body = { downloadLimit: 1, expiresIn: 3600, verifier, idempotencyKey };
+    const first = await o.share(body);
+    // The retry of a create whose answer was lost, a little later: the same share,
+    // as it was made (its expiry counted from the first create).
+    const again = await o.share(body);
+    assert.deepEqual(again, first);
+    for (const other of [
+      { ...body, downloadLimit: 2 },
+      { ...body, expiresIn: 3601 },
+      { ...body, verifier: randomBytes(32).toString("base64url") },
+      { idempotencyKey },
+    ]) {
+      await assertError(await o.create(other), 409, "idempotency_conflict");
+    }
+    await assertError(await o.create({ ...body, idempotencyKey: "short" }), 400, "invalid_json");
+    // One share of the file, its settings untouched by the conflicts.
+    let views = await o.views();
+    assert.deepEqual(views.map((v) => [v.token, v.downloadLimit, v.password]), [[first.token, 1, true]]);
+
+    // Two creates with one new key at once make one share, and both answer it.
+    const twinBody = { downloadLimit: 3, idempotencyKey: randomId() };
+    const [a, b] = await Promise.all([o.share(twinBody), o.share(twinBody)]);
+    assert.equal(a.token, b.token);
+    views = await o.views();
+    assert.equal(views.length, 2);
+    assert.ok(views.some((v) => v.token === a.token));
+
+    // The same key on another file is another share; without a key, every create is new.
+    const elsewhere = await owner(u, await completedFile(u)).share(body);
+    assert.notEqual(elsewhere.token, first.token);
+    const plain = [await o.share({ downloadLimit: 1 }), await o.share({ downloadLimit: 1 })];
+    assert.notEqual(plain[0].token, plain[1].token);
+    assert.equal((await o.views()).length, 4);
+
+    // Revoked since: the retry answers the revoked share and makes none.
+    assert.equal((await o.revoke(first.token)).status, 200);
+    const late = await o.share(body);
+    assert.equal(late.token, first.token);
+    assert.equal(late.state, "revoked");
+    assert.equal((await o.views()).length, 4);
+
+    // The key is not stored anywhere (the token is derived from it one way).
+    const scan = leakscan(storageDirs(server.persistDir), {
+      secrets: [idempotencyKey, twinBody.idempotencyKey],
+      hex: [idempotencyKey, twinBody.idempotencyKey].map((k) => Buffer.from(k, "base64url").toString("hex")),
+    });
+    assert.equal(scan.status, 0, JSON.stringify(scan.report));
+  });
+});
+
 // ---------------------------------------------------------------------------------
 // Shares: downloads and their counting
 // ---------------------------------------------------------------------------------
@@ -505,6 +562,39 @@ describe("downloads", () => {
 // ---------------------------------------------------------------------------------
 // Passwords, and what share objects store
 // ---------------------------------------------------------------------------------
+
+describe("access records", () => {
+  test("a flood of views and wrong passwords past the cap never pushes a completed download out", async () => {
+    const u = server.url;
+    const up = await completedFile(u);
+    const verifier = randomBytes(32).toString("base64url");
+    const share = await owner(u, up).share({ verifier, downloadLimit: 1 });
+    const l = link(u, share.token);
+    const dl = await opened(await l.open({ verifier }));
+    assert.equal((await l.complete(dl.downloadId)).status, 204);
+    // A stranger with the link probes the used-up share: views (refused
+    // share_exhausted), opens without a password, wrong passwords (then rate limited):
+    // more visits than the 200 kept.
+    const wrong = randomBytes(32).toString("base64url");
+    for (let i = 0; i < 5; i++) await assertError(await l.open({ verifier: wrong }), 403, "wrong_password");
+    for (let i = 0; i < 110; i++) {
+      await assertError(await l.info(), 410, "share_exhausted");
+      await assertError(await l.open({}), 403, "password_required");
+    }
+    const [view] = await owner(u, up).views();
+    const visits = view.access.filter((a) => a.kind === "visit");
+    const downloads = view.access.filter((a) => a.kind === "download");
+    assert.equal(visits.length, 200, "the newest 200 visits are kept");
+    assert.deepEqual(downloads.map((a) => a.outcome), ["completed", "opened"]);
+    assert.equal(view.access.length, 202);
+    // Merged newest first: the download's records are the oldest.
+    assert.deepEqual(view.access.slice(-2).map((a) => a.outcome), ["completed", "opened"]);
+    assert.ok(view.access.every((a, i) => i === 0 || view.access[i - 1].at >= a.at), "newest first");
+    // The oldest visits went: the first wrong passwords are no longer listed.
+    assert.ok(!visits.some((a) => a.outcome === "wrong_password"));
+    assert.equal(view.failedAttempts, 5);
+  });
+});
 
 describe("password shares", () => {
   test("the verifier gates downloads; wrong ones are counted, then rate limited; storage keeps no secret", async () => {

@@ -1,18 +1,21 @@
 // sealdrop demo app: pick or drop files to get encrypted-upload links, pause, resume or
 // cancel each upload, pick up uploads a reload or a crash interrupted, and open a link
-// to download, verify and save the file. Plain JS over @sealdrop/client (the wasm build
+// to download, verify and save the file (pause, resume, and resume after a reload). Plain JS over @sealdrop/client (the wasm build
 // in /pkg); no framework, no build step.
 //
 // In reading order: start-up and routing, sending (choosing files, a queue of uploads,
 // one at a time, each card with its progress, controls and link), unfinished uploads
 // (resume / discard), sharing (a file's share links: password, expiry, limit, revoke,
-// access records), leaving the page, receiving (the /s/<token>#k1... or #p1... page,
-// asking for the password of a p1 link), then
+// access records), leaving the page, receiving (the /s/<token>#k1... or #p1... page:
+// the password of a p1 link, the file's name and size, Save to disk through the file
+// picker, the service worker or a Blob, and a download card with progress, speed, ETA,
+// Pause / Resume / Cancel), unfinished downloads (kept by the client for a file on
+// disk: listed on both pages, resumed from the last verified record), then
 // small helpers (formatting, errors, saving, DOM).
 
 import init, {
-  Uploader, createShare, download, linkNeedsPassword, listShares, previewable, revokeShare,
-  shareStatus, version,
+  Uploader, createShare, download, forgetDownload, linkNeedsPassword, listShares, openFile,
+  pendingDownloads, previewable, revokeShare, shareStatus, version,
 } from "/pkg/sealdrop_client.js";
 
 const $ = (id) => document.getElementById(id);
@@ -38,8 +41,10 @@ async function main() {
   const path = location.pathname;
   if (path === "/" || path === "/index.html") {
     send();
+    listKept();
   } else if (/^\/s\/[^/]+\/?$/.test(path)) {
     registerWorker();
+    window.addEventListener("beforeunload", warnBeforeLeaving);
     receive();
   } else {
     document.title = "Not a sealdrop link · sealdrop";
@@ -599,10 +604,11 @@ const OUTCOMES = {
 // Leaving the page
 // ---------------------------------------------------------------------------------
 
-/** Asks before leaving only when an upload would be lost: one this browser could not
- *  keep (no IndexedDB), which no reload can pick up again. Kept uploads resume. */
+/** Asks before leaving only when a transfer would be lost: an upload this browser could
+ *  not keep (no IndexedDB), or a download that is not to a file it keeps (a stream, a
+ *  Blob, a password link's), which no reload can pick up again. Kept ones resume. */
 function warnBeforeLeaving(event) {
-  if (cards.some((card) => card.wouldBeLost())) {
+  if ([...cards, ...downloads].some((transfer) => transfer.wouldBeLost())) {
     event.preventDefault();
     event.returnValue = "";
   }
@@ -642,23 +648,17 @@ async function receive() {
   const card = $("incoming");
   const name = $("incoming-name");
   const size = $("incoming-size");
-  const bar = $("incoming-progress");
-  const detail = $("incoming-detail");
-  const status = $("incoming-status");
-  const cancel = $("incoming-cancel");
-  const saveAgain = $("incoming-save");
+  const view = transferView(card, {
+    bar: $("incoming-progress"), detail: $("incoming-detail"), status: $("incoming-status"),
+    start: $("incoming-start"), pause: $("incoming-pause"), cancel: $("incoming-cancel"),
+    hint: $("incoming-method"), preview: $("incoming-preview"),
+  });
+  const method = $("incoming-method");
   const previewButton = $("incoming-preview");
-  const controller = new AbortController();
-  cancel.addEventListener("click", () => controller.abort());
-  const announce = milestones(status, "Downloading");
 
   const fail = (content) => {
-    card.classList.add("failed");
-    card.setAttribute("aria-busy", "false");
     if (name.textContent === "Opening the link…") name.textContent = "This file cannot be opened";
-    detail.textContent = "";
-    status.replaceChildren(content);
-    cancel.remove();
+    view.fail(content);
   };
   const problem = linkProblem();
   if (problem) {
@@ -673,7 +673,12 @@ async function receive() {
     return;
   }
   if (!needsPassword) {
-    fetchFile({});
+    try {
+      await offer(await fileInfo({}), {});
+    } catch (err) {
+      fail(describe(err));
+    }
+    listKept(location.href);
     return;
   }
   // A p1 link: the key opens only with the password, and the server checks it first.
@@ -687,70 +692,75 @@ async function receive() {
     fail(describe(err));
     return;
   }
+  listKept(location.href);
   const form = $("unlock");
   const input = $("unlock-password");
   const submit = $("unlock-submit");
   const said = $("unlock-status");
   name.textContent = "A protected file";
-  status.textContent = "";
+  view.say("");
   form.hidden = false;
   input.focus();
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
     submit.disabled = true;
     said.textContent = "";
-    status.textContent = "Checking the password…";
-    await fetchFile({ password: input.value });
-    submit.disabled = false;
+    view.say("Checking the password…");
+    try {
+      const options = { password: input.value };
+      const info = await fileInfo(options);
+      form.hidden = true;
+      await offer(info, options);
+    } catch (err) {
+      view.say("");
+      if (PASSWORD_CODES.has(err?.code)) {
+        said.replaceChildren(describe(err));
+        input.select();
+      } else {
+        form.hidden = true;
+        fail(describe(err));
+      }
+    } finally {
+      submit.disabled = false;
+    }
   });
 
-  /** One attempt; a password refusal keeps the form for another try. */
-  async function fetchFile(options) {
-    status.textContent = "Decrypting the file's name…";
-    // A fresh sink per attempt: a refused password never began writing to one.
-    const sink = receiveSink();
-    try {
-      const file = await download(location.href, {
-        ...options,
-        signal: controller.signal,
-        writable: sink.writable,
-        onMetadata: (info) => {
-          $("unlock").hidden = true;
-          name.textContent = info.name || "(unnamed)";
-          size.textContent = `${formatBytes(info.size)}${info.type ? ` · ${info.type}` : ""}`;
-          document.title = `${info.name} · sealdrop`;
-          status.textContent = "Downloading and verifying…";
-          sink.begin(info);
-          // The preview worker opens links by their key: not a password link's.
-          if (!needsPassword) offerPreview(previewButton, info);
-        },
-        onProgress: (p) => {
-          showProgress(bar, detail, p);
-          announce(p);
-        },
-      });
-      card.classList.add("done");
-      card.setAttribute("aria-busy", "false");
-      detail.textContent = "";
-      cancel.remove();
-      const blob = await sink.blob();
-      status.textContent = "Verified and saved. Every part of the file passed its integrity check.";
-      if (blob) {
-        save(blob, file.name);
-        saveAgain.hidden = false;
-        saveAgain.addEventListener("click", () => save(blob, file.name));
-      }
-    } catch (err) {
-      if (PASSWORD_CODES.has(err?.code) && !$("unlock").hidden) {
-        status.textContent = "";
-        $("unlock-status").replaceChildren(describe(err));
-        $("unlock-password").select();
-        return;
-      }
-      $("unlock").hidden = true;
-      fail(err?.code === "cancelled" ? "Cancelled. Nothing was saved." : describe(err));
+  /** The file is known: its name and size, and how it will be saved, with the button
+   *  that saves it (Resume, where this browser kept an unfinished download of it). */
+  async function offer(info, options) {
+    view.say("");
+    name.textContent = info.name || "(unnamed)";
+    size.textContent = `${formatBytes(info.size)}${info.type ? ` · ${info.type}` : ""}`;
+    document.title = `${info.name || "A file"} · sealdrop`;
+    // The preview worker opens links by their key: not a password link's.
+    if (!needsPassword) offerPreview(previewButton, info);
+    const how = await saveMethod(info.size);
+    const kept = needsPassword ? null : await keptDownloadOf(location.href);
+    if (kept) {
+      const held = await bytesOnDisk(kept.handle);
+      await showOnDisk($("incoming-progress"), $("incoming-detail"), kept.handle, info.size);
+      method.textContent = `You began saving this file in this browser${held === null ? "" : `: ${formatBytes(held)} of ${formatBytes(info.size)} are on disk, verified`}. Resume continues from the last verified record.`;
+      view.ready("Resume", () => resumeKept(view, kept));
+      return;
     }
+    method.textContent = METHOD_WORDS[how];
+    view.ready("Save to disk", async () => {
+      const target = await saveTarget(how, info);
+      if (!target) return; // the person closed the picker
+      method.textContent = target.words ?? METHOD_WORDS[how];
+      view.run({ link: location.href, password: options.password, info, ...target });
+    });
   }
+}
+
+/** The file a link names (name, type, size), read through a download on the share
+ *  that is abandoned at once: it does not count, and frees its slot for the download
+ *  that will. Rejects as `download` does (refusals, a wrong password...). */
+async function fileInfo(options) {
+  const file = await openFile(location.href, options);
+  const info = { name: file.name, type: file.type, size: file.size };
+  await file.close();
+  return info;
 }
 
 /** Refusals of a password, after which the person may try again. */
@@ -759,39 +769,412 @@ const PASSWORD_CODES = new Set(["wrong_password", "too_many_attempts", "password
  *  controls the page) rather than gathered into a Blob. */
 const STREAM_OVER = 64 * 1024 * 1024;
 
-/**
- * Where the receive page's download writes: a stream whose readable side, once the size
- * is known, goes to the service worker for a large file (it answers /save/<id> with it,
- * as an attachment: the browser writes to disk as the verified records arrive, and a
- * failed download fails the browser's download) or is gathered into a Blob here for a
- * small one. The download waits on the stream's backpressure meanwhile.
- */
-function receiveSink() {
+/** How this browser saves a file of `size` bytes: "disk" (File System Access: a file
+ *  the person picks, written in place, resumable after a reload), "stream" (the service
+ *  worker hands the verified bytes to the browser's own download), or "memory" (a Blob,
+ *  for small files, or where there is neither). */
+async function saveMethod(size) {
+  if (typeof window.showSaveFilePicker === "function") return "disk";
+  if (size > STREAM_OVER && (await workerInControl())) return "stream";
+  return "memory";
+}
+
+const METHOD_WORDS = {
+  disk: "Saved straight to a file you choose, under a “.part” name until every record is verified. Pause and resume at any time, even after closing this page.",
+  stream: "Streamed into your browser's downloads as it is verified. Pause holds it while this page stays open; a failed check fails the browser's download.",
+  memory: "Gathered in this page, then saved once every record is verified (a small file, or a browser with no other way). Pause holds it while this page stays open.",
+};
+
+/** Where the download of `info` writes, for `how`: `{ fileHandle }`, or `{ writable,
+ *  words, finish? }` (`finish()` hands the gathered Blob to the browser); null when the
+ *  person closed the file picker. */
+async function saveTarget(how, info) {
+  const fileName = info.name || "download";
+  if (how === "disk") {
+    try {
+      const fileHandle = await window.showSaveFilePicker({ suggestedName: `${fileName}.part` });
+      return { fileHandle };
+    } catch (err) {
+      if (err?.name === "AbortError") return null;
+      // No picker after all (a policy, an iframe): the other ways still work.
+      return saveTarget(info.size > STREAM_OVER && (await workerInControl()) ? "stream" : "memory", info);
+    }
+  }
   const { readable, writable } = new TransformStream();
-  let gathered = Promise.resolve(null);
+  if (how === "stream") {
+    const id = randomId();
+    const answer = await tellWorker({ type: "save", id, name: info.name, size: info.size, readable }, [readable]);
+    if (answer.ok) {
+      // A navigation, which the service worker answers as an attachment: the browser
+      // turns it into a download and the page stays. (An `<a download>` would not do:
+      // Chromium fetches it past the service worker.)
+      location.assign(`/save/${id}`);
+      return { writable, words: METHOD_WORDS.stream };
+    }
+    return saveTarget("memory", info);
+  }
+  const gathered = new Response(readable).blob();
+  // A failed download aborts the stream; the download's own error is what is shown.
+  gathered.catch(() => {});
   return {
     writable,
-    async begin(info) {
-      if (info.size > STREAM_OVER && (await workerInControl())) {
-        const id = randomId();
-        const answer = await tellWorker({ type: "save", id, name: info.name, size: info.size, readable }, [readable]);
-        if (answer.ok) {
-          const a = el("a", { href: `/save/${id}`, download: info.name || "download" });
-          a.hidden = true;
-          document.body.append(a);
-          a.click();
-          a.remove();
-          return;
-        }
-      }
-      gathered = new Response(readable).blob();
-      // A failed download aborts the stream; the download's own error is what is shown.
-      gathered.catch(() => {});
+    words: METHOD_WORDS.memory,
+    finish: async () => {
+      const blob = await gathered;
+      save(blob, info.name);
+      const again = $("incoming-save");
+      again.hidden = false;
+      again.onclick = () => save(blob, info.name);
     },
-    /** The plaintext gathered here; null when the service worker saved it. */
-    blob: () => gathered,
   };
 }
+
+/**
+ * The controls of one download card: Save (or Resume), Pause/Resume, Cancel, progress,
+ * speed, ETA and status in words. `run(target)` downloads; a pause of a download to a
+ * file stops it (what was verified is on disk, and the client's record of it lets a
+ * later `download` with the same handle resume after it, even after a reload); a pause
+ * of a stream holds the stream, so nothing more is fetched until Resume.
+ */
+function transferView(root, parts) {
+  const { bar, detail, status, start, pause, cancel, hint, preview } = parts;
+  let current = null;
+  const announce = milestones(status, "Downloading");
+
+  const show = (state) => {
+    root.dataset.state = state;
+    root.setAttribute("aria-busy", String(state === "downloading"));
+    for (const s of ["ready", "downloading", "paused", "done", "failed", "cancelled"]) {
+      root.classList.toggle(s, s === state);
+    }
+    start.hidden = state !== "ready";
+    pause.hidden = !["downloading", "paused"].includes(state);
+    pause.textContent = state === "paused" ? "Resume" : "Pause";
+    cancel.hidden = !["downloading", "paused"].includes(state);
+    bar.hidden = !["downloading", "paused"].includes(state) && !(state === "ready" && bar.value > 0);
+    // How it saves matters until it has; a file that failed is not previewed.
+    if (hint) hint.hidden = !["ready", "downloading", "paused"].includes(state);
+    if (preview && ["failed", "cancelled"].includes(state)) preview.hidden = true;
+  };
+  const say = (content) => status.replaceChildren(content);
+
+  const view = {
+    root,
+    say,
+    /** Offers `label` (Save to disk, Resume), which calls `onStart`. */
+    ready(label, onStart) {
+      start.textContent = label;
+      show("ready");
+      start.disabled = false;
+      start.onclick = async () => {
+        start.disabled = true;
+        try {
+          await onStart();
+        } finally {
+          start.disabled = false;
+        }
+      };
+    },
+    fail(content) {
+      show("failed");
+      detail.textContent = "";
+      say(content);
+    },
+    /** Downloads `target.link` to `target` ({ fileHandle } or { writable, finish? }). */
+    run(target) {
+      current = downloadRun(target, {
+        progress: (p) => {
+          // Paused, the ranges in flight still land: bytes, without a speed or an ETA.
+          const paused = current?.state === "paused";
+          showProgress(bar, detail, paused ? { ...p, speed: 0, eta: null } : p);
+          if (!paused) announce(p);
+        },
+        state: (state, outcome) => {
+          show(state);
+          if (state === "downloading") {
+            say("Downloading and verifying…");
+          } else if (state === "paused") {
+            detail.textContent = detail.textContent.split(" · ")[0];
+            // Ranges opened ahead of the pause are not on disk: show what is.
+            if (target.fileHandle) showOnDisk(bar, detail, target.fileHandle, target.info.size);
+            say(target.fileHandle
+              ? (target.password
+                ? "Paused. What was verified is on disk, but a password link's download starts again from the beginning when resumed."
+                : "Paused. What was verified is on disk; Resume continues from there, even after this page was closed.")
+              : "Paused: nothing more is fetched until you resume. Keep this page open.");
+          } else if (state === "done") {
+            detail.textContent = "";
+            say(target.fileHandle
+              ? `Verified and saved as ${outcome.savedAs}. Every part of the file passed its integrity check.`
+              : "Verified and saved. Every part of the file passed its integrity check.");
+          } else if (state === "cancelled") {
+            detail.textContent = "";
+            say(outcome);
+          } else if (state === "failed") {
+            detail.textContent = "";
+            const resumable = target.fileHandle && RESUMABLE.has(outcome?.code);
+            let after = "";
+            if (resumable) after = " What was verified is on disk: Resume tries again from there.";
+            else if (target.fileHandle) after = ` The partial file keeps the name ${target.fileHandle.name}.`;
+            say(describe(outcome, "", after));
+            if (resumable) {
+              pause.hidden = false;
+              pause.textContent = "Resume";
+              root.classList.add("paused");
+            }
+          }
+        },
+      });
+      downloads.push(current);
+    },
+  };
+  pause.addEventListener("click", () => {
+    if (!current) return;
+    if (["paused", "failed"].includes(current.state)) current.resume();
+    else current.pause();
+  });
+  cancel.addEventListener("click", () => current?.cancel());
+  return view;
+}
+
+/** Codes after which a download to a file may simply be tried again from what it
+ *  verified: the network, the disk, a busy share. Not integrity errors or refusals. */
+const RESUMABLE = new Set(["network", "stalled", "write_failed", "share_busy", "storage_error", "http_500", "http_502", "http_503", "http_504"]);
+
+/** Every download this page runs, for the leave-page warning. */
+const downloads = [];
+
+/**
+ * One download the person controls. `hooks.state(state, detail)` hears "downloading",
+ * "paused", "done" ({ savedAs }), "failed" (the error) and
+ * "cancelled" (words); `hooks.progress(p)` the client's progress.
+ */
+function downloadRun(target, hooks) {
+  const run = { state: "downloading" };
+  const { fileHandle, writable, finish, password, link } = target;
+  let controller = null;
+  let pausing = false;
+  let cancelling = false;
+  // A stream's pause: writes wait on this gate, so the client stops fetching once the
+  // ranges it has in flight are written (its memory stays bounded by them).
+  let gate = null;
+  let opened = null;
+  const held = writable ? gated(writable, () => gate) : null;
+
+  const set = (state, detail) => {
+    run.state = state;
+    hooks.state(state, detail);
+  };
+
+  async function attempt() {
+    controller = new AbortController();
+    pausing = false;
+    set("downloading");
+    try {
+      const result = await download(link, {
+        password,
+        signal: controller.signal,
+        onProgress: hooks.progress,
+        ...(fileHandle ? { fileHandle } : { writable: held }),
+      });
+      if (finish) await finish(result);
+      set("done", { savedAs: fileHandle?.name ?? result.name });
+    } catch (err) {
+      if (err?.code === "cancelled" && pausing && !cancelling) {
+        set("paused");
+      } else if (err?.code === "cancelled" || cancelling) {
+        set("cancelled", await discard());
+      } else {
+        // A damaged file, or a refusal, is not offered for resuming: its partial file
+        // keeps its .part name, and this browser forgets the download.
+        if (fileHandle && !RESUMABLE.has(err?.code)) await forget();
+        set("failed", err);
+      }
+    }
+  }
+
+  /** Forgets the kept download of this file, if the client kept it. */
+  async function forget() {
+    const kept = await keptDownloadOf(link, fileHandle).catch(() => null);
+    if (kept) await forgetDownload(kept.id).catch(() => {});
+  }
+
+  /** After a cancel: forgets the kept download and deletes its partial file. */
+  async function discard() {
+    if (!fileHandle) return "Cancelled. Nothing was saved.";
+    await forget();
+    try {
+      await fileHandle.remove();
+      return "Cancelled. The partial file was deleted.";
+    } catch {
+      return `Cancelled. The partial file ${fileHandle.name} is left on disk; you may delete it.`;
+    }
+  }
+
+  run.pause = () => {
+    if (run.state !== "downloading") return;
+    if (fileHandle) {
+      pausing = true;
+      controller.abort();
+      return;
+    }
+    gate = new Promise((resolve) => { opened = resolve; });
+    set("paused");
+  };
+  const openGate = () => {
+    const open = opened;
+    gate = null;
+    opened = null;
+    open?.();
+  };
+  run.resume = () => {
+    if (fileHandle) {
+      if (run.state === "paused" || run.state === "failed") attempt();
+      return;
+    }
+    if (run.state !== "paused") return;
+    openGate();
+    set("downloading");
+  };
+  run.cancel = () => {
+    cancelling = true;
+    if (run.state === "paused" && fileHandle) {
+      discard().then((words) => set("cancelled", words));
+      return;
+    }
+    controller?.abort();
+    openGate();
+  };
+  /** A running download no reload could pick up again. */
+  run.wouldBeLost = () => ["downloading", "paused"].includes(run.state) && (!fileHandle || Boolean(password));
+  attempt();
+  return run;
+}
+
+/** `writable` behind a gate: each chunk waits while `gate()` is a pending promise. */
+function gated(writable, gate) {
+  const { readable, writable: front } = new TransformStream({
+    async transform(chunk, controller) {
+      let wait;
+      while ((wait = gate())) await wait;
+      controller.enqueue(chunk);
+    },
+  }, { highWaterMark: 1 }, { highWaterMark: 0 });
+  readable.pipeTo(writable).catch(() => {});
+  return front;
+}
+
+// ---------------------------------------------------------------------------------
+// Unfinished downloads
+// ---------------------------------------------------------------------------------
+
+/** The download to a file this browser kept for `link` (and `handle`, if given). */
+async function keptDownloadOf(link, handle) {
+  const same = (a, b) => {
+    const [x, y] = [new URL(a), new URL(b)];
+    return x.origin === y.origin && x.pathname.replace(/\/$/, "") === y.pathname.replace(/\/$/, "") && x.hash === y.hash;
+  };
+  let kept;
+  try {
+    kept = await pendingDownloads();
+  } catch {
+    return null;
+  }
+  for (const p of kept) {
+    if (!same(p.link, link)) continue;
+    if (!handle || (await handle.isSameEntry(p.handle))) return p;
+  }
+  return null;
+}
+
+/** The bytes a kept download's file holds (whole verified records); null when the
+ *  browser does not let this page read it without asking. */
+async function bytesOnDisk(handle) {
+  try {
+    if (typeof handle.queryPermission === "function" && (await handle.queryPermission({ mode: "read" })) !== "granted") return null;
+    return (await handle.getFile()).size;
+  } catch {
+    return null;
+  }
+}
+
+/** Shows on `bar` and in `detail` the verified bytes `handle`'s file holds of `size`
+ *  (when the page may read it). */
+async function showOnDisk(bar, detail, handle, size) {
+  const held = await bytesOnDisk(handle);
+  if (held !== null) showProgress(bar, detail, { bytesDone: held, bytesTotal: size, speed: 0, eta: null });
+}
+
+/** Lists the downloads to a file this browser kept that stopped before their end
+ *  (other than `except`, the link this page shows), each with Resume and Forget. */
+async function listKept(except = null) {
+  let kept;
+  try {
+    kept = await pendingDownloads();
+  } catch (err) {
+    console.warn("sealdrop: unfinished downloads cannot be listed here", err);
+    return;
+  }
+  const mine = except ? await keptDownloadOf(except) : null;
+  const shown = await Promise.all(kept.filter((p) => p.id !== mine?.id).map(keptItem));
+  $("download-list").replaceChildren(...shown);
+  $("downloads").hidden = shown.length === 0;
+}
+
+/** One kept download: its progress so far, Resume (with one permission prompt, on the
+ *  click) and Forget (the partial file stays). */
+async function keptItem(kept) {
+  const root = el("li", { className: "transfer kept" });
+  root.dataset.id = kept.id;
+  const name = el("h3", { className: "name", textContent: kept.name || "(unnamed)" });
+  const when = new Date(kept.createdAt).toLocaleString();
+  const meta = el("p", { className: "meta", textContent: `${formatBytes(kept.size)} · started ${when}` });
+  const bar = el("progress", { max: 1, value: 0 });
+  const detail = el("p", { className: "detail" });
+  const status = el("p", { className: "status" });
+  status.setAttribute("aria-live", "polite");
+  const start = el("button", { type: "button", className: "primary start" });
+  const pause = el("button", { type: "button", className: "pause", textContent: "Pause" });
+  const cancel = el("button", { type: "button", className: "cancel", textContent: "Cancel" });
+  const forget = el("button", { type: "button", className: "forget", textContent: "Forget" });
+  for (const b of [start, pause, cancel, forget]) b.setAttribute("aria-describedby", `${kept.id}-name`);
+  name.id = `${kept.id}-name`;
+  bar.setAttribute("aria-labelledby", name.id);
+  root.append(name, meta, bar, detail, status, el("div", { className: "actions" }, start, pause, cancel, forget));
+  const view = transferView(root, { bar, detail, status, start, pause, cancel });
+  await showOnDisk(bar, detail, kept.handle, kept.size);
+  view.ready("Resume", async () => {
+    forget.remove();
+    await resumeKept(view, kept);
+  });
+  view.say(`Stopped before its end. What was verified is in ${kept.handle.name}; Resume continues from there.`);
+  forget.addEventListener("click", async () => {
+    await forgetDownload(kept.id);
+    root.remove();
+    $("downloads").hidden = $("download-list").children.length === 0;
+  });
+  return root;
+}
+
+/** Resumes a kept download into its file, asking once (on this click) for permission
+ *  to write it again. */
+async function resumeKept(view, kept) {
+  if (!(await writePermission(kept.handle))) {
+    view.say("The browser did not allow writing the file. Try again.");
+    return;
+  }
+  view.run({ link: kept.link, fileHandle: kept.handle, info: kept });
+}
+
+async function writePermission(handle) {
+  if (typeof handle.queryPermission !== "function") return true;
+  if ((await handle.queryPermission({ mode: "readwrite" })) === "granted") return true;
+  return (await handle.requestPermission({ mode: "readwrite" })) === "granted";
+}
+
+// ---------------------------------------------------------------------------------
+// Saving, previews and the service worker
+// ---------------------------------------------------------------------------------
 
 /** Shows "Preview" for a type the browser renders safely, when the service worker
  *  controls the page: it opens /preview/<id> in a new tab, decrypted on demand. */
@@ -859,7 +1242,8 @@ function milestones(status, verb) {
   };
 }
 
-/** Plain words for the codes a person may meet. */
+/** Plain words for the codes a person may meet (a function of the error where the
+ *  words name its record). */
 const HINTS = {
   network: "The connection failed. Check the network.",
   stalled: "The connection stopped moving.",
@@ -873,10 +1257,10 @@ const HINTS = {
   file_not_found: "There is no such file. It may have expired, or its upload never finished.",
   key_commitment_failed: "The key in this link does not open this file: the link is wrong or damaged.",
   metadata_auth_failed: "The key in this link does not open this file: the link is wrong or damaged.",
-  record_auth_failed: "The stored file is damaged: part of it failed its integrity check. Nothing was saved.",
+  record_auth_failed: (e) => `The stored file is damaged: record ${e.record} failed its integrity check. The download stopped, and nothing is presented as complete.`,
   write_failed: "The file could not be written (is the disk full?).",
-  truncated: "The stored file is incomplete. Nothing was saved.",
-  trailing_data: "The stored file has unexpected data at its end. Nothing was saved.",
+  truncated: (e) => `The stored file is incomplete: it ends in record ${e.record}. The download stopped, and nothing is presented as complete.`,
+  trailing_data: "The stored file has unexpected data at its end. The download stopped, and nothing is presented as complete.",
   metadata_too_large: "The file name is too long.",
   file_too_large: "The file is too large for this server.",
   password_required: "This link needs its password.",
@@ -894,8 +1278,9 @@ const HINTS = {
 /** `before` + plain words for `err` + `after`, with the error's code for reference. */
 function describe(err, before = "", after = "") {
   const code = err?.code ?? "error";
-  let text = HINTS[code] ?? err?.message ?? String(err);
-  if (typeof err?.record === "number") text += ` (record ${err.record})`;
+  const hint = HINTS[code];
+  let text = typeof hint === "function" ? hint(err) : hint ?? err?.message ?? String(err);
+  if (typeof hint !== "function" && typeof err?.record === "number") text += ` (record ${err.record})`;
   if (typeof err?.retryAfter === "number") text += ` Try again in ${formatDuration(err.retryAfter)}.`;
   const frag = document.createDocumentFragment();
   frag.append(`${before}${text}${after} `, el("code", { textContent: code }));

@@ -167,6 +167,8 @@ function handlers() {
     if (u.devices > 0) view.online.set(u.userId, u); else view.online.delete(u.userId);
     renderMembers();
   };
+  const joined = (u) => system(u.seq, `${u.userName} joined the room`);
+  const left = (u) => system(u.seq, `${u.userName} left the room`);
   return {
     "room-state": (s) => {
       view.me = s.you;
@@ -182,10 +184,15 @@ function handlers() {
       for (const u of p.users) view.names.set(u.userId, u.userName);
       renderMembers();
     },
-    "user-online": presence,
-    "user-offline": presence,
-    "user-joined": (u) => system(u.seq, `${u.userName} joined the room`),
-    "user-left": (u) => system(u.seq, `${u.userName} left the room`),
+    // One window's joins, leaves and device counts (joins and leaves are numbered
+    // events; a replay after a reconnect brings them back one by one, as below).
+    "presence-changed": (c) => {
+      for (const u of c.joined) joined(u);
+      for (const u of c.left) left(u);
+      for (const u of [...c.online, ...c.offline]) presence(u);
+    },
+    "user-joined": joined,
+    "user-left": left,
     "history": (page) => addMessages(page.messages, page.hasMore),
     "resync-required": () => { view.messages.clear(); view.oldest = null; $("messages").replaceChildren(); },
     "new-message": (m) => addMessages([m]),

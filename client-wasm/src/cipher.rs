@@ -127,6 +127,45 @@ impl FileCipher {
         })
     }
 
+    /// The same cipher in another global scope (a cipher worker, [`crate::offload`]),
+    /// from what [`crypto_keys`](Self::crypto_keys) handed over: WebCrypto's keys are
+    /// structured-cloneable even though they are not extractable, so no key byte
+    /// leaves WebCrypto on the way.
+    pub(crate) fn from_crypto_keys(
+        header: Header,
+        content: CryptoKey,
+        metadata: CryptoKey,
+    ) -> Result<Self, ClientError> {
+        let subtle = platform::subtle()
+            .map_err(|_| ClientError::Unsupported("crypto.subtle is missing".to_owned()))?;
+        Ok(Self {
+            header,
+            aad: Uint8Array::from(&header.encode()[..]),
+            keys: Keys::WebCrypto {
+                subtle,
+                content,
+                metadata,
+            },
+        })
+    }
+
+    /// The header's bytes and the content and metadata keys, for
+    /// [`from_crypto_keys`](Self::from_crypto_keys); `None` on the aes-gcm backend,
+    /// whose keys live in this wasm instance only.
+    pub(crate) fn crypto_keys(&self) -> Option<(&Uint8Array, &CryptoKey, &CryptoKey)> {
+        match &self.keys {
+            Keys::WebCrypto {
+                content, metadata, ..
+            } => Some((&self.aad, content, metadata)),
+            Keys::AesGcm(_) => None,
+        }
+    }
+
+    /// The file's header.
+    pub(crate) fn header(&self) -> &Header {
+        &self.header
+    }
+
     /// Which backend this cipher runs on.
     pub(crate) fn backend(&self) -> Backend {
         match self.keys {

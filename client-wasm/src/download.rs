@@ -35,10 +35,12 @@ use crate::http::Http;
 use crate::interop;
 use crate::kept;
 use crate::link::{self, Link};
+use crate::offload::Pool;
 use crate::pipeline;
 use crate::platform::{self, AbortWatch};
 use crate::shares::Unlock;
 use crate::sink::{FileHandle, Sink, SinkChoice};
+use crate::spare;
 use crate::transfer::{cancellable, retrying};
 
 /// Sealed bytes per ranged `GET` (whole records, at least one).
@@ -50,6 +52,8 @@ pub(crate) struct DownloadRequest {
     pub on_progress: Option<Function>,
     pub on_metadata: Option<Function>,
     pub concurrency: u32,
+    /// `workers`: cipher workers that open the records (0: in the page).
+    pub workers: u32,
     /// `stallTimeoutMs`.
     pub stall_ms: u64,
     pub signal: Option<AbortSignal>,
@@ -118,6 +122,7 @@ async fn run(
         &opener,
         from,
         request.concurrency,
+        request.workers,
         request.on_progress.clone(),
         &mut sink,
     );
@@ -219,11 +224,12 @@ impl Source {
 
     /// One attempt at one range of records: `GET` it (with a fresh download URL, once,
     /// if the current one is refused with `403`: expired, whatever the body says) and
-    /// open every record in it.
+    /// open every record in it (in one of `pool`'s cipher workers, if any).
     pub(crate) async fn attempt_range(
         &self,
         opener: &Opener,
         records: Range<u64>,
+        pool: Option<&Pool>,
     ) -> Result<Array, ClientError> {
         let bytes = opener.sealed_range(&records)?;
         let url = self.url.borrow().clone();
@@ -242,7 +248,7 @@ impl Source {
             }
             outcome => outcome?,
         };
-        opener.open_range(records, bytes.start, &body).await
+        opener.open_range(records, bytes.start, body, pool).await
     }
 
     /// Opens the download; keeps its URL and answers the file record.
@@ -310,50 +316,79 @@ impl Opener {
             .ok_or_else(|| ClientError::Unsupported("internal: a range of no records".into()))
     }
 
-    /// Opens records `records` from `body`, the section's bytes from `offset` on, into
-    /// their plaintexts, in order. A body shorter than the records is `truncated` at the
-    /// first record it does not hold; no plaintext of a record that fails is kept.
-    /// (A body longer than the records never gets here: the read stops at the range.)
+    /// Opens records `records` from `body` (the section's bytes from `offset` on) in
+    /// one of `pool`'s workers, which takes `body`'s buffer, or in this page without one.
+    /// Either way the buffer goes back to the [spare](crate::spare) ones once opened.
     async fn open_range(
         &self,
         records: Range<u64>,
         offset: u64,
-        body: &Uint8Array,
+        body: Uint8Array,
+        pool: Option<&Pool>,
     ) -> Result<Array, ClientError> {
-        // The records that arrived whole are opened first: a tampered record before a
-        // cut must be reported as such, not as truncation.
-        let end = offset + u64::from(body.length());
-        let whole = records_before(&self.layout, records.clone(), end);
-        let opened = join_all(
-            whole
-                .clone()
-                .map(|index| self.open_record(index, offset, body)),
-        );
-        let pieces = Array::new();
-        // In record order, so the first failing record is the one reported.
-        for plaintext in opened.await {
-            let plaintext = plaintext?;
-            pieces.push(&plaintext);
+        match pool {
+            Some(pool) => {
+                pool.open(&self.cipher, &self.layout, records, offset, body)
+                    .await
+            }
+            None => {
+                let pieces = open_records(&self.cipher, &self.layout, records, offset, &body);
+                let pieces = pieces.await;
+                // The plaintexts are WebCrypto's (or wasm's) copies: the buffer is free.
+                spare::give(body.buffer());
+                pieces
+            }
         }
-        if whole.end < records.end {
-            return Err(FormatError::Truncated { record: whole.end }.into());
-        }
-        Ok(pieces)
     }
+}
 
-    /// Opens record `index`, which lies wholly in `body` (the section's bytes from
-    /// `offset` on).
-    async fn open_record(
-        &self,
-        index: u64,
-        offset: u64,
-        body: &Uint8Array,
-    ) -> Result<Uint8Array, ClientError> {
-        let sealed = self.sealed_range(&(index..index + 1))?;
-        let view = body.subarray((sealed.start - offset) as u32, (sealed.end - offset) as u32);
-        let position = RecordPosition::new(index, self.layout.is_last(index));
-        self.cipher.open(position, &view).await
+/// Opens records `records` from `body`, the section's bytes from `offset` on, into
+/// their plaintexts, in order. A body shorter than the records is `truncated` at the
+/// first record it does not hold; no plaintext of a record that fails is kept.
+/// (A body longer than the records never gets here: the read stops at the range.)
+/// Runs in the page or in a cipher worker ([`crate::worker`]) alike.
+pub(crate) async fn open_records(
+    cipher: &FileCipher,
+    layout: &Layout,
+    records: Range<u64>,
+    offset: u64,
+    body: &Uint8Array,
+) -> Result<Array, ClientError> {
+    // The records that arrived whole are opened first: a tampered record before a
+    // cut must be reported as such, not as truncation.
+    let end = offset + u64::from(body.length());
+    let whole = records_before(layout, records.clone(), end);
+    let opened = join_all(
+        whole
+            .clone()
+            .map(|index| open_record(cipher, layout, index, offset, body)),
+    );
+    let pieces = Array::new();
+    // In record order, so the first failing record is the one reported.
+    for plaintext in opened.await {
+        let plaintext = plaintext?;
+        pieces.push(&plaintext);
     }
+    if whole.end < records.end {
+        return Err(FormatError::Truncated { record: whole.end }.into());
+    }
+    Ok(pieces)
+}
+
+/// Opens record `index`, which lies wholly in `body` (the section's bytes from
+/// `offset` on).
+async fn open_record(
+    cipher: &FileCipher,
+    layout: &Layout,
+    index: u64,
+    offset: u64,
+    body: &Uint8Array,
+) -> Result<Uint8Array, ClientError> {
+    let sealed = sealed_span(layout, &(index..index + 1))
+        .ok_or_else(|| ClientError::Unsupported("internal: a range of no records".into()))?;
+    let view = body.subarray((sealed.start - offset) as u32, (sealed.end - offset) as u32);
+    let position = RecordPosition::new(index, layout.is_last(index));
+    cipher.open(position, &view).await
 }
 
 /// Decodes a standard-base64 field of the file record.

@@ -18,11 +18,13 @@ use serde::de::DeserializeOwned;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{
-    AbortController, Headers, ReadableStreamDefaultReader, RequestCache, RequestInit, Response,
+    AbortController, Headers, ReadableStream, ReadableStreamByobReader,
+    ReadableStreamDefaultReader, RequestCache, RequestInit, Response,
 };
 
 use crate::error::ClientError;
 use crate::platform;
+use crate::spare;
 use crate::stall::Watchdog;
 
 /// Issues requests, each with its own abort and stall watch.
@@ -265,47 +267,112 @@ impl Http {
     }
 }
 
-/// Reads a body of at most `limit` bytes into one array, touching `dog` per chunk.
+/// Reads a body of at most `limit` bytes into one array (a [spare](crate::spare) buffer),
+/// touching `dog` per chunk. Where the body is a byte stream (Chromium's and Firefox's
+/// `fetch`) the network writes straight into that buffer (a BYOB reader), so a range
+/// leaves no chunk arrays behind; elsewhere each chunk is copied in.
 async fn read_body(
     response: &Response,
     limit: u64,
     dog: &Watchdog,
 ) -> Result<Uint8Array, ClientError> {
-    const WHAT: &str = "GET range";
     let limit =
         u32::try_from(limit).map_err(|_| ClientError::Unsupported("a range over 4 GiB".into()))?;
-    let out = Uint8Array::new_with_length(limit);
+    let out = spare::take(limit);
     let Some(body) = response.body() else {
         return Ok(out.subarray(0, 0));
     };
+    match ReadableStreamByobReader::new(&body) {
+        Ok(reader) => read_into(&reader, out, limit, dog).await,
+        Err(_) => read_chunks(&body, out, limit, dog).await,
+    }
+}
+
+/// [`read_body`] with a BYOB reader: each read fills the buffer from where the last
+/// stopped (a read takes the buffer and hands it back in its answer).
+async fn read_into(
+    reader: &ReadableStreamByobReader,
+    out: Uint8Array,
+    limit: u32,
+    dog: &Watchdog,
+) -> Result<Uint8Array, ClientError> {
+    let mut buffer = out.buffer();
+    let mut got: u32 = 0;
+    loop {
+        // Once full, a 1-byte read tells the end from more than was asked for.
+        let full = got == limit;
+        let view = match full {
+            false => Uint8Array::new_with_byte_offset_and_length(&buffer, got, limit - got),
+            true => Uint8Array::new_with_length(1),
+        };
+        let (value, done) =
+            next_chunk(JsFuture::from(reader.read_with_array_buffer_view(&view))).await?;
+        // The read took the buffer; its answer (even the last, empty) hands it back.
+        let len = match value {
+            Some(value) if !full => {
+                buffer = value.buffer();
+                value.length()
+            }
+            Some(value) => value.length(),
+            None => 0,
+        };
+        if full && len > 0 {
+            return Err(too_long(limit));
+        }
+        got += len;
+        if done {
+            return Ok(Uint8Array::new_with_byte_offset_and_length(&buffer, 0, got));
+        }
+        dog.touch();
+    }
+}
+
+/// [`read_body`] with the default reader: each chunk copied into `out`.
+async fn read_chunks(
+    body: &ReadableStream,
+    out: Uint8Array,
+    limit: u32,
+    dog: &Watchdog,
+) -> Result<Uint8Array, ClientError> {
     let reader: ReadableStreamDefaultReader = body.get_reader().unchecked_into();
     let mut got: u32 = 0;
     loop {
-        let chunk: Object = JsFuture::from(reader.read())
-            .await
-            .map_err(|e| network(WHAT, &e))?
-            .unchecked_into();
-        if Reflect::get(&chunk, &"done".into())
-            .ok()
-            .and_then(|d| d.as_bool())
-            == Some(true)
-        {
+        let (value, done) = next_chunk(JsFuture::from(reader.read())).await?;
+        if done {
             return Ok(out.subarray(0, got));
         }
-        let value: Uint8Array = Reflect::get(&chunk, &"value".into())
-            .ok()
-            .and_then(|v| v.dyn_into().ok())
-            .ok_or_else(|| ClientError::Unsupported("a body chunk is not bytes".into()))?;
+        let Some(value) = value else {
+            return Err(ClientError::Unsupported("a body chunk is not bytes".into()));
+        };
         let len = value.length();
         if len > limit - got {
-            return Err(ClientError::InvalidResponse(format!(
-                "a range answered more than the {limit} bytes asked for"
-            )));
+            return Err(too_long(limit));
         }
         out.set(&value, got);
         got += len;
         dog.touch();
     }
+}
+
+/// One read of a body: its bytes (a done read may carry an empty view) and whether
+/// the body has ended.
+async fn next_chunk(read: JsFuture) -> Result<(Option<Uint8Array>, bool), ClientError> {
+    const WHAT: &str = "GET range";
+    let chunk: Object = read.await.map_err(|e| network(WHAT, &e))?.unchecked_into();
+    let done = Reflect::get(&chunk, &"done".into())
+        .ok()
+        .and_then(|d| d.as_bool())
+        == Some(true);
+    let value = Reflect::get(&chunk, &"value".into())
+        .ok()
+        .and_then(|v| v.dyn_into().ok());
+    Ok((value, done))
+}
+
+fn too_long(limit: u32) -> ClientError {
+    ClientError::InvalidResponse(format!(
+        "a range answered more than the {limit} bytes asked for"
+    ))
 }
 
 async fn text(what: &'static str, response: &Response) -> Result<String, ClientError> {

@@ -18,6 +18,7 @@ use crate::download::{DownloadRequest, Downloaded};
 use crate::error::ClientError;
 use crate::kept::KeptDownload;
 use crate::link;
+use crate::offload::{DEFAULT_WORKERS, MAX_WORKERS};
 use crate::persist::Entry;
 use crate::platform;
 use crate::progress::Snapshot;
@@ -76,6 +77,14 @@ export interface UploaderOptions {
    * missing, uploads run without it (`upload.resumable` is false).
    */
   persist?: boolean;
+  /**
+   * Dedicated Web Workers that read and seal the parts, 0 to 8; default 2. They keep
+   * the page's main thread free during large uploads. 0, or a context without
+   * `Worker`, or a worker script that cannot load, seals in the page instead. The
+   * worker script is `sealdrop_worker.js` beside `sealdrop_client.js` (see the
+   * package README for bundlers and Trusted Types).
+   */
+  workers?: number;
 }
 
 /** What `upload.state` says. */
@@ -110,6 +119,12 @@ export interface TransferProgress {
    * `crypto.subtle` (an insecure origin).
    */
   cipherBackend: CipherBackend;
+  /**
+   * How many dedicated Web Workers seal or open the records (option `workers`), or 0
+   * where the page does it itself (`workers: 0`, no `Worker`, the aes-gcm backend, or
+   * a worker that could not start).
+   */
+  cipherWorkers: number;
 }
 
 /** The AES-256-GCM implementation a transfer uses (also `cipherBackend()`). */
@@ -308,6 +323,11 @@ export interface DownloadOptions {
    * below it, as for uploads.
    */
   concurrency?: number;
+  /**
+   * Dedicated Web Workers that open the records, 0 to 8; default 2 (0: in the page).
+   * As `UploaderOptions.workers`.
+   */
+  workers?: number;
   /** A range that makes no progress for this long (ms) is aborted and retried; default 30000. */
   stallTimeoutMs?: number;
   /**
@@ -334,6 +354,12 @@ export interface DownloadOptions {
    * the last record verified, aborted with the error otherwise. Not with `fileHandle`.
    */
   writable?: WritableStream<Uint8Array>;
+}
+
+/** Options of `openFile(link, options)`. */
+export interface OpenFileOptions {
+  /** The password of a `#p1.` link; rejects like `download` without it or with a wrong one. */
+  password?: string;
 }
 
 /** What `download` resolves to: the verified plaintext and its sealed name and type. */
@@ -393,6 +419,9 @@ pub(crate) fn uploader_config(options: &JsValue) -> Result<UploadConfig, ClientE
     let mut config = UploadConfig::new(endpoint);
     if let Some(n) = bag.integer("concurrency", 1, u64::from(MAX_CONCURRENCY))? {
         config.concurrency = n as u32;
+    }
+    if let Some(n) = bag.integer("workers", 0, u64::from(MAX_WORKERS))? {
+        config.workers = n as u32;
     }
     if let Some(n) = bag.integer("partSize", 1, MAX_SAFE_INTEGER as u64)? {
         config.part_size = Some(n);
@@ -507,6 +536,11 @@ fn blob(value: &JsValue) -> Option<Blob> {
     value.dyn_ref::<Blob>().cloned()
 }
 
+/// Reads the password of `openFile(link, options)`.
+pub(crate) fn open_file_password(options: &JsValue) -> Result<Option<String>, ClientError> {
+    Bag::new(options, "openFile options")?.string("password")
+}
+
 /// Reads `download(link, options)`.
 pub(crate) fn download_request(
     link: &JsValue,
@@ -523,6 +557,9 @@ pub(crate) fn download_request(
         concurrency: bag
             .integer("concurrency", 1, u64::from(MAX_CONCURRENCY))?
             .map_or(CONNECTIONS_PER_HOST, |n| n as u32),
+        workers: bag
+            .integer("workers", 0, u64::from(MAX_WORKERS))?
+            .map_or(DEFAULT_WORKERS, |n| n as u32),
         stall_ms: bag
             .integer("stallTimeoutMs", 1, MAX_STALL_MS)?
             .unwrap_or(DEFAULT_STALL_MS),
@@ -867,6 +904,7 @@ pub(crate) fn call_progress(callback: &Function, snapshot: &Snapshot) {
     set(&object, "partSize", &number(snapshot.part_size));
     let backend = JsValue::from_str(snapshot.backend.name());
     set(&object, "cipherBackend", &backend);
+    set(&object, "cipherWorkers", &number(snapshot.workers.into()));
     if let Err(e) = callback.call1(&JsValue::UNDEFINED, &object) {
         platform::warn("sealdrop: onProgress threw", &e);
     }

@@ -20,6 +20,8 @@
 //!   request that makes no progress); `part_urls`;
 //! - `seal`: sealing a part from the file through the file cipher; `scratch`: the
 //!   aes-gcm backend's wasm buffers;
+//! - `offload` (the page's side) and `worker` (`runCipherWorker`, the worker's): the
+//!   dedicated Web Workers that seal parts and open ranges off the main thread;
 //! - `persist` and `idb`: what IndexedDB keeps to resume after a reload or a crash;
 //!   `kept`: the same for downloads to a file;
 //! - `platform`: the global scope (timers, clock, random bytes, `AbortSignal`);
@@ -54,6 +56,7 @@ mod interop;
 mod kept;
 mod link;
 mod link_history;
+mod offload;
 mod part_urls;
 mod persist;
 mod pipeline;
@@ -66,10 +69,12 @@ mod scratch;
 mod seal;
 mod shares;
 mod sink;
+mod spare;
 mod stall;
 mod thumbnail;
 mod transfer;
 mod upload;
+mod worker;
 mod xhr;
 
 use std::rc::Rc;
@@ -86,6 +91,7 @@ pub use bench::BenchCipher;
 pub use conformance::VectorError;
 pub use error::ClientError;
 pub use preview::{SealedFile, open_file, previewable};
+pub use worker::run_cipher_worker;
 
 use crate::persist::Store;
 use crate::upload::{Job, UploadConfig, UploadRequest};

@@ -24,6 +24,7 @@ use sealdrop_protocol::scheduler::PartScheduler;
 use crate::control::Notify;
 use crate::download::{Opener, RANGE_BYTES, Source};
 use crate::error::ClientError;
+use crate::offload::Pool;
 use crate::platform;
 use crate::progress::Reporter;
 use crate::sink::Sink;
@@ -36,10 +37,13 @@ pub(crate) async fn run(
     opener: &Opener,
     from: u64,
     concurrency: u32,
+    workers: u32,
     on_progress: Option<Function>,
     sink: &mut Sink,
 ) -> Result<(), ClientError> {
     let layout = opener.layout;
+    let pool = Pool::start(workers, &opener.cipher).await;
+    let pool = pool.as_ref();
     let sealed_record = u64::from(layout.record_size()) + TAG_LEN as u64;
     let per_range = records_in(RANGE_BYTES, sealed_record);
     let runs = Runs::new(layout.record_count().saturating_sub(from), per_range);
@@ -64,6 +68,7 @@ pub(crate) async fn run(
     );
     let pace = RefCell::new(pace);
     let before = plaintext_span(&layout, &(0..from)).map_or(0, |r| r.end);
+    reporter.set_workers(pool.map_or(0, Pool::size));
     reporter.start(platform::now_ms(), before, 0);
     let reporter = RefCell::new(reporter);
     let window = &Window::new(concurrency + 1);
@@ -75,7 +80,7 @@ pub(crate) async fn run(
         &reporter,
         |part| async move {
             window.admitted(part).await;
-            source.attempt_range(opener, records(part)).await
+            source.attempt_range(opener, records(part), pool).await
         },
         |part, pieces: Array| {
             window.arrived(part, pieces);

@@ -66,6 +66,11 @@ pub(crate) fn random_u32() -> Result<u32, ClientError> {
 }
 
 /// `globalThis[name]`, unless it is missing (`undefined` or `null`).
+/// Whether the global scope has `name` (`Worker`, ...).
+pub(crate) fn has_global(name: &str) -> bool {
+    global_property(name).is_some()
+}
+
 fn global_property(name: &str) -> Option<JsValue> {
     Reflect::get(&js_sys::global(), &name.into())
         .ok()

@@ -55,12 +55,18 @@ struct Inner {
 
 /// Opens the file a link names for [`SealedFile::read`]s: a download on its share (closed
 /// by `close()`, or counted when its lease lapses), its header, key and metadata checked.
+/// A `#p1.` link opens with `options.password`: a receive page learns the name and size
+/// (to offer a place to save it) before the download that counts.
 #[wasm_bindgen(js_name = openFile, unchecked_return_type = "Promise<SealedFile>")]
-pub fn open_file(link: String) -> Promise {
+pub fn open_file(
+    link: String,
+    #[wasm_bindgen(unchecked_optional_param_type = "OpenFileOptions")] options: JsValue,
+) -> Promise {
     future_to_promise(async move {
         let opened = async {
+            let password = interop::open_file_password(&options)?;
             let link = link::parse(&link)?;
-            let unlock = Unlock::new(&link, None)?;
+            let unlock = Unlock::new(&link, password.as_deref())?;
             let source = Source::new(&link, DEFAULT_STALL_MS, &unlock)?;
             let (opener, metadata, _) = source.open_file(&unlock, &link.token).await?;
             Ok::<_, ClientError>(Inner {
@@ -136,7 +142,8 @@ impl Inner {
         let records = records_holding(layout, start..end);
         let first = plaintext_span(layout, &records).map_or(start, |span| span.start);
         let pieces: Array = retrying(self.source.backoff, || {
-            self.source.attempt_range(&self.opener, records.clone())
+            self.source
+                .attempt_range(&self.opener, records.clone(), None)
         })
         .await?;
         let out = Uint8Array::new_with_length((end - start) as u32);

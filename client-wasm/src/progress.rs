@@ -32,6 +32,8 @@ pub(crate) struct Snapshot {
     pub part_size: u64,
     /// The file cipher's backend (`cipherBackend`): whether WebCrypto does the AES.
     pub backend: Backend,
+    /// Cipher workers doing the AES (`cipherWorkers`); 0: the page itself.
+    pub workers: u32,
 }
 
 /// Tracks one transfer's progress and hands snapshots to the callback.
@@ -45,6 +47,7 @@ pub(crate) struct Reporter {
     concurrency: u32,
     part_size: u64,
     backend: Backend,
+    workers: u32,
     last_report: u64,
 }
 
@@ -69,8 +72,14 @@ impl Reporter {
             concurrency,
             part_size,
             backend,
+            workers: 0,
             last_report: 0,
         }
+    }
+
+    /// How many cipher workers seal or open the records from now on (0: the page).
+    pub(crate) fn set_workers(&mut self, workers: u32) {
+        self.workers = workers;
     }
 
     /// The first report, before any part is sent; `parts_done` parts of `bytes_done`
@@ -134,6 +143,7 @@ impl Reporter {
             concurrency: self.concurrency,
             part_size: self.part_size,
             backend: self.backend,
+            workers: self.workers,
         }
     }
 

@@ -1,7 +1,8 @@
 //! Sealing a part straight from the file: read its plaintext a slice at a time
 //! (`Blob.slice`), seal its records through the file's [`FileCipher`] (WebCrypto where
-//! the page has it), and hand back the sealed records as one `Blob` with the part's tag
-//! fingerprint.
+//! the scope has it), and hand back the sealed records as one `Blob` with the part's tag
+//! fingerprint. [`seal_records`] is the work itself; it runs in a cipher worker
+//! ([`crate::offload`]) where the transfer has one, else in the page.
 //!
 //! Memory: one read of at most [`READ_BYTES`] of plaintext while a part is sealed, and
 //! the part's sealed records as JS arrays; never the whole file. The records of one read
@@ -25,6 +26,7 @@ use web_sys::Blob;
 
 use crate::cipher::FileCipher;
 use crate::error::ClientError;
+use crate::offload::Pool;
 use crate::platform;
 
 /// Plaintext read from the file per `Blob.slice(...).arrayBuffer()` (whole records,
@@ -33,9 +35,10 @@ pub(crate) const READ_BYTES: u64 = 4 * 1024 * 1024;
 
 /// Everything needed to seal any part of one file, in any order.
 pub(crate) struct Sealer {
-    /// One part seals at a time, in the order parts start: the first part's `PUT`
-    /// begins as soon as it alone is sealed, while the next one seals, instead of
-    /// every part in flight sealing side by side and all finishing together.
+    /// In this page, one part seals at a time, in the order parts start: the first
+    /// part's `PUT` begins as soon as it alone is sealed, while the next one seals,
+    /// instead of every part in flight sealing side by side and all finishing together.
+    /// (With cipher workers each worker is such a queue.)
     turn: Mutex<()>,
     file: Blob,
     cipher: Rc<FileCipher>,
@@ -54,67 +57,104 @@ impl Sealer {
         }
     }
 
-    /// Reads part `part`'s plaintext from the file in slices of at most
-    /// [`READ_BYTES`], seals its records (global indexes; the file's last record
-    /// flagged last), and returns them as one `Blob` (`new Blob([records...])`, the
-    /// body shape Chromium uploads fastest) with the part's fingerprint, which the
+    /// The file cipher every part is sealed with.
+    pub(crate) fn cipher(&self) -> &FileCipher {
+        &self.cipher
+    }
+
+    /// Seals part `part` ([`seal_records`]) in one of `pool`'s workers, or in this page
+    /// without one, and returns the sealed `Blob` with the part's fingerprint, which the
     /// caller checks before the bytes leave the page.
     pub(crate) async fn seal_part(
         &self,
         part: u32,
+        pool: Option<&Pool>,
     ) -> Result<(Blob, PartFingerprint), ClientError> {
-        let _turn = self.turn.lock().await;
         let records = self.plan.records_of_part(part).ok_or_else(|| {
             ClientError::InvalidResponse(format!("part {part} is not in the plan"))
         })?;
-        let record_bytes = u64::from(self.layout.record_size());
-        let pieces = Array::new();
-        let mut tags = TagDigest::default();
-        for read in runs(records, records_in(READ_BYTES, record_bytes)) {
-            let span = self.plaintext_of(&read)?;
-            let bytes = read_slice(&self.file, span.clone()).await?;
-            let sealed = join_all(read.map(|index| self.seal_record(index, span.start, &bytes)));
-            // In record order, so the first failing record is the one reported.
-            for record in sealed.await {
-                let record = record?;
-                let mut tag = [0u8; TAG_LEN];
-                record
-                    .subarray(record.length() - TAG_LEN as u32, record.length())
-                    .copy_to(&mut tag);
-                tags.push(&tag);
-                pieces.push(&record);
+        let (body, tags) = match pool {
+            Some(pool) => {
+                let size = self.layout.plaintext_size();
+                pool.seal(&self.cipher, &self.file, size, records).await?
             }
-        }
-        let body = Blob::new_with_u8_array_sequence(&pieces)
-            .map_err(|e| ClientError::Unsupported(format!("Blob: {}", platform::describe(&e))))?;
-        Ok((body, tags.finish()))
+            None => {
+                let _turn = self.turn.lock().await;
+                seal_records(&self.cipher, &self.file, &self.layout, records).await?
+            }
+        };
+        Ok((body, fingerprint(&tags)))
     }
+}
 
-    /// Seals record `index`, whose plaintext is in `read` (the file's bytes from
-    /// `read_start` on).
-    async fn seal_record(
-        &self,
-        index: u64,
-        read_start: u64,
-        read: &Uint8Array,
-    ) -> Result<Uint8Array, ClientError> {
-        let range = self.plaintext_of(&(index..index + 1))?;
-        let (start, end) = (range.start - read_start, range.end - read_start);
-        if end > u64::from(read.length()) {
-            return Err(ClientError::ReadFailed(
-                "the file is shorter than when the upload began".into(),
-            ));
+/// Reads records `records`' plaintext from `file` in slices of at most
+/// [`READ_BYTES`], seals them (global indexes; the file's last record flagged last),
+/// and returns them as one `Blob` (`new Blob([records...])`, the body shape Chromium
+/// uploads fastest) with their tags, [`TAG_LEN`] bytes each, in order. Runs in the
+/// page or in a cipher worker ([`crate::worker`]) alike.
+pub(crate) async fn seal_records(
+    cipher: &FileCipher,
+    file: &Blob,
+    layout: &Layout,
+    records: Range<u64>,
+) -> Result<(Blob, Vec<u8>), ClientError> {
+    let record_bytes = u64::from(layout.record_size());
+    let pieces = Array::new();
+    let mut tags = Vec::new();
+    for read in runs(records, records_in(READ_BYTES, record_bytes)) {
+        let span = plaintext_of(layout, &read)?;
+        let bytes = read_slice(file, span.clone()).await?;
+        let sealed =
+            join_all(read.map(|index| seal_record(cipher, layout, index, span.start, &bytes)));
+        // In record order, so the first failing record is the one reported.
+        for record in sealed.await {
+            let record = record?;
+            let mut tag = [0u8; TAG_LEN];
+            record
+                .subarray(record.length() - TAG_LEN as u32, record.length())
+                .copy_to(&mut tag);
+            tags.extend_from_slice(&tag);
+            pieces.push(&record);
         }
-        let plaintext = read.subarray(offset_u32(start)?, offset_u32(end)?);
-        let position = RecordPosition::new(index, self.layout.is_last(index));
-        self.cipher.seal(position, &plaintext).await
     }
+    let body = Blob::new_with_u8_array_sequence(&pieces)
+        .map_err(|e| ClientError::Unsupported(format!("Blob: {}", platform::describe(&e))))?;
+    Ok((body, tags))
+}
 
-    fn plaintext_of(&self, records: &Range<u64>) -> Result<Range<u64>, ClientError> {
-        plaintext_span(&self.layout, records).ok_or_else(|| {
-            ClientError::InvalidResponse("the plan names records past the file".into())
-        })
+/// The fingerprint of a part whose records' tags are `tags`, in order.
+fn fingerprint(tags: &[u8]) -> PartFingerprint {
+    let mut digest = TagDigest::default();
+    for tag in tags.chunks(TAG_LEN) {
+        digest.push(tag);
     }
+    digest.finish()
+}
+
+/// Seals record `index`, whose plaintext is in `read` (the file's bytes from
+/// `read_start` on).
+async fn seal_record(
+    cipher: &FileCipher,
+    layout: &Layout,
+    index: u64,
+    read_start: u64,
+    read: &Uint8Array,
+) -> Result<Uint8Array, ClientError> {
+    let range = plaintext_of(layout, &(index..index + 1))?;
+    let (start, end) = (range.start - read_start, range.end - read_start);
+    if end > u64::from(read.length()) {
+        return Err(ClientError::ReadFailed(
+            "the file is shorter than when the upload began".into(),
+        ));
+    }
+    let plaintext = read.subarray(offset_u32(start)?, offset_u32(end)?);
+    let position = RecordPosition::new(index, layout.is_last(index));
+    cipher.seal(position, &plaintext).await
+}
+
+fn plaintext_of(layout: &Layout, records: &Range<u64>) -> Result<Range<u64>, ClientError> {
+    plaintext_span(layout, records)
+        .ok_or_else(|| ClientError::InvalidResponse("the plan names records past the file".into()))
 }
 
 /// Reads bytes `range` of `file` (`Blob.slice(...).arrayBuffer()`).

@@ -10,7 +10,7 @@
 
 use sealdrop_protocol::backoff::Backoff;
 use sealdrop_protocol::format::{FileKey, LinkSecret, PASSWORD_SALT_LEN, PasswordKeys, WrappedKey};
-use sealdrop_protocol::ids::ShareToken;
+use sealdrop_protocol::ids::{IdempotencyKey, ShareToken};
 use sealdrop_protocol::share::{CreateShareRequest, PublicShare, ShareView, UpdateShareRequest};
 use serde::Deserialize;
 
@@ -85,7 +85,9 @@ impl Owner {
         }
     }
 
-    /// Creates a share and builds its link. Returns the share and the link.
+    /// Creates a share and builds its link. Returns the share and the link. One
+    /// idempotency key per call, reused by its retries, so a create whose answer was
+    /// lost makes no second share.
     pub async fn create(
         &self,
         file: &FileRef,
@@ -104,10 +106,13 @@ impl Owner {
             }
             None => None,
         };
+        let mut key_bytes = [0u8; 16];
+        platform::random_bytes(&mut key_bytes)?;
         let body = CreateShareRequest {
             expires_in: share.expires_in,
             download_limit: share.download_limit,
             verifier: keys.as_ref().map(|k| URL_SAFE_NO_PAD.encode(k.verifier())),
+            idempotency_key: Some(IdempotencyKey::from_random(key_bytes)),
         };
         let url = file.shares_url();
         let view: ShareView = retrying(self.backoff, || {

@@ -54,6 +54,7 @@ use crate::error::ClientError;
 use crate::http::Http;
 use crate::link;
 use crate::link_history;
+use crate::offload::{DEFAULT_WORKERS, Pool};
 use crate::part_urls::{PartUrls, UrlSource};
 use crate::persist::{self, Saved, SavedSession, Store};
 use crate::platform::{self, AbortWatch};
@@ -86,12 +87,14 @@ pub(crate) struct UploadConfig {
     pub stall_ms: u64,
     /// Whether uploads are kept in IndexedDB, to resume after a reload or a crash.
     pub persist: bool,
+    /// Cipher workers that read and seal the parts (0: the page does).
+    pub workers: u32,
 }
 
 impl UploadConfig {
     /// Defaults: up to 6 parts at once (Chromium's connections per host), 1 MiB
     /// records, a part size from the link history, 6 attempts, 30 s stall timeout, kept
-    /// in IndexedDB.
+    /// in IndexedDB, two cipher workers.
     pub(crate) fn new(endpoint: String) -> Self {
         Self {
             endpoint,
@@ -101,6 +104,7 @@ impl UploadConfig {
             max_attempts: Backoff::default().max_attempts,
             stall_ms: DEFAULT_STALL_MS,
             persist: true,
+            workers: DEFAULT_WORKERS,
         }
     }
 
@@ -833,6 +837,10 @@ impl Job {
         };
         // After a pause (or attempts ran out): continue, with fresh attempts.
         scheduler.borrow_mut().resume();
+        // Started for this run of the parts and stopped with it (a pause, the end), so
+        // an upload that waits holds no workers.
+        let pool = Pool::start(self.config.workers, session.sealer.cipher()).await;
+        let pool = pool.as_ref();
         let reporter = self.reporter.get_or_init(|| {
             let mut reporter = Reporter::new(
                 self.on_progress.clone(),
@@ -847,14 +855,17 @@ impl Job {
                 .map(|(p, _)| plaintext_len(plan, *p))
                 .sum();
             let held_parts = u32::try_from(session.confirmed.len()).unwrap_or(u32::MAX);
+            reporter.set_workers(pool.map_or(0, Pool::size));
             reporter.start(platform::now_ms(), held, held_parts);
             RefCell::new(reporter)
         });
+        let workers = pool.map_or(0, Pool::size);
+        reporter.borrow_mut().set_workers(workers);
         let sent = run_parts(
             scheduler,
             pace,
             reporter,
-            |part| self.attempt_part(started, session, part),
+            |part| self.attempt_part(started, session, part, pool),
             |part, etag| (etag, plaintext_len(plan, part)),
         )
         .await;
@@ -880,9 +891,10 @@ impl Job {
         started: &Started,
         session: &Session,
         part: u32,
+        pool: Option<&Pool>,
     ) -> Result<String, ClientError> {
-        let (url, (body, fingerprint)) =
-            try_join(session.urls.get(part), session.sealer.seal_part(part)).await?;
+        let sealed = session.sealer.seal_part(part, pool);
+        let (url, (body, fingerprint)) = try_join(session.urls.get(part), sealed).await?;
         self.admit(started, part, fingerprint).await?;
         let stall_ms = self.config.stall_ms;
         match xhr::put_blob(&url, &body, stall_ms).await {

@@ -390,6 +390,8 @@ impl<'de> Deserialize<'de> for OwnerTokenHash {
 /// Domain separation for [`IdempotencyKey::derive`]: no other use of the server's
 /// secret signs a message that starts with these bytes.
 const DERIVE_LABEL: &[u8] = b"sealdrop/v1/idempotent-create\0";
+/// Domain separation for [`IdempotencyKey::derive_share`].
+const DERIVE_SHARE_LABEL: &[u8] = b"sealdrop/v1/idempotent-share\0";
 
 /// 128 random bits a client draws per upload and sends with `POST /api/uploads`. It is
 /// as secret as the owner token (whoever holds it can derive the token through the
@@ -433,6 +435,21 @@ impl IdempotencyKey {
             FileId::sign(server_mac, file),
             OwnerToken::from_random(token),
         )
+    }
+
+    /// The random part of the token of the share this key creates on `file`:
+    /// the first 16 bytes of `HMAC-SHA256(secret, label || file id || key)`. The file
+    /// id is in it, so one key on two files makes two shares; without the server's
+    /// secret the token cannot be computed from the key.
+    pub fn derive_share(&self, server_mac: &Hmac<Sha256>, file: &FileId) -> [u8; 16] {
+        let mut mac = server_mac.clone();
+        mac.update(DERIVE_SHARE_LABEL);
+        mac.update(file.as_str().as_bytes());
+        mac.update(&self.0);
+        let out = mac.finalize().into_bytes();
+        let mut random = [0u8; 16];
+        random.copy_from_slice(&out[..16]);
+        random
     }
 }
 
@@ -626,6 +643,28 @@ mod tests {
         let json = serde_json::to_string(&key).unwrap();
         assert_eq!(serde_json::from_str::<IdempotencyKey>(&json).unwrap(), key);
         assert!(serde_json::from_str::<IdempotencyKey>("\"x\"").is_err());
+    }
+
+    #[test]
+    fn idempotency_keys_derive_one_share_per_file() {
+        use hmac::KeyInit;
+        let key = IdempotencyKey::from_random([5; 16]);
+        let file = FileId::sign(&server(SECRET), [1; 16]);
+        let share = key.derive_share(&server(SECRET), &file);
+        assert_eq!(key.derive_share(&server(SECRET), &file), share);
+        // Pinned against a direct HMAC computation over label || file id || key.
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(SECRET).unwrap();
+        mac.update(b"sealdrop/v1/idempotent-share\0");
+        mac.update(file.as_str().as_bytes());
+        mac.update(&[5; 16]);
+        let out = mac.finalize().into_bytes();
+        assert_eq!(share[..], out[..16]);
+        // Another file, another key, or the upload derivation: other ids.
+        let other_file = FileId::sign(&server(SECRET), [2; 16]);
+        assert_ne!(key.derive_share(&server(SECRET), &other_file), share);
+        let other_key = IdempotencyKey::from_random([6; 16]);
+        assert_ne!(other_key.derive_share(&server(SECRET), &file), share);
+        assert_ne!(key.derive(&server(SECRET)).0.random_part(), share);
     }
 
     proptest! {

@@ -42,6 +42,18 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8], limit: usize) -> Result<T, A
     serde_json::from_slice(body).map_err(|e| ApiError::invalid_json(e.to_string()))
 }
 
+/// Feeds an optional number to a request digest at a fixed width: `1` and its 8
+/// big-endian bytes, or 9 zero bytes for none.
+pub(crate) fn digest_optional(h: &mut Sha256, value: Option<u64>) {
+    match value {
+        Some(value) => {
+            h.update([1]);
+            h.update(value.to_be_bytes());
+        }
+        None => h.update([0; 9]),
+    }
+}
+
 /// Standard base64 with padding, as API.md's binary fields travel.
 pub fn encode_base64(bytes: &[u8]) -> String {
     STANDARD.encode(bytes)
@@ -175,13 +187,7 @@ impl CreateUploadRequest {
         h.update(b"sealdrop/v1/create-request\0");
         h.update(self.plaintext_size.to_be_bytes());
         for field in [self.part_size, self.expires_in.and_then(ExpiresIn::seconds)] {
-            match field {
-                Some(value) => {
-                    h.update([1]);
-                    h.update(value.to_be_bytes());
-                }
-                None => h.update([0; 9]),
-            }
+            digest_optional(&mut h, field);
         }
         h.update([u8::from(self.expires_in.is_some())]);
         for field in [header, metadata] {

@@ -3,6 +3,7 @@
 // client that records every frame and can wait for one.
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { isDeepStrictEqual } from "node:util";
 import { SignJWT, UnsecuredJWT } from "jose";
 import { ROOT } from "../support/server.mjs";
 import { roomCipher } from "./webcrypto-room.mjs";
@@ -97,6 +98,29 @@ export class RoomSocket {
     if (matches().length >= n) return matches()[n - 1];
     await this.waitFor(() => matches().length >= n, `${n} × ${event}`);
     return matches()[n - 1];
+  }
+
+  /** Who is online, with how many devices (user id → devices), as this socket's frames
+   * tell it: the last `presence` snapshot with every `presence-changed` after it applied. */
+  online() {
+    const at = this.frames.findLastIndex((f) => f.event === "presence");
+    if (at < 0) return {};
+    const online = Object.fromEntries(this.frames[at].data.users.map((u) => [u.userId, u.devices]));
+    for (const f of this.frames.slice(at + 1).filter((f) => f.event === "presence-changed")) {
+      for (const u of f.data.online) online[u.userId] = u.devices;
+      for (const u of f.data.offline) delete online[u.userId];
+    }
+    return online;
+  }
+
+  /** Waits until `online()` is `expected`. */
+  presenceIs(expected) {
+    return this.waitFor(() => isDeepStrictEqual(this.online(), expected), `presence ${JSON.stringify(expected)}`);
+  }
+
+  /** The `presence-changed` frames received since `from` (an index). */
+  presenceChanges(from = 0) {
+    return this.frames.slice(from).filter((f) => f.event === "presence-changed");
   }
 
   /** Sends a request with a fresh id and resolves with its `ack` or `error` frame. */

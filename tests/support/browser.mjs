@@ -86,3 +86,15 @@ export async function until(page, fn, arg, what) {
   });
   return handle.jsonValue();
 }
+
+/** Opens the room page in `page`, creates a room as `name` (the page makes its key) and
+ * waits until it is connected: the room's link (with its key) and id. */
+export async function createRoom(page, serverUrl, name) {
+  await page.goto(`${serverUrl}/room`);
+  await page.fill("#create-name", name);
+  await page.click("#create-form button[type=submit]");
+  await page.waitForURL(/\/r\/[A-Za-z0-9_-]{22}#k1\.[A-Za-z0-9_-]{43}$/);
+  await until(page, () => document.querySelector("#conn")?.dataset.state === "open", null, `${name} connected`);
+  const link = page.url();
+  return { link, roomId: new URL(link).pathname.split("/")[2] };
+}

@@ -34,3 +34,23 @@ export function addPageHelpers(page) {
     };
   });
 }
+
+/**
+ * Answers the app's `showSaveFilePicker` (which headless Chromium cannot show) with a
+ * file of the origin private file system named as the page suggested: the same
+ * FileSystemFileHandle a person's pick gives. With `picker: false` the page has no
+ * File System Access at all. For every document `page` opens from now on.
+ */
+export function stubSavePicker(page, { picker = true } = {}) {
+  return page.addInitScript((picker) => {
+    if (!picker) {
+      Object.defineProperty(window, "showSaveFilePicker", { value: undefined });
+      return;
+    }
+    window.showSaveFilePicker = async ({ suggestedName }) => {
+      const root = await navigator.storage.getDirectory();
+      await root.removeEntry(suggestedName).catch(() => {});
+      return root.getFileHandle(suggestedName, { create: true });
+    };
+  }, picker);
+}

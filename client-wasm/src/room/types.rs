@@ -65,6 +65,8 @@ export interface RoomUploadProgress {
 }
 
 export interface PresenceUser { roomId: string; userId: string; userName: string; devices: number }
+/** A stored `user-joined` / `user-left` event listed in `presence-changed`. */
+export interface MemberChange { roomId: string; userId: string; userName: string; joinedAt: string; seq: number }
 export interface RoomLock { roomId: string; lockedBy: string; lockedByName: string; lockedAt: string; reason?: string | null; sealError?: string }
 export interface HistoryPage { roomId: string; messages: RoomMessage[]; hasMore: boolean }
 export interface MessageAck { messageId: string; seq: number; timestamp: string; duplicate: boolean }
@@ -75,8 +77,9 @@ export interface RoomEvents {
   "authentication_failed": { reason: string; code: "invalid_token" | "expired_token" | "unauthorized" };
   "room-state": { roomId: string; head: number; lock: RoomLock | null; memberCount: number; reads: Record<string, number>; you: { userId: string; userName: string; role: RoomRole } };
   "presence": { roomId: string; users: PresenceUser[] };
-  "user-online": PresenceUser;
-  "user-offline": PresenceUser;
+  /** The presence changes of one window (docs/PROTOCOL.md, Presence); `seq` is the highest
+   * seq it lists, absent when it lists only device counts. */
+  "presence-changed": { roomId: string; joined: MemberChange[]; left: (MemberChange & { leftAt: string })[]; online: PresenceUser[]; offline: PresenceUser[]; seq?: number };
   "user-joined": { roomId: string; userId: string; userName: string; joinedAt: string; seq: number };
   "user-left": { roomId: string; userId: string; userName: string; joinedAt: string; leftAt: string; seq: number };
   "new-message": RoomMessage;

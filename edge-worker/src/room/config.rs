@@ -28,11 +28,18 @@ pub(crate) struct RoomConfig {
     /// `ROOM_WRITE_WINDOW_MS`: how long the first message of a batch waits for others
     /// before the batch is written (one commit for all of them).
     pub write_window_ms: u64,
+    /// `ROOM_PRESENCE_WINDOW_MS`: how long the presence change that opens a window waits
+    /// for others before the room tells everyone about all of them in one frame.
+    pub presence_window_ms: u64,
 }
 
 /// The write window unless `ROOM_WRITE_WINDOW_MS` says otherwise: short beside the
 /// 100 ms a message may take, long enough to gather what arrives during a commit.
 pub(crate) const DEFAULT_WRITE_WINDOW_MS: u64 = 4;
+
+/// The presence window unless `ROOM_PRESENCE_WINDOW_MS` says otherwise: too short for a
+/// person to notice a late "online", long enough to gather the joins of a burst.
+pub(crate) const DEFAULT_PRESENCE_WINDOW_MS: u64 = 100;
 
 impl RoomConfig {
     /// Reads and checks the configuration.
@@ -79,10 +86,13 @@ impl RoomConfig {
         }
         let write_window_ms =
             number(env, "ROOM_WRITE_WINDOW_MS")?.unwrap_or(DEFAULT_WRITE_WINDOW_MS);
+        let presence_window_ms =
+            number(env, "ROOM_PRESENCE_WINDOW_MS")?.unwrap_or(DEFAULT_PRESENCE_WINDOW_MS);
         Ok(Self {
             verifier,
             limits,
             write_window_ms,
+            presence_window_ms,
         })
     }
 }

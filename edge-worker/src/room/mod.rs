@@ -20,7 +20,9 @@
 //! batch waits out the write window (`ROOM_WRITE_WINDOW_MS`) while the messages that
 //! arrive meanwhile join it, then writes them all in one transaction (one commit) and
 //! sends what waited for it. A failed batch write answers nobody: the senders' clients
-//! time out and resend.
+//! time out and resend. Presence is batched the same way (`Action::PresenceLater`): the
+//! join, leave or close that opens a presence window waits it out
+//! (`ROOM_PRESENCE_WINDOW_MS`), then the room tells everyone what changed in one frame.
 //!
 //! Besides its sockets the object answers the worker's internal calls (`calls`: admit
 //! an upload, storage completed or aborted one, may a member read a file, a processor's
@@ -102,6 +104,8 @@ struct Live {
     sockets: HashMap<ConnId, WebSocket>,
     /// How long a batch of messages waits for more before it is written.
     write_window_ms: u64,
+    /// How long a presence window stays open.
+    presence_window_ms: u64,
 }
 
 impl DurableObject for Room {
@@ -410,6 +414,7 @@ impl Room {
             store,
             sockets,
             write_window_ms: config.write_window_ms,
+            presence_window_ms: config.presence_window_ms,
         });
         Ok(())
     }
@@ -449,6 +454,7 @@ impl Room {
                 deletions,
                 notifications,
                 flush,
+                presence,
             }) = self.execute_batch(trigger, batch).await
             else {
                 return !first;
@@ -462,9 +468,17 @@ impl Room {
             if flush {
                 // The messages that arrive meanwhile join the batch (their own events
                 // return at once); then one transaction writes them all.
-                Delay::from(Duration::from_millis(self.write_window_ms())).await;
+                Delay::from(Duration::from_millis(self.windows().0)).await;
                 if let Some(live) = self.live.borrow_mut().as_mut() {
                     next.extend(live.machine.flush());
+                }
+            }
+            if let Some(window) = presence {
+                // Joins, leaves and closes that arrive meanwhile join the window.
+                let wait = self.windows().1;
+                Delay::from(Duration::from_millis(wait)).await;
+                if let Some(live) = self.live.borrow_mut().as_mut() {
+                    next.extend(live.machine.flush_presence(window));
                 }
             }
             if deletions.is_empty() {
@@ -485,12 +499,12 @@ impl Room {
         }
     }
 
-    /// The write window (`ROOM_WRITE_WINDOW_MS`) of the loaded room.
-    fn write_window_ms(&self) -> u64 {
-        self.live
-            .borrow()
-            .as_ref()
-            .map_or(0, |live| live.write_window_ms)
+    /// The write window (`ROOM_WRITE_WINDOW_MS`) and the presence window
+    /// (`ROOM_PRESENCE_WINDOW_MS`) of the loaded room.
+    fn windows(&self) -> (u64, u64) {
+        self.live.borrow().as_ref().map_or((0, 0), |live| {
+            (live.write_window_ms, live.presence_window_ms)
+        })
     }
 
     /// Carries out the machine's actions: every storage write first, in one transaction;
@@ -576,6 +590,7 @@ impl Room {
                     }
                     Action::Notify(n) => later.notifications.push(n),
                     Action::FlushLater => later.flush = true,
+                    Action::PresenceLater { batch } => later.presence = Some(batch),
                     Action::Store(_) => {}
                 }
             }
@@ -611,13 +626,14 @@ impl Room {
     }
 }
 
-/// What is left after a batch of actions: what leaves the object, and whether the
-/// room waits for its write window to close.
+/// What is left after a batch of actions: what leaves the object, whether the room
+/// waits for its write window to close, and which presence window it waits for.
 #[derive(Default)]
 struct Later {
     deletions: Vec<(u64, Vec<String>)>,
     notifications: Vec<Notification>,
     flush: bool,
+    presence: Option<u64>,
 }
 
 /// A call's JSON body (from the worker itself: malformed means a bug, `500`).

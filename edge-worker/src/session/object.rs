@@ -474,28 +474,46 @@ impl UploadSession {
 
     /// `POST /api/files/{id}/shares`: records the new share here first (so that the
     /// file's deletion always knows every share object that may exist), then makes its
-    /// object. If that fails, the object may still have been made (a lost answer): the
-    /// record is dropped only once the object is purged. If the file started being
-    /// deleted meanwhile (its purge of this share may have run before the create), the
-    /// new share is purged too and the owner told `410 gone`.
+    /// object. If the file started being deleted meanwhile (its purge of this share may
+    /// have run before the create), the new share is purged too and the owner told
+    /// `410 gone`.
+    ///
+    /// With an idempotency key the token is derived from the key and this file's id, so
+    /// a retry reaches the same share object, which answers it as the same share (or
+    /// `409 idempotency_conflict` for another request). A failed create then stays
+    /// recorded: its retry finishes it, the list leaves out an object that holds
+    /// nothing, and deletion purges it; purging it here could destroy the share a
+    /// racing twin of the request has just made. Without a key, a failed create's
+    /// object may still have been made (a lost answer): the record is dropped only once
+    /// the object is purged.
     async fn create_share(
         &self,
         config: &Config,
         request: CreateShareRequest,
     ) -> Result<Response, ApiError> {
         let now = now_ms();
-        let mut random = [0u8; 16];
-        getrandom::fill(&mut random).or_internal("drawing a share token")?;
-        let token = config.signer.new_id(random);
-        let id = token.random_text();
         let info = self.with(|s, f| {
             s.ensure_file(now)?;
             Ok::<_, ApiError>(FileInfo::new(s, f, s.file_expires_at()))
         })??;
+        let random = match &request.idempotency_key {
+            Some(key) => key.derive_share(config.signer.server_mac(), &info.file_id),
+            None => {
+                let mut random = [0u8; 16];
+                getrandom::fill(&mut random).or_internal("drawing a share token")?;
+                random
+            }
+        };
+        let token = config.signer.new_id(random);
+        let id = token.random_text();
         let settings = request.settings(&random, info.file_expires_at, now)?;
+        let digest = request
+            .idempotency_key
+            .as_ref()
+            .map(|_| request.digest(&settings));
         self.change(Save::Shares, |s, _| s.add_share(id.clone(), now))?;
         let stub = ShareStub::get(&self.env, &token)?;
-        match stub.create(info, settings, &token).await {
+        match stub.create(info, settings, digest, &token).await {
             Ok(view) => match self.with(|s, _| s.ensure_file(now_ms())) {
                 Ok(Ok(())) => json(201, &view),
                 Ok(Err(gone)) | Err(gone) => {
@@ -503,6 +521,7 @@ impl UploadSession {
                     Err(gone)
                 }
             },
+            Err(e) if digest.is_some() => Err(e),
             Err(e) => {
                 if stub.purge().await.is_ok() {
                     self.change(Save::Shares, |s, _| {

@@ -82,11 +82,13 @@ impl Caller {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "call", rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) enum ShareCall {
-    /// Make the share (from the file's session).
+    /// Make the share (from the file's session); with the digest of an idempotent
+    /// create, answer its retry.
     #[serde(rename_all = "camelCase")]
     Create {
         file: FileInfo,
         settings: Settings,
+        request_digest: Option<[u8; 32]>,
         token: String,
     },
     /// The owner's view.
@@ -147,12 +149,14 @@ impl ShareStub {
         &self,
         file: FileInfo,
         settings: Settings,
+        request_digest: Option<[u8; 32]>,
         token: &ShareToken,
     ) -> Result<ShareView, ApiError> {
         let token = token.as_str().to_owned();
         self.call(&ShareCall::Create {
             file,
             settings,
+            request_digest,
             token,
         })
         .await

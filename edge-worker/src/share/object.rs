@@ -57,15 +57,20 @@ impl Share {
             ShareCall::Create {
                 file,
                 settings,
+                request_digest,
                 token,
             } => {
                 if store.exists()? {
-                    return Err(internal("creating a share", "the share exists"));
+                    // An idempotent create's retry (or its twin, racing): the same
+                    // share, or `409 idempotency_conflict` for another request.
+                    return self.change(now, |stored| {
+                        stored.share.retried(request_digest.as_ref())?;
+                        Ok(Created(ShareView::new(token, &stored.share, now)))
+                    });
                 }
-                let stored = Stored {
-                    file,
-                    share: Rules::new(settings, now),
-                };
+                let mut share = Rules::new(settings, now);
+                share.request_digest = request_digest;
+                let stored = Stored { file, share };
                 store.create(&stored)?;
                 let view = ShareView::new(token, &stored.share, now);
                 self.cache.replace(Some(stored));

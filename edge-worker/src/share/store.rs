@@ -1,20 +1,24 @@
 //! How a share is kept in its object's SQLite storage (schema [`SCHEMA_VERSION`]):
 //!
 //! - `share`: one row: the file's public record (JSON), the settings (the password
-//!   only as its salted hash), the counters, the wrong-password bucket;
+//!   only as its salted hash), the counters, the wrong-password bucket, the digest of
+//!   the idempotent create that made it;
 //! - `downloads`: one row per download the share remembers;
-//! - `records`: the access records, the newest [`MAX_ACCESS_RECORDS`] kept. A record
+//! - `records`: the access records, by sequence number, each of a kind (`download`,
+//!   `visit`); the newest of each kind are kept (`RecordKind::cap`), trimmed by
+//!   sequence here, so a flood of visits never deletes a download's record. A record
 //!   holds a time, an outcome, a country code and a user-agent family: never an
 //!   address, a user-agent string, a verifier or a key.
 //!
 //! A call writes the share row, the downloads it changed and the records it added.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 
 use sealdrop_protocol::account::Bucket;
 use sealdrop_protocol::api_error::ApiError;
 use sealdrop_protocol::share::{
-    AccessRecord, ClientInfo, Download, DownloadState, MAX_ACCESS_RECORDS, Outcome, Settings, Share,
+    AccessLog, AccessRecord, ClientInfo, Download, DownloadState, Outcome, RecordKind, Settings,
+    Share,
 };
 use worker::{SqlStorage, SqlStorageValue};
 
@@ -23,7 +27,7 @@ use crate::http::{OrApiError as _, internal};
 use crate::sql::{blob, int, nullable, opt_text, opt_uint, text, to_i64, uint};
 
 /// The layout of the tables below.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 /// A share and what it keeps of its file.
 #[derive(Debug, Clone)]
@@ -41,6 +45,16 @@ const CTX: &str = "share storage";
 
 fn err(e: impl std::fmt::Display) -> ApiError {
     internal(CTX, e)
+}
+
+/// A 32-byte hash (a verifier's, a request's digest) or NULL.
+fn hash(v: SqlStorageValue) -> Result<Option<[u8; 32]>, ApiError> {
+    match v {
+        SqlStorageValue::Null => Ok(None),
+        v => <[u8; 32]>::try_from(blob(v).map_err(err)?)
+            .map(Some)
+            .map_err(|_| err("a hash that is not 32 bytes")),
+    }
 }
 
 impl ShareStore {
@@ -77,8 +91,8 @@ impl ShareStore {
         // cannot hold leaves no half-made share behind.
         let file = serde_json::to_string(&stored.file).map_err(err)?;
         let s = &stored.share;
-        let hash = match s.settings.verifier_hash {
-            Some(h) => SqlStorageValue::Blob(h.to_vec()),
+        let optional_blob = |b: Option<[u8; 32]>| match b {
+            Some(b) => SqlStorageValue::Blob(b.to_vec()),
             None => SqlStorageValue::Null,
         };
         let values = vec![
@@ -87,9 +101,10 @@ impl ShareStore {
             to_i64(s.created_at).map_err(err)?.into(),
             nullable(s.settings.expires_at).map_err(err)?,
             nullable(s.settings.download_limit.map(u64::from)).map_err(err)?,
-            hash,
+            optional_blob(s.settings.verifier_hash),
             to_i64(s.attempts.millitokens).map_err(err)?.into(),
             to_i64(s.attempts.updated_at).map_err(err)?.into(),
+            optional_blob(s.request_digest),
         ];
         for table in [
             "CREATE TABLE share (
@@ -104,7 +119,8 @@ impl ShareStore {
                 counted INTEGER NOT NULL,
                 failed_attempts INTEGER NOT NULL,
                 bucket_millitokens INTEGER NOT NULL,
-                bucket_updated_at INTEGER NOT NULL
+                bucket_updated_at INTEGER NOT NULL,
+                request_digest BLOB
             )",
             "CREATE TABLE downloads (
                 id TEXT PRIMARY KEY,
@@ -116,18 +132,20 @@ impl ShareStore {
             )",
             "CREATE TABLE records (
                 seq INTEGER PRIMARY KEY,
+                kind TEXT NOT NULL,
                 at INTEGER NOT NULL,
                 outcome TEXT NOT NULL,
                 country TEXT,
                 agent TEXT
             )",
+            "CREATE INDEX records_by_kind ON records (kind, seq)",
         ] {
             self.exec(table, vec![])?;
         }
         self.exec(
             "INSERT INTO share (id, schema_version, file, created_at, expires_at, download_limit, \
              verifier_hash, revoked_at, counted, failed_attempts, bucket_millitokens, \
-             bucket_updated_at) VALUES (1, ?, ?, ?, ?, ?, ?, NULL, 0, 0, ?, ?)",
+             bucket_updated_at, request_digest) VALUES (1, ?, ?, ?, ?, ?, ?, NULL, 0, 0, ?, ?, ?)",
             values,
         )?;
         Ok(())
@@ -140,7 +158,8 @@ impl ShareStore {
         }
         let mut rows = self.exec(
             "SELECT schema_version, file, created_at, expires_at, download_limit, verifier_hash, \
-             revoked_at, counted, failed_attempts, bucket_millitokens, bucket_updated_at FROM share",
+             revoked_at, counted, failed_attempts, bucket_millitokens, bucket_updated_at, \
+             request_digest FROM share",
             vec![],
         )?;
         let row = rows.pop().ok_or_else(|| err("no share row"))?;
@@ -157,13 +176,7 @@ impl ShareStore {
             .map(u32::try_from)
             .transpose()
             .map_err(err)?;
-        let verifier_hash = match next()? {
-            SqlStorageValue::Null => None,
-            v => Some(
-                <[u8; 32]>::try_from(blob(v).map_err(err)?)
-                    .map_err(|_| err("a verifier hash that is not 32 bytes"))?,
-            ),
-        };
+        let verifier_hash = hash(next()?)?;
         let mut share = Share::new(
             Settings {
                 expires_at,
@@ -179,8 +192,9 @@ impl ShareStore {
             millitokens: uint(next()?).map_err(err)?,
             updated_at: uint(next()?).map_err(err)?,
         };
+        share.request_digest = hash(next()?)?;
         share.downloads = self.downloads()?;
-        share.records = self.records()?;
+        share.log = self.records()?;
         Ok(Some(Stored { file, share }))
     }
 
@@ -211,31 +225,37 @@ impl ShareStore {
         Ok(downloads)
     }
 
-    fn records(&self) -> Result<VecDeque<AccessRecord>, ApiError> {
+    fn records(&self) -> Result<AccessLog, ApiError> {
         let rows = self.exec(
-            "SELECT at, outcome, country, agent FROM records ORDER BY seq",
+            "SELECT seq, kind, at, outcome, country, agent FROM records ORDER BY seq",
             vec![],
         )?;
-        rows.into_iter()
+        let records = rows
+            .into_iter()
             .map(|row| {
-                let [at, outcome, country, agent] =
-                    <[SqlStorageValue; 4]>::try_from(row).map_err(|_| err("a row's width"))?;
+                let [seq, kind, at, outcome, country, agent] =
+                    <[SqlStorageValue; 6]>::try_from(row).map_err(|_| err("a row's width"))?;
+                let kind = text(kind).map_err(err)?;
                 let outcome = text(outcome).map_err(err)?;
                 let client = opt_text(agent).map_err(err)?.map(|agent| {
                     ClientInfo::stored(opt_text(country.clone()).ok().flatten(), &agent)
                 });
                 Ok(AccessRecord {
+                    seq: uint(seq).map_err(err)?,
+                    kind: RecordKind::parse(&kind)
+                        .ok_or_else(|| err(format!("a record kind {kind:?}")))?,
                     at: uint(at).map_err(err)?,
                     outcome: Outcome::parse(&outcome)
                         .ok_or_else(|| err(format!("an outcome {outcome:?}")))?,
                     client,
                 })
             })
-            .collect()
+            .collect::<Result<Vec<_>, ApiError>>()?;
+        Ok(AccessLog::restore(records))
     }
 
     /// Writes what changed: the share row, the downloads marked dirty, the records
-    /// added (then drops records past the newest [`MAX_ACCESS_RECORDS`]).
+    /// added (then drops the records of their kinds past the newest each keeps).
     pub fn save(&self, share: &mut Share) -> Result<(), ApiError> {
         self.exec(
             "UPDATE share SET expires_at = ?, download_limit = ?, revoked_at = ?, counted = ?, \
@@ -277,8 +297,8 @@ impl ShareStore {
                 }
             }
         }
-        let added = std::mem::take(&mut share.new_records).min(share.records.len());
-        for r in share.records.iter().skip(share.records.len() - added) {
+        let mut added: Vec<RecordKind> = Vec::new();
+        for r in share.log.unsaved() {
             let (country, agent) = match &r.client {
                 Some(c) => (
                     c.country.clone().map_or(SqlStorageValue::Null, Into::into),
@@ -286,9 +306,16 @@ impl ShareStore {
                 ),
                 None => (SqlStorageValue::Null, SqlStorageValue::Null),
             };
+            let kind = r.kind;
+            if !added.contains(&kind) {
+                added.push(kind);
+            }
             self.exec(
-                "INSERT INTO records (at, outcome, country, agent) VALUES (?, ?, ?, ?)",
+                "INSERT INTO records (seq, kind, at, outcome, country, agent) \
+                 VALUES (?, ?, ?, ?, ?, ?)",
                 vec![
+                    to_i64(r.seq).map_err(err)?.into(),
+                    kind.as_str().into(),
                     to_i64(r.at).map_err(err)?.into(),
                     r.outcome.as_str().into(),
                     country,
@@ -296,11 +323,15 @@ impl ShareStore {
                 ],
             )?;
         }
-        if added > 0 {
-            let keep = i64::try_from(MAX_ACCESS_RECORDS).map_err(err)?;
+        share.log.saved();
+        for kind in added {
+            // Everything at or below the newest `cap + 1`th of the kind goes (nothing
+            // when there are no more than `cap`: the subquery is NULL).
+            let cap = i64::try_from(kind.cap()).map_err(err)?;
             self.exec(
-                "DELETE FROM records WHERE seq <= (SELECT MAX(seq) FROM records) - ?",
-                vec![keep.into()],
+                "DELETE FROM records WHERE kind = ? AND seq <= \
+                 (SELECT seq FROM records WHERE kind = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)",
+                vec![kind.as_str().into(), kind.as_str().into(), cap.into()],
             )?;
         }
         Ok(())

@@ -523,7 +523,7 @@ pub struct UnlockData {
     pub unlocked_at: String,
 }
 
-/// One online user in `presence`; also `user-online` / `user-offline` data.
+/// One online user in `presence`, and one device count in `presence-changed`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PresenceUser {
@@ -533,7 +533,7 @@ pub struct PresenceUser {
     pub user_id: String,
     /// Their display name.
     pub user_name: String,
-    /// How many of their devices are in the room now (0 in `user-offline`).
+    /// How many of their devices are in the room now (0 in `offline`).
     pub devices: usize,
 }
 
@@ -545,6 +545,35 @@ pub struct PresenceData {
     pub room_id: String,
     /// Every user with at least one device in the room.
     pub users: Vec<PresenceUser>,
+}
+
+/// `presence-changed` data: what changed in the room's membership and presence during
+/// one presence window, for one recipient (see `room::presence`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PresenceChangedData {
+    /// The room.
+    pub room_id: String,
+    /// Who became a member (the stored `user-joined` events), in seq order.
+    pub joined: Vec<MemberChange>,
+    /// Whose membership ended (the stored `user-left` events), in seq order.
+    pub left: Vec<MemberChange>,
+    /// Users whose device count is now at least 1 and differs from before the window.
+    pub online: Vec<PresenceUser>,
+    /// Users who had devices before the window and have none now (`devices: 0`).
+    pub offline: Vec<PresenceUser>,
+}
+
+/// One `user-joined` / `user-left` inside `presence-changed`: the stored event's data
+/// and its seq.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberChange {
+    /// The stored event's seq.
+    pub seq: u64,
+    /// Its data.
+    #[serde(flatten)]
+    pub member: MemberData,
 }
 
 /// `you` in `room-state`.

@@ -27,6 +27,7 @@ use super::frame::{
 };
 use super::ids::ConnId;
 use super::limits::{HOUR_MS, RoomLimits};
+use super::presence::{Change, PresenceBatch, member_change};
 use super::rate::{SlidingWindow, TokenBucket};
 use super::seal::check_sealed;
 use super::store::{
@@ -87,6 +88,12 @@ pub enum Action {
     /// closes (after the inputs that arrive meanwhile), and carry out what it returns.
     /// Emitted once per batch, by the message that opens it.
     FlushLater,
+    /// A presence window opened: call [`Room::flush_presence`] with `batch` when it
+    /// closes (after the inputs that arrive meanwhile), and carry out what it returns.
+    PresenceLater {
+        /// Which window.
+        batch: u64,
+    },
 }
 
 /// A socket the room knows.
@@ -131,6 +138,11 @@ pub struct Room {
     /// The batch of messages not yet written: their writes and everything that waits
     /// for them (broadcasts, acks, webhooks), in order. See [`Room::flush`].
     pending: Vec<Action>,
+    /// The presence changes of the open presence window, not yet told to the room's
+    /// sockets. See [`Room::flush_presence`].
+    presence: Option<PresenceBatch>,
+    /// How many presence windows have opened (names the next).
+    presence_windows: u64,
 }
 
 /// Collects a handler's actions.
@@ -205,6 +217,8 @@ impl Room {
             limits,
             verifier,
             pending: Vec::new(),
+            presence: None,
+            presence_windows: 0,
         };
         room.head = stored.max_seq.max(room.meta.floor);
         for (sender, at) in stored.recent_sends {
@@ -406,6 +420,23 @@ impl Room {
     /// between the write and the sends loses only frames that replay gives back.
     pub fn flush(&mut self) -> Vec<Action> {
         std::mem::take(&mut self.pending)
+    }
+
+    /// Presence window `batch` closed: every joined socket is told what changed in it,
+    /// in one `presence-changed` (docs/PROTOCOL.md, Presence). Nothing if that window
+    /// was already told (a numbered event closes the window early) or a restored
+    /// machine never had it.
+    ///
+    /// Why windows: joins, leaves and device counts that arrive together (a class
+    /// joining a room, a network blip reconnecting many devices) then cost each member
+    /// one frame, not one per change, and a device that reconnects within the window
+    /// costs nothing at all.
+    pub fn flush_presence(&mut self, batch: u64) -> Vec<Action> {
+        let mut out = self.begin();
+        if self.presence.as_ref().is_some_and(|p| p.id() == batch) {
+            self.tell_presence(&mut out);
+        }
+        out.0
     }
 
     /// A binary frame arrived on socket `id`: refused, the socket stays.
@@ -671,7 +702,6 @@ impl Room {
                 left_at: None,
             };
             self.members.insert(member.user_id.clone(), member);
-            let others = self.joined(Some(req.conn));
             let event = self.append(
                 now,
                 EventKind::UserJoined,
@@ -680,7 +710,7 @@ impl Room {
                 &to_json(&data),
                 out,
             );
-            out.broadcast(others, event.clone());
+            self.presence_changed(member_change(false, self.head, data), out);
             live.push(event);
         } else if let Some(member) = self.members.get_mut(&auth.user_id)
             && (member.user_name != auth.user_name || member.role != auth.role)
@@ -696,16 +726,22 @@ impl Room {
             }
             let devices = self.devices.entry(auth.user_id.clone()).or_insert(0);
             *devices += 1;
-            let online = PresenceUser {
-                room_id: self.room_id.clone(),
-                user_id: auth.user_id.clone(),
-                user_name: auth.user_name.clone(),
-                devices: *devices,
+            let change = Change::Devices {
+                before: *devices - 1,
+                now: PresenceUser {
+                    room_id: self.room_id.clone(),
+                    user_id: auth.user_id.clone(),
+                    user_name: auth.user_name.clone(),
+                    devices: *devices,
+                },
             };
-            out.broadcast(self.joined(Some(req.conn)), frame("user-online", &online));
+            self.presence_changed(change, out);
         }
         out.send(req.conn, frame("room-state", &self.state_for(auth)));
         out.send(req.conn, frame("presence", &self.presence_data()));
+        if let Some(batch) = &mut self.presence {
+            batch.snapshot_sent(req.conn);
+        }
         out.send(req.conn, self.uploads_frame(now));
         out.send(req.conn, frame_raw("files", None, &files));
         let replayed = catch_up.replayed;
@@ -786,7 +822,6 @@ impl Room {
             joined_at: iso8601(joined_at),
             left_at: Some(iso8601(now)),
         };
-        let everyone = self.joined(None);
         let event = self.append(
             now,
             EventKind::UserLeft,
@@ -796,8 +831,9 @@ impl Room {
             out,
         );
         let seq = self.head;
-        out.broadcast(everyone, event);
-        // Every device of the user leaves with it.
+        // Every device of the user leaves with it: each hears, in seq order, what the
+        // open window held for it and then its own `user-left`; the others hear of the
+        // leave with the window.
         let devices: Vec<ConnId> = self
             .conns
             .values()
@@ -810,20 +846,33 @@ impl Room {
             })
             .map(|c| c.state.id)
             .collect();
-        for id in devices {
-            if let Some(conn) = self.conns.get_mut(&id) {
+        for id in &devices {
+            if let Some(frame) = self
+                .presence
+                .as_ref()
+                .and_then(|p| p.frame_for(&self.room_id, *id))
+            {
+                out.send(*id, frame);
+            }
+            if let Some(conn) = self.conns.get_mut(id) {
                 conn.state.joined = false;
                 out.0.push(Action::Save(conn.state.clone()));
             }
         }
-        self.devices.remove(&auth.user_id);
-        let offline = PresenceUser {
-            room_id: self.room_id.clone(),
-            user_id: auth.user_id.clone(),
-            user_name: auth.user_name.clone(),
-            devices: 0,
-        };
-        out.broadcast(self.joined(Some(req.conn)), frame("user-offline", &offline));
+        out.broadcast(devices, event);
+        self.presence_changed(member_change(true, seq, data), out);
+        if let Some(before) = self.devices.remove(&auth.user_id) {
+            let change = Change::Devices {
+                before,
+                now: PresenceUser {
+                    room_id: self.room_id.clone(),
+                    user_id: auth.user_id.clone(),
+                    user_name: auth.user_name.clone(),
+                    devices: 0,
+                },
+            };
+            self.presence_changed(change, out);
+        }
         out.ack(req, &serde_json::json!({ "seq": seq }));
     }
 
@@ -1127,8 +1176,35 @@ impl Room {
         data: &str,
         out: &mut Out,
     ) {
+        // Whoever hears of a numbered event has heard of every presence change before
+        // it (a message from someone who just joined comes after their join), in seq
+        // order.
+        self.tell_presence(out);
         let frame = self.append(now, kind, sender, request_id, data, out);
         out.broadcast(self.joined(None), frame);
+    }
+
+    /// Tells every joined socket what the open presence window holds, and closes it.
+    fn tell_presence(&mut self, out: &mut Out) {
+        if let Some(batch) = self.presence.take() {
+            for (to, frame) in batch.frames(&self.room_id, self.joined(None)) {
+                out.broadcast(to, frame);
+            }
+        }
+    }
+
+    /// Adds a presence change to the open window, opening one if there is none.
+    fn presence_changed(&mut self, change: Change, out: &mut Out) {
+        let batch = match &mut self.presence {
+            Some(batch) => batch,
+            None => {
+                self.presence_windows += 1;
+                let id = self.presence_windows;
+                out.0.push(Action::PresenceLater { batch: id });
+                self.presence.insert(PresenceBatch::new(id))
+            }
+        };
+        batch.push(change);
     }
 
     /// Appends event `kind` with `data` as the next seq and returns its frame.
@@ -1195,25 +1271,23 @@ impl Room {
         }
     }
 
-    /// Counts a socket that is gone out of the tallies, telling the room when its user's
-    /// device count changed.
+    /// Counts a socket that is gone out of the tallies; its user's device count changes
+    /// in the open presence window.
     fn forget(&mut self, state: &ConnState, out: &mut Out) {
         let Some(auth) = &state.auth else { return };
         decrement(&mut self.authed, &auth.user_id);
         if state.joined {
             let left = decrement(&mut self.devices, &auth.user_id);
-            let data = PresenceUser {
-                room_id: self.room_id.clone(),
-                user_id: auth.user_id.clone(),
-                user_name: auth.user_name.clone(),
-                devices: left,
+            let change = Change::Devices {
+                before: left + 1,
+                now: PresenceUser {
+                    room_id: self.room_id.clone(),
+                    user_id: auth.user_id.clone(),
+                    user_name: auth.user_name.clone(),
+                    devices: left,
+                },
             };
-            let event = if left == 0 {
-                "user-offline"
-            } else {
-                "user-online"
-            };
-            out.broadcast(self.joined(Some(state.id)), frame(event, &data));
+            self.presence_changed(change, out);
         }
     }
 

@@ -9,6 +9,8 @@
 //! - [`frame`]: the JSON frames; [`error`]: their error codes and close codes;
 //! - [`seal`]: sealed room content and room links (docs/FORMAT.md, Room payloads), and
 //!   [`vectors`], its test vectors as data;
+//! - [`presence`]: the membership and device-count changes of one presence window,
+//!   folded into one `presence-changed` per socket;
 //! - [`limits`], [`rate`], [`ids`], [`time`]: the small parts.
 //!
 //! Files in rooms (issue 12) are new events and new state of the same machine (and new
@@ -25,6 +27,7 @@ pub mod frame;
 pub mod ids;
 pub mod limits;
 pub mod machine;
+pub mod presence;
 pub mod processing;
 pub mod progress;
 pub mod rate;

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod files;
+mod presence;
 
 use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet};
@@ -263,6 +264,11 @@ struct Harness {
     flush_due: bool,
     /// How many times the shell applied writes (one transaction each).
     transactions: usize,
+    /// Hold presence windows open until [`Harness::close_presence`] (else each closes
+    /// once the input that opened it is carried out).
+    hold_presence: bool,
+    /// Presence windows opened and not yet closed.
+    presence_due: Vec<u64>,
 }
 
 impl Harness {
@@ -293,6 +299,8 @@ impl Harness {
             hold_flush: false,
             flush_due: false,
             transactions: 0,
+            hold_presence: false,
+            presence_due: Vec::new(),
         }
     }
 
@@ -362,6 +370,21 @@ impl Harness {
                         self.flush();
                     }
                 }
+                Action::PresenceLater { batch } => self.presence_due.push(batch),
+            }
+        }
+        if !self.hold_presence {
+            self.close_presence();
+        }
+    }
+
+    /// Every open presence window closes (the object is in memory: it is not evicted
+    /// while it waits for a window).
+    fn close_presence(&mut self) {
+        for batch in std::mem::take(&mut self.presence_due) {
+            if let Some(room) = self.room.as_mut() {
+                let actions = room.flush_presence(batch);
+                self.run(actions);
             }
         }
     }
@@ -725,12 +748,39 @@ fn join_sends_state_presence_and_history_then_the_ack() {
     assert_eq!(got[4]["data"]["hasMore"], false);
     assert_eq!(got[5]["seq"], 3);
     assert_eq!(got[6]["data"]["head"], 3);
-    // Alice sees bob join, with his device count.
+    // Alice sees bob join, with his device count, in one frame.
     let seen = h.take(a);
-    assert_eq!(seen[0]["event"], "user-joined");
-    assert_eq!(seen[0]["data"]["userName"], "bob (name)");
-    assert_eq!(seen[1]["event"], "user-online");
-    assert_eq!(seen[1]["data"]["devices"], 1);
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0]["event"], "presence-changed");
+    assert_eq!(seen[0]["seq"], 3);
+    let joined = &seen[0]["data"]["joined"];
+    assert_eq!(joined[0]["userName"], "bob (name)");
+    assert_eq!(joined[0]["seq"], 3);
+    assert_eq!(seen[0]["data"]["online"][0]["devices"], 1);
+}
+
+/// The one `presence-changed` frame `conn` received (its inbox drained).
+fn presence_change(h: &mut Harness, conn: ConnId) -> Value {
+    let got = h.take(conn);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0]["event"], "presence-changed", "{got:?}");
+    got[0]["data"].clone()
+}
+
+/// `(userId, seq or devices)` of one list of a `presence-changed`.
+fn listed(data: &Value, list: &str) -> Vec<(String, u64)> {
+    data[list]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| {
+            let n = u.get("seq").unwrap_or(&u["devices"]);
+            (
+                u["userId"].as_str().unwrap().to_owned(),
+                n.as_u64().unwrap(),
+            )
+        })
+        .collect()
 }
 
 #[test]
@@ -738,37 +788,28 @@ fn presence_counts_devices_and_goes_offline_with_the_last_one() {
     let mut h = Harness::new();
     let watcher = h.user("carol", Role::Member, true);
     let phone = h.user("alice", Role::Member, true);
-    assert_eq!(h.events(watcher, "user-joined").len(), 1);
+    assert_eq!(listed(&presence_change(&mut h, watcher), "joined").len(), 1);
     let laptop = h.user("alice", Role::Member, true);
-    let got = h.take(watcher);
-    // The second device is not a new member: no user-joined, only the device count.
-    assert_eq!(got.len(), 1, "{got:?}");
-    assert_eq!(got[0]["event"], "user-online");
-    assert_eq!(got[0]["data"]["devices"], 2);
+    // The second device is not a new member: no join, only the device count.
+    let got = presence_change(&mut h, watcher);
+    assert_eq!(listed(&got, "joined"), []);
+    assert_eq!(listed(&got, "online"), [("alice".into(), 2)]);
     assert_eq!(
         h.room().presence(),
         [("alice".into(), 2), ("carol".into(), 1)]
     );
     h.client_close(phone);
-    let got = h.take(watcher);
-    assert_eq!(
-        (got[0]["event"].as_str(), &got[0]["data"]["devices"]),
-        (Some("user-online"), &json!(1))
-    );
+    let got = presence_change(&mut h, watcher);
+    assert_eq!(listed(&got, "online"), [("alice".into(), 1)]);
     h.client_close(laptop);
-    let got = h.take(watcher);
-    assert_eq!(
-        (got[0]["event"].as_str(), &got[0]["data"]["devices"]),
-        (Some("user-offline"), &json!(0))
-    );
+    let got = presence_change(&mut h, watcher);
+    assert_eq!(listed(&got, "offline"), [("alice".into(), 0)]);
+    assert_eq!(listed(&got, "online"), []);
     // Still a member: coming back is not a new join.
-    let back = h.user("alice", Role::Member, true);
-    let _ = back;
-    let got = h.take(watcher);
-    assert_eq!(
-        got.iter().filter(|f| f["event"] == "user-joined").count(),
-        0
-    );
+    h.user("alice", Role::Member, true);
+    let got = presence_change(&mut h, watcher);
+    assert_eq!(listed(&got, "joined"), []);
+    assert_eq!(listed(&got, "online"), [("alice".into(), 1)]);
 }
 
 #[test]
@@ -781,11 +822,14 @@ fn leave_room_ends_membership_on_every_device() {
     h.take(one);
     let ack = h.request(one, "leave-room", json!({}));
     assert_eq!(ack["event"], "ack");
-    let left = h.take(watcher);
-    assert_eq!(left[0]["event"], "user-left");
-    assert_eq!(left[0]["data"]["userId"], "alice");
-    assert!(left[0]["data"]["leftAt"].is_string());
-    assert_eq!(left[1]["event"], "user-offline");
+    let left = presence_change(&mut h, watcher);
+    assert_eq!(
+        listed(&left, "left"),
+        [("alice".into(), ack["data"]["seq"].as_u64().unwrap())]
+    );
+    assert!(left["left"][0]["leftAt"].is_string());
+    assert_eq!(listed(&left, "offline"), [("alice".into(), 0)]);
+    // The user's own devices hear `user-left` itself.
     assert_eq!(h.events(two, "user-left").len(), 1);
     // Both devices are out of the room now.
     assert_eq!(
@@ -796,7 +840,7 @@ fn leave_room_ends_membership_on_every_device() {
     assert!(!h.store.members.contains_key("alice"));
     // Joining again makes a new member.
     h.request(two, "join-room", json!({}));
-    assert_eq!(h.events(watcher, "user-joined").len(), 1);
+    assert_eq!(listed(&presence_change(&mut h, watcher), "joined").len(), 1);
 }
 
 #[test]
@@ -1472,10 +1516,8 @@ fn silent_sockets_are_closed_at_the_idle_timeout_and_pinging_ones_are_not() {
     }
     assert_eq!(h.closed.get(&silent), Some(&4010));
     assert!(h.sockets.contains_key(&watcher));
-    assert_eq!(
-        h.events(watcher, "user-offline")[0]["data"]["userId"],
-        "alice"
-    );
+    let got = h.events(watcher, "presence-changed");
+    assert_eq!(listed(&got[0]["data"], "offline"), [("alice".into(), 0)]);
 }
 
 #[test]

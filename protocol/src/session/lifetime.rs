@@ -174,9 +174,13 @@ impl Session {
 
     /// Records a new share of the file (before its object is made, so that deletion
     /// always knows every share object that may exist). The file must be live; `409
-    /// too_many_shares` past [`MAX_SHARES_PER_FILE`].
+    /// too_many_shares` past [`MAX_SHARES_PER_FILE`]. A share it has already (an
+    /// idempotent create's retry) is no new share: `Ok`, even at the cap.
     pub fn add_share(&mut self, random_text: String, now_ms: u64) -> Result<(), ApiError> {
         self.ensure_file(now_ms)?;
+        if self.shares.contains(&random_text) {
+            return Ok(());
+        }
         if self.shares.len() >= MAX_SHARES_PER_FILE {
             return Err(ApiError::new(
                 ApiErrorCode::TooManyShares,

@@ -1142,6 +1142,10 @@ fn only_a_live_completed_file_takes_shares_and_deletes() {
         code(s.add_share("one-more".into(), T0)),
         ApiErrorCode::TooManyShares
     );
+    // An idempotent create's retry names a share the file has: no new one, even at
+    // the cap.
+    s.add_share("s042".into(), T0).unwrap();
+    assert_eq!(s.shares().len(), MAX_SHARES_PER_FILE);
     s.drop_share("s000");
     s.add_share("one-more".into(), T0).unwrap();
     assert_eq!(

@@ -3,10 +3,11 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Deserializer, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::api_error::{ApiError, ApiErrorCode};
-use crate::ids::is_random_id;
-use crate::wire::FileRecord;
+use crate::ids::{IdempotencyKey, is_random_id};
+use crate::wire::{FileRecord, digest_optional};
 
 use super::{Settings, Share, check_expiry, invalid_limit, verifier_hash};
 
@@ -53,9 +54,33 @@ pub struct CreateShareRequest {
     /// The password verifier (base64url); absent: no password.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verifier: Option<String>,
+    /// 128 random bits the client drew for this create: a retry with the same key and
+    /// request answers the same share (docs/API.md, idempotent create).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<IdempotencyKey>,
 }
 
 impl CreateShareRequest {
+    /// SHA-256 over the request's meaning (not its JSON spelling, not the key): the
+    /// relative expiry, the limit and the verifier's stored hash (`settings`', so no
+    /// second unsalted image of the verifier is kept). Two creates with one key are
+    /// the same request iff their digests are equal.
+    pub fn digest(&self, settings: &Settings) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(b"sealdrop/v1/create-share\0");
+        for field in [self.expires_in, self.download_limit.map(u64::from)] {
+            digest_optional(&mut h, field);
+        }
+        match &settings.verifier_hash {
+            Some(hash) => {
+                h.update([1]);
+                h.update(hash);
+            }
+            None => h.update([0]),
+        }
+        h.finalize().into()
+    }
+
     /// The share's settings, checked: an expiry after now and no later than the
     /// file's (`400 invalid_expiry`), a positive limit (`400 invalid_limit`), a
     /// well-formed verifier (`400 invalid_verifier`), stored only as its hash salted by
@@ -200,7 +225,7 @@ pub struct ShareView {
     pub open_downloads: u64,
     /// Wrong passwords so far.
     pub failed_attempts: u64,
-    /// The newest access records, newest first.
+    /// The newest access records of both kinds, merged newest first.
     pub access: Vec<AccessView>,
 }
 
@@ -210,6 +235,10 @@ pub struct ShareView {
 pub struct AccessView {
     /// When.
     pub at: u64,
+    /// `download` (opened, completed, abandoned, lapsed, or refused for the limit:
+    /// `share_busy`, `share_exhausted`) or `visit` (a view, or any other refusal): the
+    /// two are capped apart.
+    pub kind: String,
     /// `viewed`, `opened`, `completed`, `abandoned`, `lapsed`, or the refusal's code.
     pub outcome: String,
     /// The client's country code, if known.
@@ -233,11 +262,12 @@ impl ShareView {
             open_downloads: share.holding() as u64,
             failed_attempts: share.failed_attempts,
             access: share
-                .records
-                .iter()
-                .rev()
+                .log
+                .newest_first()
+                .into_iter()
                 .map(|r| AccessView {
                     at: r.at,
+                    kind: r.kind.as_str().to_owned(),
                     outcome: r.outcome.as_str().to_owned(),
                     country: r.client.as_ref().and_then(|c| c.country.clone()),
                     agent: r.client.as_ref().map(|c| c.agent.to_owned()),

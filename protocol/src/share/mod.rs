@@ -29,16 +29,24 @@
 //!
 //! **Records.** Every attempt (view, open, completion, abandonment, lapse, refusal) is
 //! recorded with its time and coarse client info (a country code and a user-agent
-//! family: never an address); the newest [`MAX_ACCESS_RECORDS`] are kept.
+//! family: never an address), in two capped lists ([`AccessLog`]): downloads, and
+//! visits (views and the other refusals), so no flood of visits flushes a download.
+//!
+//! **Idempotent creation.** A create that carries an idempotency key reaches the same
+//! share again (its token is derived from the key); the share keeps the digest of the
+//! request that made it ([`CreateShareRequest::digest`]) and answers a retry of that
+//! request as the same share, another request with `409 idempotency_conflict`
+//! ([`Share::retried`]).
 //!
 //! Time is passed in (ms since epoch); every call first settles the leases that lapsed.
 
 mod api;
 mod client;
+mod log;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -51,9 +59,8 @@ pub use api::{
     UpdateShareRequest, Verifier,
 };
 pub use client::{ClientInfo, FAMILIES, agent_family};
+pub use log::{AccessLog, AccessRecord, MAX_DOWNLOAD_RECORDS, MAX_VISIT_RECORDS, RecordKind};
 
-/// Access records kept per share (the newest).
-pub const MAX_ACCESS_RECORDS: usize = 200;
 /// Downloads open and not yet counted at once on one share.
 pub const MAX_OPEN_DOWNLOADS: usize = 100;
 /// Downloads a share remembers (open, lapsed, recently closed); past it the one
@@ -179,17 +186,6 @@ impl Outcome {
     }
 }
 
-/// One access record.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AccessRecord {
-    /// When (ms since epoch).
-    pub at: u64,
-    /// What happened.
-    pub outcome: Outcome,
-    /// Coarse info on the client (none for a lapse, which no client made).
-    pub client: Option<ClientInfo>,
-}
-
 /// The owner's settings of a share.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -221,12 +217,13 @@ pub struct Share {
     /// Downloads by id: open ones, those that lapsed (resumable for a while) and those
     /// closed recently.
     pub downloads: BTreeMap<String, Download>,
-    /// The newest access records, oldest first.
-    pub records: VecDeque<AccessRecord>,
+    /// The access records.
+    pub log: AccessLog,
+    /// The digest of the idempotent request that created it (`None`: made without an
+    /// idempotency key).
+    pub request_digest: Option<[u8; 32]>,
     /// Downloads changed since the shell last persisted (drained by it).
     pub dirty: BTreeSet<String>,
-    /// Records added since the shell last persisted (drained by it).
-    pub new_records: usize,
 }
 
 /// SHA-256 over the label, the share's id (its token's random part) and the verifier:
@@ -250,9 +247,23 @@ impl Share {
             failed_attempts: 0,
             attempts: Bucket::full(PASSWORD_ATTEMPTS, now_ms),
             downloads: BTreeMap::new(),
-            records: VecDeque::new(),
+            log: AccessLog::default(),
+            request_digest: None,
             dirty: BTreeSet::new(),
-            new_records: 0,
+        }
+    }
+
+    /// A create reached this share, which exists: the retry of the idempotent request
+    /// that made it (the same `digest`) is answered as this share; anything else is
+    /// `409 idempotency_conflict` (without a key a token is drawn at random, so a
+    /// create never reaches an existing share).
+    pub fn retried(&self, digest: Option<&[u8; 32]>) -> Result<(), ApiError> {
+        match (digest, &self.request_digest) {
+            (Some(digest), Some(made_by)) if digest == made_by => Ok(()),
+            _ => Err(ApiError::new(
+                ApiErrorCode::IdempotencyConflict,
+                "this idempotency key already created a share from another request body",
+            )),
         }
     }
 
@@ -308,7 +319,7 @@ impl Share {
         lapsed.sort();
         for (at, id) in lapsed {
             self.counted += 1;
-            self.record(at, Outcome::Lapsed, None);
+            self.record(at, RecordKind::Download, Outcome::Lapsed, None);
             self.dirty.insert(id);
         }
         for id in forget {
@@ -333,7 +344,10 @@ impl Share {
             },
             Err,
         );
-        self.record_answer(now_ms, Outcome::Viewed, &answer, client);
+        let outcome = answer
+            .as_ref()
+            .map_or_else(|e| Outcome::Refused(e.code), |_| Outcome::Viewed);
+        self.record(now_ms, RecordKind::Visit, outcome, Some(client.clone()));
         answer
     }
 
@@ -353,7 +367,10 @@ impl Share {
     ) -> Result<u64, ApiError> {
         self.settle(now_ms);
         let answer = self.try_open(id, verifier, share_id, now_ms, lease_ms);
-        self.record_answer(now_ms, Outcome::Opened, &answer, client);
+        let refusal = answer.as_ref().err().map(|e| e.code);
+        let outcome = refusal.map_or(Outcome::Opened, Outcome::Refused);
+        let kind = RecordKind::of_open(refusal);
+        self.record(now_ms, kind, outcome, Some(client.clone()));
         answer
     }
 
@@ -433,21 +450,12 @@ impl Share {
 
     /// Download `id` completed: it counts (once; a repeat is answered `Ok`).
     pub fn complete(&mut self, id: &str, now_ms: u64, client: &ClientInfo) -> Result<(), ApiError> {
-        self.settle(now_ms);
-        if let Some(Download {
-            state: DownloadState::Completed(_),
-            ..
-        }) = self.downloads.get(id)
-        {
+        let Some(d) = self.close(id, now_ms, Outcome::Completed, client)? else {
             return Ok(());
-        }
-        self.refuse_unless_live(now_ms)?;
-        let d = self.active(id)?;
+        };
         d.state = DownloadState::Completed(now_ms);
         let newly = !std::mem::replace(&mut d.counted, true);
         self.counted += u64::from(newly);
-        self.dirty.insert(id.to_owned());
-        self.record(now_ms, Outcome::Completed, Some(client.clone()));
         Ok(())
     }
 
@@ -455,19 +463,40 @@ impl Share {
     /// lapsed before. A repeat is answered `Ok`; `409 download_closed` once completed.
     /// Allowed whatever the share's state (it never gives anything out).
     pub fn abandon(&mut self, id: &str, now_ms: u64, client: &ClientInfo) -> Result<(), ApiError> {
-        self.settle(now_ms);
-        if let Some(Download {
-            state: DownloadState::Abandoned(_),
-            ..
-        }) = self.downloads.get(id)
-        {
-            return Ok(());
+        if let Some(d) = self.close(id, now_ms, Outcome::Abandoned, client)? {
+            d.state = DownloadState::Abandoned(now_ms);
         }
-        let d = self.active(id)?;
-        d.state = DownloadState::Abandoned(now_ms);
-        self.dirty.insert(id.to_owned());
-        self.record(now_ms, Outcome::Abandoned, Some(client.clone()));
         Ok(())
+    }
+
+    /// What closing download `id` as `outcome` (`Completed` or `Abandoned`) shares:
+    /// settles; `None` if it is closed that way already (a repeat); else checks the
+    /// share (a completion needs it live), records the close and answers the open
+    /// download for the caller to close.
+    fn close(
+        &mut self,
+        id: &str,
+        now_ms: u64,
+        outcome: Outcome,
+        client: &ClientInfo,
+    ) -> Result<Option<&mut Download>, ApiError> {
+        self.settle(now_ms);
+        let repeat = match self.downloads.get(id).map(|d| d.state) {
+            Some(DownloadState::Completed(_)) => outcome == Outcome::Completed,
+            Some(DownloadState::Abandoned(_)) => outcome == Outcome::Abandoned,
+            _ => false,
+        };
+        if repeat {
+            return Ok(None);
+        }
+        if outcome == Outcome::Completed {
+            self.refuse_unless_live(now_ms)?;
+        }
+        self.active(id)?;
+        self.dirty.insert(id.to_owned());
+        let client = Some(client.clone());
+        self.record(now_ms, RecordKind::Download, outcome, client);
+        self.active(id).map(Some)
     }
 
     /// The owner revokes the share, at once and for good (idempotent).
@@ -613,30 +642,8 @@ impl Share {
         }
     }
 
-    fn record_answer<T>(
-        &mut self,
-        now_ms: u64,
-        ok: Outcome,
-        answer: &Result<T, ApiError>,
-        client: &ClientInfo,
-    ) {
-        let outcome = match answer {
-            Ok(_) => ok,
-            Err(e) => Outcome::Refused(e.code),
-        };
-        self.record(now_ms, outcome, Some(client.clone()));
-    }
-
-    fn record(&mut self, at: u64, outcome: Outcome, client: Option<ClientInfo>) {
-        self.records.push_back(AccessRecord {
-            at,
-            outcome,
-            client,
-        });
-        self.new_records += 1;
-        while self.records.len() > MAX_ACCESS_RECORDS {
-            self.records.pop_front();
-        }
+    fn record(&mut self, at: u64, kind: RecordKind, outcome: Outcome, client: Option<ClientInfo>) {
+        self.log.push(at, kind, outcome, client);
     }
 }
 

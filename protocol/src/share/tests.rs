@@ -84,7 +84,8 @@ fn complete_versus_lease_lapse_counts_once_either_way() {
     s.settle(T0 + 2 * LEASE);
     assert_eq!(s.counted, 2);
     let lapsed = s
-        .records
+        .log
+        .of(RecordKind::Download)
         .iter()
         .filter(|r| r.outcome == Outcome::Lapsed)
         .count();
@@ -329,7 +330,13 @@ fn passwords_are_checked_counted_and_rate_limited() {
     let other = verifier_hash(&[8; 16], &right);
     assert_ne!(Some(other), s.settings.verifier_hash);
     assert!(try_open(&mut s, Some(&right), T0 + 180_000).is_ok());
-    let outcomes: Vec<&str> = s.records.iter().map(|r| r.outcome.as_str()).collect();
+    let outcomes: Vec<&str> = s
+        .log
+        .newest_first()
+        .iter()
+        .rev()
+        .map(|r| r.outcome.as_str())
+        .collect();
     assert_eq!(
         outcomes,
         [
@@ -359,6 +366,117 @@ fn passwords_are_checked_counted_and_rate_limited() {
     }
 }
 
+#[test]
+fn probing_a_used_up_share_never_flushes_its_download() {
+    let right = Verifier::parse(URL_SAFE_NO_PAD_43_A).unwrap();
+    let mut s = share(Some(1), None);
+    s.settings.verifier_hash = Some(verifier_hash(&SID, &right));
+    s.open("a", Some(&right), &SID, T0, LEASE, &client())
+        .unwrap();
+    s.complete("a", T0 + 1, &client()).unwrap();
+    let wrong = Verifier::parse(&format!("B{}", &URL_SAFE_NO_PAD_43_A[1..])).unwrap();
+    for n in 0..MAX_VISIT_RECORDS as u64 {
+        // Views of the used-up share are refused `share_exhausted`, as an open would be,
+        // yet they are visits; so are wrong, missing and rate-limited passwords.
+        assert_eq!(
+            code(s.view(T0 + 2 + n, &client())),
+            ApiErrorCode::ShareExhausted
+        );
+        let _ = s.open("b", Some(&wrong), &SID, T0 + 2 + n, LEASE, &client());
+        let _ = s.open("b", None, &SID, T0 + 2 + n, LEASE, &client());
+    }
+    let view = ShareView::new("tok".into(), &s, T0 + 1_000);
+    let downloads: Vec<&str> = view
+        .access
+        .iter()
+        .filter(|a| a.kind == "download")
+        .map(|a| a.outcome.as_str())
+        .collect();
+    assert_eq!(downloads, ["completed", "opened"]);
+    assert_eq!(view.access.len(), MAX_VISIT_RECORDS + 2);
+    // An open refused for the limit (the password right, the bucket refilled) is a
+    // download's record.
+    let later = T0 + PASSWORD_PERIOD_MS * 2;
+    assert_eq!(
+        code(s.open("c", Some(&right), &SID, later, LEASE, &client())),
+        ApiErrorCode::ShareExhausted
+    );
+    let newest = &ShareView::new("tok".into(), &s, later).access[0];
+    assert_eq!(
+        (newest.kind.as_str(), newest.outcome.as_str()),
+        ("download", "share_exhausted")
+    );
+}
+
+#[test]
+fn an_idempotent_create_answers_its_retry_and_refuses_another_request() {
+    let request = CreateShareRequest {
+        expires_in: Some(3600),
+        download_limit: Some(1),
+        verifier: Some(URL_SAFE_NO_PAD_43_A.into()),
+        idempotency_key: None,
+    };
+    let settings = request.settings(&SID, None, T0).unwrap();
+    let digest = request.digest(&settings);
+    let mut s = Share::new(settings, T0);
+    s.request_digest = Some(digest);
+    // The retry, later: the same request (its relative expiry too), the same share.
+    let later = request.settings(&SID, None, T0 + 5_000).unwrap();
+    assert_eq!(request.digest(&later), digest);
+    assert_eq!(s.retried(Some(&digest)), Ok(()));
+    // The key does not take part: the same request with it digests the same.
+    let keyed = CreateShareRequest {
+        idempotency_key: Some(crate::ids::IdempotencyKey::from_random([1; 16])),
+        ..request.clone()
+    };
+    assert_eq!(keyed.digest(&later), digest);
+    // Any other field, another verifier, or no digest at all: a conflict.
+    let mut others = vec![
+        CreateShareRequest {
+            expires_in: Some(3601),
+            ..request.clone()
+        },
+        CreateShareRequest {
+            expires_in: None,
+            ..request.clone()
+        },
+        CreateShareRequest {
+            download_limit: Some(2),
+            ..request.clone()
+        },
+        CreateShareRequest {
+            download_limit: None,
+            ..request.clone()
+        },
+        CreateShareRequest {
+            verifier: None,
+            ..request.clone()
+        },
+    ];
+    let mut other_verifier = URL_SAFE_NO_PAD_43_A.to_owned();
+    other_verifier.replace_range(0..1, "B");
+    others.push(CreateShareRequest {
+        verifier: Some(other_verifier),
+        ..request.clone()
+    });
+    for other in others {
+        let d = other.digest(&other.settings(&SID, None, T0).unwrap());
+        assert_ne!(d, digest, "{other:?}");
+        assert_eq!(
+            code(s.retried(Some(&d))),
+            ApiErrorCode::IdempotencyConflict,
+            "{other:?}"
+        );
+    }
+    assert_eq!(code(s.retried(None)), ApiErrorCode::IdempotencyConflict);
+    // A share made without a key answers no create.
+    let plain = share(None, None);
+    assert_eq!(
+        code(plain.retried(Some(&digest))),
+        ApiErrorCode::IdempotencyConflict
+    );
+}
+
 const URL_SAFE_NO_PAD_43_A: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
 
 #[test]
@@ -382,15 +500,29 @@ fn views_records_and_bounds() {
     assert_eq!(outcomes, ["completed", "opened", "viewed"]);
     assert_eq!(view.access[0].country.as_deref(), Some("DE"));
     assert_eq!(view.access[0].agent.as_deref(), Some("curl"));
-    // Records are bounded: the newest are kept.
-    for n in 0..MAX_ACCESS_RECORDS + 5 {
+    let kinds: Vec<&str> = view.access.iter().map(|a| a.kind.as_str()).collect();
+    assert_eq!(kinds, ["download", "download", "visit"]);
+    // Records are bounded: the newest visits are kept, and a flood of them (views,
+    // wrong guesses) never pushes the downloads out.
+    for n in 0..MAX_VISIT_RECORDS + 5 {
         let _ = s.view(T0 + 3 + n as u64, &client());
     }
-    assert_eq!(s.records.len(), MAX_ACCESS_RECORDS);
+    let visits = s.log.of(RecordKind::Visit);
+    assert_eq!(visits.len(), MAX_VISIT_RECORDS);
     assert_eq!(
-        s.records.back().unwrap().at,
-        T0 + 3 + MAX_ACCESS_RECORDS as u64 + 4
+        visits.back().unwrap().at,
+        T0 + 3 + MAX_VISIT_RECORDS as u64 + 4
     );
+    let view = ShareView::new("tok".into(), &s, T0 + 2);
+    assert_eq!(view.access.len(), MAX_VISIT_RECORDS + 2);
+    let last: Vec<&str> = view
+        .access
+        .iter()
+        .rev()
+        .take(2)
+        .map(|a| a.outcome.as_str())
+        .collect();
+    assert_eq!(last, ["opened", "completed"]);
     // Closed downloads are forgotten after a while; open ones are bounded.
     s.settle(T0 + 1 + CLOSED_KEEP_MS);
     assert!(!s.downloads.contains_key("a"));
@@ -423,6 +555,7 @@ fn create_requests_are_checked() {
         expires_in: Some(60),
         download_limit: Some(1),
         verifier: Some(URL_SAFE_NO_PAD_43_A.into()),
+        idempotency_key: None,
     };
     let settings = ok.settings(&SID, file_end, T0).unwrap();
     assert_eq!(settings.expires_at, Some(T0 + 60_000));
