@@ -104,7 +104,7 @@ async function uploadInPage(size, uploaderOptions = {}, name = "file.bin") {
 }
 
 describe("progress events", () => {
-  const KEYS = ["bytesDone", "bytesTotal", "cipherBackend", "cipherWorkers", "eta", "partsDone", "partsTotal", "speed"];
+  const KEYS = ["bytesDone", "bytesTotal", "cipherBackend", "cipherWorkers", "concurrency", "eta", "partSize", "partsDone", "partsTotal", "speed"];
 
   function checkEvents(events, size, partsTotal) {
     assert.ok(events.length >= 2, `at least a first and a last event, got ${events.length}`);
@@ -120,6 +120,10 @@ describe("progress events", () => {
       assert.ok(Number.isSafeInteger(e.partsDone) && e.partsDone >= 0 && e.partsDone <= partsTotal);
       assert.ok(Number.isFinite(e.speed) && e.speed >= 0);
       assert.ok(e.eta === null || (Number.isSafeInteger(e.eta) && e.eta >= 0));
+      // The adaptive limit, within 1 and the default ceiling (6).
+      assert.ok(Number.isSafeInteger(e.concurrency) && e.concurrency >= 1 && e.concurrency <= 6, `${e.concurrency}`);
+      assert.equal(e.partSize, events[0].partSize, "the part size is fixed for the upload");
+      assert.ok(Number.isSafeInteger(e.partSize) && e.partSize > 0);
       if (i > 0) {
         assert.ok(e.bytesDone >= events[i - 1].bytesDone, "bytesDone never goes back");
         assert.ok(e.partsDone >= events[i - 1].partsDone, "partsDone never goes back");
@@ -348,6 +352,8 @@ describe("options", () => {
   });
 
   for (const concurrency of [1, 3]) {
+    // The adaptive limit starts at 2 and probes 3 once the first two parts are done, so
+    // a ceiling of 3 is reached within 6 parts.
     test(`concurrency ${concurrency}: exactly that many PUTs in flight at most`, async () => {
       // Hold each PUT a moment before it goes on, so that they overlap.
       puts.handler = async () => {

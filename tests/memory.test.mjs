@@ -8,8 +8,9 @@
 // measured as bench/measure.mjs measures it (its memoryMeter: the kernel's high-water
 // mark, reset at the start, and samples every 100 ms). The same runs
 // check that the records were sealed and opened in the cipher workers (progress'
-// `cipherWorkers`), and a small round trip with `workers: 0` that the page still does
-// the work itself when asked. Speeds and long tasks are bench figures, not asserted.
+// `cipherWorkers`), and small round trips where the page does the work itself: when
+// asked (`workers: 0`) and when its workers' script does not load. Speeds and long
+// tasks are bench figures, not asserted.
 import assert from "node:assert/strict";
 import { randomFillSync } from "node:crypto";
 import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from "node:fs";
@@ -121,6 +122,30 @@ describe("memory stays bounded (s3, 512 MiB)", () => {
     assert.ok(uploadGrowth !== undefined && downloadGrowth !== undefined, "both transfers ran");
     assert.ok(uploadGrowth <= BOUND(PART_SIZE), `upload grew ${mib(uploadGrowth)}, over ${mib(BOUND(PART_SIZE))}`);
     assert.ok(downloadGrowth <= BOUND(RANGE_SIZE), `download grew ${mib(downloadGrowth)}, over ${mib(BOUND(RANGE_SIZE))}`);
+  });
+
+  test("a cipher worker whose script is not served: the page seals and opens itself", async () => {
+    // A worker script that fails to load fires a plain `Event` (not an ErrorEvent) at
+    // the Worker: the pool must give up on it and the transfer go on in the page,
+    // rather than wait for a worker that never starts.
+    const missing = (route) => route.fulfill({ status: 404, contentType: "text/plain", body: "not here" });
+    await page.route("**/sealdrop_worker.js", missing);
+    try {
+      const got = await page.evaluate(async () => {
+        const bytes = new Uint8Array(2 * 1024 * 1024 + 3);
+        for (let i = 0; i < bytes.length; i += 65536) crypto.getRandomValues(bytes.subarray(i, i + 65536));
+        const workers = new Set();
+        const { link } = await new sealdrop.Uploader({ persist: false })
+          .upload(new File([bytes], "noworker.bin"), { onProgress: (p) => workers.add(p.cipherWorkers) });
+        const { blob } = await sealdrop.download(link, { onProgress: (p) => workers.add(p.cipherWorkers) });
+        const back = new Uint8Array(await blob.arrayBuffer());
+        return { same: back.length === bytes.length && back.every((b, i) => b === bytes[i]), workers: [...workers] };
+      });
+      assert.deepEqual(got.workers, [0], "no worker was used");
+      assert.ok(got.same, "the file came back byte-identical");
+    } finally {
+      await page.unroute("**/sealdrop_worker.js", missing);
+    }
   });
 
   test("workers: 0 seals and opens in the page, byte-identical", async () => {

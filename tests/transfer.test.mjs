@@ -12,6 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ROOT } from "./support/server.mjs";
 import { launchBrowser, openClientPage } from "./support/browser.mjs";
+import { stubSavePicker } from "./support/page-helpers.mjs";
 import { PROVIDERS, startStack } from "./support/stack.mjs";
 
 const MiB = 1024 * 1024;
@@ -195,9 +196,15 @@ for (const provider of PROVIDERS) describe(`encrypted transfer, end to end (${pr
     const link = (await linkLocator.getAttribute("href")) ?? (await linkLocator.inputValue());
     assert.match(link, /\/s\/[A-Za-z0-9_-]{32}#k1\./);
 
+    // The receive page says what the file is and saves it when asked ("Save to disk");
+    // without File System Access (as here) a file this small is gathered in the page and
+    // handed to the browser's downloads.
     const receiver = await browser.newPage();
-    const downloadEvent = receiver.waitForEvent("download", { timeout: 60_000 });
+    await stubSavePicker(receiver, { picker: false });
     await receiver.goto(link);
+    await receiver.locator("#incoming[data-state=ready]").waitFor({ timeout: 60_000 });
+    const downloadEvent = receiver.waitForEvent("download", { timeout: 60_000 });
+    await receiver.click("#incoming-start");
     const download = await downloadEvent;
     assert.equal(download.suggestedFilename(), f.name);
     const saved = join(work, provider, "saved.bin");

@@ -73,14 +73,23 @@ function registerWorker() {
 let workerRegistered = null;
 
 /** Whether the service worker controls this page, waiting for it on a first visit (it
- *  claims the page once active); false if it could not be registered. */
+ *  claims the page once active); false if it could not be registered, if it is active
+ *  but not this page's (a hard reload bypasses it, and it claims pages only when it
+ *  activates), or if it fails to install. */
 async function workerInControl() {
   const worker = navigator.serviceWorker;
   if (!worker || !(await workerRegistered)) return false;
-  if (!worker.controller) {
-    await new Promise((resolve) => worker.addEventListener("controllerchange", resolve, { once: true }));
-  }
-  return true;
+  if (worker.controller) return true;
+  const registration = await worker.getRegistration();
+  if (worker.controller) return true; // claimed while we asked
+  const coming = registration?.installing ?? registration?.waiting;
+  if (!coming) return false;
+  return new Promise((resolve) => {
+    worker.addEventListener("controllerchange", () => resolve(true), { once: true });
+    coming.addEventListener("statechange", () => {
+      if (coming.state === "redundant") resolve(false);
+    });
+  });
 }
 
 function showFatal(text, err) {

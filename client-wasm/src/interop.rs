@@ -5,6 +5,7 @@
 //! in `lib.rs`) touches an untyped `JsValue`.
 
 use js_sys::{Array, Function, Object, Reflect};
+use sealdrop_protocol::concurrency::CONNECTIONS_PER_HOST;
 use sealdrop_protocol::format::{FileMetadata, MAX_RECORD_SIZE, MIN_RECORD_SIZE};
 use sealdrop_protocol::ids::ShareToken;
 use sealdrop_protocol::share::{PublicShare, ShareView, UpdateShareRequest};
@@ -44,12 +45,18 @@ const TYPES: &str = r#"
 export interface UploaderOptions {
   /** Base URL of the sealdrop API (and of the links); default `location.origin`. */
   endpoint?: string;
-  /** Parts uploaded at once, 1 to 16; default 4. */
+  /**
+   * The most parts uploaded at once, 1 to 16; default 6 (Chromium's connections per
+   * host over HTTP/1.1). The number in flight adapts below it: it starts at 2, grows
+   * while measured throughput grows, and halves on failures and stalls (docs/API.md,
+   * "Adaptive concurrency and part size"); `onProgress` shows it as `concurrency`.
+   */
   concurrency?: number;
   /**
    * Preferred part size in ciphertext bytes. The server rounds it down to whole
-   * records and into the storage limits (5 MiB to 5 GiB, at most 10,000 parts);
-   * default about 16 MiB.
+   * records and into the storage limits (5 MiB to 5 GiB, at most 10,000 parts).
+   * Default: chosen from what earlier uploads in this browser measured (smaller after
+   * failures, larger on a fast link, 16 MiB without a history); fixed for the upload.
    */
   partSize?: number;
   /** Plaintext bytes per sealed record, 16 to 16 MiB; default 1 MiB (1048576). */
@@ -98,6 +105,14 @@ export interface TransferProgress {
   /** Parts (downloads: ranges) done, and in all. */
   partsDone: number;
   partsTotal: number;
+  /**
+   * Parts (ranges) allowed in flight now: the adaptive limit, between 1 and the
+   * `concurrency` option (docs/API.md, "Adaptive concurrency and part size"). A report
+   * is made whenever it changes.
+   */
+  concurrency: number;
+  /** Ciphertext bytes of every part (range) but the last. */
+  partSize: number;
   /**
    * Which AES-256-GCM seals or opens the file's records: `"webcrypto"`
    * (`crypto.subtle`), or `"aes-gcm"` (software AES in wasm) where the page has no
@@ -303,7 +318,10 @@ export interface DownloadOptions {
    * fetched (to show what is coming).
    */
   onMetadata?: (file: FileInfo) => void;
-  /** Ranged requests at once, 1 to 16; default 4. */
+  /**
+   * The most ranged requests at once, 1 to 16; default 6. The number in flight adapts
+   * below it, as for uploads.
+   */
   concurrency?: number;
   /**
    * Dedicated Web Workers that open the records, 0 to 8; default 2 (0: in the page).
@@ -538,7 +556,7 @@ pub(crate) fn download_request(
         on_metadata: bag.function("onMetadata")?,
         concurrency: bag
             .integer("concurrency", 1, u64::from(MAX_CONCURRENCY))?
-            .map_or(4, |n| n as u32),
+            .map_or(CONNECTIONS_PER_HOST, |n| n as u32),
         workers: bag
             .integer("workers", 0, u64::from(MAX_WORKERS))?
             .map_or(DEFAULT_WORKERS, |n| n as u32),
@@ -882,6 +900,8 @@ pub(crate) fn call_progress(callback: &Function, snapshot: &Snapshot) {
     set(&object, "eta", &eta);
     set(&object, "partsDone", &number(snapshot.parts_done.into()));
     set(&object, "partsTotal", &number(snapshot.parts_total.into()));
+    set(&object, "concurrency", &number(snapshot.concurrency.into()));
+    set(&object, "partSize", &number(snapshot.part_size));
     let backend = JsValue::from_str(snapshot.backend.name());
     set(&object, "cipherBackend", &backend);
     set(&object, "cipherWorkers", &number(snapshot.workers.into()));

@@ -55,6 +55,7 @@ mod idb;
 mod interop;
 mod kept;
 mod link;
+mod link_history;
 mod offload;
 mod part_urls;
 mod persist;

@@ -32,7 +32,7 @@ use js_sys::{Array, Function, Promise, Uint8Array};
 use sealdrop_protocol::format::{Layout, TAG_LEN};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{Blob, ErrorEvent, MessageEvent, Worker};
+use web_sys::{Blob, ErrorEvent, Event, MessageEvent, Worker};
 
 use crate::cipher::FileCipher;
 use crate::error::ClientError;
@@ -69,7 +69,7 @@ struct Slot {
     /// The worker failed (an uncaught error): no more jobs go to it.
     failed: Rc<Cell<bool>>,
     _on_message: Closure<dyn FnMut(MessageEvent)>,
-    _on_error: Closure<dyn FnMut(ErrorEvent)>,
+    _on_error: Closure<dyn FnMut(Event)>,
 }
 
 impl Pool {
@@ -197,13 +197,13 @@ impl Pool {
     }
 }
 
-impl Drop for Pool {
+/// A slot's worker ends with it: with its pool, or when a later worker of a pool being
+/// started fails and the pool is given up.
+impl Drop for Slot {
     fn drop(&mut self) {
-        for slot in &self.slots {
-            slot.worker.set_onmessage(None);
-            slot.worker.set_onerror(None);
-            slot.worker.terminate();
-        }
+        self.worker.set_onmessage(None);
+        self.worker.set_onerror(None);
+        self.worker.terminate();
     }
 }
 
@@ -231,11 +231,18 @@ impl Slot {
         });
         let answers = pending.clone();
         let broken = failed.clone();
-        let on_error = Closure::<dyn FnMut(ErrorEvent)>::new(move |event: ErrorEvent| {
+        // A script that fails to load (404, wrong type, refused by the page's policy)
+        // fires a plain `Event`, not an `ErrorEvent`: reading its `message` as an
+        // `ErrorEvent` would throw before anything waiting is told, and the transfer
+        // would wait for ever on a worker that never starts.
+        let on_error = Closure::<dyn FnMut(Event)>::new(move |event: Event| {
             event.prevent_default();
             broken.set(true);
-            let reason =
-                JsValue::from_str(&format!("the cipher worker failed: {}", event.message()));
+            let detail = event
+                .dyn_ref::<ErrorEvent>()
+                .map(ErrorEvent::message)
+                .unwrap_or_else(|| "its script did not load".to_owned());
+            let reason = JsValue::from_str(&format!("the cipher worker failed: {detail}"));
             for (_, (_, reject)) in answers.borrow_mut().drain() {
                 let _ = reject.call1(&JsValue::UNDEFINED, &reason);
             }

@@ -1,12 +1,14 @@
 //! A download's records, fetched in parallel ranges and written to the sink in order.
 //!
-//! Ranges go through the shared [`run_parts`] loop (bounded concurrency, retries, stall
-//! aborts); each one's records are opened as soon as it arrives, then wait in a
-//! reorder window until every range before it has been written. A range may start only
-//! while it is within `concurrency + 1` ranges of the next one to write, so however
-//! large the file and however slow one range or the sink, the page holds at most that
-//! many ranges of plaintext: memory is bounded by concurrency × range size. The
-//! scheduler, the sink's backpressure and this window are the whole of the flow control.
+//! Ranges go through the shared [`run_parts`] loop (adaptive concurrency up to the
+//! `concurrency` option, retries, stall aborts); each one's records are opened as soon
+//! as it arrives, then wait in a reorder window until every range before it has been
+//! written. A range may start only while it is within `concurrency + 1` ranges of the
+//! next one to write (the ceiling, not the adaptive limit, so a limit that grows never
+//! waits on the window), so however large the file and however slow one range or the
+//! sink, the page holds at most that many ranges of plaintext: memory is bounded by
+//! concurrency × range size. The scheduler, the sink's backpressure and this window are
+//! the whole of the flow control.
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
@@ -14,6 +16,7 @@ use std::ops::Range;
 
 use futures_util::future::try_join;
 use js_sys::{Array, Function};
+use sealdrop_protocol::concurrency::ConcurrencyController;
 use sealdrop_protocol::format::{Layout, TAG_LEN};
 use sealdrop_protocol::records::{Runs, plaintext_span, records_in};
 use sealdrop_protocol::scheduler::PartScheduler;
@@ -42,10 +45,8 @@ pub(crate) async fn run(
     let pool = Pool::start(workers, &opener.cipher).await;
     let pool = pool.as_ref();
     let sealed_record = u64::from(layout.record_size()) + TAG_LEN as u64;
-    let runs = Runs::new(
-        layout.record_count().saturating_sub(from),
-        records_in(RANGE_BYTES, sealed_record),
-    );
+    let per_range = records_in(RANGE_BYTES, sealed_record);
+    let runs = Runs::new(layout.record_count().saturating_sub(from), per_range);
     let range_count = runs
         .count()
         .ok_or_else(|| ClientError::InvalidResponse("the file has too many ranges".into()))?;
@@ -53,16 +54,19 @@ pub(crate) async fn run(
         runs.records(part)
             .map_or(0..0, |r| r.start + from..r.end + from)
     };
+    let pace = ConcurrencyController::new(concurrency, platform::now_ms());
     let scheduler = RefCell::new(
-        PartScheduler::new(range_count, concurrency, source.backoff, [])
+        PartScheduler::new(range_count, pace.limit(), source.backoff, [])
             .map_err(|e| ClientError::InvalidOption(e.to_string()))?,
     );
     let mut reporter = Reporter::new(
         on_progress,
         layout.plaintext_size(),
-        range_count,
+        (range_count, per_range.saturating_mul(sealed_record)),
+        pace.limit(),
         opener.cipher.backend(),
     );
+    let pace = RefCell::new(pace);
     let before = plaintext_span(&layout, &(0..from)).map_or(0, |r| r.end);
     reporter.set_workers(pool.map_or(0, Pool::size));
     reporter.start(platform::now_ms(), before, 0);
@@ -72,6 +76,7 @@ pub(crate) async fn run(
 
     let fetch = run_parts(
         &scheduler,
+        &pace,
         &reporter,
         |part| async move {
             window.admitted(part).await;

@@ -3,8 +3,8 @@
 //!
 //! A transfer reports at its start, after every part (or download range), about once
 //! a second while parts are in flight (so speed and ETA follow a stall), and once at
-//! the end with `bytesDone == bytesTotal`. `bytesDone` never goes back: a part counts
-//! only once it has succeeded.
+//! the end with `bytesDone == bytesTotal`, and whenever the adaptive in-flight limit
+//! changes. `bytesDone` never goes back: a part counts only once it has succeeded.
 
 use js_sys::Function;
 use sealdrop_protocol::progress::ThroughputMeter;
@@ -26,6 +26,10 @@ pub(crate) struct Snapshot {
     pub eta: Option<u64>,
     pub parts_done: u32,
     pub parts_total: u32,
+    /// Parts (ranges) allowed in flight now: the adaptive limit.
+    pub concurrency: u32,
+    /// Bytes of every part (range) but the last, as sent or fetched.
+    pub part_size: u64,
     /// The file cipher's backend (`cipherBackend`): whether WebCrypto does the AES.
     pub backend: Backend,
     /// Cipher workers doing the AES (`cipherWorkers`); 0: the page itself.
@@ -40,18 +44,22 @@ pub(crate) struct Reporter {
     bytes_done: u64,
     parts_total: u32,
     parts_done: u32,
+    concurrency: u32,
+    part_size: u64,
     backend: Backend,
     workers: u32,
     last_report: u64,
 }
 
 impl Reporter {
-    /// A reporter for `bytes_total` plaintext bytes in `parts_total` parts, sealed or
-    /// opened on `backend`.
+    /// A reporter for `bytes_total` plaintext bytes in `parts_total` parts of
+    /// `part_size` bytes, `concurrency` of them in flight at first, sealed or opened on
+    /// `backend`.
     pub(crate) fn new(
         callback: Option<Function>,
         bytes_total: u64,
-        parts_total: u32,
+        (parts_total, part_size): (u32, u64),
+        concurrency: u32,
         backend: Backend,
     ) -> Self {
         Self {
@@ -61,6 +69,8 @@ impl Reporter {
             bytes_done: 0,
             parts_total,
             parts_done: 0,
+            concurrency,
+            part_size,
             backend,
             workers: 0,
             last_report: 0,
@@ -88,6 +98,14 @@ impl Reporter {
         self.bytes_done = (self.bytes_done + bytes).min(self.bytes_total);
         self.meter.record(now_ms, self.bytes_done);
         self.report(now_ms);
+    }
+
+    /// The in-flight limit is `concurrency` from now on: reported when it changed.
+    pub(crate) fn set_concurrency(&mut self, now_ms: u64, concurrency: u32) {
+        if self.concurrency != concurrency {
+            self.concurrency = concurrency;
+            self.report(now_ms);
+        }
     }
 
     /// When the next periodic report is due, in ms from `now_ms`; `None` without a
@@ -122,6 +140,8 @@ impl Reporter {
             eta: p.eta,
             parts_done: self.parts_done,
             parts_total: self.parts_total,
+            concurrency: self.concurrency,
+            part_size: self.part_size,
             backend: self.backend,
             workers: self.workers,
         }

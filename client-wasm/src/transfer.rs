@@ -1,6 +1,7 @@
 //! The loop both transfers share: the protocol's sans-IO [`PartScheduler`] decides which
-//! part goes next, how many are in flight and when a failed one is retried; this module
-//! only carries its actions out with futures and timers. Also: retrying one API call
+//! part goes next and when a failed one is retried, its [`ConcurrencyController`] how
+//! many may be in flight (fed every attempt's outcome, with its times); this module
+//! only carries their actions out with futures and timers. Also: retrying one API call
 //! by the same rules, and racing a transfer against its `AbortSignal`.
 //!
 //! Downloads use the same scheduler with "parts" that are ranges of records: the rules
@@ -8,14 +9,15 @@
 //! after N attempts) are the same, so they live in one place.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::pin::pin;
 
 use futures_util::StreamExt;
 use futures_util::future::{Either, select};
 use futures_util::stream::FuturesUnordered;
-use sealdrop_protocol::backoff::{Attempts, Backoff, GiveUp};
+use sealdrop_protocol::backoff::{Attempts, Backoff, GiveUp, Retry};
+use sealdrop_protocol::concurrency::{ConcurrencyController, PartOutcome};
 use sealdrop_protocol::scheduler::{Action, PartScheduler};
 
 use crate::error::ClientError;
@@ -23,7 +25,8 @@ use crate::platform::{self, AbortWatch};
 use crate::progress::Reporter;
 
 /// Runs parts through `scheduler` until all have succeeded, and returns the
-/// `(part, etag)` list of [`Action::Done`].
+/// `(part, etag)` list of [`Action::Done`]. `pace` sets the scheduler's in-flight limit
+/// as outcomes come in (a run after a pause measures afresh); the reporter shows it.
 ///
 /// `attempt(part)` makes one attempt at a part; `keep(part, value)` takes a
 /// successful attempt's value and returns the ETag to record (empty for downloads) and
@@ -34,6 +37,7 @@ use crate::progress::Reporter;
 /// caller then tells the scheduler with [`PartScheduler::pause`].
 pub(crate) async fn run_parts<T, F, Fut, K>(
     scheduler: &RefCell<PartScheduler>,
+    pace: &RefCell<ConcurrencyController>,
     reporter: &RefCell<Reporter>,
     mut attempt: F,
     mut keep: K,
@@ -45,6 +49,13 @@ where
 {
     let mut running = FuturesUnordered::new();
     let mut last_errors: BTreeMap<u32, ClientError> = BTreeMap::new();
+    // When each part in flight started, and how many were in flight then.
+    let mut started: HashMap<u32, (u64, u32)> = HashMap::new();
+    let now = platform::now_ms();
+    pace.borrow_mut().restart(now);
+    let limit = pace.borrow().limit();
+    scheduler.borrow_mut().set_concurrency(limit);
+    reporter.borrow_mut().set_concurrency(now, limit);
     loop {
         let now = platform::now_ms();
         reporter.borrow_mut().tick(now);
@@ -53,6 +64,8 @@ where
             Action::Start { part } => {
                 let future = attempt(part);
                 running.push(async move { (part, future.await) });
+                let concurrent = u32::try_from(running.len()).unwrap_or(u32::MAX);
+                started.insert(part, (now, concurrent));
                 continue;
             }
             Action::Done { etags } => return Ok(etags),
@@ -93,21 +106,57 @@ where
             continue;
         };
         let now = platform::now_ms();
-        match result {
+        let (started_ms, concurrent) = started.remove(&part).unwrap_or((now, 1));
+        let outcome = match result {
             Ok(value) => {
                 let (etag, bytes) = keep(part, value);
                 if scheduler.borrow_mut().on_part_succeeded(part, etag) {
                     reporter.borrow_mut().part_done(now, bytes);
                 }
+                Some(PartOutcome::Succeeded {
+                    bytes,
+                    concurrent,
+                    started_ms,
+                    ended_ms: now,
+                })
             }
             Err(error) => {
                 let random = platform::random_u32()?;
+                let retry = error.retry();
                 scheduler
                     .borrow_mut()
-                    .on_part_failed(part, now, error.retry(), random);
+                    .on_part_failed(part, now, retry, random);
+                let outcome = link_trouble(&error, retry, started_ms, now);
                 last_errors.insert(part, error);
+                outcome
             }
+        };
+        if let Some(outcome) = outcome {
+            let limit = pace.borrow_mut().on_outcome(outcome);
+            scheduler.borrow_mut().set_concurrency(limit);
+            reporter.borrow_mut().set_concurrency(now, limit);
         }
+    }
+}
+
+/// What a failed attempt says about the link: a stall or a retryable failure does; a
+/// busy session (`upload_busy`) and an error no retry fixes do not.
+fn link_trouble(
+    error: &ClientError,
+    retry: Retry,
+    started_ms: u64,
+    ended_ms: u64,
+) -> Option<PartOutcome> {
+    match (error, retry) {
+        (ClientError::Stalled { .. }, _) => Some(PartOutcome::Stalled {
+            started_ms,
+            ended_ms,
+        }),
+        (_, Retry::Later { .. }) => Some(PartOutcome::Failed {
+            started_ms,
+            ended_ms,
+        }),
+        (_, Retry::Busy { .. } | Retry::Never) => None,
     }
 }
 

@@ -31,6 +31,7 @@ use futures_util::FutureExt;
 use futures_util::future::{Either, LocalBoxFuture, Shared, select, try_join};
 use js_sys::{Function, Promise, Reflect};
 use sealdrop_protocol::backoff::Backoff;
+use sealdrop_protocol::concurrency::{CONNECTIONS_PER_HOST, ConcurrencyController};
 use sealdrop_protocol::fingerprint::{FileFacts, PartFingerprint, PartFingerprints, Seal};
 use sealdrop_protocol::format::{DEFAULT_RECORD_SIZE, FileKey, FileMetadata, Header, Layout};
 use sealdrop_protocol::ids::{FileId, IdempotencyKey, OwnerToken, ShareToken};
@@ -52,6 +53,7 @@ use crate::control::Control;
 use crate::error::ClientError;
 use crate::http::Http;
 use crate::link;
+use crate::link_history;
 use crate::offload::{DEFAULT_WORKERS, Pool};
 use crate::part_urls::{PartUrls, UrlSource};
 use crate::persist::{self, Saved, SavedSession, Store};
@@ -72,9 +74,10 @@ const DISCARD_TIMEOUT_MS: u64 = 30_000;
 pub(crate) struct UploadConfig {
     /// The API's base URL, without a trailing slash.
     pub endpoint: String,
-    /// Parts in flight at once, 1..=16.
+    /// The most parts in flight at once, 1..=16: the ceiling of the adaptive limit.
     pub concurrency: u32,
-    /// Preferred part size in ciphertext bytes, for the server's planner.
+    /// Preferred part size in ciphertext bytes, for the server's planner; `None`: chosen
+    /// from this browser's link history.
     pub part_size: Option<u64>,
     /// Plaintext bytes per record.
     pub record_size: u32,
@@ -89,12 +92,13 @@ pub(crate) struct UploadConfig {
 }
 
 impl UploadConfig {
-    /// Defaults: 4 parts at once, 1 MiB records, the server's part size, 6 attempts,
-    /// 30 s stall timeout, kept in IndexedDB, two cipher workers.
+    /// Defaults: up to 6 parts at once (Chromium's connections per host), 1 MiB
+    /// records, a part size from the link history, 6 attempts, 30 s stall timeout, kept
+    /// in IndexedDB, two cipher workers.
     pub(crate) fn new(endpoint: String) -> Self {
         Self {
             endpoint,
-            concurrency: 4,
+            concurrency: CONNECTIONS_PER_HOST,
             part_size: None,
             record_size: DEFAULT_RECORD_SIZE,
             max_attempts: Backoff::default().max_attempts,
@@ -173,6 +177,8 @@ pub(crate) struct Job {
     started: OnceCell<Rc<Started>>,
     session: OnceCell<Rc<Session>>,
     scheduler: OnceCell<RefCell<PartScheduler>>,
+    /// The in-flight limit, kept across pauses (a run after one measures afresh).
+    pace: OnceCell<RefCell<ConcurrencyController>>,
     reporter: OnceCell<RefCell<Reporter>>,
     /// The record in IndexedDB, while the upload is kept there.
     kept: RefCell<Option<Kept>>,
@@ -260,6 +266,7 @@ impl Job {
             started: OnceCell::new(),
             session: OnceCell::new(),
             scheduler: OnceCell::new(),
+            pace: OnceCell::new(),
             reporter: OnceCell::new(),
             kept: RefCell::new(None),
             create_sent: Cell::new(false),
@@ -550,6 +557,11 @@ impl Job {
             .map(|r| r.fields(&name, &mime, &key))
             .transpose()?;
         let layout = Layout::for_plaintext(self.config.record_size, size)?;
+        // Fixed for this upload from here on (a resume sends the same create).
+        let part_size = self
+            .config
+            .part_size
+            .or_else(|| link_history::part_size(size, self.config.record_size));
         let started = Started {
             file,
             size,
@@ -560,7 +572,7 @@ impl Job {
             layout,
             endpoint: self.config.endpoint.clone(),
             idempotency_key: IdempotencyKey::from_random(idempotency_key),
-            part_size: self.config.part_size,
+            part_size,
             fingerprints: RefCell::default(),
             room,
         };
@@ -577,7 +589,7 @@ impl Job {
                     mime,
                     &started.header.encode(),
                     &started.metadata,
-                    self.config.part_size,
+                    started.part_size,
                     &started.key,
                     started.idempotency_key.clone(),
                 )
@@ -801,12 +813,18 @@ impl Job {
         session: &Session,
     ) -> Result<Vec<(u32, String)>, ClientError> {
         let plan = &session.plan;
+        let pace = self.pace.get_or_init(|| {
+            RefCell::new(ConcurrencyController::new(
+                self.config.concurrency,
+                platform::now_ms(),
+            ))
+        });
         let scheduler = match self.scheduler.get() {
             Some(scheduler) => scheduler,
             None => {
                 let scheduler = PartScheduler::new(
                     plan.part_count(),
-                    self.config.concurrency,
+                    pace.borrow().limit(),
                     self.config.backoff(),
                     session.confirmed.iter().cloned(),
                 )
@@ -827,7 +845,8 @@ impl Job {
             let mut reporter = Reporter::new(
                 self.on_progress.clone(),
                 started.size,
-                plan.part_count(),
+                (plan.part_count(), plan.part_size()),
+                pace.borrow().limit(),
                 started.cipher.backend(),
             );
             let held: u64 = session
@@ -842,13 +861,18 @@ impl Job {
         });
         let workers = pool.map_or(0, Pool::size);
         reporter.borrow_mut().set_workers(workers);
-        run_parts(
+        let sent = run_parts(
             scheduler,
+            pace,
             reporter,
             |part| self.attempt_part(started, session, part, pool),
             |part, etag| (etag, plaintext_len(plan, part)),
         )
-        .await
+        .await;
+        // What this run saw of the link, for the next upload's part size (a run stopped
+        // by a pause leaves its outcomes to the next run's sample).
+        link_history::record(pace.borrow_mut().take_sample());
+        sent
     }
 
     /// Tells the scheduler that the parts in flight were stopped.

@@ -11,6 +11,9 @@
 //! `read_failed`); anything else is `unsupported`, with its text.
 
 use std::ops::Range;
+use std::rc::Rc;
+
+use futures_util::lock::Mutex;
 
 use js_sys::{Array, Object, Reflect, Uint8Array};
 use sealdrop_protocol::format::{FormatError, Header, Layout};
@@ -160,9 +163,16 @@ pub fn run_cipher_worker() -> Result<(), JsValue> {
         .dyn_into()
         .map_err(|_| JsValue::from_str("runCipherWorker runs in a dedicated worker only"))?;
     let replies = scope.clone();
+    // One job at a time, in the order they came: a part's upload starts as soon as it
+    // alone is sealed, instead of every queued part sealing side by side and all of
+    // them finishing together (and holding their plaintext meanwhile). The page spreads
+    // jobs over the workers, so the workers are the parallelism.
+    let turn = Rc::new(Mutex::new(()));
     let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
         let scope = replies.clone();
+        let turn = turn.clone();
         wasm_bindgen_futures::spawn_local(async move {
+            let _turn = turn.lock().await;
             let data = event.data();
             let (answer, transfer) = match answer(&data).await {
                 Ok(reply) => reply,

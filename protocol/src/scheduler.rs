@@ -9,7 +9,8 @@
 //! loop (concurrency, retries, backoff, `Retry-After`, pause, resume) is tested here
 //! deterministically against a simulated network.
 //!
-//! Guarantees: never more than `concurrency` parts in flight; first attempts start in
+//! Guarantees: never more than `concurrency` parts in flight (a limit that may change
+//! while parts run: [`PartScheduler::set_concurrency`]); first attempts start in
 //! ascending part order (a ready retry goes before a new part); a failed part is retried
 //! after its wait or reported as [`Action::Failed`], never dropped; the transfer is
 //! [`Action::Done`] only when every part has succeeded; a part reported by the shell
@@ -273,6 +274,19 @@ impl PartScheduler {
         }
     }
 
+    /// Allows `concurrency` parts in flight from now on (at least 1): the adaptive
+    /// limit of [`ConcurrencyController`](crate::concurrency::ConcurrencyController).
+    /// Lowered below the parts in flight, it stops none of them: no part starts until
+    /// fewer than `concurrency` are in flight.
+    pub fn set_concurrency(&mut self, concurrency: u32) {
+        self.concurrency = concurrency.max(1);
+    }
+
+    /// Parts allowed in flight.
+    pub fn concurrency(&self) -> u32 {
+        self.concurrency
+    }
+
     /// Number of parts.
     fn part_count(&self) -> u32 {
         // Built from a u32 part count, so the length fits.
@@ -385,6 +399,31 @@ mod tests {
         assert_eq!(s.poll(0), done);
         assert_eq!(s.poll(99), done);
         assert_eq!(s.done, 5);
+    }
+
+    #[test]
+    fn a_lowered_limit_stops_nothing_and_starts_nothing_until_below_it() {
+        let mut s = sched(8, 3);
+        for p in 1..=3 {
+            assert_eq!(s.poll(0), Action::Start { part: p });
+        }
+        s.set_concurrency(1);
+        assert_eq!(s.concurrency(), 1);
+        assert_eq!(s.poll(0), Action::Idle);
+        assert!(s.on_part_succeeded(1, etag(1)));
+        assert_eq!(s.poll(0), Action::Idle, "2 still in flight, 1 allowed");
+        assert!(s.on_part_succeeded(2, etag(2)));
+        assert_eq!(s.poll(0), Action::Idle);
+        assert!(s.on_part_succeeded(3, etag(3)));
+        assert_eq!(s.poll(0), Action::Start { part: 4 });
+        assert_eq!(s.poll(0), Action::Idle);
+        // Raised: the new slots fill at once; 0 counts as 1.
+        s.set_concurrency(3);
+        assert_eq!(s.poll(0), Action::Start { part: 5 });
+        assert_eq!(s.poll(0), Action::Start { part: 6 });
+        assert_eq!(s.poll(0), Action::Idle);
+        s.set_concurrency(0);
+        assert_eq!(s.concurrency(), 1);
     }
 
     #[test]
@@ -661,23 +700,7 @@ mod tests {
 
     // ---- simulated network -------------------------------------------------------
 
-    /// SplitMix64: a tiny deterministic PRNG for the simulation.
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
-        }
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
-        fn u32(&mut self) -> u32 {
-            (self.next() >> 32) as u32
-        }
-    }
+    use crate::test_rng::Rng;
 
     #[derive(Clone, Copy, Debug, PartialEq)]
     enum Outcome {

@@ -156,6 +156,22 @@ impl ShareStore {
         if !self.exists()? {
             return Ok(None);
         }
+        // The version first, alone: another layout's columns differ, and its share
+        // must get this precise refusal, not whatever SQLite says of a missing column.
+        // (Layout 1, before access records had kinds and creations had keys, was never
+        // deployed; only local development state can hold it.)
+        let version = self
+            .exec("SELECT schema_version FROM share", vec![])?
+            .pop()
+            .and_then(|row| row.into_iter().next())
+            .ok_or_else(|| err("no share row"))?;
+        let version = int(version).map_err(err)?;
+        if version != SCHEMA_VERSION {
+            return Err(err(format!(
+                "schema version {version}, not {SCHEMA_VERSION}: a share stored by an older \
+                 development build (delete the local state, .wrangler/state)"
+            )));
+        }
         let mut rows = self.exec(
             "SELECT schema_version, file, created_at, expires_at, download_limit, verifier_hash, \
              revoked_at, counted, failed_attempts, bucket_millitokens, bucket_updated_at, \
