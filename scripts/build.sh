@@ -34,8 +34,10 @@ build_worker() {
     # Same cargo invocation as worker-build's own (it runs `cargo build --lib
     # --release --target wasm32-unknown-unknown` in edge-worker/ with
     # WASM_BINDGEN_USE_JS_SYS=1), so this only tells whether the wasm changed.
+    export CARGO_TARGET_DIR="$WORKER_TARGET_DIR"
     (cd edge-worker && cargo build --lib --release --target wasm32-unknown-unknown)
-    local wasm="$WASM_TARGET_DIR/sealdrop_edge.wasm" out="edge-worker/build"
+    local wasm="$WORKER_TARGET_DIR/wasm32-unknown-unknown/release/sealdrop_edge.wasm"
+    local out="edge-worker/build"
     if [[ -f "$out/index.js" && -f "$out/index_bg.wasm" && "$out/index.js" -nt "$wasm" ]]; then
         echo "edge-worker/build is up to date"
         return
@@ -67,21 +69,33 @@ build_conformance() {
     rm -rf "$pkg" && mv "$pkg.tmp" "$pkg"
 }
 
-# The conformance build shares no compiled crate with the release builds (another
-# profile), so it runs beside them, in a target folder of its own (cargo locks a target
-# folder per build): the release builds end in long single-threaded LTO links that
-# leave a core idle. On a cold build this saves minutes.
-CONFORMANCE_TARGET_DIR="$(dirname "$(dirname "$WASM_TARGET_DIR")")/conformance-build"
-conformance_log="$(mktemp -t sealdrop-conformance-build.XXXXXX.log)"
-build_conformance >"$conformance_log" 2>&1 &
-conformance_pid=$!
-finish_conformance() {
+# Three builds side by side, each in a target folder of its own (cargo locks a target
+# folder per build): the client (release), the worker (release: it unifies its
+# dependencies' features differently, so it shares few compiled crates with the client)
+# and the conformance client (another profile, sharing none). Each ends in a long
+# single-threaded step (LTO, wasm-opt) that leaves a core idle; side by side, a cold
+# build takes minutes less.
+TARGET_ROOT="$(dirname "$(dirname "$WASM_TARGET_DIR")")"
+CONFORMANCE_TARGET_DIR="$TARGET_ROOT/conformance-build"
+WORKER_TARGET_DIR="$TARGET_ROOT/worker-build"
+beside() { # beside NAME FUNCTION: runs FUNCTION in the background, its output to a log
+    local log
+    log="$(mktemp -t "sealdrop-$1-build.XXXXXX.log")"
+    "$2" >"$log" 2>&1 &
+    BESIDE_PIDS+=("$!")
+    BESIDE_LOGS+=("$log")
+}
+finish() { # finish INDEX: waits for that background build and prints its output
     local rc=0
-    wait "$conformance_pid" || rc=$?
-    cat "$conformance_log"
-    rm -f "$conformance_log"
+    wait "${BESIDE_PIDS[$1]}" || rc=$?
+    cat "${BESIDE_LOGS[$1]}"
+    rm -f "${BESIDE_LOGS[$1]}"
     return "$rc"
 }
+BESIDE_PIDS=()
+BESIDE_LOGS=()
+beside worker build_worker
+beside conformance build_conformance
 step "build client (wasm)" build_client
-step "build worker (wasm)" build_worker
-step "build conformance client (wasm, beside the two above)" finish_conformance
+step "build worker (wasm, beside the client)" finish 0
+step "build conformance client (wasm, beside the client)" finish 1

@@ -4,7 +4,8 @@
 //! and they never leave the browser. Without `localStorage` (a worker, an opaque
 //! origin, storage blocked) uploads plan with the server's default part size.
 
-use sealdrop_protocol::link_history::{LinkHistory, LinkSample, preferred_part_size};
+use sealdrop_protocol::concurrency::LinkSample;
+use sealdrop_protocol::link_history::{LinkHistory, preferred_part_size};
 use sealdrop_protocol::plan::ProviderLimits;
 use wasm_bindgen::JsCast;
 use web_sys::Storage;

@@ -45,10 +45,25 @@
 /// is measured.
 pub const START: u32 = 2;
 
-use crate::link_history::LinkSample;
-
 /// Chromium's connections per host over HTTP/1.1: the default ceiling.
 pub const CONNECTIONS_PER_HOST: u32 = 6;
+
+/// What one upload measured (the [`ConcurrencyController`] adds every outcome up; the
+/// link history ([`crate::link_history`]) keeps it across uploads).
+/// The throughput follows Little's law, as the controller's does: each part moved its
+/// bytes in its own time while `concurrent` parts were in flight, so the link moved
+/// `weighted_bytes / busy_ms`, pauses and idle time excluded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LinkSample {
+    /// `Σ concurrent × bytes` of the part attempts that succeeded.
+    pub weighted_bytes: u64,
+    /// `Σ` their times, in ms.
+    pub busy_ms: u64,
+    /// Part attempts that succeeded.
+    pub succeeded: u32,
+    /// Part attempts that failed retryably or stalled.
+    pub failed: u32,
+}
 
 /// Clean epochs to hold after the first failed probe in a row.
 const HOLD_EPOCHS: u32 = 4;

@@ -25,7 +25,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::concurrency::CONNECTIONS_PER_HOST;
+use crate::concurrency::{CONNECTIONS_PER_HOST, LinkSample};
 use crate::plan::{DEFAULT_PART_PLAINTEXT, PartPlan, PlanError, ProviderLimits};
 
 const MIB: u64 = 1024 * 1024;
@@ -42,24 +42,6 @@ pub const TARGET_PART_MS: u64 = 4_000;
 pub const MAX_ADAPTIVE_PART: u64 = 64 * MIB;
 /// Attempts an upload must have made to say anything about the link.
 const MIN_ATTEMPTS: u32 = 4;
-
-/// What one upload measured (the [`ConcurrencyController`] adds every outcome up).
-/// The throughput follows Little's law, as the controller's does: each part moved its
-/// bytes in its own time while `concurrent` parts were in flight, so the link moved
-/// `weighted_bytes / busy_ms`, pauses and idle time excluded.
-///
-/// [`ConcurrencyController`]: crate::concurrency::ConcurrencyController
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct LinkSample {
-    /// `Σ concurrent × bytes` of the part attempts that succeeded.
-    pub weighted_bytes: u64,
-    /// `Σ` their times, in ms.
-    pub busy_ms: u64,
-    /// Part attempts that succeeded.
-    pub succeeded: u32,
-    /// Part attempts that failed retryably or stalled.
-    pub failed: u32,
-}
 
 /// The link as this browser last saw it (the `localStorage` record).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
