@@ -173,17 +173,14 @@ impl ShareStore {
             )));
         }
         let mut rows = self.exec(
-            "SELECT schema_version, file, created_at, expires_at, download_limit, verifier_hash, \
-             revoked_at, counted, failed_attempts, bucket_millitokens, bucket_updated_at, \
-             request_digest FROM share",
+            "SELECT file, created_at, expires_at, download_limit, verifier_hash, revoked_at, \
+             counted, failed_attempts, bucket_millitokens, bucket_updated_at, request_digest \
+             FROM share",
             vec![],
         )?;
         let row = rows.pop().ok_or_else(|| err("no share row"))?;
         let mut v = row.into_iter();
         let mut next = || v.next().ok_or_else(|| err("a column is missing"));
-        if int(next()?).map_err(err)? != SCHEMA_VERSION {
-            return Err(err("another schema version"));
-        }
         let file: FileInfo = serde_json::from_str(&text(next()?).map_err(err)?).map_err(err)?;
         let created_at = uint(next()?).map_err(err)?;
         let expires_at = opt_uint(next()?).map_err(err)?;
