@@ -41,6 +41,10 @@ fn main() -> ExitCode {
 struct Report {
     files: usize,
     bytes: u64,
+    /// Files listed that were gone when read: a live store removes its SQLite `-shm`
+    /// and `-wal` files when it checkpoints, and what they held is then in the
+    /// database file (scanned) or discarded. Counted, so a skip is never silent.
+    vanished: usize,
     findings: Vec<(PathBuf, Finding)>,
 }
 
@@ -48,8 +52,8 @@ impl Report {
     /// Hand-written JSON: the tool has no dependencies, and the shape is tiny.
     fn to_json(&self) -> String {
         let mut out = format!(
-            "{{\"filesScanned\":{},\"bytesScanned\":{},\"leaks\":[",
-            self.files, self.bytes
+            "{{\"filesScanned\":{},\"bytesScanned\":{},\"filesVanished\":{},\"leaks\":[",
+            self.files, self.bytes, self.vanished
         );
         for (i, (path, finding)) in self.findings.iter().enumerate() {
             if i > 0 {
@@ -122,11 +126,18 @@ fn run(args: Vec<String>) -> Result<Report, String> {
     let mut report = Report {
         files: 0,
         bytes: 0,
+        vanished: 0,
         findings: Vec::new(),
     };
     for file in files {
-        let hay =
-            std::fs::read(&file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+        let hay = match std::fs::read(&file) {
+            Ok(hay) => hay,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                report.vanished += 1;
+                continue;
+            }
+            Err(e) => return Err(format!("cannot read {}: {e}", file.display())),
+        };
         report.files += 1;
         report.bytes += hay.len() as u64;
         for finding in scanner.scan(&hay) {
