@@ -34,6 +34,9 @@
 //! - The limit starts at [`START`] (or the ceiling, if lower) and always stays within
 //!   `1..=ceiling`.
 //!
+//! [`ConcurrencyController::fixed`] is the other mode: one limit throughout, for the
+//! benchmark, which compares uploaders at the same number in flight.
+//!
 //! The controller reads no clock: every outcome carries its start and end time, and
 //! [`ConcurrencyController::restart`] tells it when a paused transfer goes on, so the
 //! pause is not measured as a slow link.
@@ -181,6 +184,8 @@ pub struct ConcurrencyController {
     failed_probes: u32,
     /// Every outcome since the last [`ConcurrencyController::take_sample`].
     sample: LinkSample,
+    /// `false` for a [fixed](ConcurrencyController::fixed) limit.
+    adaptive: bool,
 }
 
 impl ConcurrencyController {
@@ -195,6 +200,19 @@ impl ConcurrencyController {
             epoch: Epoch::new(now_ms),
             failed_probes: 0,
             sample: LinkSample::default(),
+            adaptive: true,
+        }
+    }
+
+    /// A controller that keeps `limit` (taken as at least 1) in flight whatever the
+    /// outcomes, which it still adds to the sample: for a measurement that must compare
+    /// uploaders at one concurrency (the benchmark), not for a transfer on a real link.
+    pub fn fixed(limit: u32, now_ms: u64) -> Self {
+        let limit = limit.max(1);
+        Self {
+            limit,
+            adaptive: false,
+            ..Self::new(limit, now_ms)
         }
     }
 
@@ -230,7 +248,7 @@ impl ConcurrencyController {
         match outcome {
             PartOutcome::Failed { .. } | PartOutcome::Stalled { .. } => {
                 self.sample.failed = self.sample.failed.saturating_add(1);
-                if in_epoch {
+                if in_epoch && self.adaptive {
                     self.set_limit(self.limit.div_ceil(2), ended);
                     self.phase = Phase::Measure { epochs_left: 0 };
                 }
@@ -247,13 +265,16 @@ impl ConcurrencyController {
                     .weighted_bytes
                     .saturating_add(u64::try_from(weighted).unwrap_or(u64::MAX));
                 sample.busy_ms = sample.busy_ms.saturating_add(took);
-                if in_epoch {
+                if in_epoch && self.adaptive {
                     let epoch = &mut self.epoch;
                     epoch.weighted_bytes = epoch.weighted_bytes.saturating_add(weighted);
                     epoch.busy_ms += u128::from(took);
                     epoch.end_ms = epoch.end_ms.max(ended);
                 }
             }
+        }
+        if !self.adaptive {
+            return self.limit;
         }
         if in_epoch {
             self.epoch.ended += 1;
@@ -380,6 +401,37 @@ mod tests {
         }
         assert_eq!(c.limit(), 3);
         assert_eq!(c.phase, Phase::Measure { epochs_left: 8 });
+    }
+
+    #[test]
+    fn a_fixed_limit_holds_through_gains_failures_and_stalls_and_still_samples() {
+        let mut c = ConcurrencyController::fixed(4, 0);
+        assert_eq!((c.limit(), c.ceiling()), (4, 4));
+        let mut t = 0;
+        for round in 0..20 {
+            // A rate that doubles every round would make an adaptive one probe up.
+            assert_eq!(c.on_outcome(ok(4, MB << round.min(10), t, t + 1_000)), 4);
+            t += 1_000;
+        }
+        let failed = PartOutcome::Failed {
+            started_ms: t,
+            ended_ms: t + 10,
+        };
+        let stalled = PartOutcome::Stalled {
+            started_ms: t,
+            ended_ms: t + 30_000,
+        };
+        assert_eq!(c.on_outcome(failed), 4);
+        assert_eq!(c.on_outcome(stalled), 4);
+        c.restart(t + 40_000);
+        assert_eq!(c.limit(), 4);
+        let sample = c.take_sample();
+        assert_eq!((sample.succeeded, sample.failed), (20, 2));
+        assert_eq!(ConcurrencyController::fixed(0, 0).limit(), 1);
+        // The same outcomes move an adaptive controller off 4.
+        let mut adaptive = ConcurrencyController::new(4, 0);
+        adaptive.limit = 4;
+        assert_eq!(adaptive.on_outcome(failed), 2);
     }
 
     #[test]
