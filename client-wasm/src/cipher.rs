@@ -78,6 +78,9 @@ pub(crate) struct FileCipher {
     /// The header's bytes, the AAD of every record and of the metadata, encoded once.
     aad: Uint8Array,
     keys: Keys,
+    /// Bench only: records pass through unsealed ([`FileCipher::plain_if`]).
+    #[cfg(feature = "bench")]
+    plain: bool,
 }
 
 enum Keys {
@@ -124,6 +127,8 @@ impl FileCipher {
             header: *header,
             aad: Uint8Array::from(&header.encode()[..]),
             keys,
+            #[cfg(feature = "bench")]
+            plain: false,
         })
     }
 
@@ -146,7 +151,26 @@ impl FileCipher {
                 content,
                 metadata,
             },
+            #[cfg(feature = "bench")]
+            plain: false,
         })
+    }
+
+    /// Bench only (the `bench` feature, never in the published package): with `plain`,
+    /// [`seal`](Self::seal) passes every record through unsealed, padded with
+    /// [`TAG_LEN`] zero bytes so that the part sizes, the plan and the server's rules
+    /// stay those of a sealed file: `npm run bench` measures what sealing costs the
+    /// same uploader. The metadata is still sealed.
+    #[cfg(feature = "bench")]
+    pub(crate) fn plain_if(mut self, plain: bool) -> Self {
+        self.plain = plain;
+        self
+    }
+
+    /// Whether records pass through unsealed ([`plain_if`](Self::plain_if)).
+    #[cfg(feature = "bench")]
+    pub(crate) fn is_plain(&self) -> bool {
+        self.plain
     }
 
     /// The header's bytes and the content and metadata keys, for
@@ -182,6 +206,12 @@ impl FileCipher {
         plaintext: &Uint8Array,
     ) -> Result<Uint8Array, ClientError> {
         position.check_seal(&self.header, plaintext.length() as usize)?;
+        #[cfg(feature = "bench")]
+        if self.plain {
+            let record = Uint8Array::new_with_length(plaintext.length() + TAG_LEN as u32);
+            record.set(plaintext, 0);
+            return Ok(record);
+        }
         match &self.keys {
             Keys::AesGcm(keys) => Ok(through_wasm(plaintext, |input, output| {
                 let (index, last) = (position.index, position.last);

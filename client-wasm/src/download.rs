@@ -41,7 +41,7 @@ use crate::platform::{self, AbortWatch};
 use crate::shares::Unlock;
 use crate::sink::{FileHandle, Sink, SinkChoice};
 use crate::spare;
-use crate::transfer::{cancellable, retrying};
+use crate::transfer::{self, cancellable, retrying};
 
 /// Sealed bytes per ranged `GET` (whole records, at least one).
 pub(crate) const RANGE_BYTES: u64 = 8 * 1024 * 1024;
@@ -54,6 +54,9 @@ pub(crate) struct DownloadRequest {
     pub concurrency: u32,
     /// `workers`: cipher workers that open the records (0: in the page).
     pub workers: u32,
+    /// `concurrency` ranges in flight throughout (the bench-only build's
+    /// `benchFixedConcurrency`), not adapting up to it.
+    pub fixed_concurrency: bool,
     /// `stallTimeoutMs`.
     pub stall_ms: u64,
     pub signal: Option<AbortSignal>,
@@ -121,7 +124,7 @@ async fn run(
         source,
         &opener,
         from,
-        request.concurrency,
+        transfer::pace(request.concurrency, request.fixed_concurrency),
         request.workers,
         request.on_progress.clone(),
         &mut sink,

@@ -438,7 +438,24 @@ pub(crate) fn uploader_config(options: &JsValue) -> Result<UploadConfig, ClientE
     if let Some(persist) = bag.boolean("persist")? {
         config.persist = persist;
     }
+    config.fixed_concurrency = fixed_concurrency(&bag)?;
+    #[cfg(feature = "bench")]
+    {
+        config.plain = bag.boolean("benchPlain")?.unwrap_or(false);
+    }
     Ok(config)
+}
+
+/// `benchFixedConcurrency`: read only by the bench-only build (src/bench.rs); the
+/// published package knows no such option.
+fn fixed_concurrency(bag: &Bag) -> Result<bool, ClientError> {
+    #[cfg(feature = "bench")]
+    return Ok(bag.boolean("benchFixedConcurrency")?.unwrap_or(false));
+    #[cfg(not(feature = "bench"))]
+    {
+        let _ = bag;
+        Ok(false)
+    }
 }
 
 /// Reads `upload(file, options)`.
@@ -560,6 +577,7 @@ pub(crate) fn download_request(
         workers: bag
             .integer("workers", 0, u64::from(MAX_WORKERS))?
             .map_or(DEFAULT_WORKERS, |n| n as u32),
+        fixed_concurrency: fixed_concurrency(&bag)?,
         stall_ms: bag
             .integer("stallTimeoutMs", 1, MAX_STALL_MS)?
             .unwrap_or(DEFAULT_STALL_MS),

@@ -30,13 +30,14 @@ use crate::progress::Reporter;
 use crate::sink::Sink;
 use crate::transfer::run_parts;
 
-/// Fetches, opens and writes records `from..` of the file to `sink`, in order. Returns
-/// once the last record has been written.
+/// Fetches, opens and writes records `from..` of the file to `sink`, in order, as many
+/// ranges in flight as `pace` allows (its ceiling sizes the window). Returns once the
+/// last record has been written.
 pub(crate) async fn run(
     source: &Source,
     opener: &Opener,
     from: u64,
-    concurrency: u32,
+    pace: ConcurrencyController,
     workers: u32,
     on_progress: Option<Function>,
     sink: &mut Sink,
@@ -54,7 +55,7 @@ pub(crate) async fn run(
         runs.records(part)
             .map_or(0..0, |r| r.start + from..r.end + from)
     };
-    let pace = ConcurrencyController::new(concurrency, platform::now_ms());
+    let concurrency = pace.ceiling();
     let scheduler = RefCell::new(
         PartScheduler::new(range_count, pace.limit(), source.backoff, [])
             .map_err(|e| ClientError::InvalidOption(e.to_string()))?,

@@ -139,6 +139,16 @@ where
     }
 }
 
+/// The in-flight limit of one transfer: adapting up to `ceiling`, or (the bench-only
+/// build's `benchFixedConcurrency`, src/bench.rs) `ceiling` throughout.
+pub(crate) fn pace(ceiling: u32, fixed: bool) -> ConcurrencyController {
+    if fixed {
+        ConcurrencyController::fixed(ceiling, platform::now_ms())
+    } else {
+        ConcurrencyController::new(ceiling, platform::now_ms())
+    }
+}
+
 /// What a failed attempt says about the link: a stall or a retryable failure does; a
 /// busy session (`upload_busy`) and an error no retry fixes do not.
 fn link_trouble(

@@ -63,7 +63,7 @@ use crate::room_upload::RoomTie;
 use crate::seal::{Sealer, read_slice};
 use crate::stall::DEFAULT_STALL_MS;
 use crate::thumbnail;
-use crate::transfer::{retrying, run_parts};
+use crate::transfer::{self, retrying, run_parts};
 use crate::xhr;
 
 /// How long a `DELETE` of a cancelled upload may take in all (ms).
@@ -89,6 +89,12 @@ pub(crate) struct UploadConfig {
     pub persist: bool,
     /// Cipher workers that read and seal the parts (0: the page does).
     pub workers: u32,
+    /// `concurrency` in flight throughout instead of adapting up to it: set only by the
+    /// bench-only build's `benchFixedConcurrency` (src/bench.rs).
+    pub fixed_concurrency: bool,
+    /// Records sent unsealed: the bench-only build's `benchPlain` (src/bench.rs).
+    #[cfg(feature = "bench")]
+    pub plain: bool,
 }
 
 impl UploadConfig {
@@ -105,6 +111,9 @@ impl UploadConfig {
             stall_ms: DEFAULT_STALL_MS,
             persist: true,
             workers: DEFAULT_WORKERS,
+            fixed_concurrency: false,
+            #[cfg(feature = "bench")]
+            plain: false,
         }
     }
 
@@ -546,6 +555,8 @@ impl Job {
         let key = FileKey::from_bytes(key);
         let header = Header::new(&key, self.config.record_size, salt)?;
         let cipher = FileCipher::new(&key, &header).await?;
+        #[cfg(feature = "bench")]
+        let cipher = cipher.plain_if(self.config.plain);
         let metadata = FileMetadata {
             name: name.clone(),
             mime: mime.clone(),
@@ -814,9 +825,9 @@ impl Job {
     ) -> Result<Vec<(u32, String)>, ClientError> {
         let plan = &session.plan;
         let pace = self.pace.get_or_init(|| {
-            RefCell::new(ConcurrencyController::new(
+            RefCell::new(transfer::pace(
                 self.config.concurrency,
-                platform::now_ms(),
+                self.config.fixed_concurrency,
             ))
         });
         let scheduler = match self.scheduler.get() {

@@ -61,6 +61,8 @@ impl Job {
         set(&message, "header", header);
         set(&message, "content", content);
         set(&message, "metadata", metadata);
+        #[cfg(feature = "bench")]
+        set(&message, "plain", &cipher.is_plain().into());
         let transfer = Array::new();
         match self {
             Job::Seal {
@@ -99,6 +101,8 @@ impl Job {
             typed(data, "content")?,
             typed(data, "metadata")?,
         )?;
+        #[cfg(feature = "bench")]
+        let cipher = cipher.plain_if(field(data, "plain").is_ok_and(|p| p.is_truthy()));
         let records = integer(data, "first")?..integer(data, "end")?;
         let job = match field(data, "op")?.as_string().as_deref() {
             Some("seal") => Job::Seal {
