@@ -2,7 +2,7 @@
 // GETs with the downloader's parts in flight. Each resolves to { bytes, ms, ... }.
 import { Agent, request as httpRequest } from "node:http";
 import { measured, measuredInPage } from "./pages.mjs";
-import { sealdropStack } from "./upload.mjs";
+import { checkPinned, sealdropPage, sealdropStack } from "./upload.mjs";
 
 /** Splits `size` bytes into [start, end) ranges of `rangeSize`. */
 function ranges(size, rangeSize) {
@@ -82,35 +82,46 @@ export async function nodeRangedGets(ctx, { key, server = ctx.s3 }) {
 }
 
 /**
- * sealdrop's downloader on the link the sealdrop upload entry made: fetch, open every
+ * sealdrop's downloader on the link the upload entry `linkName` made: fetch, open every
  * record, hand the plaintext over in order: to one Blob (`sink: "blob"`, the client's
  * default sink) or to a `WritableStream` that counts and drops it (`sink: "stream"`, as
  * a service worker's streamed save or a file on disk would take it, without the disk).
- * Uses the client's own range size and `concurrency`.
+ * Uses the client's own range size, `ctx.concurrency` as its ceiling, and (`fixed`, the
+ * bench-only build's switch) that many ranges in flight throughout.
  */
-export async function sealdropDownload(ctx, { size = ctx.fileSize, sink = "blob" } = {}) {
+export async function sealdropDownload(ctx, { size = ctx.fileSize, sink = "blob", build = "product", fixed = false, linkName = "adaptive" } = {}) {
+  if (fixed && build !== "bench") throw new Error("the fixed switch exists in the bench-only build alone");
   const stack = await sealdropStack(ctx);
-  const link = ctx.sealdrop.link;
-  if (!link) throw new Error("no sealdrop upload ran before: nothing to download");
-  const page = await ctx.browser.newPage();
-  await page.goto(`${stack.url}/test/blank.html`);
+  const link = ctx.sealdrop.links[linkName];
+  if (!link) throw new Error(`no sealdrop upload (${linkName}) ran before: nothing to download`);
+  const { page, module } = await sealdropPage(ctx, stack, build);
   try {
-    const run = await measuredInPage(ctx, page, () => page.evaluate(async ({ link, concurrency, sink }) => {
+    const options = { concurrency: ctx.concurrency };
+    if (fixed) options.benchFixedConcurrency = true;
+    const run = await measuredInPage(ctx, page, () => page.evaluate(async ({ module, link, options, sink }) => {
       await new Promise((resolve) => setTimeout(resolve)); // see pages.mjs measuredInPage
-      const sealdrop = await import("/pkg/sealdrop_client.js");
+      const sealdrop = await import(module);
       await sealdrop.default();
+      let low = Infinity;
+      let high = 0;
+      const onProgress = (p) => {
+        low = Math.min(low, p.concurrency);
+        high = Math.max(high, p.concurrency);
+      };
       const t0 = performance.now();
       if (sink === "stream") {
         let bytes = 0;
         const writable = new WritableStream({ write(chunk) { bytes += chunk.byteLength; } });
-        await sealdrop.download(link, { concurrency, writable });
-        return { bytes, ms: performance.now() - t0 };
+        await sealdrop.download(link, { ...options, onProgress, writable });
+        return { bytes, ms: performance.now() - t0, concurrencySeen: [low, high] };
       }
-      const { blob } = await sealdrop.download(link, { concurrency });
-      return { bytes: blob.size, ms: performance.now() - t0 };
-    }, { link, concurrency: ctx.concurrency, sink }));
+      const { blob } = await sealdrop.download(link, { ...options, onProgress });
+      return { bytes: blob.size, ms: performance.now() - t0, concurrencySeen: [low, high] };
+    }, { module, link, options, sink }));
     if (run.bytes !== size) throw new Error(`sealdrop downloaded ${run.bytes} bytes, expected ${size}`);
-    return { ...run, note: `provider ${ctx.sealdropProvider}, to a ${sink}` };
+    checkPinned(ctx, run, fixed);
+    const how = fixed ? `${ctx.concurrency} in flight throughout` : `adaptive, ${run.concurrencySeen.join("..")} in flight`;
+    return { ...run, note: `provider ${ctx.sealdropProvider}, ${build} build, ${how}, to a ${sink}` };
   } finally {
     await page.close();
   }

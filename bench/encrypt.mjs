@@ -3,8 +3,10 @@
 // is 8 random records used in turn (AES's speed does not depend on the bytes); the
 // nonce and AAD are built per record as the format does (index in bytes 3..11, a
 // 76-byte header as AAD). Keys and inputs are made before the measured window opens,
-// then 16 records warm up, untimed. Each resolves to { bytes, ms, ... }.
-import { measuredInPage } from "./pages.mjs";
+// then 16 records warm up, untimed. The pipeline entry instead reads its
+// `ctx.encryptSize` bytes from the bench's disk-backed file, as an upload does. Each
+// resolves to { bytes, ms, ... }.
+import { measuredInPage, pageWithFile } from "./pages.mjs";
 
 /** A page whose window.benchInputs holds 8 random records and window.benchRandom(n) makes more. */
 async function encryptPage(ctx) {
@@ -78,7 +80,7 @@ export async function rustEncrypt(ctx, { backend, inFlight }) {
   const page = await encryptPage(ctx);
   try {
     const made = await page.evaluate(async ([recordSize, backend]) => {
-      const wasm = await import("/seal-wasm/sealdrop_bench_seal.js");
+      const wasm = await import("/seal-wasm/sealdrop_client.js");
       await wasm.default();
       const cipher = await wasm.BenchCipher.create(window.benchRandom(32), window.benchRandom(32), recordSize, backend);
       window.benchSeal = (index) => cipher.seal(BigInt(index), window.benchInputs[index % 8]);
@@ -86,6 +88,36 @@ export async function rustEncrypt(ctx, { backend, inFlight }) {
     }, [ctx.recordSize, backend]);
     if (made !== backend) throw new Error(`BenchCipher runs on ${made}, not ${backend}`);
     return await measuredSeals(ctx, page, inFlight);
+  } finally {
+    await page.close();
+  }
+}
+
+/**
+ * The whole upload pipeline without the network (client-wasm/src/bench.rs
+ * `benchPipeline`): the bench file read, sealed in the client's cipher workers part by
+ * part (the uploader's plan, scheduler and loop, `ctx.concurrency` parts in flight
+ * throughout) and each sealed part dropped where an upload would send it. Timed like
+ * the uploads, over the first `ctx.encryptSize` bytes of the file (a slice of a
+ * disk-backed File is read from disk as the File is), from a page of the bench-only
+ * build.
+ */
+export async function pipelineEncrypt(ctx) {
+  const size = Math.min(ctx.encryptSize, ctx.fileSize);
+  const page = await pageWithFile(ctx, ctx.origin.url);
+  try {
+    const run = await measuredInPage(ctx, page, () => page.evaluate(async ({ size, partSize, concurrency }) => {
+      await new Promise((resolve) => setTimeout(resolve)); // see pages.mjs measuredInPage
+      const wasm = await import("/seal-wasm/sealdrop_client.js");
+      await wasm.default();
+      const file = document.getElementById("file").files[0].slice(0, size);
+      const t0 = performance.now();
+      const done = await wasm.benchPipeline(file, partSize, concurrency, 2);
+      return { bytes: file.size, ms: performance.now() - t0, ...done };
+    }, { size, partSize: ctx.sealedPartSize, concurrency: ctx.concurrency }));
+    if (run.bytes !== size) throw new Error(`the pipeline read ${run.bytes} bytes, expected ${size}`);
+    if (run.backend !== "webcrypto" || run.workers !== 2) throw new Error(`the pipeline ran on ${run.backend} with ${run.workers} workers, not WebCrypto in 2`);
+    return { ...run, note: `${run.parts} parts, ${run.workers} cipher workers, ${ctx.concurrency} in flight` };
   } finally {
     await page.close();
   }

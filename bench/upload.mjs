@@ -123,40 +123,95 @@ export async function uppyUpload(ctx, { key, peer }) {
  * stack's own proxy).
  */
 export async function sealdropStack(ctx) {
-  ctx.sealdrop ??= { stack: await startStack({ provider: ctx.sealdropProvider, s3: ctx.s3 }) };
+  ctx.sealdrop ??= { stack: await startStack({ provider: ctx.sealdropProvider, s3: ctx.s3 }), links: {} };
   return ctx.sealdrop.stack;
 }
 
 /**
- * sealdrop's own uploader (encrypting; 1 MiB records, parts of the same plaintext size,
- * the same parts in flight) from a page of the worker's origin. "Parts" ends at the
- * progress event that reaches partsTotal; the total includes the worker's Complete.
- * Leaves the link in `ctx.sealdrop.link` for the download entry. `filePath` / `size`
- * default to the bench file.
+ * The page and module a sealdrop entry runs: the product (`build: "product"`, the
+ * published package at the worker's origin, as the tests load it) or the bench-only
+ * build (`"bench"`, bench/seal-wasm at the bench's origin, its workers same-origin with
+ * it; it calls the worker's API across origins, which the API allows).
  */
-export async function sealdropUpload(ctx, { filePath = ctx.filePath, size = ctx.fileSize } = {}) {
+export async function sealdropPage(ctx, stack, build, filePath) {
+  if (build === "product") {
+    const page = filePath ? await pageWithFile(ctx, `${stack.url}/test/blank.html`, filePath) : await ctx.browser.newPage();
+    if (!filePath) await page.goto(`${stack.url}/test/blank.html`);
+    return { page, module: "/pkg/sealdrop_client.js" };
+  }
+  const page = filePath ? await pageWithFile(ctx, ctx.origin.url, filePath) : await ctx.browser.newPage();
+  if (!filePath) await page.goto(ctx.origin.url);
+  return { page, module: "/seal-wasm/sealdrop_client.js" };
+}
+
+/** Throws unless a run pinned to `ctx.concurrency` reported that many in flight throughout. */
+export function checkPinned(ctx, run, fixed) {
+  const [low, high] = run.concurrencySeen ?? [];
+  if (fixed && (low !== ctx.concurrency || high !== ctx.concurrency)) {
+    throw new Error(`pinned to ${ctx.concurrency} in flight, the progress events said ${low}..${high}`);
+  }
+}
+
+/** Throws unless the file `link` names was stored unsealed: its first record does not open. */
+async function checkUnsealed(page, module, link) {
+  const code = await page.evaluate(async ({ module, link }) => {
+    const sealdrop = await import(module);
+    try {
+      await sealdrop.download(link, { writable: new WritableStream() });
+      return "opened";
+    } catch (err) {
+      return err.code;
+    }
+  }, { module, link });
+  if (code !== "record_auth_failed") throw new Error(`the plaintext-mode upload's records were sealed after all (a download gave ${code})`);
+}
+
+/**
+ * sealdrop's own uploader (1 MiB records, parts of the same plaintext size as the
+ * others, `ctx.concurrency` as its ceiling) from a page of `build` (sealdropPage).
+ * "Parts" ends at the progress event that reaches partsTotal; the total includes the
+ * worker's Complete. `fixed` pins the parts in flight at `ctx.concurrency` (instead of
+ * adapting from 2 up to it) and `plain` sends the records unsealed: the bench-only
+ * build's switches (client-wasm/src/bench.rs). Keeps the link in
+ * `ctx.sealdrop.links[linkName]` for a download entry (none for a plain upload: its
+ * records would not open). `filePath` / `size` default to the bench file.
+ */
+export async function sealdropUpload(ctx, { filePath = ctx.filePath, size = ctx.fileSize, build = "product", fixed = false, plain = false, linkName = "adaptive" } = {}) {
+  if ((fixed || plain) && build !== "bench") throw new Error("the fixed and plain switches exist in the bench-only build alone");
   const stack = await sealdropStack(ctx);
-  const page = await pageWithFile(ctx, `${stack.url}/test/blank.html`, filePath);
+  const { page, module } = await sealdropPage(ctx, stack, build, filePath);
   try {
-    const run = await measuredInPage(ctx, page, () => page.evaluate(async ({ partSize, concurrency }) => {
+    const options = { partSize: ctx.sealedPartSize, concurrency: ctx.concurrency, endpoint: stack.url };
+    if (fixed) options.benchFixedConcurrency = true;
+    if (plain) options.benchPlain = true;
+    const run = await measuredInPage(ctx, page, () => page.evaluate(async ({ module, options }) => {
       await new Promise((resolve) => setTimeout(resolve)); // see pages.mjs measuredInPage
-      const sealdrop = await import("/pkg/sealdrop_client.js");
+      const sealdrop = await import(module);
       await sealdrop.default();
       const file = document.getElementById("file").files[0];
       let partsMs = null;
+      let low = Infinity;
+      let high = 0;
+      let workers = null;
       const t0 = performance.now();
-      const result = await new sealdrop.Uploader({ partSize, concurrency }).upload(file, {
+      const result = await new sealdrop.Uploader(options).upload(file, {
         onProgress: (p) => {
+          low = Math.min(low, p.concurrency);
+          high = Math.max(high, p.concurrency);
+          workers = p.cipherWorkers;
           if (partsMs === null && p.partsTotal > 0 && p.partsDone === p.partsTotal) partsMs = performance.now() - t0;
         },
       });
       const totalMs = performance.now() - t0;
-      return { partsMs: partsMs ?? totalMs, totalMs, storedSize: result.size, link: result.link };
-    }, { partSize: ctx.sealedPartSize, concurrency: ctx.concurrency }));
+      return { partsMs: partsMs ?? totalMs, totalMs, storedSize: result.size, link: result.link, concurrencySeen: [low, high], workers };
+    }, { module, options }));
     const { storedSize, link, ...figures } = run;
     if (storedSize !== size) throw new Error(`sealdrop reported ${storedSize} bytes, expected ${size}`);
-    ctx.sealdrop.link = link; // holds the file key: kept in memory only, never reported
-    return { bytes: size, ...figures, note: `provider ${ctx.sealdropProvider}` };
+    checkPinned(ctx, run, fixed);
+    if (plain) await checkUnsealed(page, module, link);
+    else ctx.sealdrop.links[linkName] = link; // holds the file key: kept in memory only, never reported
+    const how = fixed ? `${ctx.concurrency} in flight throughout` : `adaptive, ${run.concurrencySeen.join("..")} in flight`;
+    return { bytes: size, ...figures, note: `provider ${ctx.sealdropProvider}, ${build} build, ${how}, ${run.workers} cipher workers` };
   } finally {
     await page.close();
   }

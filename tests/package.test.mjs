@@ -42,16 +42,29 @@ test("@sealdrop/client's types declare version(), the wasm init and the share ca
 
 test("@sealdrop/client ships no test or bench hook; the conformance build has its hooks", () => {
   // checkVector and checkVectorWith exist only with the `conformance` feature
-  // (tests/pages/conformance, for tests/format-vectors.test.mjs), BenchCipher only with
-  // the `bench` feature (bench/seal-wasm); the published package and the demo app lack
-  // them. cipherBackend is part of the product.
+  // (tests/pages/conformance, for tests/format-vectors.test.mjs); BenchCipher,
+  // benchPipeline and the options benchFixedConcurrency and benchPlain (records sent
+  // unsealed) only with the `bench` feature (bench/seal-wasm); the published package and
+  // the demo app lack them, in their JS, their types and their wasm (where option names
+  // would sit as strings). cipherBackend is part of the product.
+  const hooks = /checkVector|BenchCipher|benchPipeline|benchFixedConcurrency|benchPlain/;
+  // The names the bench build reads are these very strings.
+  const benchSource = readFileSync(join(dir, "src/interop.rs"), "utf8") + readFileSync(join(dir, "src/bench.rs"), "utf8");
+  for (const name of ['"benchFixedConcurrency"', '"benchPlain"', "js_name = benchPipeline"]) {
+    assert.ok(benchSource.includes(name), `client-wasm/src no longer names ${name}: update this test`);
+  }
   for (const file of [join(dir, pkg.types), join(dir, pkg.module ?? pkg.main), join(ROOT, "web/pkg/sealdrop_client.js")]) {
     const text = readFileSync(file, "utf8");
-    assert.doesNotMatch(text, /checkVector|BenchCipher/, file);
+    assert.doesNotMatch(text, hooks, file);
     assert.match(text, /cipherBackend/, file);
+  }
+  for (const file of [join(dir, "pkg/sealdrop_client_bg.wasm"), join(ROOT, "web/pkg/sealdrop_client_bg.wasm")]) {
+    const bytes = readFileSync(file).toString("latin1");
+    assert.doesNotMatch(bytes, hooks, file);
+    assert.match(bytes, /stallTimeoutMs/, `${file}: the product's own option names are in the wasm`);
   }
   const conformance = readFileSync(join(ROOT, "tests/pages/conformance/sealdrop_conformance.js"), "utf8");
   assert.match(conformance, /export function checkVector\(/);
   assert.match(conformance, /export function checkVectorWith\(/);
-  assert.doesNotMatch(conformance, /BenchCipher/);
+  assert.doesNotMatch(conformance, /BenchCipher|benchPipeline/);
 });
