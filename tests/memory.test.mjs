@@ -3,14 +3,14 @@
 // downloaded to a stream that drops what it is given, 4 ranges in flight. Each way the
 // renderer's resident set (the page, its cipher workers, which are threads of the same
 // process, their wasm, ArrayBuffers and network buffers) must grow by less than the
-// file, and issue 14's bound, (parts in flight + 2) × part size + 64 MiB over what it
-// was before the transfer, is checked as a TODO (not met yet: HELD_FILE below), both
-// measured as bench/measure.mjs measures it (its memoryMeter: the kernel's high-water
-// mark, reset at the start, and samples every 100 ms). The same runs
-// check that the records were sealed and opened in the cipher workers (progress'
-// `cipherWorkers`), and small round trips where the page does the work itself: when
-// asked (`workers: 0`) and when its workers' script does not load. Speeds and long
-// tasks are bench figures, not asserted.
+// file, and the upload by no more than issue 14's bound, (parts in flight + 2) × part
+// size + 64 MiB over what it was before the transfer, both measured as
+// bench/measure.mjs measures it (its memoryMeter: the kernel's high-water mark, reset
+// at the start, and samples every 100 ms). The download's bound is reported as a TODO:
+// see RECEIVE_PATH below. The same runs check that the records were sealed and opened
+// in the cipher workers (progress' `cipherWorkers`), and small round trips where the
+// page does the work itself: when asked (`workers: 0`) and when its workers' script
+// does not load. Speeds and long tasks are bench figures, not asserted.
 import assert from "node:assert/strict";
 import { randomFillSync } from "node:crypto";
 import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from "node:fs";
@@ -33,12 +33,22 @@ const RANGE_SIZE = 8 * MiB;
 /** Issue 14's bound for a transfer of `size`-byte parts (or ranges). */
 const BOUND = (size) => (IN_FLIGHT + 2) * size + 64 * MiB;
 /**
- * The bound this build meets: less than the file. A pipeline that held the file (as
- * the Blob sink or a naive upload does) exceeds it; the transfers below grew by 174 MiB
- * (upload) and 335-351 MiB (download) on 2026-11-29, the garbage of fresh WebCrypto
- * outputs that V8 collects late, not live data (BENCHMARKS.md).
+ * What every transfer must stay under: less than the file. A pipeline that held the
+ * file (as the Blob sink or a naive upload does) exceeds it.
  */
 const HELD_FILE = FILE_SIZE;
+/**
+ * Why the download's bound is a TODO: receiving the bytes alone grows Chromium's
+ * renderer by more than the bound. Measured 2026-11-29 (Chromium 156) with no sealdrop
+ * code at all, a page reading 512 MiB from a local server in 8 MiB ranged GETs grew
+ * 233-258 MiB: `fetch` with a BYOB reader into reused buffers, 1 or 4 in flight, in the
+ * page or in a dedicated worker; 2 MiB ranges 218; XHR `arraybuffer` 246, each buffer
+ * freed at once. It stays resident after the reads and grows further with more bytes
+ * (449 MiB for a 4 GiB download, BENCHMARKS.md); with V8's collector forced every
+ * 50 ms in the page and its workers, this download still grew 260 MiB. This one grew
+ * 302-328 MiB (before the client freed its buffers early: 335-367).
+ */
+const RECEIVE_PATH = "Chromium's renderer grows 233-258 MiB receiving 512 MiB of ranged GETs, with no sealdrop code";
 
 const mib = (bytes) => `${(bytes / MiB).toFixed(1)} MiB`;
 
@@ -81,10 +91,9 @@ describe("memory stays bounded (s3, 512 MiB)", () => {
   };
 
   let link;
-  let uploadGrowth;
   let downloadGrowth;
 
-  test("upload: the renderer grows by less than the file, parts sealed in the workers", async () => {
+  test("upload: the renderer stays within issue 14's bound, parts sealed in the workers", async () => {
     const { result, growth, peak } = await measured(async ({ partSize, concurrency }) => {
       const file = document.getElementById("file").files[0];
       const workers = new Set();
@@ -98,7 +107,7 @@ describe("memory stays bounded (s3, 512 MiB)", () => {
     link = result.link;
     console.log(`upload of ${mib(FILE_SIZE)}: renderer grew ${mib(growth)} (peak ${mib(peak)}), issue 14's bound ${mib(BOUND(PART_SIZE))}`);
     assert.ok(growth < HELD_FILE, `the renderer grew ${mib(growth)}: as if it held the file`);
-    uploadGrowth = growth;
+    assert.ok(growth <= BOUND(PART_SIZE), `the renderer grew ${mib(growth)}, over issue 14's bound of ${mib(BOUND(PART_SIZE))}`);
   });
 
   test("download to a stream: the renderer grows by less than the file, ranges opened in the workers", async () => {
@@ -117,10 +126,9 @@ describe("memory stays bounded (s3, 512 MiB)", () => {
     downloadGrowth = growth;
   });
 
-  // Not met yet (see HELD_FILE): reported as TODO, not failed.
-  test("issue 14's bound: (in flight + 2) × part size + 64 MiB, each way", { todo: "fresh WebCrypto outputs collected late" }, () => {
-    assert.ok(uploadGrowth !== undefined && downloadGrowth !== undefined, "both transfers ran");
-    assert.ok(uploadGrowth <= BOUND(PART_SIZE), `upload grew ${mib(uploadGrowth)}, over ${mib(BOUND(PART_SIZE))}`);
+  // Not met (see RECEIVE_PATH): reported as TODO, not failed.
+  test("issue 14's bound for the download: (in flight + 2) × range size + 64 MiB", { todo: RECEIVE_PATH }, () => {
+    assert.ok(downloadGrowth !== undefined, "the download ran");
     assert.ok(downloadGrowth <= BOUND(RANGE_SIZE), `download grew ${mib(downloadGrowth)}, over ${mib(BOUND(RANGE_SIZE))}`);
   });
 
