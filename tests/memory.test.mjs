@@ -46,7 +46,7 @@ const HELD_FILE = FILE_SIZE;
  * freed at once. It stays resident after the reads and grows further with more bytes
  * (449 MiB for a 4 GiB download, BENCHMARKS.md); with V8's collector forced every
  * 50 ms in the page and its workers, this download still grew 260 MiB. This one grew
- * 302-328 MiB (before the client freed its buffers early: 335-367).
+ * 295-328 MiB (before the client freed its buffers early: 335-367).
  */
 const RECEIVE_PATH = "Chromium's renderer grows 233-258 MiB receiving 512 MiB of ranged GETs, with no sealdrop code";
 
