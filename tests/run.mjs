@@ -1,0 +1,88 @@
+// Runs every end-to-end test file (tests/**/*.test.mjs) with Node's test runner, as
+// `node --test` does, but longest file first: `node --test` sorts its files by name,
+// so a long file whose name sorts late starts last and runs on alone while the
+// other slots sit idle. The order is LONGEST_FIRST below (measured wall times, see
+// the file-times table this prints at the end); a file it does not name yet runs
+// first, its length being unknown. Order only: every file runs, each in its own
+// process, exactly as under `node --test`.
+//
+//   node tests/run.mjs [--concurrency N] [FILE...]   (scripts/test.sh runs it, N = 3;
+//                                                     FILEs: only those)
+//   node --test tests/x.test.mjs            (one file, while working on it)
+import { readdirSync } from "node:fs";
+import { join, relative } from "node:path";
+import { run } from "node:test";
+import { spec } from "node:test/reporters";
+import { parseArgs } from "node:util";
+
+/** Files measured to take longest, longest first (wall seconds at concurrency 3 on 2 cores, 2026-11-29). */
+const LONGEST_FIRST = [
+  "tests/adaptive.test.mjs",
+  "tests/faults.test.mjs",
+  "tests/api.test.mjs",
+  "tests/client.test.mjs",
+  "tests/app.test.mjs",
+  "tests/dlui.test.mjs",
+  "tests/transfer.test.mjs",
+  "tests/rooms.test.mjs",
+  "tests/shares.test.mjs",
+  "tests/shares-browser.test.mjs",
+  "tests/s3-mode.test.mjs",
+  "tests/roomfiles.test.mjs",
+  "tests/memory.test.mjs",
+  "tests/roomup-browser.test.mjs",
+  "tests/downloads.test.mjs",
+  "tests/resume.test.mjs",
+  "tests/rooms-browser.test.mjs",
+  "tests/roomfiles-browser.test.mjs",
+  "tests/videothumb-browser.test.mjs",
+  "tests/stack.test.mjs",
+  "tests/roomup.test.mjs",
+  "tests/smoke.test.mjs",
+  "tests/format-vectors.test.mjs",
+  "tests/s3.test.mjs",
+  "tests/password-vectors.test.mjs",
+  "tests/thumbnail-vectors.test.mjs",
+  "tests/faultproxy.test.mjs",
+  "tests/package.test.mjs",
+];
+
+const ROOT = join(import.meta.dirname, "..");
+const { values, positionals } = parseArgs({ options: { concurrency: { type: "string", default: "3" } }, allowPositionals: true });
+const concurrency = Number(values.concurrency);
+if (!Number.isInteger(concurrency) || concurrency < 1) throw new Error(`--concurrency ${values.concurrency}: a whole number >= 1`);
+
+const found = positionals.length ? positionals.map((f) => relative(ROOT, f)) : readdirSync(join(ROOT, "tests"), { recursive: true })
+  .filter((f) => f.endsWith(".test.mjs"))
+  .map((f) => `tests/${f}`);
+const rank = (f) => (LONGEST_FIRST.includes(f) ? LONGEST_FIRST.indexOf(f) : -1);
+const files = found.sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
+
+let failed = false;
+/** Per file: when its first test was dequeued (it got a slot) and its last event. */
+const spans = new Map();
+const stream = run({ files: files.map((f) => join(ROOT, f)), concurrency, timeout: 300_000 });
+for (const type of ["test:dequeue", "test:start", "test:pass", "test:fail", "test:complete", "test:diagnostic"]) {
+  stream.on(type, (event) => {
+    if (!event.file) return;
+    const now = performance.now();
+    const file = relative(ROOT, event.file);
+    const span = spans.get(file) ?? { first: now, last: now };
+    span.last = now;
+    spans.set(file, span);
+  });
+}
+stream.on("test:fail", (event) => {
+  if (!event.todo && !event.skip) failed = true;
+});
+// After the spec reporter's last line (its summary), once.
+let printed = false;
+process.on("beforeExit", () => {
+  if (printed) return;
+  printed = true;
+  const rows = [...spans].map(([file, { first, last }]) => [file, (last - first) / 1000]).sort((a, b) => b[1] - a[1]);
+  console.log(`---- end-to-end files, longest first (wall seconds; ${files.length} files, ${concurrency} at a time)`);
+  for (const [file, seconds] of rows) console.log(`${seconds.toFixed(1).padStart(7)} s  ${file}`);
+  if (failed) process.exitCode = 1;
+});
+stream.compose(spec).pipe(process.stdout);
