@@ -58,7 +58,8 @@ export CHROMIUM_BIN="${CHROMIUM_BIN:-/usr/bin/chromium}"
 
 # `step NAME cmd...`: run one stage and print how long it took, in wall seconds and in
 # CPU seconds of the processes it waited for (on 2 cores, CPU/wall says how busy the
-# stage kept them; a stage that waits for a background job is charged that job's CPU).
+# stage kept them; a background job's CPU is counted in the stage during which it
+# ended, when bash reaps it, so scripts/test.sh's lanes print their own).
 # Scripts run with `set -euo pipefail`, so a failing stage ends the script; the EXIT
 # trap names it.
 now() { date +%s.%N; }

@@ -23,12 +23,14 @@ total_start=$(now)
 mkdir -p test-results
 
 # background NAME LOG cmd...: runs cmd in a process group of its own (so that stopping
-# it stops its cargo and node children too), output to LOG.
+# it stops its cargo and node children too), output to LOG, which ends with the job's
+# own CPU time (`times`: its children's user and system time on the second line).
 BACKGROUND_PIDS=()
 background() {
     local name="$1" log="$2"
     shift 2
-    setsid "$@" >"$log" 2>&1 &
+    setsid bash -c '"$@"; rc=$?; echo "CPU time of this job (user, system; the shell, then its children):"; times; exit "$rc"' \
+        background "$@" >"$log" 2>&1 &
     BACKGROUND_PIDS+=("$!")
     echo "(started $name in the background, output in $log)"
 }
