@@ -3,7 +3,14 @@
 # build (tests/pages/conformance) and the worker (edge-worker/build). Cargo builds
 # incrementally; the wasm-bindgen and worker-build post-processing is skipped when its
 # output is newer than the wasm cargo produced.
-# Needs the tools from scripts/setup.sh. SEALDROP_WASM_OPT=0 skips wasm-opt on the worker.
+# Needs the tools from scripts/setup.sh.
+#
+# SEALDROP_WASM_OPT=0 skips wasm-opt on the worker: the same code, unshrunk. The tests
+# build it so (scripts/test.sh: wasm-opt is binaryen's JavaScript build, a minute or
+# more of one core) and check the optimized build beside the end-to-end tests
+# (check_optimized_worker below); `npm start` and `npm run bench` build it optimized,
+# as a deployment is. edge-worker/build/wasm-opt.txt says which the build is, so a
+# build of the other kind is redone, never taken as up to date.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$ROOT"
@@ -37,16 +44,43 @@ build_worker() {
     export CARGO_TARGET_DIR="$WORKER_TARGET_DIR"
     (cd edge-worker && cargo build --lib --release --target wasm32-unknown-unknown)
     local wasm="$WORKER_TARGET_DIR/wasm32-unknown-unknown/release/sealdrop_edge.wasm"
-    local out="edge-worker/build"
-    if [[ -f "$out/index.js" && -f "$out/index_bg.wasm" && "$out/index.js" -nt "$wasm" ]]; then
-        echo "edge-worker/build is up to date"
-        return
-    fi
-    local args=(--release)
+    local out="edge-worker/build" opt=on args=(--release)
     if [[ "${SEALDROP_WASM_OPT:-1}" == 0 || -z "${WASM_OPT_BIN:-}" ]]; then
+        opt=off
         args+=(--no-opt)
     fi
+    if [[ -f "$out/index.js" && -f "$out/index_bg.wasm" && "$out/index.js" -nt "$wasm" &&
+        "$(cat "$out/wasm-opt.txt" 2>/dev/null)" == "$opt" ]]; then
+        echo "edge-worker/build is up to date (wasm-opt $opt)"
+        return
+    fi
     (cd edge-worker && worker-build "${args[@]}")
+    echo "$opt" >"$out/wasm-opt.txt"
+}
+
+# The worker as a deployment builds it (wasm-opt on), into a scratch folder: for a
+# build whose worker skipped wasm-opt (SEALDROP_WASM_OPT=0; run as `bash scripts/build.sh
+# --check-optimized-worker` after that build), so that wasm-opt failing
+# on the worker's wasm (binaryen versions differ in the wasm features they take) is
+# caught all the same. Checks that the optimized module validates and that its
+# JavaScript glue is the tested build's, byte for byte: wasm-opt changes no import or
+# export. Reuses the worker's cargo build (it must have run first).
+check_optimized_worker() {
+    if [[ -z "${WASM_OPT_BIN:-}" ]]; then
+        echo "no wasm-opt (WASM_OPT_BIN): run scripts/setup.sh" >&2
+        return 1
+    fi
+    local scratch
+    scratch="$(mktemp -d -t sealdrop-worker-opt.XXXXXX)"
+    (cd edge-worker && CARGO_TARGET_DIR="$WORKER_TARGET_DIR" worker-build --release --out-dir "$scratch") &&
+        cmp "$scratch/index.js" edge-worker/build/index.js &&
+        node -e 'const fs = require("node:fs"); const [opt, plain] = process.argv.slice(1).map((f) => fs.readFileSync(f));
+            if (!WebAssembly.validate(opt)) throw new Error("the optimized worker wasm does not validate");
+            console.log(`optimized worker: ${opt.length} bytes of wasm (${plain.length} without wasm-opt)`);' \
+            "$scratch/index_bg.wasm" edge-worker/build/index_bg.wasm
+    local rc=$?
+    rm -rf "$scratch"
+    return "$rc"
 }
 
 # The same client with the `conformance` feature (its `checkVector` test hook) for
@@ -78,6 +112,12 @@ build_conformance() {
 TARGET_ROOT="$(dirname "$(dirname "$WASM_TARGET_DIR")")"
 CONFORMANCE_TARGET_DIR="$TARGET_ROOT/conformance-build"
 WORKER_TARGET_DIR="$TARGET_ROOT/worker-build"
+
+if [[ "${1:-}" == --check-optimized-worker ]]; then
+    check_optimized_worker
+    exit
+fi
+
 beside() { # beside NAME FUNCTION: runs FUNCTION in the background, its output to a log
     local log
     log="$(mktemp -t "sealdrop-$1-build.XXXXXX.log")"

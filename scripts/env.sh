@@ -56,20 +56,38 @@ export WRANGLER_SEND_METRICS=false
 export CLOUDFLARE_CF_FETCH_ENABLED=false
 export CHROMIUM_BIN="${CHROMIUM_BIN:-/usr/bin/chromium}"
 
-# `step NAME cmd...`: run one stage and print how long it took. Scripts run with
-# `set -euo pipefail`, so a failing stage ends the script; the EXIT trap names it.
+# `step NAME cmd...`: run one stage and print how long it took, in wall seconds and in
+# CPU seconds of the processes it waited for (on 2 cores, CPU/wall says how busy the
+# stage kept them; a background job's CPU is counted in the stage during which it
+# ended, when bash reaps it, so scripts/test.sh's lanes print their own).
+# Scripts run with `set -euo pipefail`, so a failing stage ends the script; the EXIT
+# trap names it.
 now() { date +%s.%N; }
 elapsed() { awk -v s="$1" -v e="$(now)" 'BEGIN { printf "%.1f", e - s }'; }
+# CHILDREN_CPU := CPU seconds (user + system) of this shell's waited-for children so
+# far. Not `$(...)`: `times` must run in this shell, and a subshell counts only its own.
+children_cpu() {
+    local file
+    file="$(mktemp -t sealdrop-times.XXXXXX)"
+    times >"$file"
+    CHILDREN_CPU=$(awk 'NR == 2 { t = 0; for (i = 1; i <= 2; i++) { split($i, p, /[ms]/); t += p[1] * 60 + p[2] } printf "%.1f", t }' "$file")
+    rm -f "$file"
+}
 STEP_TIMES=()
 step() {
-    local start
+    local start cpu_start took cpu
     CURRENT_STEP="$1"
     shift
     echo "==> $CURRENT_STEP"
     start=$(now)
+    children_cpu
+    cpu_start=$CHILDREN_CPU
     "$@"
-    STEP_TIMES+=("$(printf '%-28s %6s s' "$CURRENT_STEP" "$(elapsed "$start")")")
-    echo "<== $CURRENT_STEP: $(elapsed "$start") s"
+    took=$(elapsed "$start")
+    children_cpu
+    cpu=$(awk -v s="$cpu_start" -v e="$CHILDREN_CPU" 'BEGIN { printf "%.1f", e - s }')
+    STEP_TIMES+=("$(printf '%-28s %6s s (CPU %6s s)' "$CURRENT_STEP" "$took" "$cpu")")
+    echo "<== $CURRENT_STEP: $took s (CPU $cpu s)"
     CURRENT_STEP=""
 }
 on_exit() {

@@ -4,12 +4,56 @@
 # crates' tests, the wasm builds, then the end-to-end tests with Node's test runner.
 # Prints how long each stage took.
 #
+# Two lanes keep both cores busy (the machines have 2; each lane alone leaves one idle
+# for long stretches: a crate's codegen or link, LTO, a test binary's link):
+# - the wasm builds (scripts/build.sh) start at once, in the background, beside the
+#   Rust checks (fmt, clippy, cargo test: other target folders, so no cargo lock is
+#   shared). Their output goes to test-results/build.log and is printed when the
+#   checks are done; a failing check stops them.
+# - the end-to-end tests (tests/run.mjs: 3 files at a time, longest first) run
+#   beside the check that the worker still builds with wasm-opt: the tests run the
+#   worker built without it (the same code, unshrunk; scripts/build.sh says why).
+#
 # SKIP_RUST_CHECKS=1 skips fmt, clippy and cargo test (for checking the later
 # stages while a crate is mid-change); never set it in CI.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$ROOT"
 total_start=$(now)
+mkdir -p test-results
+
+# background NAME LOG cmd...: runs cmd in a process group of its own (so that stopping
+# it stops its cargo and node children too), output to LOG, which ends with the job's
+# own CPU time (`times`: its children's user and system time on the second line).
+BACKGROUND_PIDS=()
+background() {
+    local name="$1" log="$2"
+    shift 2
+    setsid bash -c '"$@"; rc=$?; echo "CPU time of this job (user, system; the shell, then its children):"; times; exit "$rc"' \
+        background "$@" >"$log" 2>&1 &
+    BACKGROUND_PIDS+=("$!")
+    echo "(started $name in the background, output in $log)"
+}
+# wait_background INDEX LOG: waits for that background job, then prints its output.
+wait_background() {
+    local rc=0
+    wait "${BACKGROUND_PIDS[$1]}" || rc=$?
+    BACKGROUND_PIDS[$1]="" # reaped: its process group id may be reused
+    cat "$2"
+    return "$rc"
+}
+stop_background() {
+    local pid
+    for pid in "${BACKGROUND_PIDS[@]}"; do
+        [[ -n "$pid" ]] && kill -- "-$pid" 2>/dev/null
+    done
+    return 0
+}
+trap 'rc=$?; stop_background; (exit "$rc") || on_exit; exit "$rc"' EXIT
+trap 'exit 130' INT TERM
+
+BUILD_LOG="test-results/build.log"
+background "the wasm builds (scripts/build.sh)" "$BUILD_LOG" env SEALDROP_WASM_OPT=0 bash scripts/build.sh
 
 if [[ "${SKIP_RUST_CHECKS:-0}" != 1 ]]; then
     step "cargo fmt --check" cargo fmt --all --check
@@ -37,8 +81,12 @@ if [[ "${SKIP_RUST_CHECKS:-0}" != 1 ]]; then
 else
     echo "SKIP_RUST_CHECKS=1: skipping fmt, clippy and cargo test"
 fi
-step "build (scripts/build.sh)" bash scripts/build.sh
-step "end-to-end (node --test)" node --test --test-concurrency=2 --test-timeout=300000 --test-reporter=spec 'tests/**/*.test.mjs'
+step "build (scripts/build.sh, beside the checks above)" wait_background 0 "$BUILD_LOG"
+
+OPT_LOG="test-results/worker-wasm-opt.log"
+background "the optimized worker build check" "$OPT_LOG" bash scripts/build.sh --check-optimized-worker
+step "end-to-end (tests/run.mjs)" node tests/run.mjs --concurrency 3
+step "the worker builds with wasm-opt (beside the end-to-end tests)" wait_background 1 "$OPT_LOG"
 
 echo "---- stage times"
 printf '%s\n' "${STEP_TIMES[@]}"
