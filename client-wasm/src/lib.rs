@@ -63,6 +63,7 @@ mod pipeline;
 mod platform;
 mod preview;
 mod progress;
+mod release;
 mod room;
 mod room_upload;
 mod scratch;

@@ -5,7 +5,10 @@
 //! ([`crate::offload`]) where the transfer has one, else in the page.
 //!
 //! Memory: one read of at most [`READ_BYTES`] of plaintext while a part is sealed, and
-//! the part's sealed records as JS arrays; never the whole file. The records of one read
+//! the part's sealed records as JS arrays; never the whole file. Both are buffers the
+//! browser made, which only a full collection would free: each is
+//! [released](crate::release) as soon as it is spent (a read once its records are
+//! sealed, the records once the part's `Blob` has copied them). The records of one read
 //! are sealed side by side (WebCrypto runs them off the wasm thread). A part sealed again
 //! (a retry, a resume) is read and sealed again rather than kept while it waits: sealing
 //! is deterministic, and the fingerprint proves it ([`sealdrop_protocol::fingerprint`]).
@@ -28,6 +31,7 @@ use crate::cipher::FileCipher;
 use crate::error::ClientError;
 use crate::offload::Pool;
 use crate::platform;
+use crate::release::release;
 
 /// Plaintext read from the file per `Blob.slice(...).arrayBuffer()` (whole records,
 /// at least one).
@@ -105,9 +109,12 @@ pub(crate) async fn seal_records(
         let span = plaintext_of(layout, &read)?;
         let bytes = read_slice(file, span.clone()).await?;
         let sealed =
-            join_all(read.map(|index| seal_record(cipher, layout, index, span.start, &bytes)));
+            join_all(read.map(|index| seal_record(cipher, layout, index, span.start, &bytes)))
+                .await;
+        // WebCrypto took its own copy of each record's plaintext when it was called.
+        release(&bytes.buffer());
         // In record order, so the first failing record is the one reported.
-        for record in sealed.await {
+        for record in sealed {
             let record = record?;
             let mut tag = [0u8; TAG_LEN];
             record
@@ -119,6 +126,10 @@ pub(crate) async fn seal_records(
     }
     let body = Blob::new_with_u8_array_sequence(&pieces)
         .map_err(|e| ClientError::Unsupported(format!("Blob: {}", platform::describe(&e))))?;
+    // The Blob holds its own copy: WebCrypto's outputs are spent.
+    for record in pieces {
+        release(&record.unchecked_into::<Uint8Array>().buffer());
+    }
     Ok((body, tags))
 }
 

@@ -17,7 +17,7 @@
 //!   the end: for small files and tests (browsers may page large blobs to disk, but the
 //!   whole file is held).
 
-use js_sys::{Array, Object, Promise, Reflect};
+use js_sys::{Array, Object, Promise, Reflect, Uint8Array};
 use sealdrop_protocol::format::Layout;
 use sealdrop_protocol::records::{plaintext_span, resume_from};
 use wasm_bindgen::prelude::*;
@@ -26,6 +26,7 @@ use web_sys::{Blob, BlobPropertyBag, WritableStream, WritableStreamDefaultWriter
 
 use crate::error::ClientError;
 use crate::platform;
+use crate::release::{into_script_copy, release};
 
 /// The suffix that marks a file on disk as not yet complete.
 const PART_SUFFIX: &str = ".part";
@@ -113,8 +114,9 @@ impl Sink {
         self.resumed_from
     }
 
-    /// Appends verified plaintext (the records of one range, in order). Waits for the
-    /// stream's backpressure, so a slow disk or reader slows the download, not memory.
+    /// Appends verified plaintext (the records of one range, in order, each a whole
+    /// buffer the sink takes: it is [released](crate::release) once copied). Waits for
+    /// the stream's backpressure, so a slow disk or reader slows the download, not memory.
     pub(crate) async fn write(&mut self, pieces: Array) -> Result<(), ClientError> {
         match &self.kind {
             Kind::Blob(blobs) => {
@@ -122,10 +124,16 @@ impl Sink {
                     ClientError::Unsupported(format!("Blob: {}", platform::describe(&e)))
                 })?;
                 blobs.push(&blob);
+                // The Blob holds its own copy.
+                for piece in pieces {
+                    release(&piece.unchecked_into::<Uint8Array>().buffer());
+                }
             }
             Kind::Stream(writer) | Kind::File { writer, .. } => {
+                // The writer keeps what it is given as long as it likes: it gets a
+                // copy the collector frees young, and WebCrypto's output goes now.
                 for piece in pieces {
-                    write(writer, &piece).await?;
+                    write(writer, &into_script_copy(piece.unchecked_ref())).await?;
                 }
             }
         }
