@@ -76,8 +76,8 @@
 //! `expires_at`; the alarm then moves it to `Aborting`.
 
 mod lifetime;
-mod share_slots;
 mod parts;
+mod share_slots;
 mod snapshot;
 mod steps;
 #[cfg(test)]
@@ -92,9 +92,7 @@ use crate::ids::{FileId, OwnerTokenHash};
 use crate::plan::PartPlan;
 use crate::wire::{CompletedPart, PartRecord, PartUrlsRequest, UploadStatus};
 
-pub use lifetime::{
-    DEFAULT_FILE_TTL_MS, FileTerms, Lifetime, LifetimePolicy, Owner,
-};
+pub use lifetime::{DEFAULT_FILE_TTL_MS, FileTerms, Lifetime, LifetimePolicy, Owner};
 pub use parts::{PartWrite, RecordedPart, WriteGrant};
 pub use share_slots::{
     MAX_SHARES_PER_FILE, PENDING_SHARE_MS, Reserve, ShareSlots, too_many_shares,

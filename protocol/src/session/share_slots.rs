@@ -179,7 +179,10 @@ mod tests {
     fn filled(free: usize) -> ShareSlots {
         let mut slots = ShareSlots::default();
         for n in 0..MAX_SHARES_PER_FILE - free {
-            assert_eq!(slots.reserve(&format!("old{n:03}"), T0), Ok(Reserve::Reserved));
+            assert_eq!(
+                slots.reserve(&format!("old{n:03}"), T0),
+                Ok(Reserve::Reserved)
+            );
             slots.made(&format!("old{n:03}"));
         }
         slots
@@ -211,9 +214,17 @@ mod tests {
         }
         // None pending long enough: refused.
         let early = T0 + 10 + PENDING_SHARE_MS - 1;
-        assert_eq!(code(slots.reserve("new", early)), ApiErrorCode::TooManyShares);
+        assert_eq!(
+            code(slots.reserve("new", early)),
+            ApiErrorCode::TooManyShares
+        );
         let late = T0 + 30 + PENDING_SHARE_MS;
-        let check = |id: &str, since| Ok(Reserve::Check { id: id.into(), since });
+        let check = |id: &str, since| {
+            Ok(Reserve::Check {
+                id: id.into(),
+                since,
+            })
+        };
         assert_eq!(slots.reserve("new", late), check("b", T0 + 10));
         // Its object holds the share (the confirmation was lost): confirmed, kept.
         slots.checked("b", T0 + 10, true);
@@ -353,7 +364,10 @@ mod tests {
         /// What the list promises, once every actor is done or dead.
         fn check(&self) {
             for (id, &made) in &self.objects {
-                assert!(!made || self.slots.ids().contains(id), "{id} unlisted: {self:?}");
+                assert!(
+                    !made || self.slots.ids().contains(id),
+                    "{id} unlisted: {self:?}"
+                );
             }
             for actor in &self.actors {
                 if let Actor::Creator(c) = actor
@@ -363,12 +377,21 @@ mod tests {
                     assert!(!self.slots.pending().contains_key(c.id));
                 }
             }
-            assert!(self.slots.pending().keys().all(|id| self.slots.ids().contains(id)));
+            assert!(
+                self.slots
+                    .pending()
+                    .keys()
+                    .all(|id| self.slots.ids().contains(id))
+            );
             // Nothing holds a slot for ever: later, a new create finds one unless every
             // slot's object holds a share.
             let mut later = self.clone();
             later.now += PENDING_SHARE_MS;
-            let made = later.slots.ids().iter().filter(|id| later.objects.get(*id) == Some(&true));
+            let made = later
+                .slots
+                .ids()
+                .iter()
+                .filter(|id| later.objects.get(*id) == Some(&true));
             let room = made.count() < MAX_SHARES_PER_FILE;
             later.actors = vec![creator("fresh", None)];
             while later.runnable() == [0] {

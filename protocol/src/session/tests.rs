@@ -1130,10 +1130,7 @@ fn a_failed_deletion_step_stays_due_and_survives_a_reload() {
 fn only_a_live_completed_file_takes_shares_and_deletes() {
     let mut open = session(MIB);
     assert_eq!(code(open.request_delete()), ApiErrorCode::FileNotFound);
-    assert_eq!(
-        code(open.add_share("x", T0)),
-        ApiErrorCode::FileNotFound
-    );
+    assert_eq!(code(open.add_share("x", T0)), ApiErrorCode::FileNotFound);
     let mut s = completed(Lifetime::Ms(1_000));
     for n in 0..MAX_SHARES_PER_FILE {
         assert_eq!(s.add_share(&format!("s{n:03}"), T0), Ok(Reserve::Reserved));

@@ -418,7 +418,10 @@ fn probing_a_used_up_share_never_flushes_its_download() {
     assert_eq!(downloads(&s), [Outcome::Opened, Outcome::Completed]);
     assert_eq!(downloads(&lapsed), [Outcome::Opened, Outcome::Lapsed]);
     let newest = &lapsed.log.newest_first()[0];
-    assert_eq!((newest.kind, newest.outcome), (RecordKind::Visit, Outcome::Opened));
+    assert_eq!(
+        (newest.kind, newest.outcome),
+        (RecordKind::Visit, Outcome::Opened)
+    );
     assert!(
         lapsed
             .log
