@@ -2,8 +2,12 @@
 // size"), once per storage provider, in headless Chromium against the real worker,
 // with the fault proxy between the browser and storage:
 // - on a link where every part PUT waits 1.5 s before it is forwarded (latency, not
-//   bandwidth, is the limit, so more in flight moves more), the number of parts in
-//   flight grows past where it starts;
+//   bandwidth, is the limit, so more in flight moves more), the limit grows past where
+//   it starts and the uploader obeys it: storage sees more PUTs at once, never more
+//   than the limit reported. Whether a further probe pays is a judgment on measured
+//   throughput, which a loaded machine's CPU can sway: the controller's rules are
+//   tested on simulated links in protocol/src/concurrency.rs (a latency-bound link
+//   grows to the ceiling there), not here;
 // - on a link where a third of the part PUTs fail, it shrinks, the upload still
 //   completes byte-identical, and the next upload in this browser asks for the
 //   smallest parts storage takes.
@@ -76,17 +80,26 @@ for (const provider of PROVIDERS) describe(`adaptive uploads (${provider})`, () 
 
   test("on a link where latency is the limit, more parts go in flight", async (t) => {
     const delay = stack.proxy.inject({ match: isPartPut, fault: "delay", delayMs: 1500, probability: 1 });
+    // The most part PUTs storage saw at once, counted as each arrives (every one is
+    // held 1.5 s, so those the uploader started together overlap whatever the CPU).
+    let peak = 0;
+    const count = (entry) => {
+      if (isPartPut(entry)) peak = Math.max(peak, stack.proxy.inFlight({ match: isPartPut }).length);
+    };
+    stack.proxy.events.on("request", count);
     const got = await page.evaluate(
       ([size, partSize]) => adaptiveUpload(size, { partSize }),
-      [24 * 5 * MiB, PART_SIZE],
-    );
+      [12 * 5 * MiB, PART_SIZE],
+    ).finally(() => stack.proxy.events.off("request", count));
     assert.ok(got.r.ok, got.r.message);
     assert.ok(got.same, "downloads byte-identical");
-    assert.equal(delay.hits, 24, "every part PUT waited");
+    assert.equal(delay.hits, 12, "every part PUT waited");
     const levels = got.events.map((e) => e.concurrency);
     assert.equal(levels[0], 2, "it starts at 2");
-    t.diagnostic(`concurrency reported: ${levels.join(" ")}`);
+    t.diagnostic(`concurrency reported: ${levels.join(" ")}; at most ${peak} PUTs at storage at once`);
     assert.ok(Math.max(...levels) > 2, `it grew: ${levels.join(" ")}`);
+    assert.ok(peak > 2, `storage saw more than 2 PUTs at once (${peak})`);
+    assert.ok(peak <= Math.max(...levels), `never more PUTs at once (${peak}) than the limit reported`);
     assert.ok(levels.every((n) => n >= 1 && n <= 6), "never above the ceiling");
     assert.ok(got.events.every((e) => e.partSize === PART_SIZE), "the explicit partSize wins");
   });

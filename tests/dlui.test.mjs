@@ -78,6 +78,23 @@ async function requested(record) {
   assert.ok(ranges().some((r) => r[0] === start), `the range from record ${record} was asked for`);
 }
 
+/** Waits until the page's range requests have settled: none in flight at the proxy,
+ *  and none started since, while the page had a second to react to the last answer
+ *  (a completed range frees a slot, and the page may start another within its window:
+ *  that one is then in flight for its whole delay, and the wait goes on). */
+async function settled(what) {
+  const inFlight = () => stack.proxy.inFlight({ method: "GET", path: isObject }).length;
+  for (let i = 0; i < 120; i++) {
+    for (let j = 0; j < 1200 && inFlight() > 0; j++) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    const asked = stack.proxy.log.length;
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    if (inFlight() === 0 && stack.proxy.log.length === asked) return;
+  }
+  assert.fail(`${what}: the range requests never settled`);
+}
+
 /** The receive page at `link`, with the File System Access picker answered by a file
  *  of the origin private file system (or, `picker: false`, no picker at all). */
 async function receivePage(link, { picker = true } = {}) {
@@ -135,20 +152,23 @@ describe("the receive page", () => {
     await requested(35);
     await page.click("#incoming-pause");
     await page.locator("#incoming[data-state=paused]").waitFor({ timeout: 60_000 });
+    // Paused: the ranges in flight end (the held one is aborted); from then on no
+    // request reaches storage until Resume, whatever the page does meanwhile (its
+    // status, a read of the file on disk) and however long that takes.
+    await settled("paused");
+    stack.proxy.resetLog();
     assert.match(await page.locator("#incoming-status").textContent(), /Paused\. What was verified is on disk/);
     assert.equal(await page.locator("#incoming-pause").textContent(), "Resume");
     let disk = await opfs(page, "big.bin");
     assert.deepEqual(disk.files, { "big.bin.part": 7 * MiB }, "the verified records, under the .part name");
-
-    // Paused: no request at all reaches storage while the page waits.
-    stack.proxy.resetLog();
-    await page.waitForTimeout(2000);
-    assert.deepEqual(ranges(), [], "no range requests while paused");
+    assert.deepEqual(stack.proxy.inFlight({ method: "GET", path: isObject }), [], "nothing in flight while paused");
 
     // Resume: from record 7 on. Now records 21..28 are held; the GET of records 49..56
     // (the 7th range from record 7) says that records 7..21 are on disk: Pause again.
     held.remove();
     held = stallAt(21);
+    // Counted at the moment of Resume: nothing was asked for since the page settled.
+    assert.deepEqual(ranges(), [], "no range requests while paused");
     await page.click("#incoming-pause");
     await requested(49);
     await page.click("#incoming-pause");
@@ -221,16 +241,16 @@ describe("the receive page", () => {
     await page.click("#incoming-pause");
     await page.locator("#incoming[data-state=paused]").waitFor({ timeout: 60_000 });
     assert.match(await page.locator("#incoming-status").textContent(), /Paused: nothing more is fetched until you resume/);
-    // The ranges in flight end, and the download then waits on the paused stream:
-    // nothing more is asked for.
-    await page.waitForTimeout(6000);
+    // The ranges in flight end (each 1.5 s late), and the download then waits on the
+    // paused stream: nothing more is asked for until Resume, counted at that moment.
+    await settled("paused");
     const before = ranges().length;
-    await page.waitForTimeout(3000);
-    const during = ranges().length;
-    assert.equal(during, before, "no range requests while paused");
-    assert.ok(during < 9, `the paused download did not fetch the whole file (${during} of 9 ranges)`);
+    assert.ok(before < 9, `the paused download did not fetch the whole file (${before} of 9 ranges)`);
+    assert.equal(await page.locator("#incoming-pause").textContent(), "Resume");
     slow.remove();
     const saved = page.waitForEvent("download", { timeout: 120_000 });
+    assert.equal(ranges().length, before, "no range requests while paused");
+    assert.deepEqual(stack.proxy.inFlight({ method: "GET", path: isObject }), [], "nothing in flight while paused");
     await page.click("#incoming-pause");
     await page.locator("#incoming.done").waitFor({ timeout: 120_000 });
     const file = await (await saved).path();

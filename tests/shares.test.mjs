@@ -528,6 +528,11 @@ describe("downloads", () => {
       view.access.map((a) => a.outcome).reverse(),
       ["opened", "share_busy", "abandoned", "opened", "completed", "share_exhausted", "share_exhausted"],
     );
+    // Refusals, the limit's too, are visits: only admitted downloads fill that list.
+    assert.deepEqual(
+      view.access.map((a) => a.kind).reverse(),
+      ["download", "visit", "download", "download", "download", "visit", "visit"],
+    );
   });
 
   test("a download never completed counts when its lease lapses, and may still resume", async () => {

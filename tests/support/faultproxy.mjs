@@ -52,6 +52,9 @@
 // partNumber comes from `partNumber=` in S3 URLs or the `/blob/<id>/<n>` path.
 // `proxy.events` emits "request" (entry) for each request and "fault" (entry, rule)
 // when a rule fires, e.g. to wait until a stalled request has arrived.
+// `proxy.inFlight(filter)` lists the logged requests whose exchange with the client
+// has not ended yet (answered in full, or the connection gone): what a test waits on
+// to know that a client's requests settled, instead of sleeping.
 import { EventEmitter, once } from "node:events";
 import { Agent, createServer, request as httpRequest } from "node:http";
 
@@ -122,6 +125,8 @@ export async function startFaultProxy({ target, seed = 1, keepAlive = true }) {
   const sockets = new Set();
   let rules = [];
   let log = [];
+  /** The logged entries whose response has not closed yet. */
+  const open = new Set();
 
   /** The rule that fires for `entry`, consuming one of its `times`, or null. */
   function fire(entry) {
@@ -235,6 +240,10 @@ export async function startFaultProxy({ target, seed = 1, keepAlive = true }) {
       status: null,
     };
     log.push(entry);
+    open.add(entry);
+    // Ended once the whole answer is handed to the client's connection, or it is gone.
+    res.on("finish", () => open.delete(entry));
+    res.on("close", () => open.delete(entry));
     const spec = fire(entry);
     entry.fault = spec?.fault ?? null;
     events.emit("request", entry);
@@ -329,6 +338,11 @@ export async function startFaultProxy({ target, seed = 1, keepAlive = true }) {
     /** Forgets the log (e.g. between the phases of a test). */
     resetLog() {
       log = [];
+    },
+
+    /** The requests matching a rule-style filter whose exchange has not ended (see above). */
+    inFlight(filter = {}) {
+      return [...open].filter((entry) => matches(filter, entry));
     },
 
     /** The logged requests matching a rule-style filter ({ method, path, query, partNumber, match }). */

@@ -25,7 +25,8 @@ use sealdrop_protocol::api_error::{ApiError, ApiErrorCode};
 use sealdrop_protocol::format::{MAX_SEALED_THUMBNAIL, MIN_SEALED_THUMBNAIL};
 use sealdrop_protocol::ids::{FileId, decode_random_id};
 use sealdrop_protocol::session::{
-    CompleteStart, FileTerms, Lifetime, Session, Step, StepOutcome, StepTiming, UploadState, quote,
+    CompleteStart, FileTerms, Lifetime, MAX_SHARES_PER_FILE, Reserve, Session, Step, StepOutcome,
+    StepTiming, UploadState, quote, too_many_shares,
 };
 use sealdrop_protocol::share::{CreateShareRequest, ShareView};
 use sealdrop_protocol::sweep::Owner;
@@ -472,19 +473,20 @@ impl UploadSession {
 
     // -- shares ------------------------------------------------------------------
 
-    /// `POST /api/files/{id}/shares`: records the new share here first (so that the
-    /// file's deletion always knows every share object that may exist), then makes its
-    /// object. If the file started being deleted meanwhile (its purge of this share may
-    /// have run before the create), the new share is purged too and the owner told
-    /// `410 gone`.
+    /// `POST /api/files/{id}/shares`: reserves the new share's slot here first (so that
+    /// the file's deletion always knows every share object that may exist), then makes
+    /// its object, then confirms the slot (`protocol::session::ShareSlots`). If the file
+    /// started being deleted meanwhile (its purge of this share may have run before the
+    /// create), the new share is purged too and the owner told `410 gone`.
     ///
     /// With an idempotency key the token is derived from the key and this file's id, so
     /// a retry reaches the same share object, which answers it as the same share (or
-    /// `409 idempotency_conflict` for another request). A failed create then stays
-    /// recorded: its retry finishes it, the list leaves out an object that holds
-    /// nothing, and deletion purges it; purging it here could destroy the share a
-    /// racing twin of the request has just made. Without a key, a failed create's
-    /// object may still have been made (a lost answer): the record is dropped only once
+    /// `409 idempotency_conflict` for another request). A failed create then leaves its
+    /// slot pending: its retry finishes it, the list leaves out an object that holds
+    /// nothing, deletion purges it, and once the file is at the cap a create checks it
+    /// and frees it if its object holds nothing. Purging it here could destroy the share
+    /// a racing twin of the request has just made. Without a key, a failed create's
+    /// object may still have been made (a lost answer): the slot is dropped only once
     /// the object is purged.
     async fn create_share(
         &self,
@@ -511,15 +513,17 @@ impl UploadSession {
             .idempotency_key
             .as_ref()
             .map(|_| request.digest(&settings));
-        self.change(Save::Shares, |s, _| s.add_share(id.clone(), now))?;
+        self.reserve_share(&id).await?;
         let stub = ShareStub::get(&self.env, &token)?;
         match stub.create(info, settings, digest, &token).await {
-            Ok(view) => match self.with(|s, _| s.ensure_file(now_ms())) {
-                Ok(Ok(())) => json(201, &view),
-                Ok(Err(gone)) | Err(gone) => {
+            Ok(view) => match self.change(Save::Shares, |s, _| s.share_made(&id, now_ms())) {
+                Ok(()) => json(201, &view),
+                Err(gone) if gone.code == ApiErrorCode::Gone => {
                     stub.purge().await?;
                     Err(gone)
                 }
+                // The slot stays pending; a check finds the share made.
+                Err(e) => Err(e),
             },
             Err(e) if digest.is_some() => Err(e),
             Err(e) => {
@@ -534,12 +538,30 @@ impl UploadSession {
         }
     }
 
+    /// Reserves share `id`'s slot. At the cap, the slots pending too long are checked
+    /// one by one (does the object hold a share?) until one frees or none is left to
+    /// check (`409 too_many_shares`).
+    async fn reserve_share(&self, id: &str) -> Result<(), ApiError> {
+        for _ in 0..=MAX_SHARES_PER_FILE {
+            let reserved = self.change(Save::Shares, |s, _| s.add_share(id, now_ms()))?;
+            let Reserve::Check { id: old, since } = reserved else {
+                return Ok(());
+            };
+            let made = ShareStub::by_id(&self.env, &old)?.made().await?;
+            self.change(Save::Shares, |s, _| {
+                s.share_checked(&old, since, made);
+                Ok(())
+            })?;
+        }
+        Err(too_many_shares())
+    }
+
     /// `GET /api/files/{id}/shares`: every share's owner view, oldest id first. A
     /// share whose object holds nothing (its creation died half-way) is left out.
     async fn list_shares(&self, config: &Config) -> Result<Response, ApiError> {
         let ids: Vec<String> = self.with(|s, _| {
             s.ensure_file(now_ms())?;
-            Ok::<_, ApiError>(s.shares().iter().cloned().collect())
+            Ok::<_, ApiError>(s.shares().ids().iter().cloned().collect())
         })??;
         let mut shares: Vec<ShareView> = Vec::new();
         for id in ids {
@@ -566,7 +588,7 @@ impl UploadSession {
         let id = change.token.random_text();
         let file_expires_at = self.with(|s, _| {
             s.ensure_file(now)?;
-            match s.shares().contains(&id) && config.signer.signs(&change.token) {
+            match s.shares().ids().contains(&id) && config.signer.signs(&change.token) {
                 true => Ok(s.file_expires_at()),
                 false => Err(ApiError::share_not_found()),
             }

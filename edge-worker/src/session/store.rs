@@ -7,7 +7,9 @@
 //! upload id, the create request's digest); `parts`, one row per recorded part;
 //! `writes`, one row per part write in flight; `lapsed`, one row per write whose lease
 //! ran out before it reported (storage may still commit it); `shares`, one row per
-//! share of the file. Recording or fencing a part writes only that part's rows, so the
+//! share of the file, and `pending_shares`, one row per share whose object is not
+//! confirmed made yet, with when it was reserved (made on first use, so stores from
+//! before it read as "none pending"). Recording or fencing a part writes only that part's rows, so the
 //! 10,000th part of an upload costs what the first did; state changes rewrite the
 //! session row. Nothing secret is stored: the owner token only as its SHA-256, the
 //! header and metadata are public to whoever has the link anyway and the metadata is
@@ -28,6 +30,10 @@ use worker::{SqlStorage, SqlStorageValue};
 
 use crate::http::{OrApiError as _, internal};
 use crate::sql::{blob, int, text, to_i64, to_u64, uint};
+
+/// The pending shares' table, made on first use (stores written before it have none).
+const PENDING_SHARES_TABLE: &str =
+    "CREATE TABLE IF NOT EXISTS pending_shares (id TEXT PRIMARY KEY, since INTEGER NOT NULL)";
 
 /// The layout of the tables below. A session stored under another version is refused
 /// (`500 internal`) rather than misread.
@@ -194,6 +200,7 @@ impl SessionRow {
             },
             completion_at: to_u64(self.completion_at)?,
             shares: Vec::new(),
+            pending_shares: Vec::new(),
             created_at: to_u64(self.created_at)?,
             expires_at: to_u64(self.expires_at)?,
             stage: Stage::parse(&self.stage).ok_or("an unknown stage")?,
@@ -357,6 +364,7 @@ impl SessionStore {
             snapshot.lapsed.push((part_number(n, ctx)?, fence));
         }
         snapshot.shares = self.share_ids()?;
+        snapshot.pending_shares = self.pending_shares()?;
         let session = Session::restore(snapshot).map_err(|e| internal(ctx, e))?;
         Ok(Some((session, file)))
     }
@@ -459,20 +467,35 @@ impl SessionStore {
         Ok(())
     }
 
-    /// Writes the share list: rows for shares added, none for shares dropped.
+    /// Writes the share list: rows for shares added, none for shares dropped, and the
+    /// pending ones afresh (at most [`sealdrop_protocol::session::MAX_SHARES_PER_FILE`]).
     pub fn save_shares(&self, session: &Session) -> Result<(), ApiError> {
         let ctx = "saving the shares";
         let stored = self.share_ids()?;
-        for gone in stored.iter().filter(|id| !session.shares().contains(*id)) {
+        let shares = session.shares().ids();
+        for gone in stored.iter().filter(|id| !shares.contains(*id)) {
             self.sql
                 .exec("DELETE FROM shares WHERE id = ?", vec![gone.clone().into()])
                 .or_internal(ctx)?;
         }
-        for new in session.shares().iter().filter(|id| !stored.contains(id)) {
+        for new in shares.iter().filter(|id| !stored.contains(id)) {
             self.sql
                 .exec(
                     "INSERT INTO shares (id) VALUES (?)",
                     vec![new.clone().into()],
+                )
+                .or_internal(ctx)?;
+        }
+        self.sql.exec(PENDING_SHARES_TABLE, None).or_internal(ctx)?;
+        self.sql
+            .exec("DELETE FROM pending_shares", None)
+            .or_internal(ctx)?;
+        for (id, &since) in session.shares().pending() {
+            let since = to_i64(since).map_err(|e| internal(ctx, e))?;
+            self.sql
+                .exec(
+                    "INSERT INTO pending_shares (id, since) VALUES (?, ?)",
+                    vec![id.clone().into(), since.into()],
                 )
                 .or_internal(ctx)?;
         }
@@ -503,6 +526,18 @@ impl SessionStore {
                 .or_internal(ctx)?;
         }
         Ok(())
+    }
+
+    fn pending_shares(&self) -> Result<Vec<(String, u64)>, ApiError> {
+        let ctx = "loading the shares";
+        self.sql.exec(PENDING_SHARES_TABLE, None).or_internal(ctx)?;
+        self.rows::<2>("SELECT id, since FROM pending_shares")?
+            .into_iter()
+            .map(|[id, since]| {
+                let id = text(id).map_err(|e| internal(ctx, e))?;
+                Ok((id, uint(since).map_err(|e| internal(ctx, e))?))
+            })
+            .collect()
     }
 
     fn share_ids(&self) -> Result<Vec<String>, ApiError> {

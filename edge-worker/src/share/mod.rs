@@ -104,6 +104,9 @@ pub(crate) enum ShareCall {
     Revoke { token: String },
     /// The file is gone: forget everything.
     Purge,
+    /// Whether the object holds a share (a create reached it), as [`Made`]: the file's
+    /// session asks it of a share slot pending too long. Changes nothing.
+    Made,
     /// `GET /api/shares/{token}`.
     View { caller: Caller },
     /// `POST /api/shares/{token}/downloads`.
@@ -122,6 +125,13 @@ pub(crate) enum ShareCall {
     /// `DELETE .../downloads/{id}`.
     #[serde(rename_all = "camelCase")]
     Abandon { download_id: String, caller: Caller },
+}
+
+/// The answer to [`ShareCall::Made`].
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Made {
+    pub made: bool,
 }
 
 /// A handle on one share object.
@@ -189,6 +199,12 @@ impl ShareStub {
 
     pub async fn purge(&self) -> Result<(), ApiError> {
         self.call(&ShareCall::Purge).await
+    }
+
+    /// Whether the object holds a share.
+    pub async fn made(&self) -> Result<bool, ApiError> {
+        let made: Made = self.call(&ShareCall::Made).await?;
+        Ok(made.made)
     }
 
     pub async fn view(&self, caller: Caller) -> Result<PublicShare, ApiError> {

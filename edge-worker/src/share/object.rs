@@ -17,7 +17,7 @@ use serde::Serialize;
 use worker::{Date, DurableObject, Env, Request, Response, State, durable_object};
 
 use super::store::{ShareStore, Stored};
-use super::{Caller, ShareCall};
+use super::{Caller, Made, ShareCall};
 use crate::config::Config;
 use crate::http::{OrApiError as _, empty, internal, json, respond};
 use crate::storage::{Provider as _, Storage};
@@ -86,6 +86,14 @@ impl Share {
                 storage.delete_all().await.or_internal("purging a share")?;
                 empty(204)
             }
+            // One synchronous read: a create either ran before it (made) or runs
+            // after it, and then confirms its own slot.
+            ShareCall::Made => json(
+                200,
+                &Made {
+                    made: store.exists()?,
+                },
+            ),
             ShareCall::Owner { token } => self.change(now, |stored| {
                 stored.share.settle(now);
                 Ok(ShareView::new(token, &stored.share, now))

@@ -15,14 +15,11 @@ use serde::{Deserialize, Serialize};
 use crate::api_error::{ApiError, ApiErrorCode};
 use crate::ids::OwnerTokenHash;
 
+use super::share_slots::{Reserve, ShareSlots};
 use super::{Phase, Session};
 
 /// How long a file lives after completion unless its upload asked otherwise: 7 days.
 pub const DEFAULT_FILE_TTL_MS: u64 = 7 * 24 * 60 * 60 * 1000;
-
-/// Most shares one file may have (revoked ones included): each is an object the
-/// file's deletion must purge.
-pub const MAX_SHARES_PER_FILE: usize = 100;
 
 /// Who owns a file. The upload's owner token always proves ownership (its holder
 /// created the upload); a file created with a verified JWT is also its user's, so that
@@ -167,33 +164,36 @@ impl Session {
         }
     }
 
-    /// The shares of the file: their tokens' random parts.
-    pub fn shares(&self) -> &std::collections::BTreeSet<String> {
+    /// The shares of the file: their slots (tokens' random parts), pending or made.
+    pub fn shares(&self) -> &ShareSlots {
         &self.shares
     }
 
-    /// Records a new share of the file (before its object is made, so that deletion
-    /// always knows every share object that may exist). The file must be live; `409
-    /// too_many_shares` past [`MAX_SHARES_PER_FILE`]. A share it has already (an
-    /// idempotent create's retry) is no new share: `Ok`, even at the cap.
-    pub fn add_share(&mut self, random_text: String, now_ms: u64) -> Result<(), ApiError> {
+    /// Reserves the slot of a new share of the file (before its object is made, so that
+    /// deletion always knows every share object that may exist): [`ShareSlots::reserve`].
+    /// The file must be live.
+    pub fn add_share(&mut self, random_text: &str, now_ms: u64) -> Result<Reserve, ApiError> {
         self.ensure_file(now_ms)?;
-        if self.shares.contains(&random_text) {
-            return Ok(());
-        }
-        if self.shares.len() >= MAX_SHARES_PER_FILE {
-            return Err(ApiError::new(
-                ApiErrorCode::TooManyShares,
-                format!("a file has at most {MAX_SHARES_PER_FILE} shares"),
-            ));
-        }
-        self.shares.insert(random_text);
+        self.shares.reserve(random_text, now_ms)
+    }
+
+    /// The share's object was made: its slot is confirmed ([`ShareSlots::made`]). `410
+    /// gone` if the file started being deleted meanwhile (its purge of the share may
+    /// have run before the object was made: the shell purges it again).
+    pub fn share_made(&mut self, random_text: &str, now_ms: u64) -> Result<(), ApiError> {
+        self.ensure_file(now_ms)?;
+        self.shares.made(random_text);
         Ok(())
     }
 
-    /// Forgets a share whose object was never made (its creation failed).
+    /// The answer to a [`Reserve::Check`]: [`ShareSlots::checked`].
+    pub fn share_checked(&mut self, random_text: &str, since: u64, made: bool) {
+        self.shares.checked(random_text, since, made);
+    }
+
+    /// Forgets a share whose object holds nothing (purged after its creation failed).
     pub fn drop_share(&mut self, random_text: &str) {
-        self.shares.remove(random_text);
+        self.shares.drop(random_text);
     }
 }
 

@@ -77,6 +77,7 @@
 
 mod lifetime;
 mod parts;
+mod share_slots;
 mod snapshot;
 mod steps;
 #[cfg(test)]
@@ -91,10 +92,11 @@ use crate::ids::{FileId, OwnerTokenHash};
 use crate::plan::PartPlan;
 use crate::wire::{CompletedPart, PartRecord, PartUrlsRequest, UploadStatus};
 
-pub use lifetime::{
-    DEFAULT_FILE_TTL_MS, FileTerms, Lifetime, LifetimePolicy, MAX_SHARES_PER_FILE, Owner,
-};
+pub use lifetime::{DEFAULT_FILE_TTL_MS, FileTerms, Lifetime, LifetimePolicy, Owner};
 pub use parts::{PartWrite, RecordedPart, WriteGrant};
+pub use share_slots::{
+    MAX_SHARES_PER_FILE, PENDING_SHARE_MS, Reserve, ShareSlots, too_many_shares,
+};
 pub use snapshot::{RestoreError, Snapshot, Stage};
 pub use steps::{ListedPart, Step, StepOutcome};
 
@@ -271,7 +273,7 @@ pub struct Session {
     expires_at: u64,
     phase: Phase,
     /// The shares of the file (their tokens' random parts), purged when it goes.
-    shares: BTreeSet<String>,
+    shares: ShareSlots,
     recorded: BTreeMap<u32, RecordedPart>,
     writes: BTreeMap<u32, PartWrite>,
     /// `(part, fence)` of the writes whose lease ran out before they reported.
@@ -307,7 +309,7 @@ impl Session {
             created_at: now_ms,
             expires_at: now_ms.saturating_add(ttl_ms),
             phase: Phase::Open,
-            shares: BTreeSet::new(),
+            shares: ShareSlots::default(),
             recorded: BTreeMap::new(),
             writes: BTreeMap::new(),
             lapsed: BTreeSet::new(),

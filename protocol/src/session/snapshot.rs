@@ -14,7 +14,7 @@ use crate::wire::CompletedPart;
 
 use super::{
     Aborting, Check, Completing, Deleting, FileTerms, PartWrite, Phase, RecordedPart, Session,
-    StepTiming,
+    ShareSlots, StepTiming,
 };
 
 /// The persisted stage of a session: its [`super::UploadState`] refined by the step
@@ -117,6 +117,9 @@ pub struct Snapshot {
     pub completion_at: u64,
     /// The shares of the file (their tokens' random parts).
     pub shares: Vec<String>,
+    /// Those of them whose object was not confirmed made yet, with when each was
+    /// reserved ([`super::ShareSlots`]).
+    pub pending_shares: Vec<(String, u64)>,
     /// Creation time (ms since epoch).
     pub created_at: u64,
     /// Expiry of the open session (ms since epoch).
@@ -169,7 +172,8 @@ pub enum RestoreError {
     /// Step failures recorded while no step is due.
     #[error("step failures without a step")]
     StepFailures,
-    /// Shares on an upload that never completed, or a share stage with none.
+    /// Shares on an upload that never completed, a share stage with none, or a pending
+    /// share that is not a share.
     #[error("the shares do not fit the stage")]
     Shares,
 }
@@ -215,7 +219,10 @@ impl Session {
             owner_token_hash: self.owner_token_hash,
             terms: self.terms.clone(),
             completion_at,
-            shares: self.shares.iter().cloned().collect(),
+            shares: self.shares.ids().iter().cloned().collect(),
+            pending_shares: (self.shares.pending().iter())
+                .map(|(id, &since)| (id.clone(), since))
+                .collect(),
             created_at: self.created_at,
             expires_at: self.expires_at,
             stage,
@@ -298,6 +305,11 @@ impl Session {
         {
             return Err(RestoreError::Shares);
         }
+        let shares = ShareSlots::restore(
+            s.shares.into_iter().collect(),
+            s.pending_shares.into_iter().collect(),
+        )
+        .ok_or(RestoreError::Shares)?;
         let mut recorded = BTreeMap::new();
         for (n, r) in s.recorded {
             if s.plan.size_of_part(n) != Some(r.size) {
@@ -340,7 +352,7 @@ impl Session {
             created_at: s.created_at,
             expires_at: s.expires_at,
             phase,
-            shares: s.shares.into_iter().collect(),
+            shares,
             recorded,
             writes,
             lapsed,

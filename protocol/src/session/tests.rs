@@ -1066,8 +1066,8 @@ fn a_file_lives_its_lifetime_from_completion_then_is_deleted_step_by_step() {
     assert_eq!(s.next_alarm(T0 + 20), Some(end));
     assert_eq!(s.ensure_file(end - 1), Ok(()));
     assert_eq!(code(s.ensure_file(end)), ApiErrorCode::Gone);
-    s.add_share("share-b".into(), T0 + 20).unwrap();
-    s.add_share("share-a".into(), T0 + 20).unwrap();
+    assert_eq!(s.add_share("share-b", T0 + 20), Ok(Reserve::Reserved));
+    assert_eq!(s.add_share("share-a", T0 + 20), Ok(Reserve::Reserved));
     // An early alarm changes nothing; the one at the expiry starts the deletion.
     s.on_alarm(end - 1);
     assert_eq!(s.state(), UploadState::Completed);
@@ -1095,7 +1095,7 @@ fn a_failed_deletion_step_stays_due_and_survives_a_reload() {
     assert_eq!(s.next_alarm(T0 + 20), None);
     s.on_alarm(u64::MAX);
     assert_eq!(s.state(), UploadState::Completed);
-    s.add_share("only".into(), T0).unwrap();
+    assert_eq!(s.add_share("only", T0), Ok(Reserve::Reserved));
     s.request_delete().unwrap();
     s.request_delete().unwrap(); // idempotent
     assert_eq!(
@@ -1130,28 +1130,31 @@ fn a_failed_deletion_step_stays_due_and_survives_a_reload() {
 fn only_a_live_completed_file_takes_shares_and_deletes() {
     let mut open = session(MIB);
     assert_eq!(code(open.request_delete()), ApiErrorCode::FileNotFound);
-    assert_eq!(
-        code(open.add_share("x".into(), T0)),
-        ApiErrorCode::FileNotFound
-    );
+    assert_eq!(code(open.add_share("x", T0)), ApiErrorCode::FileNotFound);
     let mut s = completed(Lifetime::Ms(1_000));
     for n in 0..MAX_SHARES_PER_FILE {
-        s.add_share(format!("s{n:03}"), T0).unwrap();
+        assert_eq!(s.add_share(&format!("s{n:03}"), T0), Ok(Reserve::Reserved));
     }
     assert_eq!(
-        code(s.add_share("one-more".into(), T0)),
+        code(s.add_share("one-more", T0)),
         ApiErrorCode::TooManyShares
     );
     // An idempotent create's retry names a share the file has: no new one, even at
     // the cap.
-    s.add_share("s042".into(), T0).unwrap();
-    assert_eq!(s.shares().len(), MAX_SHARES_PER_FILE);
+    assert_eq!(s.add_share("s042", T0), Ok(Reserve::Reserved));
+    assert_eq!(s.shares().ids().len(), MAX_SHARES_PER_FILE);
     s.drop_share("s000");
-    s.add_share("one-more".into(), T0).unwrap();
-    assert_eq!(
-        code(s.add_share("late".into(), NOW + 1_000)),
-        ApiErrorCode::Gone
-    );
+    assert_eq!(s.add_share("one-more", T0), Ok(Reserve::Reserved));
+    // Pending slots survive a reload, with their reservation times.
+    s.share_made("s001", T0).unwrap();
+    let back = Session::restore(s.snapshot()).unwrap();
+    assert_eq!(back, s);
+    assert_eq!(back.shares().pending().len(), MAX_SHARES_PER_FILE - 1);
+    let mut bad = s.snapshot();
+    bad.pending_shares.push(("not-a-share".into(), T0));
+    assert_eq!(Session::restore(bad), Err(RestoreError::Shares));
+    assert_eq!(code(s.add_share("late", NOW + 1_000)), ApiErrorCode::Gone);
+    assert_eq!(code(s.share_made("s002", NOW + 1_000)), ApiErrorCode::Gone);
     // A file without shares goes straight from the object to the quota.
     let mut bare = completed(Lifetime::Ms(1_000));
     bare.request_delete().unwrap();

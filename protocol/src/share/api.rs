@@ -235,9 +235,8 @@ pub struct ShareView {
 pub struct AccessView {
     /// When.
     pub at: u64,
-    /// `download` (opened, completed, abandoned, lapsed, or refused for the limit:
-    /// `share_busy`, `share_exhausted`) or `visit` (a view, or any other refusal): the
-    /// two are capped apart.
+    /// `download` (an admitted download's open, completion, abandonment, lapse) or
+    /// `visit` (a view, a retried open, or any refusal): the two are capped apart.
     pub kind: String,
     /// `viewed`, `opened`, `completed`, `abandoned`, `lapsed`, or the refusal's code.
     pub outcome: String,

@@ -1,9 +1,10 @@
-//! A share's access records, in two capped lists: **downloads** (opened, completed,
-//! abandoned, lapsed, an open refused for the limit) and **visits** (views, whatever
-//! they were answered, and every other refusal: wrong passwords, expired, revoked...).
-//! The call decides the kind, not the outcome alone: a view of a used-up share is
-//! refused `share_exhausted` as an open is, but only the open is a download's record. Anyone with the link, or guessing
-//! at a password, can make visits as often as they like; with one list they would
+//! A share's access records, in two capped lists: **downloads** (the life of each
+//! download the share admitted: its open, completion, abandonment, lapse) and
+//! **visits** (views, retried opens of a download already open, and every refusal:
+//! wrong passwords, expired, revoked, and the limit's `share_busy` / `share_exhausted`).
+//! The download list grows only when a download is admitted, which the share's limit
+//! and slots bound; anyone with the link (and its password) can make visits as often as
+//! they like, refused opens of a used-up share included, and with one list they would
 //! push the records of real downloads out. Each list keeps its newest
 //! [`MAX_DOWNLOAD_RECORDS`] / [`MAX_VISIT_RECORDS`], so a flood of visits never
 //! flushes a download.
@@ -13,8 +14,6 @@
 //! from [`AccessLog::unsaved`] on) and trim each list by sequence in its store.
 
 use std::collections::VecDeque;
-
-use crate::api_error::ApiErrorCode;
 
 use super::{ClientInfo, Outcome};
 
@@ -26,19 +25,20 @@ pub const MAX_VISIT_RECORDS: usize = 200;
 /// Which list a record is kept in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RecordKind {
-    /// A download's life, or a download refused because of the limit.
+    /// The life of an admitted download.
     Download,
-    /// A view of the share, or any other refusal.
+    /// A view of the share, a retried open, or a refusal.
     Visit,
 }
 
 impl RecordKind {
-    /// The record of an open answered `refusal`: a refusal for the limit belongs with
-    /// the downloads, any other with the visits.
-    pub fn of_open(refusal: Option<ApiErrorCode>) -> Self {
-        match refusal {
-            None | Some(ApiErrorCode::ShareBusy | ApiErrorCode::ShareExhausted) => Self::Download,
-            Some(_) => Self::Visit,
+    /// The record of an open: a download's only if it admitted a new download
+    /// (`admitted`); a retried open of one already open, and every refusal, the
+    /// limit's included, are visits, which no caller can make push a download out.
+    pub fn of_open(admitted: bool) -> Self {
+        match admitted {
+            true => Self::Download,
+            false => Self::Visit,
         }
     }
 
@@ -180,6 +180,7 @@ impl AccessLog {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::api_error::ApiErrorCode;
 
     const D: RecordKind = RecordKind::Download;
     const V: RecordKind = RecordKind::Visit;
@@ -189,26 +190,9 @@ mod tests {
     }
 
     #[test]
-    fn opens_refused_for_the_limit_are_downloads_other_refusals_visits() {
-        use ApiErrorCode::*;
-        assert_eq!(RecordKind::of_open(None), RecordKind::Download);
-        for code in [ShareBusy, ShareExhausted] {
-            assert_eq!(RecordKind::of_open(Some(code)), RecordKind::Download);
-        }
-        for code in [
-            WrongPassword,
-            PasswordRequired,
-            TooManyAttempts,
-            ShareExpired,
-            ShareRevoked,
-            DownloadClosed,
-        ] {
-            assert_eq!(
-                RecordKind::of_open(Some(code)),
-                RecordKind::Visit,
-                "{code:?}"
-            );
-        }
+    fn only_an_admitted_open_is_a_download_record() {
+        assert_eq!(RecordKind::of_open(true), RecordKind::Download);
+        assert_eq!(RecordKind::of_open(false), RecordKind::Visit);
         for kind in [RecordKind::Download, RecordKind::Visit] {
             assert_eq!(RecordKind::parse(kind.as_str()), Some(kind));
         }

@@ -29,8 +29,9 @@
 //!
 //! **Records.** Every attempt (view, open, completion, abandonment, lapse, refusal) is
 //! recorded with its time and coarse client info (a country code and a user-agent
-//! family: never an address), in two capped lists ([`AccessLog`]): downloads, and
-//! visits (views and the other refusals), so no flood of visits flushes a download.
+//! family: never an address), in two capped lists ([`AccessLog`]): the downloads the
+//! share admitted, and visits (views, retried opens and every refusal), so no flood of
+//! visits, refused opens of a used-up share included, flushes a download.
 //!
 //! **Idempotent creation.** A create that carries an idempotency key reaches the same
 //! share again (its token is derived from the key); the share keeps the digest of the
@@ -366,10 +367,12 @@ impl Share {
         client: &ClientInfo,
     ) -> Result<u64, ApiError> {
         self.settle(now_ms);
+        let known = self.downloads.contains_key(id);
         let answer = self.try_open(id, verifier, share_id, now_ms, lease_ms);
-        let refusal = answer.as_ref().err().map(|e| e.code);
-        let outcome = refusal.map_or(Outcome::Opened, Outcome::Refused);
-        let kind = RecordKind::of_open(refusal);
+        let outcome = answer
+            .as_ref()
+            .map_or_else(|e| Outcome::Refused(e.code), |_| Outcome::Opened);
+        let kind = RecordKind::of_open(answer.is_ok() && !known);
         self.record(now_ms, kind, outcome, Some(client.clone()));
         answer
     }

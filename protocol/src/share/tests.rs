@@ -394,17 +394,40 @@ fn probing_a_used_up_share_never_flushes_its_download() {
         .collect();
     assert_eq!(downloads, ["completed", "opened"]);
     assert_eq!(view.access.len(), MAX_VISIT_RECORDS + 2);
-    // An open refused for the limit (the password right, the bucket refilled) is a
-    // download's record.
+    // Someone with the link and the password opens the used-up share again and again
+    // (refused `share_exhausted`), and a downloader retries an open of a download that
+    // lapsed (counted, so still open): visits, never a download's record.
     let later = T0 + PASSWORD_PERIOD_MS * 2;
+    let mut lapsed = share(Some(1), None);
+    lapsed.settings.verifier_hash = s.settings.verifier_hash;
+    lapsed
+        .open("a", Some(&right), &SID, T0, LEASE, &client())
+        .unwrap();
+    for s in [&mut s, &mut lapsed] {
+        for n in 0..MAX_DOWNLOAD_RECORDS as u64 * 2 {
+            let at = later + n;
+            let refused = s.open(&format!("c{n}"), Some(&right), &SID, at, LEASE, &client());
+            assert_eq!(code(refused), ApiErrorCode::ShareExhausted);
+            let _ = s.open("a", Some(&right), &SID, at, LEASE, &client());
+        }
+    }
+    let downloads = |s: &Share| -> Vec<Outcome> {
+        let log = s.log.of(RecordKind::Download);
+        log.iter().map(|r| r.outcome).collect()
+    };
+    assert_eq!(downloads(&s), [Outcome::Opened, Outcome::Completed]);
+    assert_eq!(downloads(&lapsed), [Outcome::Opened, Outcome::Lapsed]);
+    let newest = &lapsed.log.newest_first()[0];
     assert_eq!(
-        code(s.open("c", Some(&right), &SID, later, LEASE, &client())),
-        ApiErrorCode::ShareExhausted
+        (newest.kind, newest.outcome),
+        (RecordKind::Visit, Outcome::Opened)
     );
-    let newest = &ShareView::new("tok".into(), &s, later).access[0];
-    assert_eq!(
-        (newest.kind.as_str(), newest.outcome.as_str()),
-        ("download", "share_exhausted")
+    assert!(
+        lapsed
+            .log
+            .of(RecordKind::Visit)
+            .iter()
+            .any(|r| r.outcome == Outcome::Refused(ApiErrorCode::ShareExhausted))
     );
 }
 
