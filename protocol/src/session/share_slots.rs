@@ -126,11 +126,12 @@ impl ShareSlots {
     }
 
     /// The answer to [`Reserve::Check`]: share `id`'s object holds a share (`made`: the
-    /// slot is confirmed) or nothing (the slot is freed, if it is still pending since
-    /// `since`: a create that renewed it is in flight).
+    /// slot is confirmed, as [`ShareSlots::made`] does, taking it again if another
+    /// check's earlier "nothing" freed it) or nothing (the slot is freed, if it is still
+    /// pending since `since`: a create that renewed it is in flight).
     pub fn checked(&mut self, id: &str, since: u64, made: bool) {
         if made {
-            self.pending.remove(id);
+            self.made(id);
         } else if self.pending.get(id) == Some(&since) {
             self.pending.remove(id);
             self.ids.remove(id);
@@ -186,6 +187,24 @@ mod tests {
             slots.made(&format!("old{n:03}"));
         }
         slots
+    }
+
+    #[test]
+    fn two_checks_of_one_slot_answered_nothing_then_made_keep_the_share_listed() {
+        // Two creates at the cap both check the same stale slot; the first check reads
+        // the object before a slow create made it, the second after. The share exists,
+        // so it must keep a slot even if its own create dies before confirming.
+        let mut slots = filled(1);
+        assert_eq!(slots.reserve("slow", T0), Ok(Reserve::Reserved));
+        let later = T0 + PENDING_SHARE_MS;
+        let check = Reserve::Check { id: "slow".into(), since: T0 };
+        assert_eq!(slots.reserve("c1", later), Ok(check.clone()));
+        assert_eq!(slots.reserve("c2", later), Ok(check));
+        slots.checked("slow", T0, false);
+        assert!(!slots.ids().contains("slow"), "the first check freed the slot");
+        slots.checked("slow", T0, true);
+        assert!(slots.ids().contains("slow"), "the second check saw the share: listed again");
+        assert!(!slots.pending().contains_key("slow"), "and confirmed");
     }
 
     #[test]
