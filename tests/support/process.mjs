@@ -19,6 +19,13 @@ export function tail(file, lines = 60) {
   }
 }
 
+// A test file its runner stops (tests/run.mjs's hang guard sends SIGTERM) or a Ctrl-C
+// exits through process.exit, so every service's "exit" handler below stops its
+// process group instead of leaving wrangler, workerd or nanio running.
+for (const [signal, code] of [["SIGTERM", 143], ["SIGINT", 130]]) {
+  process.once(signal, () => process.exit(code));
+}
+
 /**
  * Spawns `command args` with stderr (and stdout unless `pipeStdout`) in
  * `test-results/<logName>`.

@@ -93,11 +93,14 @@ export async function startServer(options = {}) {
   // workerd binds internal sockets on ports of its own choosing; when another run on
   // the machine takes one first, wrangler exits at once with "Address already in use".
   // That is the machine's doing, not the worker's: start again, with fresh ports.
+  // Likewise the esbuild wrangler bundles the worker with can stop at start-up on a
+  // loaded machine ("fatal error: all goroutines are asleep - deadlock!", seen once in
+  // a full run, 3 test files at a time) before the worker ever runs.
   for (let attempt = 1; ; attempt++) {
     try {
       return await startOnce(options);
     } catch (err) {
-      if (attempt >= 3 || !/Address already in use/.test(err.message)) throw err;
+      if (attempt >= 3 || !/Address already in use|all goroutines are asleep - deadlock/.test(err.message)) throw err;
     }
   }
 }
