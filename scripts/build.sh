@@ -77,10 +77,9 @@ check_optimized_worker() {
         node -e 'const fs = require("node:fs"); const [opt, plain] = process.argv.slice(1).map((f) => fs.readFileSync(f));
             if (!WebAssembly.validate(opt)) throw new Error("the optimized worker wasm does not validate");
             console.log(`optimized worker: ${opt.length} bytes of wasm (${plain.length} without wasm-opt)`);' \
-            "$scratch/index_bg.wasm" edge-worker/build/index_bg.wasm
-    local rc=$?
+            "$scratch/index_bg.wasm" edge-worker/build/index_bg.wasm ||
+        { rm -rf "$scratch"; return 1; }
     rm -rf "$scratch"
-    return "$rc"
 }
 
 # The same client with the `conformance` feature (its `checkVector` test hook) for

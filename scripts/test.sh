@@ -29,7 +29,7 @@ BACKGROUND_PIDS=()
 background() {
     local name="$1" log="$2"
     shift 2
-    setsid bash -c '"$@"; rc=$?; echo "CPU time of this job (user, system; the shell, then its children):"; times; exit "$rc"' \
+    setsid -w bash -c '"$@"; rc=$?; echo "CPU time of this job (user, system; the shell, then its children):"; times; exit "$rc"' \
         background "$@" >"$log" 2>&1 &
     BACKGROUND_PIDS+=("$!")
     echo "(started $name in the background, output in $log)"
