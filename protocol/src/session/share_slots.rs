@@ -197,13 +197,22 @@ mod tests {
         let mut slots = filled(1);
         assert_eq!(slots.reserve("slow", T0), Ok(Reserve::Reserved));
         let later = T0 + PENDING_SHARE_MS;
-        let check = Reserve::Check { id: "slow".into(), since: T0 };
+        let check = Reserve::Check {
+            id: "slow".into(),
+            since: T0,
+        };
         assert_eq!(slots.reserve("c1", later), Ok(check.clone()));
         assert_eq!(slots.reserve("c2", later), Ok(check));
         slots.checked("slow", T0, false);
-        assert!(!slots.ids().contains("slow"), "the first check freed the slot");
+        assert!(
+            !slots.ids().contains("slow"),
+            "the first check freed the slot"
+        );
         slots.checked("slow", T0, true);
-        assert!(slots.ids().contains("slow"), "the second check saw the share: listed again");
+        assert!(
+            slots.ids().contains("slow"),
+            "the second check saw the share: listed again"
+        );
         assert!(!slots.pending().contains_key("slow"), "and confirmed");
     }
 
