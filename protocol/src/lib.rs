@@ -16,6 +16,8 @@ pub mod account;
 pub mod api_error;
 pub mod backoff;
 pub mod concurrency;
+#[cfg(test)]
+mod explore;
 pub mod fingerprint;
 pub mod ids;
 pub mod jwt;

@@ -173,6 +173,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
     use crate::api_error::ApiErrorCode;
+    use crate::explore::{Interleaving, explore};
 
     const T0: u64 = 1_764_000_000_000;
 
@@ -440,21 +441,17 @@ mod tests {
         })
     }
 
-    /// Runs every interleaving; answers how many.
-    fn explore(w: World) -> usize {
-        let runnable = w.runnable();
-        if runnable.is_empty() {
-            w.check();
-            return 1;
+    impl Interleaving for World {
+        type Step = usize;
+        fn next_steps(&self) -> Vec<usize> {
+            self.runnable()
         }
-        runnable
-            .into_iter()
-            .map(|i| {
-                let mut next = w.clone();
-                next.step(i);
-                explore(next)
-            })
-            .sum()
+        fn take(&mut self, i: usize) {
+            self.step(i);
+        }
+        fn finish(self) {
+            self.check();
+        }
     }
 
     #[test]

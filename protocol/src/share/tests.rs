@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use super::*;
+use crate::explore::{Interleaving, explore};
 
 const T0: u64 = 1_764_000_000_000;
 const LEASE: u64 = 15 * 60 * 1000;
@@ -813,21 +814,17 @@ impl World {
     }
 }
 
-/// Explores every order of events from `w`; answers the number of complete runs.
-fn explore(w: World) -> usize {
-    let events = w.events();
-    if events.is_empty() {
-        w.finish();
-        return 1;
+impl Interleaving for World {
+    type Step = Event;
+    fn next_steps(&self) -> Vec<Event> {
+        self.events()
     }
-    events
-        .into_iter()
-        .map(|e| {
-            let mut next = w.clone();
-            next.apply(e);
-            explore(next)
-        })
-        .sum()
+    fn take(&mut self, event: Event) {
+        self.apply(event);
+    }
+    fn finish(self) {
+        World::finish(self);
+    }
 }
 
 #[test]
